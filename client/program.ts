@@ -1,0 +1,13 @@
+import { Command } from 'commander';
+import { registerDemoCommand } from './commands/demo.js';
+import { registerServicesCommand } from './commands/services.js';
+
+/** Builds the `looptool` command tree; each command family lives in its own module under client/commands/. */
+export function buildProgram(): Command {
+  const program = new Command('looptool')
+    .description('Run the LoopTool closed data-training loop as a durable Temporal workflow')
+    .showHelpAfterError();
+  registerServicesCommand(program);
+  registerDemoCommand(program);
+  return program;
+}

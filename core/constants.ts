@@ -1,0 +1,46 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/**
+ * Task queues. `control` runs workflows and database activities; `llm` runs probe/judge/expand/evaluate batches with
+ * concurrency bounded per model endpoint; `gpu` runs training dispatch and deployment, one at a time per GPU pool, so
+ * slow HTTP work never starves the GPU slot and vice versa.
+ */
+export const TASK_QUEUES = {
+  control: 'looptool-control',
+  llm: 'looptool-llm',
+  gpu: 'looptool-gpu',
+} as const;
+export type TaskQueueName = (typeof TASK_QUEUES)[keyof typeof TASK_QUEUES];
+
+/** Typed search attributes the UI filters on. Their names are registered with the server at start (dev server and compose). */
+export const SEARCH_ATTRIBUTES = {
+  loopName: defineSearchAttributeKey('LoopName', SearchAttributeType.KEYWORD),
+  loopIteration: defineSearchAttributeKey('LoopIteration', SearchAttributeType.INT),
+  loopStage: defineSearchAttributeKey('LoopStage', SearchAttributeType.KEYWORD),
+  loopPaused: defineSearchAttributeKey('LoopPaused', SearchAttributeType.BOOL),
+  loopAccuracy: defineSearchAttributeKey('LoopAccuracy', SearchAttributeType.DOUBLE),
+} as const;
+
+const CLI_TYPE_NAMES: Record<SearchAttributeType, string> = {
+  [SearchAttributeType.TEXT]: 'Text',
+  [SearchAttributeType.KEYWORD]: 'Keyword',
+  [SearchAttributeType.INT]: 'Int',
+  [SearchAttributeType.DOUBLE]: 'Double',
+  [SearchAttributeType.BOOL]: 'Bool',
+  [SearchAttributeType.DATETIME]: 'Datetime',
+  [SearchAttributeType.KEYWORD_LIST]: 'KeywordList',
+};
+
+/** The attributes as `Name=Type`, the form `temporal server start-dev --search-attribute` and `temporal operator` take. */
+export function searchAttributeCliSpecs(): string[] {
+  return Object.values(SEARCH_ATTRIBUTES).map((key) => `${key.name}=${CLI_TYPE_NAMES[key.type]}`);
+}
+
+/** Workflow ids are derived from the loop name, so starting the same loop twice finds the running one. */
+export const workflowIds = {
+  loop: (loopName: string) => `loop/${loopName}`,
+  stage: (loopName: string, iteration: number, stage: string) => `loop/${loopName}/iter-${iteration}/${stage}`,
+} as const;
+
+/** Loop names become workflow ids and search attribute values: keep them short, printable and free of slashes. */
+export const LOOP_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;

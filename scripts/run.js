@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Entry point of the README's commands (`npm run demo`, `npm test`, `npm run services`). It runs with nothing but
+// Node, so on a fresh clone it can install the project's npm dependencies before handing over to the TypeScript code.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 19)) {
+  console.error(`looptool needs Node.js 20.19 or newer; this is ${process.versions.node}.`);
+  process.exit(1);
+}
+
+function run(command, args) {
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit' });
+  if (result.error) {
+    console.error(`${command}: ${result.error.message}`);
+    process.exit(1);
+  }
+  return result.status ?? 1;
+}
+
+/** node_modules is current when npm's own record of the install is at least as new as the lockfile. */
+function dependenciesCurrent() {
+  const installed = path.join(root, 'node_modules', '.package-lock.json');
+  const lock = path.join(root, 'package-lock.json');
+  if (!existsSync(installed)) return false;
+  if (statSync(installed).mtimeMs < statSync(lock).mtimeMs) return false;
+  // Optional entries include other platforms' binaries, which npm rightly never installs here.
+  const wanted = JSON.parse(readFileSync(lock, 'utf8')).packages ?? {};
+  return Object.entries(wanted).every(([key, entry]) => key === '' || entry.optional || existsSync(path.join(root, key)));
+}
+
+if (!dependenciesCurrent()) {
+  console.log('Installing npm dependencies (npm ci)…');
+  if (run('npm', ['ci', '--no-audit', '--no-fund']) !== 0) process.exit(1);
+}
+
+const [task, ...rest] = process.argv.slice(2);
+const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
+const vitest = path.join(root, 'node_modules', '.bin', 'vitest');
+switch (task) {
+  case 'test':
+    process.exit(run(vitest, ['run', ...rest]));
+    break;
+  case 'demo':
+  case 'services':
+    process.exit(run(tsx, [path.join(root, 'client', 'cli.ts'), task, ...rest]));
+    break;
+  default:
+    console.error(`scripts/run.js: unknown task ${task ?? '(none)'}; expected test, demo or services`);
+    process.exit(2);
+}

@@ -1,0 +1,3 @@
+// The worker's workflowsPath: workflow functions only. Everything imported from here is bundled into Temporal's
+// deterministic sandbox, so it may import only core/ and @temporalio/workflow (and types from elsewhere).
+export { helloLoopWorkflow } from './hello-loop.js';
