@@ -9,19 +9,21 @@
 -- are stored once, keyed by the sha256 of their canonical JSON.
 CREATE TABLE toolsets (
   id       text COLLATE "C" PRIMARY KEY CHECK (id ~ '^[0-9a-f]{64}$'),
-  tools    jsonb NOT NULL CHECK (jsonb_typeof(tools) = 'array'),
+  tools    json NOT NULL CHECK (json_typeof(tools) = 'array'),
   n_tools  integer NOT NULL
 );
 
 -- A sample is immutable: its id is the sha256 of the canonical JSON of {tools, messages, target}. Changing a label
--- makes a new sample (origin label_correction) rather than an update.
+-- makes a new sample (origin label_correction) rather than an update. Content is `json`, not `jsonb`: json keeps the
+-- canonical text byte for byte, while jsonb rewrites numbers (1e+16 becomes an integer, losing Python's int/float
+-- distinction that BFCL's checker depends on) and reorders keys, so the id could no longer be re-derived from the row.
 CREATE TABLE samples (
   id          text COLLATE "C" PRIMARY KEY CHECK (id ~ '^[0-9a-f]{64}$'),
   -- A compact surrogate for membership rows: a million-member version is a million 8-byte keys, not 64-byte hashes.
   seq         bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
   toolset_id  text COLLATE "C" NOT NULL REFERENCES toolsets (id),
-  messages    jsonb NOT NULL CHECK (jsonb_typeof(messages) = 'array'),
-  target      jsonb NOT NULL,
+  messages    json NOT NULL CHECK (json_typeof(messages) = 'array'),
+  target      json NOT NULL,
   created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX samples_toolset ON samples (toolset_id);
@@ -165,7 +167,7 @@ CREATE TABLE probe_results (
   sample_id          text COLLATE "C" NOT NULL REFERENCES samples (id),
   outcome            text NOT NULL CHECK (outcome IN ('match', 'mismatch', 'parse_error')),
   raw_output         text NOT NULL,
-  parsed_calls       jsonb,
+  parsed_calls       json,
   error_type         text,
   error              text,
   mean_logprob       double precision,

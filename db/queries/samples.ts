@@ -1,8 +1,9 @@
 import type { Queryable } from '../tx.js';
 
 /**
- * A sample as the store keeps it: canonical JSON text for each part (so `5` and `5.0` survive, which BFCL's checker
- * tells apart; node-postgres would parse jsonb into JS numbers and lose that) plus the content hashes.
+ * A sample as the store keeps it: canonical JSON text for each part, stored and read back byte for byte (so `5` and
+ * `5.0` survive, which BFCL's checker tells apart; node-postgres would parse JSON columns into JS numbers and lose
+ * that), plus the content hashes.
  * `db/sample-codec.ts` builds these from `core/` samples; nothing else should construct them.
  */
 export interface StoredSample {
@@ -36,7 +37,7 @@ function toStoredSample(row: SampleRow): StoredSample {
   };
 }
 
-/** The columns that rebuild a StoredSample; jsonb comes back as text so nothing is lost in a JS number. */
+/** The columns that rebuild a StoredSample; JSON comes back as text so nothing is lost in a JS number. */
 export const SAMPLE_COLUMNS = `s.id, s.toolset_id, t.tools::text AS tools_json, s.messages::text AS messages_json,
   s.target::text AS target_json, t.n_tools`;
 
@@ -54,14 +55,14 @@ export async function insertSamples(q: Queryable, samples: readonly StoredSample
   const sortedToolsets = [...toolsets.values()].sort((a, b) => (a.toolsetId < b.toolsetId ? -1 : 1));
   await q.query(
     `INSERT INTO toolsets (id, tools, n_tools)
-     SELECT id, tools, n_tools FROM unnest($1::text[], $2::jsonb[], $3::int[]) AS u(id, tools, n_tools)
+     SELECT id, tools, n_tools FROM unnest($1::text[], $2::json[], $3::int[]) AS u(id, tools, n_tools)
      ON CONFLICT (id) DO NOTHING`,
     [sortedToolsets.map((s) => s.toolsetId), sortedToolsets.map((s) => s.toolsJson), sortedToolsets.map((s) => s.nTools)],
   );
   const { rows } = await q.query<{ id: string }>(
     `INSERT INTO samples (id, toolset_id, messages, target)
      SELECT id, toolset_id, messages, target
-     FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[]) AS u(id, toolset_id, messages, target)
+     FROM unnest($1::text[], $2::text[], $3::json[], $4::json[]) AS u(id, toolset_id, messages, target)
      ON CONFLICT (id) DO NOTHING
      RETURNING id`,
     [unique.map((s) => s.id), unique.map((s) => s.toolsetId), unique.map((s) => s.messagesJson), unique.map((s) => s.targetJson)],

@@ -325,3 +325,39 @@ export async function diffVersions(q: Queryable, fromRef: string | number, toRef
   }
   return diff;
 }
+
+/** Adds every sample of a staging batch to an open version with `role` (idempotent, one statement). */
+export async function addMembersFromStaging(q: Queryable, input: { versionId: number; batchId: string; role: MemberRole }): Promise<number> {
+  await requireOpen(q, input.versionId);
+  const result = await q.query(
+    `INSERT INTO dataset_members (version_id, sample_seq, role)
+     SELECT $1::bigint, s.seq, $3::text FROM staging_members sm JOIN samples s ON s.id = sm.sample_id
+     WHERE sm.batch_id = $2::text
+     ORDER BY s.seq
+     ON CONFLICT (version_id, sample_seq) DO NOTHING`,
+    [input.versionId, input.batchId, input.role],
+  );
+  return result.rowCount ?? 0;
+}
+
+/** How many samples of a staging batch a version does not have yet (all of them when `versionId` is null). */
+export async function countStagedNotIn(q: Queryable, input: { batchId: string; versionId: number | null }): Promise<number> {
+  const { rows } = await q.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM staging_members sm JOIN samples s ON s.id = sm.sample_id
+     WHERE sm.batch_id = $1::text
+       AND NOT EXISTS (SELECT 1 FROM dataset_members m WHERE m.version_id = $2::bigint AND m.sample_seq = s.seq)`,
+    [input.batchId, input.versionId],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** The newest version of a dataset, or undefined when it has none. */
+export async function latestVersion(q: Queryable, dataset: string): Promise<DatasetVersion | undefined> {
+  const { rows } = await q.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE dataset = $1::text ORDER BY version DESC LIMIT 1', [dataset]);
+  return rows[0] ? toDatasetVersion(rows[0]) : undefined;
+}
+
+export async function findVersionByKey(q: Queryable, idempotencyKey: string): Promise<DatasetVersion | undefined> {
+  const { rows } = await q.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE idempotency_key = $1::text', [idempotencyKey]);
+  return rows[0] ? toDatasetVersion(rows[0]) : undefined;
+}

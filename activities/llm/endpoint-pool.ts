@@ -1,0 +1,110 @@
+import OpenAI from 'openai';
+
+export type ModelRole = 'policy' | 'judge' | 'generator';
+
+export interface EndpointConfig {
+  /** OpenAI-compatible base URL, e.g. vLLM's `http://host:8000/v1`. */
+  baseURL: string;
+  /** In-flight requests this server gets from this process; vLLM batches them itself. */
+  maxConcurrency: number;
+}
+
+export interface EndpointPoolOptions {
+  role: ModelRole;
+  endpoints: readonly EndpointConfig[];
+  /** Sent as the bearer token; vLLM ignores it unless started with --api-key. */
+  apiKey?: string;
+  /** Per-request timeout. @unit milliseconds @default 120000 */
+  timeoutMs?: number;
+  /** Injected in tests that need to see or shape HTTP traffic. */
+  fetch?: typeof fetch;
+}
+
+export interface Endpoint {
+  baseURL: string;
+  client: OpenAI;
+}
+
+interface Slot extends Endpoint {
+  max: number;
+  inFlight: number;
+}
+
+/**
+ * The servers of one model role, used round robin with a cap on in-flight requests per server (vLLM slows down and
+ * times out when flooded, vllm#6009). Each server gets one OpenAI client with `maxRetries: 0`: Temporal owns retries,
+ * and client retries inside an activity would hide failures from it and double-count time.
+ */
+export class EndpointPool {
+  readonly role: ModelRole;
+  private readonly slots: Slot[];
+  private next = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(options: EndpointPoolOptions) {
+    if (options.endpoints.length === 0) throw new Error(`no ${options.role} endpoints configured`);
+    this.role = options.role;
+    this.slots = options.endpoints.map((endpoint) => ({
+      baseURL: endpoint.baseURL,
+      max: Math.max(1, endpoint.maxConcurrency),
+      inFlight: 0,
+      client: new OpenAI({
+        baseURL: endpoint.baseURL,
+        apiKey: options.apiKey ?? 'not-needed',
+        maxRetries: 0,
+        timeout: options.timeoutMs ?? 120_000,
+        ...(options.fetch ? { fetch: options.fetch } : {}),
+      }),
+    }));
+  }
+
+  get endpoints(): readonly string[] {
+    return this.slots.map((slot) => slot.baseURL);
+  }
+
+  /** Total in-flight requests across the pool (for tests and progress reports). */
+  get inFlight(): number {
+    return this.slots.reduce((sum, slot) => sum + slot.inFlight, 0);
+  }
+
+  /**
+   * Runs `fn` with the next server that has a free slot, waiting for one when all are busy. `signal` (an activity's
+   * cancellation signal) stops the wait.
+   */
+  async withEndpoint<T>(fn: (endpoint: Endpoint) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const slot = await this.acquire(signal);
+    try {
+      return await fn(slot);
+    } finally {
+      slot.inFlight--;
+      this.waiters.shift()?.();
+    }
+  }
+
+  private async acquire(signal?: AbortSignal): Promise<Slot> {
+    for (;;) {
+      signal?.throwIfAborted();
+      for (let i = 0; i < this.slots.length; i++) {
+        const slot = this.slots[(this.next + i) % this.slots.length]!;
+        if (slot.inFlight < slot.max) {
+          this.next = (this.next + i + 1) % this.slots.length;
+          slot.inFlight++;
+          return slot;
+        }
+      }
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          const index = this.waiters.indexOf(wake);
+          if (index >= 0) this.waiters.splice(index, 1);
+          reject(signal?.reason ?? new Error('aborted'));
+        };
+        const wake = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        this.waiters.push(wake);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+  }
+}

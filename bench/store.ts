@@ -1,0 +1,125 @@
+import { chmodSync, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type pg from 'pg';
+import { exportVersion } from '../client/io/dataset-export.js';
+import { versionFromImport } from '../client/io/dataset-import.js';
+import { stageFile } from '../client/io/import.js';
+import { formatTable } from '../client/format.js';
+import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../db/embedded-server.js';
+import { migrate } from '../db/migrate.js';
+import { createPool } from '../db/pool.js';
+import { withClient } from '../db/tx.js';
+import { addMembers, createVersion, freezeVersion, inheritMembers, removeMembers } from '../db/queries/versions.js';
+
+/**
+ * `store` section, on a fresh embedded PostgreSQL: import rate of generated OpenAI-format files (20k and 100k samples,
+ * to show memory stays flat as size grows), creating and freezing a 1,000,000-member version that differs from its
+ * parent in 5% of its members, and export rates. Peak RSS is this process's, sampled every 20 ms during each phase.
+ * Targets (issue 4): import ≥ 5,000 samples/s; the 1M version < 30 s; RSS < 500 MB throughout.
+ */
+export async function run(): Promise<void> {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-bench-store-'));
+  chmodSync(scratch, 0o755);
+  const server = await startEmbeddedPostgres({ stateDir: path.join(scratch, 'pg'), port: 54500 + Math.floor(Math.random() * 400), database: 'bench' });
+  const pool = createPool({ connectionString: server.url, max: 4 });
+  const rows: (string | number)[][] = [];
+  try {
+    await withClient(pool, (client) => migrate(client));
+    for (const size of [20_000, 100_000]) {
+      const file = path.join(scratch, `openai-${size}.jsonl`);
+      await writeOpenAiFile(file, size);
+      const { result, seconds, peakRssMb } = await phase(async () => {
+        const staged = await stageFile({ pool, file, format: 'openai', purpose: 'import', target: `bench-${size}` });
+        await versionFromImport(pool, { dataset: `bench-${size}`, batchId: staged.batchId });
+        return staged.staged;
+      });
+      rows.push([`import ${size.toLocaleString('en-US')} OpenAI-format samples`, result, Math.round(result / seconds), Number(seconds.toFixed(1)), peakRssMb]);
+    }
+    for (const format of ['openai-jsonl', 'verl-parquet'] as const) {
+      const out = path.join(scratch, `export.${format}`);
+      const { result, seconds, peakRssMb } = await phase(async () => (await exportVersion(pool, { ref: 'bench-100000', format, out })).written);
+      rows.push([`export 100,000 samples as ${format}`, result, Math.round(result / seconds), Number(seconds.toFixed(1)), peakRssMb]);
+    }
+    rows.push(...(await millionMemberVersion(pool)));
+  } finally {
+    await pool.end();
+    await stopEmbeddedPostgres(path.join(scratch, 'pg'));
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  console.log('== store (embedded PostgreSQL 16, one process)');
+  console.log(formatTable(['workload', 'items', 'items/s', 'seconds', 'peak RSS MB'], rows));
+}
+
+async function millionMemberVersion(pool: pg.Pool): Promise<(string | number)[][]> {
+  // Fixture, not measured: 1,050,000 small samples written by SQL (the import path is measured above).
+  await pool.query(`INSERT INTO toolsets (id, tools, n_tools) VALUES (repeat('0', 64), '[]', 0) ON CONFLICT DO NOTHING`);
+  await pool.query(
+    `INSERT INTO samples (id, toolset_id, messages, target)
+     SELECT encode(sha256(('bench-' || i)::bytea), 'hex'), repeat('0', 64), '[]', '{"kind":"text"}' FROM generate_series(1, 1050000) i`,
+  );
+  const ids = async (from: number, to: number, step = 1) =>
+    (await pool.query<{ id: string }>(`SELECT encode(sha256(('bench-' || i)::bytea), 'hex') AS id FROM generate_series($1::int, $2::int, $3::int) i`, [from, to, step])).rows.map((r) => r.id);
+  const parent = await createVersion(pool, { dataset: 'bench-million', idempotencyKey: 'bench-million:1' });
+  await pool.query(`INSERT INTO dataset_members (version_id, sample_seq, role) SELECT $1::bigint, seq, 'seed' FROM samples WHERE id IN (SELECT encode(sha256(('bench-' || i)::bytea), 'hex') FROM generate_series(1, 1000000) i)`, [parent.id]);
+  await freezeVersion(pool, parent.id);
+  const removed = await ids(1, 1_000_000, 20);
+  const added = await ids(1_000_001, 1_050_000);
+
+  const { result, seconds, peakRssMb } = await phase(async () => {
+    const child = await createVersion(pool, { dataset: 'bench-million', idempotencyKey: 'bench-million:2', parentId: parent.id });
+    await inheritMembers(pool, { versionId: child.id, fromVersionId: parent.id });
+    for (let i = 0; i < removed.length; i += 10_000) await removeMembers(pool, child.id, removed.slice(i, i + 10_000));
+    for (let i = 0; i < added.length; i += 10_000) {
+      await addMembers(pool, child.id, added.slice(i, i + 10_000).map((sampleId) => ({ sampleId, role: 'expanded' as const })));
+    }
+    return (await freezeVersion(pool, child.id)).memberCount ?? 0;
+  });
+  return [['create + freeze a 1,000,000-member version (5% changed)', result, Math.round(result / seconds), Number(seconds.toFixed(1)), peakRssMb]];
+}
+
+/** Runs `fn`, timing it and sampling this process's RSS every 20 ms. */
+async function phase<T>(fn: () => Promise<T>): Promise<{ result: T; seconds: number; peakRssMb: number }> {
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const start = performance.now();
+  try {
+    const result = await fn();
+    return { result, seconds: (performance.now() - start) / 1000, peakRssMb: Math.round(Math.max(peak, process.memoryUsage().rss) / 1e6) };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+/** A generated OpenAI chat JSONL file of `count` distinct single-call samples over 40 tool schemas (about 1 KB each). */
+async function writeOpenAiFile(file: string, count: number): Promise<void> {
+  const stream = createWriteStream(file);
+  const cities = ['Paris', 'Lima', 'Osaka', 'Cairo', 'Oslo', 'Quito', 'Perth', 'Accra'];
+  for (let i = 0; i < count; i++) {
+    const tool = i % 40;
+    const record = {
+      tools: [0, 1, 2].map((offset) => ({
+        type: 'function',
+        function: {
+          name: `tool_${(tool + offset) % 40}`,
+          description: `Looks up item ${(tool + offset) % 40} for a city`,
+          parameters: {
+            type: 'object',
+            properties: { city: { type: 'string', description: 'City name' }, days: { type: 'integer' }, metric: { type: 'boolean' } },
+            required: ['city'],
+          },
+        },
+      })),
+      messages: [
+        { role: 'system', content: 'You are a helpful assistant with tools.' },
+        { role: 'user', content: `Request ${i}: look up ${cities[i % cities.length]} for ${i % 14} days.` },
+        { role: 'assistant', content: null, tool_calls: [{ id: `call_${i}`, type: 'function', function: { name: `tool_${tool}`, arguments: JSON.stringify({ city: cities[i % cities.length], days: i % 14, metric: i % 2 === 0 }) } }] },
+      ],
+    };
+    if (!stream.write(`${JSON.stringify(record)}\n`)) await once(stream, 'drain');
+  }
+  stream.end();
+  await once(stream, 'finish');
+}

@@ -1,0 +1,192 @@
+import { type Command, Option } from 'commander';
+import { formatRejection } from '../../core/formats/rejection.js';
+import { versionFromImport } from '../io/dataset-import.js';
+import { EXPORT_FORMATS, type ExportFormat, exportVersion } from '../io/dataset-export.js';
+import { DEFAULT_MAX_LINE_CHARS, IMPORT_FORMATS, type ImportFormat, stageFile } from '../io/import.js';
+import { getLineage } from '../../db/queries/origins.js';
+import { getSamples, resolveSampleId } from '../../db/queries/samples.js';
+import { diffVersions, getVersion, listVersions, streamMembers } from '../../db/queries/versions.js';
+import { withDatabase } from '../database.js';
+import { formatTable } from '../format.js';
+
+/** `looptool data …`: import, inspect, compare, trace and export dataset versions. */
+export function registerDataCommand(program: Command): Command {
+  const data = program.command('data').description('Import, inspect, compare, trace and export dataset versions');
+
+  data
+    .command('import <file>')
+    .description('Import a file as the next version of a dataset (streamed; deduplicated by content; bad lines reported)')
+    .addOption(new Option('--format <format>', 'input format').choices(IMPORT_FORMATS).makeOptionMandatory())
+    .requiredOption('--name <dataset>', 'dataset name')
+    .option('--answers <file>', 'BFCL possible-answer file (format bfcl)')
+    .addOption(new Option('--split <mode>', 'chat records: a sample for the last assistant turn, or for each').choices(['last', 'each']).default('last'))
+    .option('--max-line-chars <n>', 'reject longer lines unread', (v) => Number.parseInt(v, 10), DEFAULT_MAX_LINE_CHARS)
+    .action(async (file: string, options: { format: ImportFormat; name: string; answers?: string; split: 'last' | 'each'; maxLineChars: number }) => {
+      await withDatabase(async (pool) => {
+        const staged = await stageFile({
+          pool,
+          file,
+          format: options.format,
+          purpose: 'import',
+          target: options.name,
+          split: options.split,
+          maxLineChars: options.maxLineChars,
+          ...(options.answers ? { answersFile: options.answers } : {}),
+        });
+        const { version, added } = await versionFromImport(pool, { dataset: options.name, batchId: staged.batchId, note: `import of ${file}` });
+        console.log(`${file}: ${staged.lines} records: ${staged.staged} samples imported, ${staged.duplicates} duplicates, ${staged.rejected} rejected (${staged.newToStore} new to the store)`);
+        console.log(version ? `${version.ref}: ${version.memberCount} samples (${added} new to the dataset)` : `${options.name}: unchanged (every sample was already in it)`);
+        if (staged.rejected > 0) {
+          for (const rejection of staged.rejections) console.error(formatRejection(rejection));
+          if (staged.rejected > staged.rejections.length) {
+            console.error(`… and ${staged.rejected - staged.rejections.length} more; all are stored in staging_rejections (batch ${staged.batchId})`);
+          }
+          process.exitCode = 1;
+        }
+      });
+    });
+
+  data
+    .command('export <version>')
+    .description('Write a version in a training format (streamed)')
+    .addOption(new Option('--format <format>', 'output format').choices(EXPORT_FORMATS).makeOptionMandatory())
+    .requiredOption('--out <path>', 'output file')
+    .action(async (ref: string, options: { format: ExportFormat; out: string }) => {
+      await withDatabase(async (pool) => {
+        const summary = await exportVersion(pool, { ref, format: options.format, out: options.out });
+        console.log(`${summary.version}: ${summary.written} samples written to ${options.out}`);
+        for (const [reason, n] of Object.entries(summary.skipped)) console.warn(`skipped ${n}: ${reason}`);
+      });
+    });
+
+  data
+    .command('versions')
+    .description('List dataset versions')
+    .option('--loop <name>', 'only the versions of this loop')
+    .option('--dataset <name>', 'only the versions of this dataset')
+    .option('--json', 'print as JSON')
+    .action(async (options: { loop?: string; dataset?: string; json?: boolean }) => {
+      await withDatabase(async (pool) => {
+        const versions = await listVersions(pool, {
+          ...(options.loop ? { loopName: options.loop } : {}),
+          ...(options.dataset ? { dataset: options.dataset } : {}),
+        });
+        if (options.json) return console.log(JSON.stringify(versions, null, 2));
+        if (versions.length === 0) return console.log('No dataset versions yet. Import one with `looptool data import`.');
+        console.log(
+          formatTable(
+            ['version', 'id', 'parent', 'loop', 'iter', 'status', 'members', 'by role', 'created'],
+            versions.map((v) => [
+              v.ref,
+              v.id,
+              v.parentId ?? '',
+              v.loopName ?? '',
+              v.iteration ?? '',
+              v.status,
+              v.memberCount ?? '',
+              Object.entries(v.countsByRole ?? {}).map(([role, n]) => `${role} ${n}`).join(', '),
+              v.createdAt.toISOString().slice(0, 19).replace('T', ' '),
+            ]),
+          ),
+        );
+      });
+    });
+
+  data
+    .command('show <version>')
+    .description('Counts by role and origin, and a few samples, of one version (dataset@n, dataset, or id)')
+    .option('--samples <n>', 'how many samples to print', (v) => Number.parseInt(v, 10), 3)
+    .option('--json', 'print as JSON')
+    .action(async (ref: string, options: { samples: number; json?: boolean }) => {
+      await withDatabase(async (pool) => {
+        const version = await getVersion(pool, ref);
+        const byOrigin = await pool.query<{ role: string; origin: string | null; n: number }>(
+          `SELECT m.role, o.kind AS origin, count(*)::int AS n
+           FROM dataset_members m JOIN samples s ON s.seq = m.sample_seq
+           LEFT JOIN LATERAL (SELECT kind FROM sample_origins WHERE sample_id = s.id ORDER BY id LIMIT 1) o ON true
+           WHERE m.version_id = $1::bigint GROUP BY 1, 2 ORDER BY 1, 2`,
+          [version.id],
+        );
+        const shown: string[] = [];
+        for await (const page of streamMembers(pool, version.id, { pageSize: Math.max(1, options.samples) })) {
+          shown.push(...page.map((member) => member.sampleId));
+          break;
+        }
+        const samples = await getSamples(pool, shown);
+        if (options.json) {
+          return console.log(JSON.stringify({ version, byRoleAndOrigin: byOrigin.rows, samples }, null, 2));
+        }
+        console.log(`${version.ref} (id ${version.id}), ${version.status}${version.parentId ? `, parent id ${version.parentId}` : ''}`);
+        if (version.loopName) console.log(`loop ${version.loopName}, iteration ${version.iteration}`);
+        if (version.note) console.log(version.note);
+        console.log(formatTable(['role', 'origin', 'samples'], byOrigin.rows.map((r) => [r.role, r.origin ?? 'unknown', r.n])));
+        for (const sample of samples) {
+          console.log(`\n${sample.id}`);
+          console.log(`  tools:    ${sample.nTools}`);
+          console.log(`  messages: ${truncate(sample.messagesJson, 300)}`);
+          console.log(`  target:   ${truncate(sample.targetJson, 300)}`);
+        }
+      });
+    });
+
+  data
+    .command('diff <from> <to>')
+    .description('What changed between two versions: added, removed, relabeled, by role and by origin')
+    .option('--json', 'print as JSON')
+    .action(async (from: string, to: string, options: { json?: boolean }) => {
+      await withDatabase(async (pool) => {
+        const diff = await diffVersions(pool, from, to);
+        if (options.json) return console.log(JSON.stringify(diff, null, 2));
+        console.log(`${diff.from} → ${diff.to}`);
+        console.log(
+          formatTable(
+            ['change', 'samples'],
+            [
+              ['added', diff.added],
+              ['removed', diff.removed],
+              ['relabeled', diff.relabeled],
+              ['role changed', diff.roleChanged],
+              ['unchanged', diff.unchanged],
+            ],
+          ),
+        );
+        const breakdown = (title: string, counts: Record<string, number>) =>
+          Object.keys(counts).length > 0 && console.log(`\n${title}\n${formatTable(['', 'samples'], Object.entries(counts))}`);
+        breakdown('added by role', diff.addedByRole);
+        breakdown('added by origin', diff.addedByOrigin);
+        breakdown('removed by role', diff.removedByRole);
+        breakdown('removed by origin', diff.removedByOrigin);
+      });
+    });
+
+  data
+    .command('lineage <sample>')
+    .description('Where a sample came from, and what came from it (full id or a unique prefix of 8+ hex digits)')
+    .option('--json', 'print as JSON')
+    .action(async (sample: string, options: { json?: boolean }) => {
+      await withDatabase(async (pool) => {
+        const sampleId = await resolveSampleId(pool, sample.toLowerCase());
+        if (!sampleId) throw new Error(`no single sample matches ${sample}`);
+        const lineage = await getLineage(pool, sampleId);
+        if (options.json) return console.log(JSON.stringify(lineage, null, 2));
+        console.log(sampleId);
+        for (const origin of lineage.origins) {
+          console.log(`  origin: ${origin.kind}${origin.loopName ? ` (loop ${origin.loopName}, iteration ${origin.iteration})` : ''} ${JSON.stringify(origin.detail)}`);
+        }
+        const edges = (title: string, list: typeof lineage.ancestors, pick: (e: (typeof list)[number]) => string) => {
+          console.log(`${title}:${list.length === 0 ? ' none' : ''}`);
+          for (const edge of list) {
+            console.log(`  ${'  '.repeat(edge.depth - 1)}${edge.kind} ${pick(edge)}${edge.iteration ? ` (iteration ${edge.iteration})` : ''}`);
+          }
+        };
+        edges('came from', lineage.ancestors, (e) => `← ${e.parentSampleId}`);
+        edges('led to', lineage.descendants, (e) => `→ ${e.sampleId}`);
+      });
+    });
+
+  return data;
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}

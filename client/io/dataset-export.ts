@@ -1,0 +1,63 @@
+import type pg from 'pg';
+import { sampleToOpenAiChat, sampleToTrl, sampleToVerlRow, type Converted, type VerlRow } from '../../core/formats/index.js';
+import type { JsonValue } from '../../core/json.js';
+import type { Sample } from '../../core/schemas/sample.js';
+import { getSamples } from '../../db/queries/samples.js';
+import { getVersion, streamMembers } from '../../db/queries/versions.js';
+import { decodeSample } from '../../db/sample-codec.js';
+import { writeJsonLines, writeVerlParquet } from './export.js';
+
+export const EXPORT_FORMATS = ['verl-parquet', 'trl-jsonl', 'openai-jsonl'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export interface ExportSummary {
+  version: string;
+  written: number;
+  /** Samples the format cannot express (e.g. BFCL acceptable-values targets in a chat format), by reason. */
+  skipped: Record<string, number>;
+}
+
+/** Streams a version's samples, a page at a time, decoded and in member order. */
+async function* versionSamples(pool: pg.Pool, versionId: number, pageSize: number): AsyncGenerator<Sample> {
+  for await (const page of streamMembers(pool, versionId, { pageSize })) {
+    for (const stored of await getSamples(pool, page.map((m) => m.sampleId))) yield decodeSample(stored);
+  }
+}
+
+/**
+ * Writes a dataset version in a training format, streaming: one page of members and one parquet row group at a time
+ * in memory, so a million-sample export keeps memory flat.
+ */
+export async function exportVersion(pool: pg.Pool, input: { ref: string; format: ExportFormat; out: string; pageSize?: number }): Promise<ExportSummary> {
+  const version = await getVersion(pool, input.ref);
+  const summary: ExportSummary = { version: version.ref, written: 0, skipped: {} };
+  const pageSize = input.pageSize ?? 2_000;
+  async function* converted<T>(convert: (sample: Sample, index: number) => Converted<T>): AsyncGenerator<T> {
+    let index = 0;
+    for await (const sample of versionSamples(pool, version.id, pageSize)) {
+      const result = convert(sample, index);
+      if (result.ok) {
+        index++;
+        yield result.value;
+      } else {
+        const reason = `${result.rejection.field ? `${result.rejection.field}: ` : ''}${result.rejection.reason}`;
+        summary.skipped[reason] = (summary.skipped[reason] ?? 0) + 1;
+      }
+    }
+  }
+  switch (input.format) {
+    case 'verl-parquet':
+      summary.written = await writeVerlParquet(
+        input.out,
+        converted<VerlRow>((sample, index) => sampleToVerlRow({ sample, index, dataSource: version.dataset })),
+      );
+      break;
+    case 'trl-jsonl':
+      summary.written = await writeJsonLines(input.out, converted<JsonValue>((sample) => sampleToTrl(sample)));
+      break;
+    case 'openai-jsonl':
+      summary.written = await writeJsonLines(input.out, converted<JsonValue>((sample) => sampleToOpenAiChat(sample)));
+      break;
+  }
+  return summary;
+}

@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type pg from 'pg';
+import {
+  bfclAnswerFromRecord,
+  bfclQuestionFromRecord,
+  bfclToSample,
+  type BfclAnswer,
+  type Converted,
+  type LocatedRejection,
+  locate,
+  loopToolToSample,
+  openAiChatToSamples,
+  shareGptToSamples,
+  type SplitMode,
+} from '../../core/formats/index.js';
+import type { JsonValue } from '../../core/json.js';
+import type { Sample } from '../../core/schemas/sample.js';
+import { recordOrigins } from '../../db/queries/origins.js';
+import { insertSamples, type StoredSample } from '../../db/queries/samples.js';
+import {
+  addStagingMembers,
+  addStagingRejections,
+  markStagingReady,
+  openStagingBatch,
+  type StagingPurpose,
+} from '../../db/queries/staging.js';
+import { encodeSample } from '../../db/sample-codec.js';
+import { withTransaction } from '../../db/tx.js';
+import { readRecords } from './read-records.js';
+
+export const IMPORT_FORMATS = ['openai', 'sharegpt', 'looptool', 'bfcl'] as const;
+export type ImportFormat = (typeof IMPORT_FORMATS)[number];
+
+/** Lines longer than this are rejected unread: LoopTool-23k's longest sample is about 73k characters. */
+export const DEFAULT_MAX_LINE_CHARS = 4 * 1024 * 1024;
+
+export interface StageFileInput {
+  pool: pg.Pool;
+  file: string;
+  format: ImportFormat;
+  purpose: StagingPurpose;
+  /** The dataset (import) or loop (injection) the batch is meant for. */
+  target: string;
+  /** BFCL possible-answer file for `bfcl` questions; without it every question must be an irrelevance one. */
+  answersFile?: string;
+  /** How chat records become samples: the last assistant turn (default) or one sample per assistant turn. */
+  split?: SplitMode;
+  maxLineChars?: number;
+  /** Rows per database round trip. @default 1000 */
+  batchSize?: number;
+  /** Called after every flushed batch, for progress output. */
+  onProgress?: (progress: { lines: number; staged: number; rejected: number }) => void;
+}
+
+export interface StageSummary {
+  batchId: string;
+  lines: number;
+  /** Distinct samples now in the batch. */
+  staged: number;
+  /** Samples that repeat one staged earlier in the same file. */
+  duplicates: number;
+  /** Samples that were new to the store (the rest were already there from another import or a loop). */
+  newToStore: number;
+  rejected: number;
+  /** The first rejections, for the person reading the output; all of them are in `staging_rejections`. */
+  rejections: LocatedRejection[];
+}
+
+const KEPT_REJECTIONS = 100;
+
+/**
+ * Streams a file into a new staging batch: each line is parsed, converted to samples, validated and written in
+ * batches (samples content-addressed, so re-importing is cheap and adds nothing); each bad line is recorded with file,
+ * line, field and reason, and never stops the good lines. Memory stays flat whatever the file size.
+ */
+export async function stageFile(input: StageFileInput): Promise<StageSummary> {
+  const batchId = `${input.purpose}-${randomUUID()}`;
+  await openStagingBatch(input.pool, { id: batchId, purpose: input.purpose, target: input.target, source: input.file, format: input.format });
+  const answers = input.format === 'bfcl' && input.answersFile ? await loadBfclAnswers(input.answersFile) : undefined;
+  if (answers && answers.rejections.length > 0) {
+    throw new Error(`the answers file has bad lines:\n${answers.rejections.slice(0, 10).map((r) => `  ${r.file}:${r.line}: ${r.field ? `${r.field}: ` : ''}${r.reason}`).join('\n')}`);
+  }
+  const convert = converterFor(input.format, { split: input.split ?? 'last', answers: answers?.byId });
+  const batchSize = input.batchSize ?? 1000;
+  const summary: StageSummary = { batchId, lines: 0, staged: 0, duplicates: 0, newToStore: 0, rejected: 0, rejections: [] };
+  let pending: { stored: StoredSample; line: number }[] = [];
+  let pendingRejections: LocatedRejection[] = [];
+  const source = path.basename(input.file);
+
+  const flush = async () => {
+    if (pending.length === 0 && pendingRejections.length === 0) return;
+    const rows = pending;
+    const rejected = pendingRejections;
+    pending = [];
+    pendingRejections = [];
+    await withTransaction(input.pool, async (tx) => {
+      summary.newToStore += (await insertSamples(tx, rows.map((r) => r.stored))).length;
+      const added = await addStagingMembers(tx, batchId, rows.map((r) => ({ sampleId: r.stored.id, line: r.line })));
+      summary.staged += added;
+      summary.duplicates += rows.length - added;
+      await recordOrigins(
+        tx,
+        rows.map((r) => ({
+          sampleId: r.stored.id,
+          kind: input.purpose === 'import' ? ('seed_import' as const) : ('injection' as const),
+          detail: { batch: batchId, file: source, line: r.line },
+        })),
+      );
+      await addStagingRejections(tx, batchId, rejected.map((r) => ({ line: r.line, field: r.field || null, reason: r.reason })));
+    });
+    input.onProgress?.({ lines: summary.lines, staged: summary.staged, rejected: summary.rejected });
+  };
+
+  const rejectLine = (rejection: LocatedRejection) => {
+    summary.rejected++;
+    if (summary.rejections.length < KEPT_REJECTIONS) summary.rejections.push(rejection);
+    pendingRejections.push(rejection);
+  };
+
+  for await (const item of readRecords(input.file, { maxLineChars: input.maxLineChars ?? DEFAULT_MAX_LINE_CHARS })) {
+    summary.lines++;
+    if (item.kind === 'rejection') {
+      rejectLine(item.rejection);
+    } else {
+      const converted = convert(item.value);
+      if (!converted.ok) {
+        rejectLine(locate(converted.rejection, item));
+      } else {
+        const encoded: StoredSample[] = [];
+        let failure: string | undefined;
+        for (const sample of converted.value) {
+          try {
+            encoded.push(encodeSample(sample));
+          } catch (err) {
+            failure = err instanceof Error ? err.message : String(err);
+          }
+        }
+        if (failure) rejectLine({ file: item.file, line: item.line, field: '', reason: failure });
+        else for (const stored of encoded) pending.push({ stored, line: item.line });
+      }
+    }
+    if (pending.length >= batchSize || pendingRejections.length >= batchSize) await flush();
+  }
+  await flush();
+  await markStagingReady(input.pool, batchId, { imported: summary.staged, duplicates: summary.duplicates, rejected: summary.rejected });
+  return summary;
+}
+
+type Converter = (record: JsonValue) => Converted<Sample[]>;
+
+function converterFor(format: ImportFormat, options: { split: SplitMode; answers?: Map<string, BfclAnswer> }): Converter {
+  switch (format) {
+    case 'openai':
+      return (record) => openAiChatToSamples(record, { split: options.split });
+    case 'sharegpt':
+      return (record) => shareGptToSamples(record, { split: options.split });
+    case 'looptool':
+      return (record) => {
+        const sample = loopToolToSample(record);
+        return sample.ok ? { ok: true, value: [sample.value] } : sample;
+      };
+    case 'bfcl':
+      return (record) => {
+        const question = bfclQuestionFromRecord(record);
+        if (!question.ok) return question;
+        const answer = options.answers?.get(question.value.id);
+        const sample = bfclToSample({ question: question.value, ...(answer ? { answer } : {}) });
+        return sample.ok ? { ok: true, value: [sample.value] } : sample;
+      };
+  }
+}
+
+/**
+ * BFCL possible answers by question id. BFCL files are bounded (at most about a thousand entries per category), so
+ * holding one category's answers while its questions stream past is fine.
+ */
+async function loadBfclAnswers(file: string): Promise<{ byId: Map<string, BfclAnswer>; rejections: LocatedRejection[] }> {
+  const byId = new Map<string, BfclAnswer>();
+  const rejections: LocatedRejection[] = [];
+  for await (const item of readRecords(file, { maxLineChars: DEFAULT_MAX_LINE_CHARS })) {
+    if (item.kind === 'rejection') {
+      rejections.push(item.rejection);
+      continue;
+    }
+    const answer = bfclAnswerFromRecord(item.value);
+    if (answer.ok) byId.set(answer.value.id, answer.value);
+    else rejections.push(locate(answer.rejection, item));
+  }
+  return { byId, rejections };
+}

@@ -1,0 +1,49 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { describe, expect, test } from 'vitest';
+import { retryAfterMs, toApplicationFailure } from '../../../activities/llm/failures.js';
+import { ErrorType } from '../../../core/errors.js';
+
+const httpError = (status: number, headers: Record<string, string> = {}) =>
+  APIError.generate(status, { error: { message: `status ${status}` } }, undefined, new Headers(headers));
+
+describe('toApplicationFailure', () => {
+  test('429 is retryable and carries the server retry-after as nextRetryDelay', () => {
+    const failure = toApplicationFailure(httpError(429, { 'retry-after': '7' }), 'judge') as ApplicationFailure;
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect(failure).toMatchObject({ type: ErrorType.ModelServerUnavailable, nonRetryable: false, nextRetryDelay: 7000 });
+    expect(failure.message).toMatch(/^judge: HTTP 429/);
+  });
+
+  test('retry-after-ms wins over retry-after; a date works too; nonsense is ignored', () => {
+    expect(retryAfterMs(new Headers({ 'retry-after-ms': '250', 'retry-after': '9' }))).toBe(250);
+    expect(retryAfterMs(new Headers({ 'retry-after': new Date(10_000 + 3_000).toUTCString() }), 10_000)).toBeGreaterThanOrEqual(2_000);
+    expect(retryAfterMs(new Headers({ 'retry-after': 'soon' }))).toBeUndefined();
+    expect(retryAfterMs(new Headers({ 'retry-after': '999999' }))).toBeUndefined();
+  });
+
+  test.each([500, 502, 503, 408, 409])('HTTP %i is retryable without a fixed delay', (status) => {
+    const failure = toApplicationFailure(httpError(status), 'probe') as ApplicationFailure;
+    expect(failure).toMatchObject({ type: ErrorType.ModelServerUnavailable, nonRetryable: false });
+    expect(failure.nextRetryDelay).toBeUndefined();
+  });
+
+  test.each([400, 401, 403, 404, 422])('HTTP %i is a configuration problem: non-retryable', (status) => {
+    expect(toApplicationFailure(httpError(status), 'probe')).toMatchObject({ type: ErrorType.ModelRequestRejected, nonRetryable: true });
+  });
+
+  test('connection failures and timeouts are retryable', () => {
+    expect(toApplicationFailure(new APIConnectionError({ message: 'ECONNREFUSED' }), 'probe')).toMatchObject({
+      type: ErrorType.ModelConnectionFailed,
+      nonRetryable: false,
+    });
+    expect((toApplicationFailure(new APIConnectionTimeoutError(), 'probe') as Error).message).toMatch(/timed out/);
+  });
+
+  test('an aborted request and unknown errors pass through untouched', () => {
+    const abort = new APIUserAbortError();
+    const bug = new TypeError('x is undefined');
+    expect(toApplicationFailure(abort, 'probe')).toBe(abort);
+    expect(toApplicationFailure(bug, 'probe')).toBe(bug);
+  });
+});
