@@ -1,5 +1,7 @@
 import { Command } from 'commander';
+import { registerDataCommand } from './commands/data.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerScoreCommand } from './commands/score.js';
 import { registerServicesCommand } from './commands/services.js';
 
 /** Builds the `looptool` command tree; each command family lives in its own module under client/commands/. */
@@ -9,5 +11,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerServicesCommand(program);
   registerDemoCommand(program);
+  registerDataCommand(program);
+  registerScoreCommand(program);
   return program;
 }

@@ -14,6 +14,12 @@ describe('workflow sandbox boundary', () => {
     expect(bundle.code).toContain('helloLoopWorkflow');
   });
 
+  test('core/ (checker, formats, schemas, JSON, validation) bundles into the sandbox', async () => {
+    const usesCore = fileURLToPath(new URL('../fixtures/core-workflow/index.ts', import.meta.url));
+    const bundle = await bundleWorkflowCode({ workflowsPath: usesCore, logger: quiet });
+    expect(bundle.code).toContain('coreUsingWorkflow');
+  });
+
   test('a workflow that imports pg fails to bundle, so CI catches it before a worker starts', async () => {
     const forbidden = fileURLToPath(new URL('../fixtures/forbidden-workflow/index.ts', import.meta.url));
     await expect(bundleWorkflowCode({ workflowsPath: forbidden, logger: quiet })).rejects.toThrow(/importing the following disallowed modules[\s\S]*'net'/);

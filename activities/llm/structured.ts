@@ -1,0 +1,73 @@
+import type OpenAI from 'openai';
+import { z } from 'zod';
+import { parseJson } from '../../core/json.js';
+import { stripThinking } from '../../core/parse/model-output.js';
+import type { Endpoint } from './endpoint-pool.js';
+
+export interface ModelUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export type StructuredResult<T> =
+  | { ok: true; value: T; raw: string; usage: ModelUsage; latencyMs: number }
+  | { ok: false; reason: string; raw: string; usage: ModelUsage; latencyMs: number };
+
+export interface StructuredRequest<T> {
+  model: string;
+  messages: OpenAI.Chat.ChatCompletionMessageParam[];
+  schema: z.ZodType<T>;
+  /** The JSON schema's name; the simulated judge and generator route on it. */
+  name: string;
+  temperature?: number;
+  topP?: number;
+  maxTokens?: number;
+  signal?: AbortSignal;
+}
+
+const jsonSchemas = new WeakMap<z.ZodType, Record<string, unknown>>();
+
+/**
+ * The JSON schema a server's guided decoding enforces, derived from the same zod schema that validates the reply, so
+ * the model cannot satisfy one and fail the other. Lossless-JSON values (zod custom types) become "any JSON".
+ */
+export function responseJsonSchema(schema: z.ZodType): Record<string, unknown> {
+  let cached = jsonSchemas.get(schema);
+  if (!cached) {
+    cached = z.toJSONSchema(schema, { unrepresentable: 'any' }) as Record<string, unknown>;
+    jsonSchemas.set(schema, cached);
+  }
+  return cached;
+}
+
+/**
+ * One structured-output call: `response_format` is the zod schema as JSON schema (vLLM enforces it with guided
+ * decoding), the reply's `<think>` part is dropped, the rest parsed losslessly and validated. A reply that does not fit
+ * comes back as `{ok: false}` with the raw text, never thrown; HTTP failures are thrown for the caller to map.
+ */
+export async function completeStructured<T>(endpoint: Endpoint, request: StructuredRequest<T>): Promise<StructuredResult<T>> {
+  const started = performance.now();
+  const completion = await endpoint.client.chat.completions.create(
+    {
+      model: request.model,
+      messages: request.messages,
+      temperature: request.temperature ?? 0,
+      ...(request.topP !== undefined ? { top_p: request.topP } : {}),
+      ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
+      response_format: { type: 'json_schema', json_schema: { name: request.name, schema: responseJsonSchema(request.schema), strict: true } },
+    },
+    request.signal ? { signal: request.signal } : undefined,
+  );
+  const latencyMs = Math.round(performance.now() - started);
+  const usage = { promptTokens: completion.usage?.prompt_tokens ?? 0, completionTokens: completion.usage?.completion_tokens ?? 0 };
+  const raw = completion.choices[0]?.message?.content ?? '';
+  const { content } = stripThinking(raw);
+  const parsed = parseJson(content.trim());
+  if (!parsed.ok) return { ok: false, reason: `not JSON: ${parsed.error.message} at column ${parsed.error.column}`, raw, usage, latencyMs };
+  const validated = request.schema.safeParse(parsed.value);
+  if (!validated.success) {
+    const issue = validated.error.issues[0];
+    return { ok: false, reason: `does not fit the schema: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`, raw, usage, latencyMs };
+  }
+  return { ok: true, value: validated.data, raw, usage, latencyMs };
+}

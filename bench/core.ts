@@ -1,0 +1,94 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { bfclCheckKind, checkBfcl, checkExact, compileBfclQuestion, compileExactTarget, decodeBfclText, scoreBfcl, type CompiledBfclQuestion } from '../core/checker/index.js';
+import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer, type BfclQuestion } from '../core/formats/bfcl.js';
+import { parseJson, type JsonValue } from '../core/json.js';
+import { pyRepr, type PyDict } from '../core/python.js';
+import type { ParsedCall, ParseResult } from '../core/parse/types.js';
+import { parseModelOutput } from '../core/parse/model-output.js';
+import { formatMeasurements, measure, type Measurement } from './lib/measure.js';
+
+const DATA = fileURLToPath(new URL('../data/bfcl/', import.meta.url));
+const CATEGORIES = ['simple_python', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance'] as const;
+
+function records(file: string): JsonValue[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const parsed = parseJson(line);
+      if (!parsed.ok) throw new Error(`${file}: ${parsed.error.message}`);
+      return parsed.value;
+    });
+}
+
+function must<T>(result: { ok: true; value: T } | { ok: false; rejection: { field: string; reason: string } }): T {
+  if (!result.ok) throw new Error(`${result.rejection.field}: ${result.rejection.reason}`);
+  return result.value;
+}
+
+/** The possible answer's first acceptable value per argument (optional ones left out): a correct prediction. */
+function firstValues(answer: BfclAnswer | undefined): ParsedCall[] {
+  return (answer?.calls ?? []).map((call) => {
+    const args: PyDict = {};
+    for (const [param, alternatives] of Object.entries(call.arguments)) if (alternatives[0] !== '') args[param] = alternatives[0] as JsonValue;
+    return { name: call.name, arguments: args };
+  });
+}
+
+function pythonText(calls: readonly ParsedCall[]): string {
+  return `[${calls.map((call) => `${call.name}(${Object.entries(call.arguments).map(([k, v]) => `${k}=${pyRepr(v)}`).join(', ')})`).join(', ')}]`;
+}
+
+interface Workload {
+  question: CompiledBfclQuestion;
+  decoded: ParsedCall[];
+  text: string;
+  questionRecord: BfclQuestion;
+  answer: BfclAnswer | undefined;
+}
+
+/** `core` section: BFCL checker throughput on the BFCL data, per category, single core, after a warm-up. */
+export function run(): void {
+  const rows: Measurement[] = [];
+  const all: Workload[] = [];
+  for (const category of CATEGORIES) {
+    const questions = records(`${DATA}BFCL_v4_${category}.json`).map((r) => must(bfclQuestionFromRecord(r)));
+    const answers = new Map<string, BfclAnswer>();
+    if (category !== 'irrelevance') {
+      for (const r of records(`${DATA}possible_answer/BFCL_v4_${category}.json`)) {
+        const answer = must(bfclAnswerFromRecord(r));
+        answers.set(answer.id, answer);
+      }
+    }
+    const kind = bfclCheckKind(category);
+    if (!kind) throw new Error(`no checker for ${category}`);
+    const workloads: Workload[] = questions.map((q) => {
+      const answer = answers.get(q.id);
+      const compiled = compileBfclQuestion({ kind, functions: q.functions, possibleAnswer: answer?.calls });
+      if (!compiled.ok) throw new Error(compiled.error);
+      const decoded = firstValues(answer);
+      return { question: compiled.question, decoded, text: pythonText(decoded), questionRecord: q, answer };
+    });
+    all.push(...workloads);
+    rows.push(measure(`${category}: check (decoded calls)`, workloads, (w) => checkBfcl(w.question, w.decoded).valid));
+    rows.push(measure(`${category}: decode + check (Python text)`, workloads, (w) => scoreBfcl(w.question, decodeBfclText(w.text, 'python')).valid));
+  }
+  rows.push(
+    measure('all: compile + check', all, (w) => {
+      const kind = w.answer ? (w.question.kind) : 'irrelevance';
+      const compiled = compileBfclQuestion({ kind, functions: w.questionRecord.functions, possibleAnswer: w.answer?.calls });
+      return compiled.ok && checkBfcl(compiled.question, w.decoded).valid;
+    }),
+  );
+  const exact = all
+    .filter((w) => w.decoded.length > 0)
+    .map((w) => {
+      const calls = w.decoded.map((call) => ({ name: call.name, arguments: call.arguments as Record<string, JsonValue> }));
+      const parsed: ParseResult = { ok: true, format: 'python', calls: w.decoded };
+      return { target: compileExactTarget({ target: { kind: 'calls', calls }, tools: w.questionRecord.functions }), parsed, text: w.text };
+    });
+  rows.push(measure('all: exact match (parsed calls)', exact, (e) => checkExact(e.target, e.parsed).valid));
+  rows.push(measure('all: exact match (parse Python text + match)', exact, (e) => checkExact(e.target, parseModelOutput(e.text)).valid));
+  console.log(formatMeasurements('core: BFCL checker (BFCL v4 data, one core)', rows));
+}

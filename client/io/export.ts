@@ -1,0 +1,138 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { fileWriter, ParquetWriter } from 'hyparquet-writer';
+import type { SchemaElement } from 'hyparquet-writer';
+import { stringifyJson, type JsonValue } from '../../core/json.js';
+import { sampleToLoopTool } from '../../core/formats/looptool.js';
+import { sampleToOpenAiChat, sampleToTrl } from '../../core/formats/openai-chat.js';
+import type { Converted } from '../../core/formats/rejection.js';
+import { sampleToVerlRow, type VerlRow } from '../../core/formats/verl.js';
+import type { Sample } from '../../core/schemas/sample.js';
+
+/** Writes to a stream, waiting for it to drain when its buffer is full, so large exports keep memory flat. */
+async function write(stream: WriteStream, text: string): Promise<void> {
+  if (!stream.write(text)) await once(stream, 'drain');
+}
+
+/**
+ * Writes records as JSON Lines (floats stay floats: written with core/json.ts). Returns the number written. The file
+ * is created or truncated; records are pulled one at a time from the iterable.
+ */
+export async function writeJsonLines(file: string, records: AsyncIterable<JsonValue> | Iterable<JsonValue>): Promise<number> {
+  const stream = createWriteStream(file, { encoding: 'utf8' });
+  let count = 0;
+  try {
+    for await (const record of records) {
+      await write(stream, `${stringifyJson(record)}\n`);
+      count++;
+    }
+  } finally {
+    stream.end();
+    await once(stream, 'finish');
+  }
+  return count;
+}
+
+// verl reads prompt as a list of {role, content} and reward_model.ground_truth as a string (LoopTool's json2parquet).
+const VERL_SCHEMA: SchemaElement[] = [
+  { name: 'root', num_children: 5 },
+  { name: 'data_source', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+  { name: 'prompt', repetition_type: 'REQUIRED', converted_type: 'LIST', num_children: 1 },
+  { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+  { name: 'element', repetition_type: 'REQUIRED', num_children: 2 },
+  { name: 'role', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+  { name: 'content', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+  { name: 'ability', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+  { name: 'reward_model', repetition_type: 'REQUIRED', num_children: 2 },
+  { name: 'style', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+  { name: 'ground_truth', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+  { name: 'extra_info', repetition_type: 'REQUIRED', num_children: 2 },
+  { name: 'index', type: 'INT64', repetition_type: 'REQUIRED' },
+  { name: 'sample_id', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+];
+
+/**
+ * Writes verl GRPO rows to a parquet file, one row group per `rowGroupSize` rows, pulling rows lazily so only one group
+ * is in memory. Returns the number of rows written.
+ */
+export async function writeVerlParquet(file: string, rows: AsyncIterable<VerlRow> | Iterable<VerlRow>, options: { rowGroupSize?: number } = {}): Promise<number> {
+  const rowGroupSize = options.rowGroupSize ?? 10_000;
+  const writer = new ParquetWriter({ writer: fileWriter(file), schema: VERL_SCHEMA });
+  let group: VerlRow[] = [];
+  let count = 0;
+  const flush = async (): Promise<void> => {
+    if (group.length === 0) return;
+    await writer.write({
+      rowGroupSize: group.length,
+      columnData: [
+        { name: 'data_source', data: group.map((row) => row.data_source) },
+        { name: 'prompt', data: group.map((row) => row.prompt) },
+        { name: 'ability', data: group.map((row) => row.ability) },
+        { name: 'reward_model', data: group.map((row) => row.reward_model) },
+        { name: 'extra_info', data: group.map((row) => ({ index: BigInt(row.extra_info.index), sample_id: row.extra_info.sample_id })) },
+      ],
+    });
+    group = [];
+  };
+  for await (const row of rows) {
+    group.push(row);
+    count++;
+    if (group.length >= rowGroupSize) await flush();
+  }
+  await flush();
+  await writer.finish();
+  return count;
+}
+
+/** Output formats for {@link exportSamples}: verl GRPO parquet, TRL JSONL, OpenAI chat JSONL, LoopTool JSONL. */
+export const SAMPLE_EXPORT_FORMATS = ['verl-parquet', 'trl-jsonl', 'openai-jsonl', 'looptool-jsonl'] as const;
+export type SampleExportFormat = (typeof SAMPLE_EXPORT_FORMATS)[number];
+
+/** A sample that could not be written in the chosen format (an `acceptable` target in a chat format, for example). */
+export interface ExportRejection {
+  /** 0-based position of the sample in the input stream. */
+  index: number;
+  field: string;
+  reason: string;
+}
+
+/**
+ * Streams samples into a file in one of the export formats, one record per sample, and returns how many were written
+ * and which were not (with the reason); a sample that cannot be expressed never stops the export.
+ */
+export async function exportSamples(options: {
+  samples: AsyncIterable<Sample> | Iterable<Sample>;
+  format: SampleExportFormat;
+  file: string;
+  dataSource?: string;
+}): Promise<{ written: number; rejected: ExportRejection[] }> {
+  const rejected: ExportRejection[] = [];
+  async function* converted<T>(convert: (sample: Sample, index: number) => Converted<T>): AsyncGenerator<T> {
+    let index = 0;
+    for await (const sample of options.samples) {
+      const result = convert(sample, index);
+      if (result.ok) yield result.value;
+      else rejected.push({ index, ...result.rejection });
+      index++;
+    }
+  }
+  let written: number;
+  switch (options.format) {
+    case 'verl-parquet':
+      written = await writeVerlParquet(
+        options.file,
+        converted((sample, index) => sampleToVerlRow({ sample, index, ...(options.dataSource ? { dataSource: options.dataSource } : {}) })),
+      );
+      break;
+    case 'trl-jsonl':
+      written = await writeJsonLines(options.file, converted(sampleToTrl));
+      break;
+    case 'openai-jsonl':
+      written = await writeJsonLines(options.file, converted(sampleToOpenAiChat));
+      break;
+    case 'looptool-jsonl':
+      written = await writeJsonLines(options.file, converted((sample) => sampleToLoopTool(sample) as Converted<JsonValue>));
+      break;
+  }
+  return { written, rejected };
+}

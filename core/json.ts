@@ -1,0 +1,436 @@
+/**
+ * Lossless JSON: a value model that keeps Python's int/float distinction, a parser that never throws, and a writer with
+ * a canonical mode. `JSON.parse` turns `5.0` into `5`, but BFCL's checker (Python `json.loads`) rejects `5.0` for an
+ * `integer` parameter, so every JSON that reaches the checker, a sample or a hash goes through here.
+ */
+
+/**
+ * A Python float. Floats are tagged because a JavaScript number cannot say whether it was written `5` or `5.0`; plain
+ * numbers are Python ints (non-integral plain numbers are treated as floats too, defensively). `toJSON` keeps a stray
+ * `JSON.stringify` from throwing, but it drops the tag: write with {@link stringifyJson} to keep it.
+ */
+export class JsonFloat {
+  constructor(readonly value: number) {}
+
+  toJSON(): number {
+    return this.value;
+  }
+}
+
+export type JsonValue = null | boolean | number | string | JsonFloat | JsonValue[] | JsonObject;
+export interface JsonObject {
+  [key: string]: JsonValue;
+}
+
+/** Where a parse failed: a 0-based offset into the text and the 1-based line and column a person would look at. */
+export interface TextPosition {
+  offset: number;
+  line: number;
+  column: number;
+}
+
+export interface JsonParseError extends TextPosition {
+  message: string;
+}
+
+export type JsonParseResult = { ok: true; value: JsonValue } | { ok: false; error: JsonParseError };
+
+/** True for a Python int: a plain integral number. */
+export function isJsonInt(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value);
+}
+
+/** True for a Python float: a tagged float, or a plain number with a fraction (which can only be a float). */
+export function isJsonFloat(value: unknown): value is JsonFloat | number {
+  return value instanceof JsonFloat || (typeof value === 'number' && !Number.isInteger(value));
+}
+
+/** The numeric value of an int or a float, or undefined for anything else (booleans included: they are not numbers here). */
+export function numericValue(value: unknown): number | undefined {
+  if (typeof value === 'number') return value;
+  if (value instanceof JsonFloat) return value.value;
+  return undefined;
+}
+
+/** A plain object (not an array, not a tagged value). */
+export function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+/**
+ * Sets `key` on a plain object without letting `__proto__` rewrite the prototype, which a naive `obj[key] = v` would do
+ * for untrusted JSON.
+ */
+export function setOwn<T>(target: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+// A float lexeme always has a digit right before its `.` or exponent; text without one can take the native fast path.
+const FLOAT_LEXEME = /\d[.eE]/;
+const MAX_DEPTH = 1000;
+
+/**
+ * Parses JSON text into the lossless value model. Never throws: a syntax error comes back with its position. Accepts
+ * what Python's `json.loads` accepts, including `NaN`, `Infinity` and `-Infinity` (as floats); duplicate keys keep the
+ * last value, as in both Python and JavaScript. Integers beyond 2^53 lose precision (documented deviation from Python).
+ */
+export function parseJson(text: string): JsonParseResult {
+  if (!FLOAT_LEXEME.test(text) && !text.includes('NaN') && !text.includes('Infinity')) {
+    try {
+      return { ok: true, value: JSON.parse(text) as JsonValue };
+    } catch {
+      // Fall through: the slow parser reports where the error is.
+    }
+  }
+  const parser = new JsonParser(text);
+  return parser.parseDocument();
+}
+
+class JsonSyntaxError {
+  constructor(
+    readonly message: string,
+    readonly offset: number,
+  ) {}
+}
+
+class JsonParser {
+  private pos = 0;
+
+  constructor(private readonly text: string) {}
+
+  parseDocument(): JsonParseResult {
+    try {
+      this.skipWhitespace();
+      const value = this.parseValue(0);
+      this.skipWhitespace();
+      if (this.pos < this.text.length) this.fail('unexpected data after the JSON value');
+      return { ok: true, value };
+    } catch (err) {
+      if (err instanceof JsonSyntaxError) return { ok: false, error: { message: err.message, ...positionAt(this.text, err.offset) } };
+      throw err;
+    }
+  }
+
+  private fail(message: string, offset = this.pos): never {
+    throw new JsonSyntaxError(message, offset);
+  }
+
+  private skipWhitespace(): void {
+    const text = this.text;
+    let pos = this.pos;
+    while (pos < text.length) {
+      const c = text.charCodeAt(pos);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) pos++;
+      else break;
+    }
+    this.pos = pos;
+  }
+
+  private parseValue(depth: number): JsonValue {
+    if (depth > MAX_DEPTH) this.fail('nesting too deep');
+    const c = this.text.charCodeAt(this.pos);
+    switch (c) {
+      case 0x7b: // {
+        return this.parseObject(depth);
+      case 0x5b: // [
+        return this.parseArray(depth);
+      case 0x22: // "
+        return this.parseString();
+      case 0x74: // t
+        return this.expectWord('true', true);
+      case 0x66: // f
+        return this.expectWord('false', false);
+      case 0x6e: // n
+        return this.expectWord('null', null);
+      case 0x4e: // N
+        return this.expectWord('NaN', new JsonFloat(Number.NaN));
+      case 0x49: // I
+        return this.expectWord('Infinity', new JsonFloat(Number.POSITIVE_INFINITY));
+      default:
+        if (c === 0x2d || (c >= 0x30 && c <= 0x39)) return this.parseNumber();
+        if (Number.isNaN(c)) this.fail('unexpected end of input');
+        this.fail(`unexpected character ${JSON.stringify(this.text[this.pos])}`);
+    }
+  }
+
+  private expectWord<T extends JsonValue>(word: string, value: T): T {
+    if (!this.text.startsWith(word, this.pos)) this.fail(`unexpected character ${JSON.stringify(this.text[this.pos])}`);
+    this.pos += word.length;
+    return value;
+  }
+
+  private parseNumber(): JsonValue {
+    const text = this.text;
+    const start = this.pos;
+    let pos = start;
+    if (text.charCodeAt(pos) === 0x2d) {
+      pos++;
+      if (text.startsWith('Infinity', pos)) {
+        this.pos = pos + 8;
+        return new JsonFloat(Number.NEGATIVE_INFINITY);
+      }
+    }
+    const intStart = pos;
+    while (isDigit(text.charCodeAt(pos))) pos++;
+    if (pos === intStart) this.fail('invalid number', start);
+    if (text.charCodeAt(intStart) === 0x30 && pos - intStart > 1) this.fail('leading zeros are not allowed', start);
+    let isFloat = false;
+    if (text.charCodeAt(pos) === 0x2e) {
+      isFloat = true;
+      pos++;
+      const fracStart = pos;
+      while (isDigit(text.charCodeAt(pos))) pos++;
+      if (pos === fracStart) this.fail('invalid number: digits expected after the decimal point', pos);
+    }
+    const e = text.charCodeAt(pos);
+    if (e === 0x65 || e === 0x45) {
+      isFloat = true;
+      pos++;
+      const sign = text.charCodeAt(pos);
+      if (sign === 0x2b || sign === 0x2d) pos++;
+      const expStart = pos;
+      while (isDigit(text.charCodeAt(pos))) pos++;
+      if (pos === expStart) this.fail('invalid number: digits expected in the exponent', pos);
+    }
+    this.pos = pos;
+    const value = Number(text.slice(start, pos));
+    return isFloat ? new JsonFloat(value) : value;
+  }
+
+  private parseString(): string {
+    const text = this.text;
+    const start = this.pos;
+    let pos = start + 1;
+    let chunkStart = pos;
+    let out = '';
+    for (;;) {
+      if (pos >= text.length) this.fail('unterminated string', start);
+      const c = text.charCodeAt(pos);
+      if (c === 0x22) {
+        out += text.slice(chunkStart, pos);
+        this.pos = pos + 1;
+        return out;
+      }
+      if (c < 0x20) this.fail('control character in string', pos);
+      if (c === 0x5c) {
+        out += text.slice(chunkStart, pos);
+        const esc = text[pos + 1];
+        switch (esc) {
+          case '"':
+            out += '"';
+            break;
+          case '\\':
+            out += '\\';
+            break;
+          case '/':
+            out += '/';
+            break;
+          case 'b':
+            out += '\b';
+            break;
+          case 'f':
+            out += '\f';
+            break;
+          case 'n':
+            out += '\n';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          case 'u': {
+            const hex = text.slice(pos + 2, pos + 6);
+            if (!/^[0-9a-fA-F]{4}$/.test(hex)) this.fail('invalid \\u escape', pos);
+            out += String.fromCharCode(Number.parseInt(hex, 16));
+            pos += 4;
+            break;
+          }
+          default:
+            this.fail('invalid escape', pos);
+        }
+        pos += 2;
+        chunkStart = pos;
+        continue;
+      }
+      pos++;
+    }
+  }
+
+  private parseArray(depth: number): JsonValue[] {
+    this.pos++;
+    const out: JsonValue[] = [];
+    this.skipWhitespace();
+    if (this.text.charCodeAt(this.pos) === 0x5d) {
+      this.pos++;
+      return out;
+    }
+    for (;;) {
+      this.skipWhitespace();
+      out.push(this.parseValue(depth + 1));
+      this.skipWhitespace();
+      const c = this.text.charCodeAt(this.pos);
+      if (c === 0x2c) {
+        this.pos++;
+        continue;
+      }
+      if (c === 0x5d) {
+        this.pos++;
+        return out;
+      }
+      this.fail(Number.isNaN(c) ? 'unterminated array' : "expected ',' or ']'");
+    }
+  }
+
+  private parseObject(depth: number): JsonObject {
+    this.pos++;
+    const out: JsonObject = {};
+    this.skipWhitespace();
+    if (this.text.charCodeAt(this.pos) === 0x7d) {
+      this.pos++;
+      return out;
+    }
+    for (;;) {
+      this.skipWhitespace();
+      if (this.text.charCodeAt(this.pos) !== 0x22) this.fail(Number.isNaN(this.text.charCodeAt(this.pos)) ? 'unterminated object' : 'expected a string key');
+      const key = this.parseString();
+      this.skipWhitespace();
+      if (this.text.charCodeAt(this.pos) !== 0x3a) this.fail("expected ':'");
+      this.pos++;
+      this.skipWhitespace();
+      setOwn(out, key, this.parseValue(depth + 1));
+      this.skipWhitespace();
+      const c = this.text.charCodeAt(this.pos);
+      if (c === 0x2c) {
+        this.pos++;
+        continue;
+      }
+      if (c === 0x7d) {
+        this.pos++;
+        return out;
+      }
+      this.fail(Number.isNaN(c) ? 'unterminated object' : "expected ',' or '}'");
+    }
+  }
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+/** Converts an offset into a 1-based line and column (columns count UTF-16 code units). */
+export function positionAt(text: string, offset: number): TextPosition {
+  let line = 1;
+  let lineStart = 0;
+  const end = Math.min(offset, text.length);
+  for (let i = 0; i < end; i++) {
+    if (text.charCodeAt(i) === 0x0a) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { offset, line, column: end - lineStart + 1 };
+}
+
+/** How {@link stringifyJson} separates items: compact (`,` `:`), or Python's `json.dumps` default (`, ` `: `). */
+export type JsonSeparators = 'compact' | 'python';
+
+export interface StringifyOptions {
+  /** Sort object keys recursively by UTF-16 code units (RFC 8785 order). Defaults to false (insertion order). */
+  sortKeys?: boolean;
+  /** Defaults to `compact`. */
+  separators?: JsonSeparators;
+  /** Escape every non-ASCII character as `\uXXXX`, like Python's `ensure_ascii=True`. Defaults to false. */
+  asciiOnly?: boolean;
+}
+
+/**
+ * Writes a value as JSON text, keeping floats recognisable (`5.0`, never `5`). Accepts the JSON value model plus any
+ * value with array or plain-object shape (undefined members are skipped, as `JSON.stringify` does); tuples written by
+ * the Python-call parser come out as arrays, as Python's `json.dumps` writes them. Non-finite floats come out as
+ * `NaN`/`Infinity`, as Python writes them.
+ */
+export function stringifyJson(value: unknown, options: StringifyOptions = {}): string {
+  const itemSep = options.separators === 'python' ? ', ' : ',';
+  const keySep = options.separators === 'python' ? ': ' : ':';
+  const sortKeys = options.sortKeys ?? false;
+  const asciiOnly = options.asciiOnly ?? false;
+  const str = (s: string): string => (asciiOnly ? asciiJsonString(s) : JSON.stringify(s));
+  const write = (v: unknown): string => {
+    if (v === null) return 'null';
+    switch (typeof v) {
+      case 'boolean':
+        return v ? 'true' : 'false';
+      case 'string':
+        return str(v);
+      case 'number':
+        return Number.isInteger(v) ? formatInt(v) : formatFloat(v);
+      case 'object':
+        break;
+      default:
+        throw new TypeError(`cannot write ${typeof v} as JSON`);
+    }
+    if (v instanceof JsonFloat) return formatFloat(v.value);
+    const asArray = arrayLike(v);
+    if (asArray) return `[${asArray.map(write).join(itemSep)}]`;
+    const record = v as Record<string, unknown>;
+    const keys = Object.keys(record).filter((k) => record[k] !== undefined);
+    if (sortKeys) keys.sort(compareCodeUnits);
+    return `{${keys.map((k) => `${str(k)}${keySep}${write(record[k])}`).join(itemSep)}}`;
+  };
+  return write(value);
+}
+
+// Values that are arrays in JSON but carry their own class (the Python-call parser's tuples) expose `items`.
+function arrayLike(v: object): readonly unknown[] | undefined {
+  if (Array.isArray(v)) return v;
+  const items = (v as { jsonArrayItems?: () => readonly unknown[] }).jsonArrayItems;
+  return typeof items === 'function' ? items.call(v) : undefined;
+}
+
+/**
+ * Canonical JSON: keys sorted recursively (UTF-16 code-unit order), no whitespace, ints as integers and floats always
+ * with a `.`/exponent. `1` and `1.0` therefore differ, on purpose: a Python consumer (BFCL's type check) tells them
+ * apart, so they are different content.
+ */
+export function canonicalJson(value: unknown): string {
+  return stringifyJson(value, { sortKeys: true });
+}
+
+/** Orders strings by UTF-16 code units (RFC 8785, JCS), the order canonical JSON sorts keys in. */
+export function compareCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function formatInt(n: number): string {
+  // Past 1e21 String() switches to exponent form, which would read back as a float.
+  return Math.abs(n) < 1e21 ? String(n) : BigInt(n).toString();
+}
+
+const FLOAT_MARK = /[.eE]/;
+
+/** A float's JSON text: the shortest round-trip digits, with `.0` added when they would otherwise read as an int. */
+export function formatFloat(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (x === Number.POSITIVE_INFINITY) return 'Infinity';
+  if (x === Number.NEGATIVE_INFINITY) return '-Infinity';
+  if (Object.is(x, -0)) return '-0.0';
+  const s = String(x);
+  return FLOAT_MARK.test(s) ? s : `${s}.0`;
+}
+
+function asciiJsonString(s: string): string {
+  const json = JSON.stringify(s);
+  let out = '';
+  let chunk = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (c > 0x7f) {
+      out += json.slice(chunk, i) + `\\u${c.toString(16).padStart(4, '0')}`;
+      chunk = i + 1;
+    }
+  }
+  return out + json.slice(chunk);
+}

@@ -1,0 +1,35 @@
+import type { PyDict } from '../python.js';
+
+/** A call decoded from model output. Arguments may hold Python-only values (tuples) when the source was Python syntax. */
+export interface ParsedCall {
+  name: string;
+  arguments: PyDict;
+}
+
+/** Where a model's calls were found. `text` means none were: the output is a plain answer. */
+export type OutputFormat = 'tool_call_blocks' | 'python' | 'json' | 'openai_tool_calls' | 'text';
+
+export type ParseErrorKind =
+  /** JSON that does not parse. */
+  | 'invalid_json'
+  /** Python call syntax that does not parse. */
+  | 'invalid_python'
+  /** Well-formed, but not a call (no name, arguments not an object, not a call expression …). */
+  | 'invalid_call'
+  /** A `<tool_call>` with no `</tool_call>` (usually a truncated generation). */
+  | 'unclosed_tool_call'
+  /** Parsed, but a value cannot be resolved the way BFCL's decoder resolves it (a set, a lambda, `1/0` …). */
+  | 'unsupported_value';
+
+/** Why model output could not be decoded, with the position in the original text when there is one. */
+export interface ParseError {
+  kind: ParseErrorKind;
+  format: OutputFormat;
+  reason: string;
+  offset?: number;
+  line?: number;
+  column?: number;
+}
+
+/** The outcome of parsing model output: never thrown, always one of these. */
+export type ParseResult = { ok: true; format: OutputFormat; calls: ParsedCall[] } | { ok: false; error: ParseError };

@@ -1,0 +1,87 @@
+import { describe, expect, test } from 'vitest';
+import { canonicalJson, formatFloat, isJsonFloat, isJsonInt, JsonFloat, parseJson, stringifyJson, type JsonValue } from '../../../core/json.js';
+
+function parsed(text: string): JsonValue {
+  const result = parseJson(text);
+  if (!result.ok) throw new Error(result.error.message);
+  return result.value;
+}
+
+describe('parseJson', () => {
+  test('keeps 5 an int and 5.0 a float, as Python json.loads does', () => {
+    const value = parsed('{"a": 5, "b": 5.0, "c": 5e0, "d": -0.5, "e": [1, 1.0]}') as Record<string, JsonValue>;
+    expect(isJsonInt(value.a)).toBe(true);
+    expect(value.b).toEqual(new JsonFloat(5));
+    expect(value.c).toEqual(new JsonFloat(5));
+    expect(isJsonFloat(value.d)).toBe(true);
+    expect(value.e).toEqual([1, new JsonFloat(1)]);
+  });
+
+  test('takes the native fast path for text without float lexemes and still returns the same model', () => {
+    expect(parsed('{"a": [1, 2, "3.0"], "b": null, "c": true}')).toEqual({ a: [1, 2, '3.0'], b: null, c: true });
+    expect(parsed('{"s": "1.5 inside a string", "n": 1.5}')).toEqual({ s: '1.5 inside a string', n: new JsonFloat(1.5) });
+  });
+
+  test("accepts Python's NaN and Infinity as floats", () => {
+    const value = parsed('[NaN, Infinity, -Infinity]') as JsonFloat[];
+    expect(value.map((v) => v instanceof JsonFloat)).toEqual([true, true, true]);
+    expect(Number.isNaN(value[0]?.value)).toBe(true);
+    expect(value[2]?.value).toBe(Number.NEGATIVE_INFINITY);
+  });
+
+  test('reports the line and column of a syntax error instead of throwing', () => {
+    const result = parseJson('{\n  "a": 1.0,\n  "b": ]\n}');
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error).toMatchObject({ line: 3, column: 8 });
+  });
+
+  test('rejects what JSON rejects: leading zeros, trailing commas, control characters, trailing data', () => {
+    for (const bad of ['01', '[1,]', '{"a":1,}', '"a\tb"', '1.', '.5', '1 2', '{"a" 1}', '']) expect(parseJson(bad).ok).toBe(false);
+  });
+
+  test('decodes escapes, including surrogate pairs', () => {
+    expect(parsed('"\\u00e9\\ud83d\\ude00\\n\\"\\\\\\/"')).toBe('é😀\n"\\/');
+  });
+
+  test('stores a __proto__ key as data, never as the prototype', () => {
+    const value = parsed('{"__proto__": {"polluted": 1.5}}') as Record<string, unknown>;
+    expect(Object.keys(value)).toEqual(['__proto__']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
+  });
+
+  test('keeps the last of duplicate keys, as Python and JavaScript do', () => {
+    expect(parsed('{"a": 1, "a": 2.0}')).toEqual({ a: new JsonFloat(2) });
+  });
+});
+
+describe('stringifyJson and canonicalJson', () => {
+  test('writes floats with a decimal point or exponent so they read back as floats', () => {
+    expect(stringifyJson([new JsonFloat(5), new JsonFloat(-0), 5, 0.5, new JsonFloat(1e21), 1e21])).toBe('[5.0,-0.0,5,0.5,1e+21,1000000000000000000000]');
+    expect(formatFloat(Number.NaN)).toBe('NaN');
+  });
+
+  test('round-trips any parsed value exactly', () => {
+    const text = '{"b":[1,2.5,3.0,{"x":null}],"a":"é","c":true}';
+    expect(stringifyJson(parsed(text))).toBe(text);
+  });
+
+  test('canonical form sorts keys recursively and is independent of key order', () => {
+    const a = parsed('{"b": {"y": 1, "x": 2.0}, "a": [ {"d": 1, "c": 2} ]}');
+    const b = parsed('{"a": [{"c": 2, "d": 1}], "b": {"x": 2.0, "y": 1}}');
+    expect(canonicalJson(a)).toBe('{"a":[{"c":2,"d":1}],"b":{"x":2.0,"y":1}}');
+    expect(canonicalJson(b)).toBe(canonicalJson(a));
+  });
+
+  test('canonical form tells 1 and 1.0 apart, because BFCL does', () => {
+    expect(canonicalJson({ a: 1 })).not.toBe(canonicalJson({ a: new JsonFloat(1) }));
+  });
+
+  test('Python separators and ASCII escaping match json.dumps defaults', () => {
+    expect(stringifyJson({ a: [1, 'é'] }, { separators: 'python', asciiOnly: true })).toBe('{"a": [1, "\\u00e9"]}');
+  });
+
+  test('skips undefined members, as JSON.stringify does', () => {
+    expect(stringifyJson({ a: 1, b: undefined })).toBe('{"a":1}');
+  });
+});
