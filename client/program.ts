@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerDataCommand } from './commands/data.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerLoopCommand } from './commands/loop.js';
 import { registerScoreCommand } from './commands/score.js';
 import { registerServicesCommand } from './commands/services.js';
 
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
   registerServicesCommand(program);
   registerDemoCommand(program);
   registerDataCommand(program);
+  registerLoopCommand(program);
   registerScoreCommand(program);
   return program;
 }

@@ -35,6 +35,8 @@ export const WorkerEnvSchema = z.object({
   LOOPTOOL_GENERATOR_BASE_URLS: csvUrls.optional(),
   /** API key sent to the model servers (vLLM `--api-key`); never logged or put into workflow history. */
   LOOPTOOL_LLM_API_KEY: z.string().optional(),
+  /** Where exported training data and checkpoints go; must be readable by the trainer. Default: `.data/artifacts`. */
+  LOOPTOOL_ARTIFACTS_DIR: z.string().min(1).optional(),
   /** In-flight model-calling activities on this worker. @default 16 */
   LOOPTOOL_LLM_CONCURRENCY: positiveInt.default(16),
   /** In-flight training/deploy activities on this worker: one per GPU pool. @default 1 */

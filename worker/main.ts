@@ -3,6 +3,7 @@ import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { withClient } from '../db/tx.js';
 import { ConfigError, loadWorkerConfig } from './config.js';
+import { createActivityDeps } from '../activities/index.js';
 import { createWorkers, runWorkers } from './workers.js';
 
 /**
@@ -20,7 +21,13 @@ async function main(): Promise<void> {
       await withClient(pool, (client) => migrate(client, { log: (line) => console.log(`[migrate] ${line}`) }));
     }
     connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-    const workers = await createWorkers({ connection, namespace: config.TEMPORAL_NAMESPACE, deps: { pool }, config });
+    const workers = await createWorkers({ connection, namespace: config.TEMPORAL_NAMESPACE, deps: createActivityDeps({
+        pool,
+        ...(config.LOOPTOOL_LLM_API_KEY ? { llmApiKey: config.LOOPTOOL_LLM_API_KEY } : {}),
+        ...(config.LOOPTOOL_ARTIFACTS_DIR ? { artifactsDir: config.LOOPTOOL_ARTIFACTS_DIR } : {}),
+      }),
+      config,
+    });
     const shutdown = (signal: string) => {
       console.log(`[worker] ${signal}: shutting down gracefully`);
       for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();

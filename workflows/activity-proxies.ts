@@ -1,5 +1,16 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { NON_RETRYABLE_ERROR_TYPES } from '../core/errors.js';
+import { TASK_QUEUES } from '../core/constants.js';
+
+/** The task queues a loop's activities run on; tests override them to keep parallel test files apart. */
+export interface LoopQueues {
+  control: string;
+  llm: string;
+  gpu: string;
+}
+
+export const DEFAULT_QUEUES: LoopQueues = { control: TASK_QUEUES.control, llm: TASK_QUEUES.llm, gpu: TASK_QUEUES.gpu };
 
 /**
  * Short database activities on the control queue. Retries are unbounded in count but capped in interval: a database
@@ -7,5 +18,43 @@ import type { Activities } from '../activities/index.js';
  */
 export const dbActivities = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ConfigInvalid'] },
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
 });
+
+/** The activity groups of one loop, on its queues, each with timeouts and retry caps chosen for its kind of work. */
+export function loopActivities(queues: LoopQueues) {
+  return {
+    /** Database work: dataset assembly over up to a million members, batch planning. */
+    db: proxyActivities<Activities>({
+      taskQueue: queues.control,
+      startToCloseTimeout: '10 minutes',
+      retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
+    }),
+    /**
+     * Model-calling batches. They heartbeat every page, so a dead worker is noticed within the heartbeat timeout; the
+     * attempt cap bounds what a misbehaving model server can cost.
+     */
+    llm: proxyActivities<Activities>({
+      taskQueue: queues.llm,
+      startToCloseTimeout: '2 hours',
+      heartbeatTimeout: '2 minutes',
+      retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
+    }),
+    /**
+     * GRPO training: days long, polled with heartbeats; a retry re-attaches to the job by its key. The heartbeat
+     * timeout catches trainers that hang without an error.
+     */
+    train: proxyActivities<Activities>({
+      taskQueue: queues.gpu,
+      startToCloseTimeout: '7 days',
+      heartbeatTimeout: '1 minute',
+      retry: { initialInterval: '5 seconds', maximumInterval: '5 minutes', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
+    }),
+    deploy: proxyActivities<Activities>({
+      taskQueue: queues.gpu,
+      startToCloseTimeout: '30 minutes',
+      heartbeatTimeout: '5 minutes',
+      retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
+    }),
+  };
+}

@@ -6,6 +6,7 @@ import { migrate } from '../../db/migrate.js';
 import { createPool } from '../../db/pool.js';
 import { withClient } from '../../db/tx.js';
 import type { helloLoopWorkflow } from '../../workflows/index.js';
+import { createActivityDeps } from '../../activities/index.js';
 import { createWorkers, runWorkers, WORKFLOWS_PATH } from '../../worker/workers.js';
 import { localServicesSettings, servicesUp } from '../services/local-services.js';
 
@@ -32,7 +33,7 @@ export function registerDemoCommand(program: Command): void {
         const workers = await createWorkers({
           connection: nativeConnection,
           namespace: 'default',
-          deps: { pool },
+          deps: createActivityDeps({ pool }),
           config: {
             LOOPTOOL_TASK_QUEUES: ['control'],
             LOOPTOOL_LLM_CONCURRENCY: 16,

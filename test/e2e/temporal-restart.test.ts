@@ -6,7 +6,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, inject, test } from 'vitest';
 import { isAlive } from '../../client/services/process.js';
 import { startTemporalDevServer, stopTemporalDevServer, type TemporalDevServer } from '../../client/services/temporal-dev-server.js';
-import { createActivities } from '../../activities/index.js';
+import { createActivities, createActivityDeps } from '../../activities/index.js';
 import type { helloLoopWorkflow } from '../../workflows/index.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { freePort } from '../helpers/ports.js';
@@ -57,7 +57,7 @@ describe('the Temporal dev server keeps its state in --db-filename', () => {
         connection: nativeConnection,
         taskQueue,
         workflowBundle: { code: readFileSync(inject('workflowBundlePath'), 'utf8') },
-        activities: createActivities({ pool: db.pool }),
+        activities: createActivities(createActivityDeps({ pool: db.pool })),
       });
       const result = await worker.runUntil(handle.result() as ReturnType<typeof helloLoopWorkflow>);
       expect(result).toMatchObject({ loopName: 'restart', iterationsRun: 2 });

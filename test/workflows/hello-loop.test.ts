@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { SEARCH_ATTRIBUTES, workflowIds } from '../../core/constants.js';
 import { getLoop } from '../../db/queries/loops.js';
-import { createActivities } from '../../activities/index.js';
+import { createActivities, createActivityDeps } from '../../activities/index.js';
 import type { helloLoopWorkflow } from '../../workflows/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { connectTestTemporal, type TestTemporal } from '../helpers/temporal.js';
@@ -22,7 +22,7 @@ describe('helloLoopWorkflow on the real dev server', () => {
   test('runs to completion through a real worker, writes the loop row and sets the search attributes', async () => {
     const taskQueue = temporal.uniqueTaskQueue('hello');
     const loopName = `hello-${taskQueue.slice(-6)}`;
-    const worker = await temporal.createWorker({ taskQueue, activities: createActivities({ pool: db.pool }) });
+    const worker = await temporal.createWorker({ taskQueue, activities: createActivities(createActivityDeps({ pool: db.pool })) });
     const handle = await worker.runUntil(async () => {
       const started = await temporal.client.workflow.start<typeof helloLoopWorkflow>('helloLoopWorkflow', {
         taskQueue,
@@ -47,7 +47,7 @@ describe('helloLoopWorkflow on the real dev server', () => {
   test('a second run with the same loop name finds the existing row instead of writing another', async () => {
     const taskQueue = temporal.uniqueTaskQueue('hello');
     const loopName = `again-${taskQueue.slice(-6)}`;
-    const worker = await temporal.createWorker({ taskQueue, activities: createActivities({ pool: db.pool }) });
+    const worker = await temporal.createWorker({ taskQueue, activities: createActivities(createActivityDeps({ pool: db.pool })) });
     const results = await worker.runUntil(async () => {
       const first = await temporal.client.workflow.execute<typeof helloLoopWorkflow>('helloLoopWorkflow', {
         taskQueue,

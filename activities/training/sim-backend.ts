@@ -1,0 +1,79 @@
+import type { TrainingBackend, TrainingJobSpec, TrainingJobState } from './backend.js';
+
+/** Thrown for a trainer API answer that is not a job (HTTP error or unexpected body), with the status for retry decisions. */
+export class TrainerApiError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = 'TrainerApiError';
+  }
+}
+
+interface JobBody {
+  id: string;
+  job_key: string;
+  status: TrainingJobState['status'];
+  step?: number;
+  total_steps?: number;
+  checkpoint_uri?: string;
+  error?: string;
+  metrics?: Record<string, number>;
+}
+
+const toState = (job: JobBody): TrainingJobState => ({
+  externalId: job.id,
+  status: job.status,
+  step: job.step ?? 0,
+  totalSteps: job.total_steps ?? 0,
+  ...(job.checkpoint_uri ? { checkpointUri: job.checkpoint_uri } : {}),
+  ...(job.error ? { error: job.error } : {}),
+  ...(job.metrics ? { metrics: job.metrics } : {}),
+});
+
+/**
+ * The simulated trainer's job API (`sim/`), the stand-in for a GPU trainer at its real boundary: HTTP jobs that read
+ * the exported dataset file and write a checkpoint folder.
+ */
+export class SimTrainingBackend implements TrainingBackend {
+  readonly name = 'sim';
+
+  constructor(private readonly baseUrl: string, private readonly fetchImpl: typeof fetch = fetch) {}
+
+  private async request(path: string, init: RequestInit = {}): Promise<unknown> {
+    const response = await this.fetchImpl(`${this.baseUrl.replace(/\/$/, '')}${path}`, {
+      ...init,
+      headers: { 'content-type': 'application/json', ...(init.headers ?? {}) },
+    });
+    const text = await response.text();
+    if (!response.ok) throw new TrainerApiError(response.status, `trainer ${init.method ?? 'GET'} ${path}: HTTP ${response.status}: ${text.slice(0, 300)}`);
+    try {
+      return text ? JSON.parse(text) : {};
+    } catch {
+      throw new TrainerApiError(502, `trainer ${path}: body is not JSON: ${text.slice(0, 200)}`);
+    }
+  }
+
+  async submit(spec: TrainingJobSpec, signal?: AbortSignal): Promise<TrainingJobState> {
+    const body = {
+      job_key: spec.jobKey,
+      dataset_path: spec.datasetPath,
+      base_checkpoint: spec.baseCheckpoint,
+      output_dir: spec.outputDir,
+      epochs: spec.grpo.epochs,
+      grpo: spec.grpo,
+    };
+    return toState((await this.request('/trainer/v1/jobs', { method: 'POST', body: JSON.stringify(body), ...(signal ? { signal } : {}) })) as JobBody);
+  }
+
+  async status(externalId: string, signal?: AbortSignal): Promise<TrainingJobState> {
+    return toState((await this.request(`/trainer/v1/jobs/${encodeURIComponent(externalId)}`, signal ? { signal } : {})) as JobBody);
+  }
+
+  async cancel(externalId: string): Promise<void> {
+    await this.request(`/trainer/v1/jobs/${encodeURIComponent(externalId)}/cancel`, { method: 'POST' });
+  }
+
+  async logs(externalId: string): Promise<string> {
+    const body = await this.request(`/trainer/v1/jobs/${encodeURIComponent(externalId)}/logs`);
+    return typeof body === 'string' ? body : JSON.stringify(body);
+  }
+}

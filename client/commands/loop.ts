@@ -1,0 +1,160 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Command, Option } from 'commander';
+import { formatRejection } from '../../core/formats/rejection.js';
+import type { LoopStatus } from '../../core/messages.js';
+import { loadLoopConfig } from '../config-file.js';
+import { withDatabase } from '../database.js';
+import { formatTable } from '../format.js';
+import { DEFAULT_MAX_LINE_CHARS, IMPORT_FORMATS, type ImportFormat, stageFile } from '../io/import.js';
+import { LoopClient } from '../loops.js';
+
+const temporalAddress = () => process.env.TEMPORAL_ADDRESS?.trim() || `127.0.0.1:${process.env.LOOPTOOL_TEMPORAL_PORT?.trim() || '7233'}`;
+
+async function withLoops<T>(fn: (loops: LoopClient) => Promise<T>): Promise<T> {
+  const loops = await LoopClient.connect(temporalAddress(), process.env.TEMPORAL_NAMESPACE?.trim() || 'default');
+  try {
+    return await fn(loops);
+  } finally {
+    await loops.close();
+  }
+}
+
+const percent = (value: number | null | undefined) => (value === null || value === undefined ? '–' : `${(value * 100).toFixed(1)}%`);
+
+function bar(done: number, total: number, width = 30): string {
+  const filled = total === 0 ? width : Math.round((done / total) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`;
+}
+
+/** The status as a person reads it: where the loop is, the running stage's progress, the metrics history. */
+export function renderStatus(status: LoopStatus & { workflowStatus: string; running?: { done: number; total: number; counts: Record<string, number> } }): string {
+  const lines = [
+    `loop ${status.loopName}: ${status.workflowStatus.toLowerCase()}, iteration ${status.iteration}/${status.iterations}, stage ${status.stage}` +
+      `${status.paused ? ' (PAUSED)' : ''}${status.stopAfterIteration ? ' (stopping after this iteration)' : ''}`,
+  ];
+  if (status.running) {
+    const counts = Object.entries(status.running.counts).map(([k, v]) => `${k} ${v}`).join(', ');
+    lines.push(`  ${status.stage.padEnd(8)} ${bar(status.running.done, status.running.total)} batches${counts ? `  ${counts}` : ''}`);
+  }
+  for (const [stage, progress] of Object.entries(status.progress)) {
+    if (!progress) continue;
+    lines.push(`  ${stage.padEnd(8)} done: ${Object.entries(progress.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  }
+  lines.push('');
+  lines.push(
+    formatTable(
+      ['iter', 'dataset', 'error_seed', 'relabeled', 'expanded', 'high_ppl', 'seed_new', 'injected', 'accuracy'],
+      [
+        ['0 (base)', '', '', '', '', '', '', '', percent(status.baselineAccuracy)],
+        ...status.history.map((h) => [
+          String(h.iteration),
+          h.dataset,
+          h.countsByRole.error_seed ?? 0,
+          h.countsByRole.relabeled ?? 0,
+          h.countsByRole.expanded ?? 0,
+          h.countsByRole.high_ppl ?? 0,
+          (h.countsByRole.seed_new ?? 0) + (h.countsByRole.seed ?? 0),
+          h.countsByRole.injected ?? 0,
+          percent(h.accuracy),
+        ]),
+      ],
+    ),
+  );
+  if (status.pendingInjections.length > 0) lines.push(`\n${status.pendingInjections.length} injected batch(es) wait for the next dataset`);
+  return lines.join('\n');
+}
+
+/** `looptool loop …` and `looptool inject`. */
+export function registerLoopCommand(program: Command): void {
+  const loop = program.command('loop').description('Start, watch and steer LoopTool loops');
+
+  loop
+    .command('start')
+    .description('Start a loop from a config file (idempotent: an existing loop is reported, not restarted)')
+    .requiredOption('--config <file>', 'loop config, YAML or JSON')
+    .option('--name <loop>', 'loop name (overrides the config)')
+    .action(async (options: { config: string; name?: string }) => {
+      const { config, configHash } = loadLoopConfig(options.config, options.name ? { name: options.name } : {});
+      const loopName = config.name;
+      if (!loopName) throw new Error(`${options.config}: give the loop a name (name: in the config, or --name)`);
+      await withLoops(async (loops) => {
+        const started = await loops.start({ loopName, config, configHash });
+        if (started.started) console.log(`Started loop ${loopName} (workflow ${started.workflowId}, config ${configHash.slice(0, 12)}).`);
+        else console.log(`Loop ${loopName} already exists (workflow ${started.workflowId}, ${started.status?.toLowerCase()}); not started again.`);
+      });
+    });
+
+  loop
+    .command('status <loop>')
+    .description('Where the loop is, with progress and per-iteration metrics')
+    .option('--watch', 'refresh every 2 seconds until the loop ends')
+    .option('--json', 'print as JSON')
+    .action(async (name: string, options: { watch?: boolean; json?: boolean }) => {
+      await withLoops(async (loops) => {
+        for (;;) {
+          const status = await loops.status(name);
+          if (options.json) console.log(JSON.stringify(status, null, 2));
+          else {
+            if (options.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+            console.log(renderStatus(status));
+          }
+          if (!options.watch || status.workflowStatus !== 'RUNNING') return;
+          await sleep(2_000);
+        }
+      });
+    });
+
+  for (const [command, description, action] of [
+    ['pause', 'Hold new batches, training jobs and deployments; in-flight work finishes', (l: LoopClient, n: string) => l.pause(n)],
+    ['resume', 'Continue a paused loop where it stopped', (l: LoopClient, n: string) => l.resume(n)],
+    ['stop', 'Finish the current iteration, then end the loop', (l: LoopClient, n: string) => l.stopAfterIteration(n)],
+  ] as const) {
+    loop
+      .command(`${command} <loop>`)
+      .description(description)
+      .action(async (name: string) => {
+        await withLoops(async (loops) => {
+          const status = await action(loops, name);
+          console.log(`${name}: iteration ${status.iteration}, stage ${status.stage}, ${status.paused ? 'paused' : 'running'}${status.stopAfterIteration ? ', stopping after this iteration' : ''}`);
+        });
+      });
+  }
+
+  loop
+    .command('list')
+    .description('Loops on the server, newest first')
+    .action(async () => {
+      await withLoops(async (loops) => {
+        const list = await loops.list();
+        if (list.length === 0) return console.log('No loops yet. Start one with `looptool loop start --config <file>`.');
+        console.log(
+          formatTable(
+            ['loop', 'status', 'iteration', 'stage', 'accuracy', 'started'],
+            list.map((l) => [l.loopName, l.status.toLowerCase(), l.iteration ?? '', l.stage ?? '', percent(l.accuracy), l.startTime.toISOString().slice(0, 19).replace('T', ' ')]),
+          ),
+        );
+      });
+    });
+
+  program
+    .command('inject <loop> <file>')
+    .description("Import a file and merge it into the loop's next dataset (role injected), once")
+    .addOption(new Option('--format <format>', 'input format').choices(IMPORT_FORMATS).makeOptionMandatory())
+    .option('--answers <file>', 'BFCL possible-answer file (format bfcl)')
+    .action(async (name: string, file: string, options: { format: ImportFormat; answers?: string }) => {
+      const staged = await withDatabase((pool) =>
+        stageFile({ pool, file, format: options.format, purpose: 'injection', target: name, maxLineChars: DEFAULT_MAX_LINE_CHARS, ...(options.answers ? { answersFile: options.answers } : {}) }),
+      );
+      for (const rejection of staged.rejections) console.error(formatRejection(rejection));
+      if (staged.staged === 0) {
+        console.error(`${file}: nothing to inject (${staged.rejected} rejected)`);
+        process.exitCode = 1;
+        return;
+      }
+      await withLoops(async (loops) => {
+        const status = await loops.inject(name, staged.batchId, staged.batchId);
+        console.log(`Injected ${staged.staged} samples (batch ${staged.batchId}) into ${name}; they join the next dataset (${status.pendingInjections.length} batch(es) waiting).`);
+      });
+      if (staged.rejected > 0) process.exitCode = 1;
+    });
+}

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { LOOP_NAME_PATTERN } from './constants.js';
+
+const url = z.url({ protocol: /^https?$/ });
+
+const ModelRoleConfig = z.object({
+  /** OpenAI-compatible base URLs (vLLM `…/v1`), used round robin. */
+  baseUrls: z.array(url).min(1),
+  /** The served model name. For the policy, the base model; each iteration's checkpoint is served under its own name. */
+  model: z.string().min(1),
+  /** In-flight requests per server from one worker. @default 16 */
+  maxConcurrency: z.number().int().positive().default(16),
+});
+
+const SimTraining = z.object({
+  backend: z.literal('sim'),
+  /** The simulated trainer's base URL (the sim server, without /v1). */
+  url,
+});
+
+const LocalTraining = z.object({
+  backend: z.literal('local'),
+  /** The training command, as argv (no shell); `{dataset}`, `{base}`, `{output}` and `{job}` are substituted. */
+  command: z.array(z.string().min(1)).min(1),
+  /** Where checkpoints and job state are written. */
+  workDir: z.string().min(1),
+});
+
+/** GRPO settings handed to the trainer (LOOPTOOL-METHOD.md §2.4, §10.3 defaults). */
+const Grpo = z.object({
+  groupSize: z.number().int().positive().default(16),
+  learningRate: z.number().positive().default(1e-6),
+  clipLow: z.number().positive().default(0.2),
+  clipHigh: z.number().positive().default(0.28),
+  klCoef: z.number().nonnegative().default(0),
+  entropyCoef: z.number().nonnegative().default(0),
+  rolloutTemperature: z.number().positive().default(1.0),
+  maxPromptTokens: z.number().int().positive().default(4096),
+  maxResponseTokens: z.number().int().positive().default(1024),
+  trainBatchSize: z.number().int().positive().default(128),
+  epochs: z.number().int().positive().default(2),
+});
+
+export const EvalSetConfig = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
+  /** BFCL question files, each with its possible-answer file (irrelevance files need none). */
+  files: z.array(z.object({ questions: z.string().min(1), answers: z.string().min(1).optional() })).min(1),
+});
+export type EvalSetConfig = z.infer<typeof EvalSetConfig>;
+
+/**
+ * A loop's configuration, from a YAML or JSON file. Defaults follow the paper (LOOPTOOL-METHOD.md §10.3) where it gives
+ * one. Parsed once, by the client, before anything starts; the workflow receives the parsed object (no secrets: API
+ * keys come from the worker's environment).
+ */
+export const LoopConfig = z.object({
+  name: z.string().regex(LOOP_NAME_PATTERN, 'lowercase letters, digits, . _ -; at most 63 characters').optional(),
+  /** Seeds every random choice of the loop (seed-new draws, scenario focuses are derived from sample ids). */
+  seed: z.number().int().default(7),
+  data: z.object({
+    /** The seed pool D_seed: a dataset name (its latest version) or `dataset@n`. */
+    seedDataset: z.string().min(1),
+    /** |D_1|, drawn from the seed pool. Defaults to 65% of the pool (18,304 of 28,160 in the paper). */
+    initialSize: z.number().int().positive().optional(),
+    /** |D_j| for later rounds, held fixed as in the paper. Defaults to |D_1|. */
+    budget: z.number().int().positive().optional(),
+    /** Fraction of the budget that is fresh seed data in D_2, halving each round (5,632 / 18,304 in the paper). */
+    seedNewFraction: z.number().min(0).max(1).default(0.3077),
+    seedNewDecay: z.number().min(0).max(1).default(0.5),
+  }),
+  models: z.object({ policy: ModelRoleConfig, judge: ModelRoleConfig, generator: ModelRoleConfig }),
+  training: z.discriminatedUnion('backend', [SimTraining, LocalTraining]).and(z.object({ grpo: Grpo.default(Grpo.parse({})) })),
+  /** Iterations J. @default 4 */
+  iterations: z.number().int().positive().max(100).default(4),
+  /** Probe the base model before the first training round (the paper trains on D_1 first). @default false */
+  probeFirst: z.boolean().default(false),
+  /** How "did the model call the tools right?" is decided for probing (and the reward). */
+  reward: z.enum(['exact', 'bfcl_ast']).default('exact'),
+  probe: z.object({ maxTokens: z.number().int().positive().default(1024), batchSize: z.number().int().positive().default(200) }).default({ maxTokens: 1024, batchSize: 200 }),
+  judge: z
+    .object({
+      /** Votes per mismatch; consensus is a strict majority of the votes actually cast. */
+      votes: z.number().int().positive().max(9).default(3),
+      voteTemperature: z.number().min(0).max(2).default(0.7),
+      parseRetries: z.number().int().nonnegative().default(2),
+      batchSize: z.number().int().positive().default(100),
+    })
+    .default({ votes: 3, voteTemperature: 0.7, parseRetries: 2, batchSize: 100 }),
+  expand: z
+    .object({
+      /** New samples per error seed (the paper's k; the official code used 3). */
+      k: z.number().int().positive().max(16).default(4),
+      maxAttempts: z.number().int().positive().default(3),
+      /** Run the LLM validation tier (the rule tier always runs). */
+      validate: z.boolean().default(true),
+      batchSize: z.number().int().positive().default(50),
+    })
+    .default({ k: 4, maxAttempts: 3, validate: true, batchSize: 50 }),
+  evaluation: z.object({ sets: z.array(EvalSetConfig).default([]) }).default({ sets: [] }),
+  /** Stage batches in flight at once (each is one activity). @default 4 */
+  concurrency: z.object({ batches: z.number().int().positive().max(64).default(4) }).default({ batches: 4 }),
+});
+export type LoopConfig = z.infer<typeof LoopConfig>;
+export type LoopConfigInput = z.input<typeof LoopConfig>;
+
+/** Every problem of an invalid config, each with its path (`models.judge.baseUrls[0]: Invalid URL`). */
+export function loopConfigProblems(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const at = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
+    return `${at || '(config)'}: ${issue.message}`;
+  });
+}
