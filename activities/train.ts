@@ -7,6 +7,7 @@ import { exportVersion } from '../client/io/dataset-export.js';
 import { upsertTrainingRun } from '../db/queries/stages.js';
 import type { ActivityDeps } from './deps.js';
 import { TERMINAL_STATUSES, type TrainingBackend, type TrainingJobState } from './training/backend.js';
+import { LocalTrainingBackend } from './training/local-backend.js';
 import { SimTrainingBackend, TrainerApiError } from './training/sim-backend.js';
 
 export interface TrainIterationInput {
@@ -31,7 +32,7 @@ export function trainingBackendFor(training: LoopConfig['training']): TrainingBa
     case 'sim':
       return new SimTrainingBackend(training.url);
     case 'local':
-      throw ApplicationFailure.nonRetryable('the local training backend is not available in this build; use backend: sim', ErrorType.ConfigInvalid);
+      return new LocalTrainingBackend({ command: training.command, workDir: training.workDir });
   }
 }
 

@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TrainingBackend, TrainingJobSpec, TrainingJobState } from './backend.js';
+
+const RUNNER = fileURLToPath(new URL('./local-runner.js', import.meta.url));
+
+interface JobFiles {
+  dir: string;
+  spec: string;
+  pid: string;
+  exit: string;
+  progress: string;
+  log: string;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Training on this machine: the configured command (argv, no shell) runs under a small detached runner, so the job
+ * survives worker restarts and a new worker re-attaches by job key (the job's folder under `workDir/jobs/`). The
+ * command gets `{dataset}`, `{base}` (empty for the base model), `{output}` and `{job}` substituted; it may write
+ * `{output}/progress.json` (`{step, total_steps}`) and must leave its checkpoint in `{output}` and exit 0.
+ */
+export class LocalTrainingBackend implements TrainingBackend {
+  readonly name = 'local';
+
+  constructor(private readonly options: { command: string[]; workDir: string }) {}
+
+  private files(jobKey: string): JobFiles {
+    const dir = path.join(this.options.workDir, 'jobs', jobKey.replace(/[^A-Za-z0-9._-]/g, '_'));
+    return {
+      dir,
+      spec: path.join(dir, 'spec.json'),
+      pid: path.join(dir, 'runner.pid'),
+      exit: path.join(dir, 'exit.json'),
+      progress: path.join(dir, 'progress.json'),
+      log: path.join(dir, 'log.txt'),
+    };
+  }
+
+  async submit(spec: TrainingJobSpec): Promise<TrainingJobState> {
+    const files = this.files(spec.jobKey);
+    if (existsSync(files.spec)) return this.status(spec.jobKey);
+    mkdirSync(spec.outputDir, { recursive: true });
+    mkdirSync(files.dir, { recursive: true });
+    const substitute = (arg: string) =>
+      arg.replaceAll('{dataset}', spec.datasetPath).replaceAll('{base}', spec.baseCheckpoint ?? '').replaceAll('{output}', spec.outputDir).replaceAll('{job}', spec.jobKey);
+    writeFileSync(files.spec, JSON.stringify({ ...spec, argv: this.options.command.map(substitute), cwd: this.options.workDir }, null, 2));
+    const log = openSync(files.log, 'a');
+    try {
+      const runner = spawn(process.execPath, [RUNNER, files.dir], { detached: true, stdio: ['ignore', log, log] });
+      runner.unref();
+      writeFileSync(files.pid, String(runner.pid));
+    } finally {
+      closeSync(log);
+    }
+    return this.status(spec.jobKey);
+  }
+
+  async status(jobKey: string): Promise<TrainingJobState> {
+    const files = this.files(jobKey);
+    const spec = readJson<TrainingJobSpec>(files.spec);
+    if (!spec) throw new Error(`no local training job ${jobKey}`);
+    const progress = readJson<{ step?: number; total_steps?: number }>(path.join(spec.outputDir, 'progress.json')) ?? {};
+    const base = { externalId: jobKey, step: progress.step ?? 0, totalSteps: progress.total_steps ?? 0 };
+    const exit = readJson<{ code: number | null; signal?: string | null; error?: string; cancelled?: boolean }>(files.exit);
+    if (exit) {
+      if (exit.cancelled) return { ...base, status: 'cancelled' };
+      if (exit.code === 0) return { ...base, status: 'succeeded', checkpointUri: spec.outputDir };
+      return { ...base, status: 'failed', error: exit.error ?? `exited with ${exit.code ?? exit.signal}; see ${files.log}` };
+    }
+    const pid = Number(readFileSync(files.pid, 'utf8'));
+    if (isAlive(pid)) return { ...base, status: 'running' };
+    return { ...base, status: 'failed', error: `the job runner (pid ${pid}) is gone without recording an exit; see ${files.log}` };
+  }
+
+  async cancel(jobKey: string): Promise<void> {
+    const files = this.files(jobKey);
+    if (existsSync(files.exit)) return;
+    writeFileSync(files.exit, JSON.stringify({ code: null, cancelled: true, finishedAt: new Date().toISOString() }));
+    const pid = Number(readFileSync(files.pid, 'utf8'));
+    try {
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+
+  async logs(jobKey: string): Promise<string> {
+    const file = this.files(jobKey).log;
+    return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-200).join('\n') : '';
+  }
+}

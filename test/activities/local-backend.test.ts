@@ -1,0 +1,67 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, test } from 'vitest';
+import { LocalTrainingBackend } from '../../activities/training/local-backend.js';
+import type { TrainingJobState } from '../../activities/training/backend.js';
+
+const FAKE_TRAINER = fileURLToPath(new URL('../fixtures/fake-trainer.js', import.meta.url));
+const workDir = mkdtempSync(path.join(os.tmpdir(), 'looptool-local-train-'));
+afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+const backend = (steps: number, mode = 'ok') =>
+  new LocalTrainingBackend({ command: [process.execPath, FAKE_TRAINER, '{dataset}', '{base}', '{output}', String(steps), mode], workDir });
+
+async function until(b: LocalTrainingBackend, job: string, done: (s: TrainingJobState) => boolean): Promise<TrainingJobState> {
+  for (let i = 0; i < 200; i++) {
+    const state = await b.status(job);
+    if (done(state)) return state;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`job ${job} did not get there`);
+}
+
+describe('local training backend', () => {
+  const dataset = path.join(workDir, 'train.parquet');
+  writeFileSync(dataset, 'not really parquet');
+  const spec = (job: string) => ({ jobKey: job, datasetPath: dataset, baseCheckpoint: null, outputDir: path.join(workDir, job, 'checkpoint'), grpo: {} });
+
+  test('runs the command detached, reports progress, and succeeds with the checkpoint folder', async () => {
+    const first = await backend(6).submit(spec('ok-job'));
+    expect(first.status).toBe('running');
+    const done = await until(backend(6), 'ok-job', (s) => s.status === 'succeeded');
+    expect(done).toMatchObject({ status: 'succeeded', step: 6, totalSteps: 6, checkpointUri: path.join(workDir, 'ok-job', 'checkpoint') });
+    expect(JSON.parse(readFileSync(path.join(done.checkpointUri!, 'adapter.json'), 'utf8'))).toEqual({ dataset, base: null, exists: true });
+  });
+
+  test('submitting the same job key again re-attaches instead of starting a second run', async () => {
+    const b = backend(4);
+    await b.submit(spec('twice'));
+    // A new backend object stands for a restarted worker.
+    await backend(4).submit(spec('twice'));
+    await until(b, 'twice', (s) => s.status === 'succeeded');
+    expect(readFileSync(path.join(workDir, 'twice', 'checkpoint', 'runs.log'), 'utf8').trim().split('\n')).toHaveLength(1);
+  });
+
+  test('a failing command is a failed job that points at its log', async () => {
+    const b = backend(1, 'fail');
+    await b.submit(spec('fails'));
+    const state = await until(b, 'fails', (s) => s.status === 'failed');
+    expect(state.error).toMatch(/exited with 3; see .*log\.txt/);
+    expect(await b.logs('fails')).toContain('CUDA out of memory');
+  });
+
+  test('cancel stops the running job and records it as cancelled', async () => {
+    const b = backend(10_000);
+    await b.submit(spec('long'));
+    await until(b, 'long', (s) => s.step > 0);
+    await b.cancel('long');
+    expect((await b.status('long')).status).toBe('cancelled');
+    const pid = Number(readFileSync(path.join(workDir, 'jobs', 'long', 'runner.pid'), 'utf8'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect((await b.status('long')).status).toBe('cancelled');
+    expect(existsSync(path.join(workDir, 'long', 'checkpoint', 'adapter.json'))).toBe(false);
+  });
+});
