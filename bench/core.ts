@@ -6,6 +6,7 @@ import { parseJson, type JsonValue } from '../core/json.js';
 import { pyRepr, type PyDict } from '../core/python.js';
 import type { ParsedCall, ParseResult } from '../core/parse/types.js';
 import { parseModelOutput } from '../core/parse/model-output.js';
+import { parsePythonCalls, parsePythonCallsFull } from '../core/parse/python-calls.js';
 import { formatMeasurements, measure, type Measurement } from './lib/measure.js';
 
 const DATA = fileURLToPath(new URL('../data/bfcl/', import.meta.url));
@@ -74,6 +75,10 @@ export function run(): void {
     rows.push(measure(`${category}: check (decoded calls)`, workloads, (w) => checkBfcl(w.question, w.decoded).valid));
     rows.push(measure(`${category}: decode + check (Python text)`, workloads, (w) => scoreBfcl(w.question, decodeBfclText(w.text, 'python')).valid));
   }
+  // The Python decoder alone: the literal fast path (which every BFCL possible answer takes) and the full
+  // expression parser it falls back to for anything else.
+  rows.push(measure('all: decode Python text (fast path)', all, (w) => parsePythonCalls(w.text).ok));
+  rows.push(measure('all: decode Python text (full parser only)', all, (w) => parsePythonCallsFull(w.text).ok));
   rows.push(
     measure('all: compile + check', all, (w) => {
       const kind = w.answer ? (w.question.kind) : 'irrelevance';

@@ -48,6 +48,9 @@ export interface PyComprehension {
 export type UnaryOperator = '-' | '+' | '~' | 'not';
 export type BinaryOperator = '+' | '-' | '*' | '@' | '/' | '//' | '%' | '**' | '<<' | '>>' | '&' | '|' | '^';
 
+// Binary operators by binding strength, loosest first (below comparisons, above unary operators).
+const BINARY_LEVELS: readonly (readonly BinaryOperator[])[] = [['|'], ['^'], ['&'], ['<<', '>>'], ['+', '-'], ['*', '/', '//', '%', '@']];
+
 /** A syntax error at an offset of the parsed text. */
 export class PySyntaxError {
   constructor(
@@ -70,7 +73,8 @@ interface StringLiteral {
   source: string;
 }
 
-const HARD_KEYWORDS = new Set([
+/** Python keywords that can never be names (`True`, `False`, `None` included). */
+export const HARD_KEYWORDS: ReadonlySet<string> = new Set([
   'False', 'None', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue', 'def', 'del', 'elif', 'else',
   'except', 'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not', 'or', 'pass',
   'raise', 'return', 'try', 'while', 'with', 'yield',
@@ -84,6 +88,7 @@ const OPERATORS = [
 ];
 
 const OPERATORS_BY_FIRST = new Map<string, string[]>();
+const NO_OPERATORS: readonly string[] = [];
 for (const op of OPERATORS) OPERATORS_BY_FIRST.set(op[0] as string, [...(OPERATORS_BY_FIRST.get(op[0] as string) ?? []), op]);
 
 // ASCII first: model output is almost all ASCII, and a Unicode-property regex per character is the slow path.
@@ -167,7 +172,13 @@ function tokenize(text: string): Token[] {
       pos = end;
       continue;
     }
-    const op = (OPERATORS_BY_FIRST.get(ch) ?? []).find((candidate) => text.startsWith(candidate, pos));
+    let op: string | undefined;
+    for (const candidate of OPERATORS_BY_FIRST.get(ch) ?? NO_OPERATORS) {
+      if (text.startsWith(candidate, pos)) {
+        op = candidate;
+        break;
+      }
+    }
     if (op === undefined) throw new PySyntaxError(`invalid character ${pyStrRepr(cp)}`, pos);
     tokens.push({ t: 'op', v: op, pos });
     pos += op.length;
@@ -275,7 +286,8 @@ function readString(text: string, quoteStart: number, prefix: string): [StringLi
   return [{ kind, value, unicodePrefix: lower === 'u', source: text.slice(quoteStart - prefix.length, pos) }, pos];
 }
 
-function decodeEscape(text: string, pos: number, bytes: boolean): [string, number] {
+/** Decodes the escape starting at the backslash at `pos`: the text and how many characters it took. Throws {@link PySyntaxError}. */
+export function decodeEscape(text: string, pos: number, bytes: boolean): [string, number] {
   const next = text[pos + 1] as string;
   if (next === '\n') return ['', 2];
   if (next === '\r') return ['', text[pos + 2] === '\n' ? 3 : 2];
@@ -472,31 +484,32 @@ class ExpressionParser {
     return ops.length === 0 ? left : { k: 'Compare', left, ops, comparators };
   }
 
-  private parseBinary(operators: readonly BinaryOperator[], next: () => PyNode): PyNode {
-    let left = next();
+  /** `|`, then `^`, `&`, shifts, `+ -`, `* / // % @` (left-associative), then unary operators: level by level. */
+  private parseBinary(level: number): PyNode {
+    if (level === BINARY_LEVELS.length) return this.parseFactor();
+    const operators = BINARY_LEVELS[level] as readonly string[];
+    let left = this.parseBinary(level + 1);
     for (;;) {
       const token = this.current;
-      if (token.t !== 'op' || !(operators as readonly string[]).includes(token.v)) return left;
+      if (token.t !== 'op' || !operators.includes(token.v)) return left;
       this.index++;
-      left = { k: 'BinOp', op: token.v as BinaryOperator, left, right: next() };
+      left = { k: 'BinOp', op: token.v as BinaryOperator, left, right: this.parseBinary(level + 1) };
     }
   }
 
-  private parseBitOr = (): PyNode => this.parseBinary(['|'], this.parseBitXor);
-  private parseBitXor = (): PyNode => this.parseBinary(['^'], this.parseBitAnd);
-  private parseBitAnd = (): PyNode => this.parseBinary(['&'], this.parseShift);
-  private parseShift = (): PyNode => this.parseBinary(['<<', '>>'], this.parseArith);
-  private parseArith = (): PyNode => this.parseBinary(['+', '-'], this.parseTerm);
-  private parseTerm = (): PyNode => this.parseBinary(['*', '/', '//', '%', '@'], this.parseFactor);
+  // Methods, not arrow-function fields: those are rebuilt (and, under tsx/esbuild's keepNames, renamed) per parser.
+  private parseBitOr(): PyNode {
+    return this.parseBinary(0);
+  }
 
-  private parseFactor = (): PyNode => {
+  private parseFactor(): PyNode {
     const token = this.current;
     if (token.t === 'op' && (token.v === '-' || token.v === '+' || token.v === '~')) {
       this.index++;
       return { k: 'UnaryOp', op: token.v, operand: this.parseFactor() };
     }
     return this.parsePower();
-  };
+  }
 
   private parsePower(): PyNode {
     if (this.isKeyword('await')) this.fail("'await' outside function");

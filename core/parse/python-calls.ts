@@ -5,7 +5,7 @@
  */
 import { isJsonObject, JsonFloat, positionAt, setOwn, type JsonObject, type JsonValue } from '../json.js';
 import { PyOpaque, pyStrip, PyTuple, pyTypeName, type PyDict, type PyValue } from '../python.js';
-import { ELLIPSIS, parsePythonExpression, PySyntaxError, unparsePython, type BinaryOperator, type PyNode } from './python-ast.js';
+import { decodeEscape, ELLIPSIS, HARD_KEYWORDS, parsePythonExpression, PySyntaxError, unparsePython, type BinaryOperator, type PyNode } from './python-ast.js';
 import type { ParsedCall, ParseResult } from './types.js';
 
 /** Raised while resolving a parsed node; becomes an `unsupported_value` parse error (BFCL: decoder_failed). */
@@ -21,23 +21,48 @@ const AST_CLASS: Partial<Record<PyNode['k'], string>> = { JoinedStr: 'JoinedStr'
  * when missing, parse, then require every element to be a call. Keyword arguments become the arguments; positional
  * arguments are ignored, as in BFCL. Nested calls with keywords become `{name: {args}}`, without keywords their source
  * text; bare names become strings; arithmetic is evaluated. Never throws.
+ *
+ * The common shape, `[name(k=literal, …), …]` with literal values, is read directly by {@link parsePythonCallList};
+ * anything else goes through the full expression parser ({@link parsePythonCallsFull}), with identical results.
  */
 export function parsePythonCalls(text: string): ParseResult {
-  const stripped = pyStrip(text, '`\n ');
-  const leading = text.indexOf(stripped);
-  const open = stripped.startsWith('[') ? '' : '[';
-  const close = stripped.endsWith(']') ? '' : ']';
-  const wrapped = `${open}${stripped}${close}`;
-  // ast_parse: `input_str.strip().strip("'")` before `ast.parse(..., mode="eval")`.
-  const cleaned = pyStrip(pyStrip(wrapped), "'");
-  const cleanedStart = wrapped.indexOf(cleaned);
-  const toOriginal = (offset: number): number => Math.max(0, Math.min(text.length, offset + cleanedStart - open.length + Math.max(0, leading)));
+  return decodePythonCalls(text, true);
+}
+
+/** {@link parsePythonCalls} without the fast path: always the full expression parser (the reference; tests compare the two). */
+export function parsePythonCallsFull(text: string): ParseResult {
+  return decodePythonCalls(text, false);
+}
+
+function decodePythonCalls(text: string, fast: boolean): ParseResult {
+  const n = text.length;
+  let cleaned: string;
+  // cleaned offset + shift = original offset (before clamping).
+  let shift: number;
+  if (n >= 2 && text.charCodeAt(0) === 0x5b && text.charCodeAt(n - 1) === 0x5d) {
+    // `[...]`: none of the stripping below changes anything, and no wrapping is needed.
+    cleaned = text;
+    shift = 0;
+  } else {
+    const stripped = pyStrip(text, '`\n ');
+    const leading = text.indexOf(stripped);
+    const open = stripped.startsWith('[') ? '' : '[';
+    const close = stripped.endsWith(']') ? '' : ']';
+    const wrapped = `${open}${stripped}${close}`;
+    // ast_parse: `input_str.strip().strip("'")` before `ast.parse(..., mode="eval")`.
+    cleaned = pyStrip(pyStrip(wrapped), "'");
+    shift = wrapped.indexOf(cleaned) - open.length + Math.max(0, leading);
+  }
+  if (fast) {
+    const calls = parsePythonCallList(cleaned);
+    if (calls !== undefined) return { ok: true, format: 'python', calls };
+  }
   let body: PyNode;
   try {
     body = parsePythonExpression(cleaned);
   } catch (err) {
     if (!(err instanceof PySyntaxError)) throw err;
-    const offset = toOriginal(err.offset);
+    const offset = Math.max(0, Math.min(text.length, err.offset + shift));
     const { line, column } = positionAt(text, offset);
     return { ok: false, error: { kind: 'invalid_python', format: 'python', reason: `${err.message} (line ${line}, column ${column})`, offset, line, column } };
   }
@@ -98,12 +123,13 @@ function resolveValue(node: PyNode): PyValue {
       return node.elts.map(resolveValue);
     case 'Dict': {
       const out: PyDict = {};
-      node.keys.forEach((keyNode, i) => {
+      for (let i = 0; i < node.keys.length; i++) {
+        const keyNode = node.keys[i] as PyNode | null;
         if (keyNode === null) throw new ResolveError("Unsupported AST type: <class 'NoneType'>");
         const key = resolveValue(keyNode);
         if (typeof key !== 'string') throw new ResolveError(`dict key ${String(key)} is not a string (only string keys are supported)`);
         setOwn(out, key, resolveValue(node.values[i] as PyNode));
-      });
+      }
       return out;
     }
     case 'BinOp':
@@ -157,11 +183,12 @@ function evaluate(node: PyNode): PyValue {
       return new PyTuple(node.elts.map(evaluate));
     case 'Dict': {
       const out: PyDict = {};
-      node.keys.forEach((keyNode, i) => {
+      for (let i = 0; i < node.keys.length; i++) {
+        const keyNode = node.keys[i] as PyNode | null;
         const key = keyNode === null ? undefined : evaluate(keyNode);
         if (typeof key !== 'string') throw new ResolveError('only string dict keys are supported in evaluated expressions');
         setOwn(out, key, evaluate(node.values[i] as PyNode));
-      });
+      }
       return out;
     }
     case 'UnaryOp':
@@ -374,4 +401,358 @@ export function pyToJson(value: PyValue): JsonValue | undefined {
     return out;
   }
   return value as JsonValue;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Fast path: `[name(k=literal, …), …]` read straight into values, no tokens and no AST. It accepts only text for which
+// the full parser's result is certain and equal (literal strings without prefixes, decimal ints and floats, a `-`
+// directly before a number, True/False/None, bare names, lists/tuples/dicts of those, plain whitespace); on anything
+// else, valid or not, it gives up and the full parser decides, so errors and rarer forms keep their exact behaviour.
+
+/** Returned by the fast readers when the text is not the simple shape. */
+const MISS: unique symbol = Symbol('miss');
+type FastValue = PyValue | typeof MISS;
+
+// Deeper nesting goes to the full parser, so that what it would do with very deep input (recursion limits) is kept.
+const MAX_FAST_DEPTH = 100;
+// The full tokenizer reads at most 400 characters of a number; longer ones are its business.
+const MAX_FAST_NUMBER = 300;
+
+// The reader's state: the text and the position. Module-level (no closures per call); nothing here re-enters.
+let src = '';
+let at = 0;
+
+/**
+ * The fast path alone: the calls of `[name(k=v, …), …]` (`cleaned` being the text after BFCL's stripping and wrapping)
+ * when every value is a literal it reads, or undefined when the full parser must decide. Where it returns calls, they
+ * equal the full parser's, value for value (int vs float, tuples, `-0`, key order).
+ */
+export function parsePythonCallList(cleaned: string): ParsedCall[] | undefined {
+  src = cleaned;
+  at = 0;
+  try {
+    return readCallList();
+  } catch (err) {
+    // decodeEscape rejects a bad escape; the full parser reports it.
+    if (err instanceof PySyntaxError) return undefined;
+    throw err;
+  } finally {
+    src = '';
+  }
+}
+
+function skipSpace(): void {
+  const s = src;
+  const n = s.length;
+  let i = at;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    // The tokenizer's whitespace: space, \t, \n, \r, \f (line continuations and comments are left to the full parser).
+    if (c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d || c === 0x0c) i++;
+    else break;
+  }
+  at = i;
+}
+
+function isIdStartCode(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
+}
+
+function isIdContinueCode(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f;
+}
+
+/** An ASCII identifier at `at`, or undefined (none there, or one that goes on with non-ASCII characters). */
+function readIdentifier(): string | undefined {
+  const s = src;
+  const start = at;
+  if (!isIdStartCode(s.charCodeAt(start))) return undefined;
+  let i = start + 1;
+  let c = s.charCodeAt(i);
+  while (isIdContinueCode(c)) c = s.charCodeAt(++i);
+  if (c >= 0x80) return undefined;
+  at = i;
+  return s.slice(start, i);
+}
+
+function readCallList(): ParsedCall[] | undefined {
+  skipSpace();
+  if (src.charCodeAt(at) !== 0x5b /* [ */) return undefined;
+  at++;
+  skipSpace();
+  const calls: ParsedCall[] = [];
+  if (src.charCodeAt(at) === 0x5d /* ] */) {
+    at++;
+  } else {
+    for (;;) {
+      const call = readCall();
+      if (call === undefined) return undefined;
+      calls.push(call);
+      skipSpace();
+      const c = src.charCodeAt(at);
+      if (c === 0x2c /* , */) {
+        at++;
+        skipSpace();
+        if (src.charCodeAt(at) === 0x5d) {
+          at++;
+          break;
+        }
+      } else if (c === 0x5d) {
+        at++;
+        break;
+      } else {
+        return undefined;
+      }
+    }
+  }
+  skipSpace();
+  return at === src.length ? calls : undefined;
+}
+
+/** `a.b.c(k=v, …)`: keyword arguments with literal values only. */
+function readCall(): ParsedCall | undefined {
+  let name = readIdentifier();
+  if (name === undefined || HARD_KEYWORDS.has(name)) return undefined;
+  skipSpace();
+  while (src.charCodeAt(at) === 0x2e /* . */) {
+    at++;
+    skipSpace();
+    const part = readIdentifier();
+    if (part === undefined || HARD_KEYWORDS.has(part)) return undefined;
+    name += `.${part}`;
+    skipSpace();
+  }
+  if (src.charCodeAt(at) !== 0x28 /* ( */) return undefined;
+  at++;
+  skipSpace();
+  const args: PyDict = {};
+  if (src.charCodeAt(at) === 0x29 /* ) */) {
+    at++;
+    return { name, arguments: args };
+  }
+  for (;;) {
+    const key = readIdentifier();
+    // Positional arguments, `*a`, `**k` and keywords used as names are left to the full parser.
+    if (key === undefined || HARD_KEYWORDS.has(key)) return undefined;
+    skipSpace();
+    if (src.charCodeAt(at) !== 0x3d /* = */ || src.charCodeAt(at + 1) === 0x3d) return undefined;
+    at++;
+    skipSpace();
+    const value = readValue(0);
+    if (value === MISS) return undefined;
+    // A repeated keyword keeps the last value, as the full path does.
+    setOwn(args, key, value);
+    skipSpace();
+    const c = src.charCodeAt(at);
+    if (c === 0x2c) {
+      at++;
+      skipSpace();
+      if (src.charCodeAt(at) === 0x29) {
+        at++;
+        break;
+      }
+    } else if (c === 0x29) {
+      at++;
+      break;
+    } else {
+      return undefined;
+    }
+  }
+  return { name, arguments: args };
+}
+
+function isDigitCode(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+/**
+ * One literal value at `at` (whitespace before it already skipped). The caller checks what follows it: only `,` or the
+ * closing bracket (or `:` after a dict key) can, so `1 + 2`, `x.y`, `f(…)`, `'a' 'b'` or `5j` all go to the full parser.
+ */
+function readValue(depth: number): FastValue {
+  if (depth > MAX_FAST_DEPTH) return MISS;
+  const c = src.charCodeAt(at);
+  if (c === 0x27 || c === 0x22) return readString(c);
+  if (isDigitCode(c) || (c === 0x2e && isDigitCode(src.charCodeAt(at + 1)))) return readNumber();
+  if (c === 0x2d /* - */) {
+    // BFCL's `-value.operand.value`: -5 is int -5 (and -0 is JavaScript's -0, as the full path gives), -2.5 a float.
+    const next = src.charCodeAt(at + 1);
+    if (!(isDigitCode(next) || (next === 0x2e && isDigitCode(src.charCodeAt(at + 2))))) return MISS;
+    at++;
+    const number = readNumber();
+    if (number === MISS) return MISS;
+    return number instanceof JsonFloat ? new JsonFloat(-number.value) : -(number as number);
+  }
+  if (c === 0x5b /* [ */) return readList(depth);
+  if (c === 0x28 /* ( */) return readParenthesized(depth);
+  if (c === 0x7b /* { */) return readDict(depth);
+  const word = readIdentifier();
+  if (word === undefined) return MISS;
+  if (word === 'True') return true;
+  if (word === 'False') return false;
+  if (word === 'None') return null;
+  if (HARD_KEYWORDS.has(word)) return MISS;
+  // resolve_ast_by_type: a bare name is its own text. (A string prefix followed by a quote is caught by the caller.)
+  return word;
+}
+
+/** A `'…'` or `"…"` string without prefix, not triple-quoted, on one line; escapes decoded as the full tokenizer does. */
+function readString(quote: number): FastValue {
+  const s = src;
+  const n = s.length;
+  const open = at;
+  if (s.charCodeAt(open + 1) === quote && s.charCodeAt(open + 2) === quote) return MISS;
+  let i = open + 1;
+  let start = i;
+  let value = '';
+  for (;;) {
+    if (i >= n) return MISS;
+    const c = s.charCodeAt(i);
+    if (c === quote) break;
+    if (c === 0x0a || c === 0x0d) return MISS;
+    if (c === 0x5c /* \ */) {
+      if (i + 1 >= n) return MISS;
+      const [decoded, consumed] = decodeEscape(s, i, false);
+      value += s.slice(start, i) + decoded;
+      i += consumed;
+      start = i;
+      continue;
+    }
+    i++;
+  }
+  at = i + 1;
+  return start === open + 1 ? s.slice(start, i) : value + s.slice(start, i);
+}
+
+/** A decimal int (no leading zeros, no `_`) or float (`1.5`, `1.`, `.5`, `1e-3`); other forms go to the full parser. */
+function readNumber(): FastValue {
+  const s = src;
+  const start = at;
+  let i = start;
+  while (isDigitCode(s.charCodeAt(i))) i++;
+  let isFloat = false;
+  if (s.charCodeAt(i) === 0x2e) {
+    isFloat = true;
+    i++;
+    while (isDigitCode(s.charCodeAt(i))) i++;
+  }
+  const e = s.charCodeAt(i);
+  if (e === 0x65 || e === 0x45) {
+    let j = i + 1;
+    const sign = s.charCodeAt(j);
+    if (sign === 0x2b || sign === 0x2d) j++;
+    if (!isDigitCode(s.charCodeAt(j))) return MISS;
+    while (isDigitCode(s.charCodeAt(j))) j++;
+    isFloat = true;
+    i = j;
+  }
+  const length = i - start;
+  if (length > MAX_FAST_NUMBER) return MISS;
+  at = i;
+  if (isFloat) return new JsonFloat(Number(s.slice(start, i)));
+  // `0x1F`, `0o7`, `00`, `0_1` and `07` (an error) all start with a 0 and go on: the full parser's business.
+  if (s.charCodeAt(start) === 0x30 && length > 1) return MISS;
+  if (length <= 15) {
+    let value = 0;
+    for (let k = start; k < i; k++) value = value * 10 + (s.charCodeAt(k) - 0x30);
+    return value;
+  }
+  return Number(BigInt(s.slice(start, i)));
+}
+
+function readList(depth: number): FastValue {
+  at++;
+  skipSpace();
+  const items: PyValue[] = [];
+  if (src.charCodeAt(at) === 0x5d) {
+    at++;
+    return items;
+  }
+  for (;;) {
+    const item = readValue(depth + 1);
+    if (item === MISS) return MISS;
+    items.push(item);
+    skipSpace();
+    const c = src.charCodeAt(at);
+    if (c === 0x2c) {
+      at++;
+      skipSpace();
+      if (src.charCodeAt(at) === 0x5d) break;
+    } else if (c === 0x5d) {
+      break;
+    } else {
+      return MISS;
+    }
+  }
+  at++;
+  return items;
+}
+
+/** `()` and `(a, …)` are tuples; `(a)` is just `a`. */
+function readParenthesized(depth: number): FastValue {
+  at++;
+  skipSpace();
+  if (src.charCodeAt(at) === 0x29) {
+    at++;
+    return new PyTuple([]);
+  }
+  const first = readValue(depth + 1);
+  if (first === MISS) return MISS;
+  skipSpace();
+  let c = src.charCodeAt(at);
+  if (c === 0x29) {
+    at++;
+    return first;
+  }
+  const items: PyValue[] = [first];
+  for (;;) {
+    if (c !== 0x2c) return MISS;
+    at++;
+    skipSpace();
+    if (src.charCodeAt(at) === 0x29) break;
+    const item = readValue(depth + 1);
+    if (item === MISS) return MISS;
+    items.push(item);
+    skipSpace();
+    c = src.charCodeAt(at);
+    if (c === 0x29) break;
+  }
+  at++;
+  return new PyTuple(items);
+}
+
+/** `{k: v, …}` with keys that resolve to strings (string literals or bare names); anything else is the full parser's. */
+function readDict(depth: number): FastValue {
+  at++;
+  skipSpace();
+  const out: PyDict = {};
+  if (src.charCodeAt(at) === 0x7d /* } */) {
+    at++;
+    return out;
+  }
+  for (;;) {
+    const key = readValue(depth + 1);
+    if (typeof key !== 'string') return MISS;
+    skipSpace();
+    // `:=` is one token (a walrus), not a dict colon.
+    if (src.charCodeAt(at) !== 0x3a /* : */ || src.charCodeAt(at + 1) === 0x3d) return MISS;
+    at++;
+    skipSpace();
+    const value = readValue(depth + 1);
+    if (value === MISS) return MISS;
+    setOwn(out, key, value);
+    skipSpace();
+    const c = src.charCodeAt(at);
+    if (c === 0x2c) {
+      at++;
+      skipSpace();
+      if (src.charCodeAt(at) === 0x7d) break;
+    } else if (c === 0x7d) {
+      break;
+    } else {
+      return MISS;
+    }
+  }
+  at++;
+  return out;
 }
