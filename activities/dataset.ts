@@ -94,12 +94,12 @@ export function createDatasetActivities(deps: ActivityDeps) {
           await tx.query(
             `INSERT INTO dataset_members (version_id, sample_seq, role)
              SELECT $1::bigint, m.sample_seq, 'seed_new' FROM dataset_members m JOIN samples s ON s.seq = m.sample_seq
-             WHERE m.version_id = $4::bigint
+             WHERE m.version_id = $3::bigint
                AND NOT EXISTS (SELECT 1 FROM dataset_members used JOIN dataset_versions v ON v.id = used.version_id
                                WHERE v.loop_name = $2::text AND used.sample_seq = m.sample_seq)
-             ORDER BY md5($5::text || s.id), s.id LIMIT $6::int
+             ORDER BY md5($4::text || s.id), s.id LIMIT $5::int
              ON CONFLICT DO NOTHING`,
-            [...args, input.seedVersionId, String(input.seed), Math.max(0, Math.min(input.seedNewCount, input.budget - (await count())))],
+            [versionId, input.loopName, input.seedVersionId, String(input.seed), Math.max(0, Math.min(input.seedNewCount, input.budget - (await count())))],
           );
           await tx.query(
             `INSERT INTO dataset_members (version_id, sample_seq, role)

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +45,8 @@ export function createEvaluateActivities(deps: ActivityDeps) {
     async evaluateFile(input: EvaluateFileInput): Promise<CategoryScore[]> {
       const context = Context.current();
       const signal = context.cancellationSignal;
+      // Every in-flight request listens on this one signal; hundreds at once is expected, not a leak.
+      setMaxListeners(0, signal);
       const endpoints = deps.llm.pool('policy', input.policy);
       const questionsFile = path.resolve(PROJECT_ROOT, input.file.questions);
       const answers = new Map<string, BfclAnswer>();

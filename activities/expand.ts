@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import { parseJson } from '../core/json.js';
@@ -27,7 +28,7 @@ import { toApplicationFailure } from './llm/failures.js';
 import { pickPrompt, type PromptTemplate, renderTemplate } from './llm/prompts.js';
 import type { ModelEndpoints } from './llm/registry.js';
 import { conversationDate, promptConversation, promptTarget, promptTools } from './llm/render.js';
-import { completeStructured, type StructuredResult } from './llm/structured.js';
+import { completeStructured, requestSeed, type StructuredResult } from './llm/structured.js';
 
 export interface ExpandBatchInput {
   loopName: string;
@@ -74,6 +75,8 @@ export function createExpandActivities(deps: ActivityDeps) {
     async expandBatch(input: ExpandBatchInput): Promise<ExpandBatchResult> {
       const context = Context.current();
       const signal = context.cancellationSignal;
+      // Every in-flight request listens on this one signal; hundreds at once is expected, not a leak.
+      setMaxListeners(0, signal);
       const k = input.k ?? 4;
       const generators = deps.llm.pool('generator', input.generator);
       const validators = input.validator ? deps.llm.pool('judge', input.validator) : undefined;
@@ -191,6 +194,7 @@ async function expandSlot(args: {
         name: 'generated_sample',
         temperature: input.temperature ?? 1.0,
         topP: input.topP ?? 0.9,
+        seed: requestSeed('expand', input.loopName, input.iteration, seed.sampleId, slot, attempt),
         signal: args.signal,
       }).then((r) => {
         args.ledger.push(ledgerRow(input, 'expand', 'generator', input.generator.model, endpoint.baseURL, `${seed.sampleId}:k${slot}:a${attempt}`, r));

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import { parseJson } from '../core/json.js';
@@ -16,7 +17,7 @@ import { toApplicationFailure } from './llm/failures.js';
 import { pickPrompt, type PromptTemplate, renderTemplate } from './llm/prompts.js';
 import type { ModelEndpoints } from './llm/registry.js';
 import { conversationDate, promptConversation, promptResponse, promptTarget, promptTools } from './llm/render.js';
-import { completeStructured } from './llm/structured.js';
+import { completeStructured, requestSeed } from './llm/structured.js';
 
 export interface JudgeBatchInput {
   loopName: string;
@@ -66,6 +67,8 @@ export function createJudgeActivities(deps: ActivityDeps) {
     async judgeBatch(input: JudgeBatchInput): Promise<JudgeBatchResult> {
       const context = Context.current();
       const signal = context.cancellationSignal;
+      // Every in-flight request listens on this one signal; hundreds at once is expected, not a leak.
+      setMaxListeners(0, signal);
       const judges = deps.llm.pool('judge', input.judge);
       const template = pickPrompt(deps.prompts, 'judge', input.promptVersion);
       const key = { loopName: input.loopName, iteration: input.iteration };
@@ -194,6 +197,7 @@ async function castVote(args: {
           schema: JudgeOutput,
           name: 'judge_verdict',
           temperature: args.voteCount > 1 ? (input.voteTemperature ?? 0.7) : 0,
+          seed: requestSeed('judge', input.loopName, input.iteration, args.item.sampleId, args.voteIndex, attempt),
           signal: args.signal,
         });
         args.ledger.push({

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { APIError } from 'openai';
 import type OpenAI from 'openai';
@@ -64,6 +65,8 @@ export function createProbeActivities(deps: ActivityDeps) {
     async probeBatch(input: ProbeBatchInput): Promise<ProbeBatchResult> {
       const context = Context.current();
       const signal = context.cancellationSignal;
+      // Every in-flight request listens on this one signal; hundreds at once is expected, not a leak.
+      setMaxListeners(0, signal);
       const endpoints = deps.llm.pool('policy', input.policy);
       const systemPrompt = input.systemPromptVersion ? pickPrompt(deps.prompts, 'probe-system', input.systemPromptVersion) : undefined;
       const promptVersion = systemPrompt?.version ?? 'none';

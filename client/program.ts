@@ -4,6 +4,7 @@ import { registerDemoCommand } from './commands/demo.js';
 import { registerLoopCommand } from './commands/loop.js';
 import { registerScoreCommand } from './commands/score.js';
 import { registerServicesCommand } from './commands/services.js';
+import { registerSimCommand } from './commands/sim.js';
 
 /** Builds the `looptool` command tree; each command family lives in its own module under client/commands/. */
 export function buildProgram(): Command {
@@ -15,5 +16,6 @@ export function buildProgram(): Command {
   registerDataCommand(program);
   registerLoopCommand(program);
   registerScoreCommand(program);
+  registerSimCommand(program);
   return program;
 }

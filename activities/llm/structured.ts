@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type OpenAI from 'openai';
 import { z } from 'zod';
 import { parseJson } from '../../core/json.js';
@@ -22,7 +23,17 @@ export interface StructuredRequest<T> {
   temperature?: number;
   topP?: number;
   maxTokens?: number;
+  /**
+   * Sampling seed (vLLM honours it per request). Sampled calls pass one derived from what they are for, so a retried
+   * activity draws the same vote or sample again and the loop's datasets do not depend on where a crash happened.
+   */
+  seed?: number;
   signal?: AbortSignal;
+}
+
+/** A request seed that is a pure function of its parts (31 bits, as servers accept). */
+export function requestSeed(...parts: readonly (string | number)[]): number {
+  return Number.parseInt(createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 8), 16) & 0x7fffffff;
 }
 
 const jsonSchemas = new WeakMap<z.ZodType, Record<string, unknown>>();
@@ -54,6 +65,7 @@ export async function completeStructured<T>(endpoint: Endpoint, request: Structu
       temperature: request.temperature ?? 0,
       ...(request.topP !== undefined ? { top_p: request.topP } : {}),
       ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
+      ...(request.seed !== undefined ? { seed: request.seed } : {}),
       response_format: { type: 'json_schema', json_schema: { name: request.name, schema: responseJsonSchema(request.schema), strict: true } },
     },
     request.signal ? { signal: request.signal } : undefined,

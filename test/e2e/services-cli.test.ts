@@ -50,10 +50,17 @@ describe('looptool services and demo, as a user runs them', () => {
     expect(JSON.parse(after.stdout)).toMatchObject({ temporal: { running: false }, postgres: { running: false } });
   });
 
-  test('demo brings the services up, runs a loop to the end and says where the UI is', async () => {
-    const demo = await runLooptool(['demo', '--name', 'cli-demo', '--iterations', '2'], { env, timeoutMs: 180_000 });
+  test('demo runs the whole loop on the simulated stack: accuracy rises, labels get corrected, expansions accepted', async () => {
+    const demo = await runLooptool(['demo', '--name', 'cli-demo'], { env, timeoutMs: 240_000 });
+    expect(demo.stderr).not.toMatch(/Error/);
     expect(demo.code).toBe(0);
-    expect(demo.stdout).toMatch(/Loop cli-demo: 2 iterations done/);
+    expect(demo.stdout).toMatch(/loop cli-demo: completed, iteration 3\/3, stage done/);
+    const accuracies = [...demo.stdout.matchAll(/^(\d) (?:\(base\))?.*?(\d+\.\d)%$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(accuracies.map(([iteration]) => iteration)).toEqual([0, 1, 2, 3]);
+    const values = accuracies.map(([, accuracy]) => accuracy!);
+    for (let i = 1; i < values.length; i++) expect(values[i]).toBeGreaterThan(values[i - 1]!);
+    expect(Number(/Labels corrected: (\d+)/.exec(demo.stdout)?.[1])).toBeGreaterThan(0);
+    expect(Number(/Expansions: .*accepted (\d+)/.exec(demo.stdout)?.[1])).toBeGreaterThan(0);
     expect(demo.stdout).toContain(`http://127.0.0.1:${env.LOOPTOOL_TEMPORAL_UI_PORT}/namespaces/default/workflows/loop%2Fcli-demo`);
   });
 });

@@ -1,0 +1,106 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { writeSeedData } from '../../sim/seed-data.js';
+import { startSimServer } from '../../sim/server.js';
+
+function number(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function integer(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+interface ServeOptions {
+  host: string;
+  port: number;
+  seed: number;
+  judgeAccuracy: number;
+  validatorAccuracy?: number;
+  generatorFlawRate: number;
+  trainSeconds: number;
+  policyModel: string;
+  judgeModel: string;
+  generatorModel: string;
+  learningScale?: number;
+  bfcl: boolean;
+}
+
+/**
+ * `looptool sim serve|seed`: the simulated model stack that stands in for vLLM and a GRPO trainer on machines without a
+ * GPU, and the seed data generator for it.
+ */
+export function registerSimCommand(program: Command): void {
+  const sim = program.command('sim').description('The simulated model stack (vLLM-compatible server, trainer) and its seed data');
+
+  sim
+    .command('serve')
+    .description('Serve the simulated student, judge, generator and trainer until SIGINT/SIGTERM')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port (0 picks a free one)', integer(0, 65535), 8010)
+    .option('--seed <n>', 'seed of every simulated decision', integer(0, 2 ** 31), 7)
+    .option('--judge-accuracy <p>', 'chance one judge vote is right', number(0, 1), 0.9)
+    .option('--validator-accuracy <p>', 'chance one validation verdict is right (default: the judge accuracy)', number(0, 1))
+    .option('--generator-flaw-rate <p>', 'share of generator outputs with a flaw', number(0, 1), 0.1)
+    .option('--train-seconds <s>', 'simulated training time per job', number(0, 3600), 1.5)
+    .option('--learning-scale <n>', 'sample-epochs per skill that close 63% of the gap to the ceiling', number(1, 1e9))
+    .option('--policy-model <name>', 'base policy model name', 'sim-student')
+    .option('--judge-model <name>', 'judge model name', 'sim-judge')
+    .option('--generator-model <name>', 'generator model name', 'sim-generator')
+    .option('--no-bfcl', 'do not load the BFCL oracle from data/bfcl')
+    .action(async (options: ServeOptions) => {
+      const server = await startSimServer({
+        host: options.host,
+        port: options.port,
+        seed: options.seed,
+        judgeAccuracy: options.judgeAccuracy,
+        ...(options.validatorAccuracy !== undefined ? { validatorAccuracy: options.validatorAccuracy } : {}),
+        generatorFlawRate: options.generatorFlawRate,
+        trainer: { jobSeconds: options.trainSeconds },
+        ...(options.learningScale !== undefined ? { learning: { learningScale: options.learningScale } } : {}),
+        policyModel: options.policyModel,
+        judgeModel: options.judgeModel,
+        generatorModel: options.generatorModel,
+        ...(options.bfcl ? {} : { bfclDir: false as const }),
+      });
+      console.log(`Sim server: ${server.url}`);
+      console.log(`OpenAI base URL: ${server.baseURL} (models ${server.policyModel}, ${server.judgeModel}, ${server.generatorModel})`);
+      console.log(`Trainer API:     ${server.trainerURL}`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await server.close();
+      console.log('Sim server stopped.');
+    });
+
+  sim
+    .command('seed')
+    .description('Write seed data over the sim world as OpenAI chat JSONL, with a known share of wrong labels')
+    .requiredOption('--out <file>', 'JSONL file to write')
+    .option('--count <n>', 'samples', integer(1, 1_000_000), 1500)
+    .option('--seed <n>', 'seed', integer(0, 2 ** 31), 7)
+    .option('--wrong-label-rate <p>', 'share of samples with a corrupted label', number(0, 1), 0.15)
+    .option('--corrupted-out <file>', 'also write the corrupted sample ids ({id, index, corruption} lines)')
+    .option('--no-system-prompt', 'leave out the system prompt with the conversation date')
+    .action(async (options: { out: string; count: number; seed: number; wrongLabelRate: number; corruptedOut?: string; systemPrompt: boolean }) => {
+      const summary = await writeSeedData(options.out, {
+        count: options.count,
+        seed: options.seed,
+        wrongLabelRate: options.wrongLabelRate,
+        systemPrompt: options.systemPrompt,
+        ...(options.corruptedOut ? { corruptedOut: options.corruptedOut } : {}),
+      });
+      console.log(`Wrote ${summary.written} samples to ${options.out} (${summary.corrupted} with a wrong label).`);
+      console.log(`By profile: ${Object.entries(summary.byProfile).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      if (summary.corrupted > 0) console.log(`Wrong labels: ${Object.entries(summary.byCorruption).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    });
+}

@@ -1,0 +1,83 @@
+/**
+ * Reads the judge, generator and validator prompts (activities/llm/prompts/*.md) back into data: the parts sit between
+ * XML-style tags, so the sim finds them by tag and never depends on the prose around them.
+ */
+import { isJsonObject, parseJson, type JsonValue } from '../core/json.js';
+import { messageFromJson, toolsFromJson } from '../core/formats/openai-chat.js';
+import type { FunctionDefinition } from '../core/schemas/function-def.js';
+import type { ChatMessage } from '../core/schemas/messages.js';
+import type { ToolCall } from '../core/schemas/tool-call.js';
+import { BoundedCache, hashHex } from './random.js';
+import type { Response } from './truth.js';
+
+/** The text between `<tag>` and the next `</tag>`, trimmed; undefined when the tag is absent. */
+export function tagContent(text: string, tag: string): string | undefined {
+  const open = `<${tag}>`;
+  const start = text.indexOf(open);
+  if (start < 0) return undefined;
+  const end = text.indexOf(`</${tag}>`, start + open.length);
+  if (end < 0) return undefined;
+  return text.slice(start + open.length, end).trim();
+}
+
+const toolCache = new BoundedCache<string, FunctionDefinition[] | null>(10_000);
+
+/** The tools of a `<tools>` block: one OpenAI tool JSON a line. Cached by content (the same list recurs). */
+export function parsePromptTools(system: string): FunctionDefinition[] | undefined {
+  const block = tagContent(system, 'tools');
+  if (block === undefined) return undefined;
+  const key = hashHex(block);
+  const cached = toolCache.get(key);
+  if (cached !== undefined) return cached ?? undefined;
+  const items: JsonValue[] = [];
+  for (const line of block.split('\n')) {
+    if (line.trim() === '') continue;
+    const parsed = parseJson(line);
+    if (!parsed.ok) return toolCache.set(key, null) ?? undefined;
+    items.push(parsed.value);
+  }
+  const tools = toolsFromJson(items);
+  return toolCache.set(key, tools.ok ? tools.value : null) ?? undefined;
+}
+
+/** A conversation written as a JSON array of OpenAI chat messages (arguments as objects or strings). */
+export function parsePromptConversation(text: string | undefined): ChatMessage[] | undefined {
+  if (text === undefined) return undefined;
+  const parsed = parseJson(text);
+  if (!parsed.ok || !Array.isArray(parsed.value)) return undefined;
+  const messages: ChatMessage[] = [];
+  for (const [index, item] of parsed.value.entries()) {
+    const message = messageFromJson(item, `conversation[${index}]`);
+    if (!message.ok) return undefined;
+    messages.push(message.value);
+  }
+  return messages;
+}
+
+/** A prompt response, `{"tool_calls": [{name, arguments}]}` or `{"content": text}`; undefined when it is neither. */
+export function parsePromptResponse(text: string | undefined): Response | undefined {
+  if (text === undefined) return undefined;
+  const parsed = parseJson(text);
+  if (!parsed.ok || !isJsonObject(parsed.value)) return undefined;
+  const value = parsed.value;
+  if (Array.isArray(value.tool_calls)) {
+    const calls: ToolCall[] = [];
+    for (const call of value.tool_calls) {
+      if (!isJsonObject(call)) return undefined;
+      const fn = isJsonObject(call.function) ? call.function : call;
+      const args = typeof fn.arguments === 'string' ? parseJson(fn.arguments) : { ok: true as const, value: fn.arguments };
+      if (typeof fn.name !== 'string' || !args.ok || !isJsonObject(args.value)) return undefined;
+      calls.push({ name: fn.name, arguments: args.value });
+    }
+    return calls.length > 0 ? { kind: 'calls', calls } : { kind: 'text', text: typeof value.content === 'string' ? value.content : '' };
+  }
+  if (typeof value.content === 'string') return { kind: 'text', text: value.content };
+  return undefined;
+}
+
+/** The system and last user message of a request (the two halves of every structured-output prompt). */
+export function promptParts(messages: readonly { role: string; content: string }[]): { system: string; user: string } {
+  const system = messages.find((m) => m.role === 'system')?.content ?? '';
+  const user = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
+  return { system, user };
+}

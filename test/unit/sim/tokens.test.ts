@@ -1,0 +1,33 @@
+import { describe, expect, test } from 'vitest';
+import { pseudoTokens, tokenLogprobs, tokenLogprobsJson } from '../../../sim/tokens.js';
+
+const text = '<tool_call>\n{"name": "convert_currency", "arguments": {"amount": 1234.5, "from_currency": "USD"}}\n</tool_call>';
+
+describe('pseudo-tokens and their logprobs', () => {
+  test('tokens join back to the text', () => {
+    const tokens = pseudoTokens(text);
+    expect(tokens.join('')).toBe(text);
+    expect(tokens.length).toBeGreaterThan(10);
+  });
+
+  test('logprobs average to the requested mean, are never positive, and repeat for the same key', () => {
+    const tokens = pseudoTokens(text);
+    for (const mean of [-0.01, -0.3, -1.2]) {
+      const entries = tokenLogprobs(tokens, mean, 'k');
+      const average = entries.reduce((sum, e) => sum + e.logprob, 0) / entries.length;
+      expect(average).toBeCloseTo(mean, 5);
+      for (const entry of entries) expect(entry.logprob).toBeLessThanOrEqual(0);
+      expect(tokenLogprobs(tokens, mean, 'k')).toEqual(entries);
+      expect(tokenLogprobs(tokens, mean, 'other')).not.toEqual(entries);
+    }
+  });
+
+  test('the JSON the server writes holds the same entries as the object form, alternatives included when asked', () => {
+    const tokens = pseudoTokens(text);
+    expect(JSON.parse(tokenLogprobsJson(tokens, -0.2, 'k'))).toEqual(tokenLogprobs(tokens, -0.2, 'k'));
+    const withTop = JSON.parse(tokenLogprobsJson(tokens, -0.2, 'k', 3)) as { token: string; top_logprobs: { token: string; logprob: number }[] }[];
+    expect(withTop[0]?.top_logprobs).toHaveLength(3);
+    expect(withTop[0]?.top_logprobs[0]?.token).toBe(withTop[0]?.token);
+    expect(withTop[0]!.top_logprobs[1]!.logprob).toBeLessThan(withTop[0]!.top_logprobs[0]!.logprob);
+  });
+});

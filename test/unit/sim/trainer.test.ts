@@ -1,0 +1,127 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { sampleToVerlRow } from '../../../core/formats/verl.js';
+import type { JsonValue } from '../../../core/json.js';
+import { writeJsonLines, writeVerlParquet } from '../../../client/io/export.js';
+import { readCheckpoint } from '../../../sim/checkpoint.js';
+import { generateSeedData } from '../../../sim/seed-data.js';
+import { SimTrainer, type TrainerJob } from '../../../sim/trainer.js';
+import { TruthResolver } from '../../../sim/truth.js';
+import { getWorld } from '../../../sim/world.js';
+
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'sim-trainer-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const resolver = new TruthResolver({ world: getWorld(), bfclDir: false });
+
+async function verlFile(name: string, options: { count: number; seed: number; wrongLabelRate: number }): Promise<string> {
+  const file = path.join(scratch, name);
+  const rows = generateSeedData(options).map((s, index) => {
+    const row = sampleToVerlRow({ sample: s.sample, index });
+    if (!row.ok) throw new Error(row.rejection.reason);
+    return row.value;
+  });
+  await writeVerlParquet(file, rows);
+  return file;
+}
+
+async function settled(trainer: SimTrainer, id: string): Promise<TrainerJob> {
+  for (let i = 0; i < 500; i++) {
+    const job = trainer.get(id) as TrainerJob;
+    if (!['queued', 'running'].includes(job.status)) return job;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`job ${id} never finished`);
+}
+
+describe('the simulated trainer', () => {
+  test('trains on a verl parquet file: counts right and wrong labels, accumulates exposure, writes the checkpoint', async () => {
+    const trainer = new SimTrainer({ resolver, jobSeconds: 0.05 });
+    const dataset = await verlFile('noisy.parquet', { count: 200, seed: 3, wrongLabelRate: 0.25 });
+    const output = path.join(scratch, 'ckpt-1');
+    const submitted = trainer.submit({ job_key: 'loop/a/iter-1/train', dataset_path: dataset, base_checkpoint: null, output_dir: output, epochs: 2 });
+    expect(submitted.kind).toBe('created');
+    const job = await settled(trainer, submitted.job.id);
+    expect(job).toMatchObject({ status: 'succeeded', step: job.total_steps, checkpoint_uri: output, metrics: { samples: 200, correct_labels: 150, wrong_labels: 50, unknown_labels: 0 } });
+    expect(job.total_steps).toBe(Math.ceil((200 * 2) / 32));
+    const checkpoint = await readCheckpoint(output);
+    expect(checkpoint.id).toBe(job.checkpoint_id);
+    expect(checkpoint.base).toBeNull();
+    expect(checkpoint.exposure.good.call! + (checkpoint.exposure.good.no_call ?? 0)).toBe(150 * 2);
+    expect(checkpoint.exposure.bad.call! + (checkpoint.exposure.bad.no_call ?? 0)).toBe(50 * 2);
+    expect(trainer.logs(job.id)?.join('\n')).toMatch(/200 samples \(150 correct labels, 50 wrong/);
+    trainer.close();
+  });
+
+  test('continues from a base checkpoint: exposure adds up, lineage grows, and the id depends only on base, data and epochs', async () => {
+    const trainer = new SimTrainer({ resolver, jobSeconds: 0.02 });
+    const dataset = await verlFile('clean.parquet', { count: 100, seed: 4, wrongLabelRate: 0 });
+    const first = trainer.submit({ job_key: 'k1', dataset_path: dataset, output_dir: path.join(scratch, 'c1') });
+    const one = await settled(trainer, first.job.id);
+    const second = trainer.submit({ job_key: 'k2', dataset_path: dataset, base_checkpoint: one.checkpoint_uri as string, output_dir: path.join(scratch, 'c2') });
+    const two = await settled(trainer, second.job.id);
+    const c1 = await readCheckpoint(path.join(scratch, 'c1'));
+    const c2 = await readCheckpoint(path.join(scratch, 'c2', 'checkpoint.json'));
+    expect(c2.base).toBe(c1.id);
+    expect(c2.lineage).toEqual([c1.id, c2.id]);
+    expect(c2.exposure.good.call).toBe(2 * (c1.exposure.good.call as number));
+    const again = new SimTrainer({ resolver, jobSeconds: 0.02 });
+    const replay = await settled(again, again.submit({ job_key: 'other-key', dataset_path: dataset, output_dir: path.join(scratch, 'c3') }).job.id);
+    expect(replay.checkpoint_id).toBe(one.checkpoint_id);
+    expect(two.checkpoint_id).not.toBe(one.checkpoint_id);
+    trainer.close();
+    again.close();
+  });
+
+  test('reads OpenAI chat JSONL too', async () => {
+    const trainer = new SimTrainer({ resolver, jobSeconds: 0 });
+    const file = path.join(scratch, 'data.jsonl');
+    await writeJsonLines(file, generateSeedData({ count: 40, seed: 8, wrongLabelRate: 0.1 }).map((s) => s.record as JsonValue));
+    const job = await settled(trainer, trainer.submit({ job_key: 'jsonl', dataset_path: file, output_dir: path.join(scratch, 'c4') }).job.id);
+    expect(job).toMatchObject({ status: 'succeeded', metrics: { samples: 40, correct_labels: 36, wrong_labels: 4 } });
+    trainer.close();
+  });
+
+  test('the same job key returns the same job; the same key with other parameters is a conflict', async () => {
+    const trainer = new SimTrainer({ resolver, jobSeconds: 0.02 });
+    const dataset = await verlFile('small.parquet', { count: 20, seed: 5, wrongLabelRate: 0 });
+    const request = { job_key: 'same', dataset_path: dataset, output_dir: path.join(scratch, 'c5') };
+    const first = trainer.submit(request);
+    const second = trainer.submit(request);
+    expect(second).toMatchObject({ kind: 'existing', job: { id: first.job.id } });
+    expect(trainer.submit({ ...request, epochs: 7 }).kind).toBe('conflict');
+    expect(trainer.list('same').map((j) => j.id)).toEqual([first.job.id]);
+    await settled(trainer, first.job.id);
+    expect(trainer.submit(request)).toMatchObject({ kind: 'existing', job: { status: 'succeeded' } });
+    trainer.close();
+  });
+
+  test('an unreadable or empty dataset fails the job with the reason', async () => {
+    const trainer = new SimTrainer({ resolver, jobSeconds: 0 });
+    const missing = await settled(trainer, trainer.submit({ job_key: 'missing', dataset_path: path.join(scratch, 'nope.parquet'), output_dir: path.join(scratch, 'x') }).job.id);
+    expect(missing.status).toBe('failed');
+    expect(missing.error).toMatch(/ENOENT/);
+    const junk = path.join(scratch, 'junk.jsonl');
+    writeFileSync(junk, 'not json\n{"a": 1}\n');
+    const empty = await settled(trainer, trainer.submit({ job_key: 'junk', dataset_path: junk, output_dir: path.join(scratch, 'y') }).job.id);
+    expect(empty).toMatchObject({ status: 'failed', error: expect.stringMatching(/no trainable samples \(2 rows rejected/) as unknown });
+    trainer.close();
+  });
+
+  test('cancelling stops a running job and a queued one, and writes no checkpoint', async () => {
+    const trainer = new SimTrainer({ resolver, jobSeconds: 30 });
+    const dataset = await verlFile('cancel.parquet', { count: 20, seed: 6, wrongLabelRate: 0 });
+    const running = trainer.submit({ job_key: 'long', dataset_path: dataset, output_dir: path.join(scratch, 'c6') }).job;
+    const queued = trainer.submit({ job_key: 'next', dataset_path: dataset, output_dir: path.join(scratch, 'c7') }).job;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(trainer.get(running.id)?.status).toBe('running');
+    expect(trainer.get(queued.id)?.status).toBe('queued');
+    expect(trainer.cancel(queued.id)?.status).toBe('cancelled');
+    expect(trainer.cancel(running.id)?.status).toBe('cancelled');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(trainer.get(running.id)?.status).toBe('cancelled');
+    await expect(readCheckpoint(path.join(scratch, 'c6'))).rejects.toThrow();
+    trainer.close();
+  });
+});
