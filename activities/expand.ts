@@ -12,13 +12,13 @@ import { validateCalls } from '../core/validate/calls.js';
 import { recordOrigins } from '../db/queries/origins.js';
 import { getSamples, insertSamples, type StoredSample } from '../db/queries/samples.js';
 import {
-  existingSampleIds,
   type ExpansionRow,
   type ExpansionSeed,
   insertExpansions,
   type ModelCallRow,
   pendingExpansionSeeds,
   recordModelCalls,
+  samplesKnownToLoop,
   type SeqRange, getStageBatch } from '../db/queries/stages.js';
 import { decodeSample, encodeSample } from '../db/sample-codec.js';
 import { withTransaction } from '../db/tx.js';
@@ -38,6 +38,8 @@ export interface ExpandBatchInput {
   generator: ModelEndpoints & { model: string };
   /** Validation judge; omit to skip the LLM tier (the rule tier always runs). */
   validator?: ModelEndpoints & { model: string };
+  /** The loop's seed: scenario focuses and sampling seeds derive from it, so reruns and retries draw the same. */
+  seed?: number;
   /** New samples per error seed. @default 4 (the paper's k; the official code used 3) */
   k?: number;
   /** Generation attempts per slot when the reply does not fit the schema. @default 3 */
@@ -100,12 +102,12 @@ export function createExpandActivities(deps: ActivityDeps) {
               ),
           ),
         );
-        // Dedup against the store and within this page: the first of equal samples wins.
-        const known = await existingSampleIds(deps.pool, slots.flatMap((s) => (s.accepted ? [s.accepted.id] : [])));
+        // Dedup against what the loop has and within this page: the first of equal samples wins.
+        const known = await samplesKnownToLoop(deps.pool, input.loopName, slots.flatMap((s) => (s.accepted ? [s.accepted.id] : [])));
         for (const slot of slots) {
           if (!slot.accepted) continue;
           if (known.has(slot.accepted.id)) {
-            slot.row = { ...slot.row, status: 'duplicate', rejectionReason: `same content as stored sample ${slot.accepted.id}` };
+            slot.row = { ...slot.row, status: 'duplicate', rejectionReason: `same content as sample ${slot.accepted.id}, which the loop already has` };
             slot.accepted = undefined;
           } else {
             known.add(slot.accepted.id);
@@ -161,7 +163,7 @@ async function expandSlot(args: {
   const predicted = relabeledSample(original, prediction);
   // LABEL_WRONG: the prediction was right and the label wrong; PRED_WRONG: the other way round.
   const [correct, incorrect] = seed.verdict === 'label_wrong' ? [predicted.target, original.target] : [original.target, predicted.target];
-  const focus = scenarioFocusFor({ loopName: input.loopName, iteration: input.iteration, seedSampleId: seed.sampleId, k: slot });
+  const focus = scenarioFocusFor({ seed: input.seed ?? 0, iteration: input.iteration, seedSampleId: seed.sampleId, k: slot });
   const userTurns = original.messages.filter((m) => m.role === 'user').length;
   const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
     { role: 'system', content: renderTemplate(args.generatorPrompt.system, { date: conversationDate(original), tools: promptTools(original.tools) }) },
@@ -194,7 +196,7 @@ async function expandSlot(args: {
         name: 'generated_sample',
         temperature: input.temperature ?? 1.0,
         topP: input.topP ?? 0.9,
-        seed: requestSeed('expand', input.loopName, input.iteration, seed.sampleId, slot, attempt),
+        seed: requestSeed('expand', input.seed ?? 0, input.iteration, seed.sampleId, slot, attempt),
         signal: args.signal,
       }).then((r) => {
         args.ledger.push(ledgerRow(input, 'expand', 'generator', input.generator.model, endpoint.baseURL, `${seed.sampleId}:k${slot}:a${attempt}`, r));

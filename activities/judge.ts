@@ -25,6 +25,8 @@ export interface JudgeBatchInput {
   /** The seq range to work through, or the number of a batch planned by `planStageBatches`. */
   batch: SeqRange | { batchNo: number };
   judge: ModelEndpoints & { model: string };
+  /** The loop's seed: sampled votes derive their request seed from it, so a retried vote draws the same. */
+  seed?: number;
   /** Independent votes per mismatch. @default 3 */
   votes?: number;
   /** Sampling temperature when votes > 1 (one vote is greedy). @default 0.7 */
@@ -197,7 +199,7 @@ async function castVote(args: {
           schema: JudgeOutput,
           name: 'judge_verdict',
           temperature: args.voteCount > 1 ? (input.voteTemperature ?? 0.7) : 0,
-          seed: requestSeed('judge', input.loopName, input.iteration, args.item.sampleId, args.voteIndex, attempt),
+          seed: requestSeed('judge', input.seed ?? 0, input.iteration, args.item.sampleId, args.voteIndex, attempt),
           signal: args.signal,
         });
         args.ledger.push({

@@ -4,6 +4,7 @@ import { registerDemoCommand } from './commands/demo.js';
 import { registerLoopCommand } from './commands/loop.js';
 import { registerScoreCommand } from './commands/score.js';
 import { registerServicesCommand } from './commands/services.js';
+import { registerWorkerCommand } from './commands/worker.js';
 import { registerSimCommand } from './commands/sim.js';
 
 /** Builds the `looptool` command tree; each command family lives in its own module under client/commands/. */
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerDataCommand(program);
   registerLoopCommand(program);
+  registerWorkerCommand(program);
   registerScoreCommand(program);
   registerSimCommand(program);
   return program;

@@ -97,6 +97,16 @@ export const LoopConfig = z.object({
     })
     .default({ k: 4, maxAttempts: 3, validate: true, batchSize: 50 }),
   evaluation: z.object({ sets: z.array(EvalSetConfig).default([]) }).default({ sets: [] }),
+  /**
+   * How long a silent activity may go before Temporal retries it elsewhere: model batches heartbeat every page, training
+   * every poll. Short values find a dead worker sooner; they must stay well above one page's or one poll's duration.
+   */
+  timeouts: z
+    .object({
+      batchHeartbeatSeconds: z.number().int().positive().default(120),
+      trainHeartbeatSeconds: z.number().int().positive().default(60),
+    })
+    .default({ batchHeartbeatSeconds: 120, trainHeartbeatSeconds: 60 }),
   /** Stage batches in flight at once (each is one activity). @default 4 */
   concurrency: z.object({ batches: z.number().int().positive().max(64).default(4) }).default({ batches: 4 }),
 });

@@ -12,6 +12,14 @@ export const TASK_QUEUES = {
 } as const;
 export type TaskQueueName = (typeof TASK_QUEUES)[keyof typeof TASK_QUEUES];
 
+/**
+ * The queues with a suffix appended (`looptool-llm-blue`): separate sets of workers on one namespace, e.g. a canary
+ * worker version, or test runs that must not take each other's tasks. No suffix gives {@link TASK_QUEUES}.
+ */
+export function taskQueues(suffix = ''): { control: string; llm: string; gpu: string } {
+  return { control: `${TASK_QUEUES.control}${suffix}`, llm: `${TASK_QUEUES.llm}${suffix}`, gpu: `${TASK_QUEUES.gpu}${suffix}` };
+}
+
 /** Typed search attributes the UI filters on. Their names are registered with the server at start (dev server and compose). */
 export const SEARCH_ATTRIBUTES = {
   loopName: defineSearchAttributeKey('LoopName', SearchAttributeType.KEYWORD),

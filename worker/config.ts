@@ -27,6 +27,8 @@ export const WorkerEnvSchema = z.object({
     .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
     .pipe(z.array(z.enum(['control', 'llm', 'gpu'])).min(1))
     .default(['control', 'llm', 'gpu']),
+  /** Appended to every task queue name (`looptool-llm<suffix>`), to run separate worker sets on one namespace. */
+  LOOPTOOL_TASK_QUEUE_SUFFIX: z.string().regex(/^[A-Za-z0-9._-]*$/).default(''),
   /** OpenAI-compatible base URLs (vLLM `…/v1`) of the policy being trained, comma-separated, used round robin. */
   LOOPTOOL_POLICY_BASE_URLS: csvUrls.optional(),
   /** Base URLs of the judge model servers (JGLV), comma-separated. */

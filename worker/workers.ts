@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { TASK_QUEUES } from '../core/constants.js';
+import { taskQueues } from '../core/constants.js';
 import { type ActivityDeps, createActivities } from '../activities/index.js';
 import type { WorkerConfig } from './config.js';
 
@@ -10,7 +10,8 @@ export interface CreateWorkersInput {
   connection: NativeConnection;
   namespace: string;
   deps: ActivityDeps;
-  config: Pick<WorkerConfig, 'LOOPTOOL_TASK_QUEUES' | 'LOOPTOOL_LLM_CONCURRENCY' | 'LOOPTOOL_GPU_CONCURRENCY' | 'LOOPTOOL_SHUTDOWN_GRACE_SECONDS'>;
+  config: Pick<WorkerConfig, 'LOOPTOOL_TASK_QUEUES' | 'LOOPTOOL_LLM_CONCURRENCY' | 'LOOPTOOL_GPU_CONCURRENCY' | 'LOOPTOOL_SHUTDOWN_GRACE_SECONDS'> &
+    Partial<Pick<WorkerConfig, 'LOOPTOOL_TASK_QUEUE_SUFFIX'>>;
   /** A prebuilt bundle (`bundleWorkflowCode`); without one the control worker bundles `workflows/` at start. */
   workflowBundle?: { code: string };
 }
@@ -29,13 +30,14 @@ export async function createWorkers(input: CreateWorkersInput): Promise<Worker[]
     // In-flight activities get this long to finish and flush their last heartbeat before a shutdown cancels them.
     shutdownGraceTime: `${input.config.LOOPTOOL_SHUTDOWN_GRACE_SECONDS}s`,
   };
+  const queues = taskQueues(input.config.LOOPTOOL_TASK_QUEUE_SUFFIX ?? '');
   const workers: Worker[] = [];
   for (const queue of input.config.LOOPTOOL_TASK_QUEUES) {
     if (queue === 'control') {
       workers.push(
         await Worker.create({
           ...common,
-          taskQueue: TASK_QUEUES.control,
+          taskQueue: queues.control,
           ...(input.workflowBundle ? { workflowBundle: input.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
         }),
       );
@@ -43,7 +45,7 @@ export async function createWorkers(input: CreateWorkersInput): Promise<Worker[]
       workers.push(
         await Worker.create({
           ...common,
-          taskQueue: TASK_QUEUES[queue],
+          taskQueue: queues[queue],
           maxConcurrentActivityTaskExecutions:
             queue === 'llm' ? input.config.LOOPTOOL_LLM_CONCURRENCY : input.config.LOOPTOOL_GPU_CONCURRENCY,
         }),

@@ -1,16 +1,12 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { NON_RETRYABLE_ERROR_TYPES } from '../core/errors.js';
-import { TASK_QUEUES } from '../core/constants.js';
+import { taskQueues } from '../core/constants.js';
 
 /** The task queues a loop's activities run on; tests override them to keep parallel test files apart. */
-export interface LoopQueues {
-  control: string;
-  llm: string;
-  gpu: string;
-}
+export type LoopQueues = ReturnType<typeof taskQueues>;
 
-export const DEFAULT_QUEUES: LoopQueues = { control: TASK_QUEUES.control, llm: TASK_QUEUES.llm, gpu: TASK_QUEUES.gpu };
+export const DEFAULT_QUEUES: LoopQueues = taskQueues();
 
 /**
  * Short database activities on the control queue. Retries are unbounded in count but capped in interval: a database
@@ -22,7 +18,7 @@ export const dbActivities = proxyActivities<Activities>({
 });
 
 /** The activity groups of one loop, on its queues, each with timeouts and retry caps chosen for its kind of work. */
-export function loopActivities(queues: LoopQueues) {
+export function loopActivities(queues: LoopQueues, heartbeats: { batchSeconds: number; trainSeconds: number } = { batchSeconds: 120, trainSeconds: 60 }) {
   return {
     /** Database work: dataset assembly over up to a million members, batch planning. */
     db: proxyActivities<Activities>({
@@ -37,7 +33,7 @@ export function loopActivities(queues: LoopQueues) {
     llm: proxyActivities<Activities>({
       taskQueue: queues.llm,
       startToCloseTimeout: '2 hours',
-      heartbeatTimeout: '2 minutes',
+      heartbeatTimeout: `${heartbeats.batchSeconds} seconds`,
       retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
     }),
     /**
@@ -47,7 +43,7 @@ export function loopActivities(queues: LoopQueues) {
     train: proxyActivities<Activities>({
       taskQueue: queues.gpu,
       startToCloseTimeout: '7 days',
-      heartbeatTimeout: '1 minute',
+      heartbeatTimeout: `${heartbeats.trainSeconds} seconds`,
       retry: { initialInterval: '5 seconds', maximumInterval: '5 minutes', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
     }),
     deploy: proxyActivities<Activities>({

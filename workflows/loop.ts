@@ -31,7 +31,7 @@ import { DEFAULT_QUEUES, type LoopQueues, loopActivities } from './activity-prox
 import { stageWorkflow, type StageWorkflowInput } from './stage.js';
 
 /** A stage child's input without what the loop fills in itself (distributed over the stage variants). */
-type StageRequest = StageWorkflowInput extends infer T ? (T extends StageWorkflowInput ? Omit<T, 'loopName' | 'iteration' | 'queues' | 'paused' | 'concurrency'> : never) : never;
+type StageRequest = StageWorkflowInput extends infer T ? (T extends StageWorkflowInput ? Omit<T, 'loopName' | 'iteration' | 'queues' | 'paused' | 'concurrency' | 'batchHeartbeatSeconds'> : never) : never;
 
 /** What one run carries to the next (continue-as-new per iteration): ids and counts, never samples. */
 export interface LoopState {
@@ -81,7 +81,7 @@ export interface LoopResult {
 export async function loopWorkflow(input: LoopWorkflowInput): Promise<LoopResult> {
   const { config } = input;
   const queues = input.queues ?? DEFAULT_QUEUES;
-  const act = loopActivities(queues);
+  const act = loopActivities(queues, { batchSeconds: config.timeouts.batchHeartbeatSeconds, trainSeconds: config.timeouts.trainHeartbeatSeconds });
   let stage: Stage = 'setup';
   let runningChild: string | undefined;
   const progress: LoopStatus['progress'] = {};
@@ -170,7 +170,7 @@ export async function loopWorkflow(input: LoopWorkflowInput): Promise<LoopResult
         workflowId,
         taskQueue: queues.control,
         parentClosePolicy: ParentClosePolicy.TERMINATE,
-        args: [{ ...child, loopName: input.loopName, iteration: j, queues, paused: state.paused, concurrency: config.concurrency.batches } as StageWorkflowInput],
+        args: [{ ...child, loopName: input.loopName, iteration: j, queues, paused: state.paused, concurrency: config.concurrency.batches, batchHeartbeatSeconds: config.timeouts.batchHeartbeatSeconds } as StageWorkflowInput],
       });
       progress[child.stage] = { done: 1, total: 1, counts };
       return counts;
@@ -221,6 +221,7 @@ export async function loopWorkflow(input: LoopWorkflowInput): Promise<LoopResult
     batchSize: config.judge.batchSize,
     settings: {
       judge: { baseUrls: config.models.judge.baseUrls, maxConcurrency: config.models.judge.maxConcurrency, model: config.models.judge.model },
+      seed: config.seed,
       votes: config.judge.votes,
       voteTemperature: config.judge.voteTemperature,
       parseRetries: config.judge.parseRetries,
@@ -234,6 +235,7 @@ export async function loopWorkflow(input: LoopWorkflowInput): Promise<LoopResult
     settings: {
       generator: { baseUrls: config.models.generator.baseUrls, maxConcurrency: config.models.generator.maxConcurrency, model: config.models.generator.model },
       ...(config.expand.validate ? { validator: judgeModel } : {}),
+      seed: config.seed,
       k: config.expand.k,
       maxAttempts: config.expand.maxAttempts,
     },

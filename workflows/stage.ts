@@ -16,6 +16,8 @@ export type StageWorkflowInput = {
   /** Batches in flight at once. */
   concurrency: number;
   paused: boolean;
+  /** Heartbeat timeout of each batch activity (see LoopConfig.timeouts). */
+  batchHeartbeatSeconds?: number;
   /** Where a continued run picks up, and what it had counted. */
   resume?: { nextBatch: number; counts: Record<string, number> };
 } & (
@@ -42,7 +44,7 @@ function addCounts(totals: Record<string, number>, result: object): void {
  * as new, carrying only the next batch number and the counts, so a million-sample stage stays small in history.
  */
 export async function stageWorkflow(input: StageWorkflowInput): Promise<Record<string, number>> {
-  const { db, llm } = loopActivities(input.queues);
+  const { db, llm } = loopActivities(input.queues, { batchSeconds: input.batchHeartbeatSeconds ?? 120, trainSeconds: 60 });
   let paused = input.paused;
   const counts: Record<string, number> = { ...(input.resume?.counts ?? {}) };
   const progress: StageProgress = { done: input.resume?.nextBatch ?? 0, total: 0, counts };

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
+import { taskQueues } from '../../core/constants.js';
 import { formatRejection } from '../../core/formats/rejection.js';
 import type { LoopStatus } from '../../core/messages.js';
 import { loadLoopConfig } from '../config-file.js';
@@ -78,7 +79,8 @@ export function registerLoopCommand(program: Command): void {
       const loopName = config.name;
       if (!loopName) throw new Error(`${options.config}: give the loop a name (name: in the config, or --name)`);
       await withLoops(async (loops) => {
-        const started = await loops.start({ loopName, config, configHash });
+        const suffix = process.env.LOOPTOOL_TASK_QUEUE_SUFFIX?.trim();
+        const started = await loops.start({ loopName, config, configHash, ...(suffix ? { queues: taskQueues(suffix) } : {}) });
         if (started.started) console.log(`Started loop ${loopName} (workflow ${started.workflowId}, config ${configHash.slice(0, 12)}).`);
         else console.log(`Loop ${loopName} already exists (workflow ${started.workflowId}, ${started.status?.toLowerCase()}); not started again.`);
       });

@@ -7,6 +7,12 @@ import { getVersion, streamMembers } from '../../db/queries/versions.js';
 import { decodeSample } from '../../db/sample-codec.js';
 import { writeJsonLines, writeVerlParquet } from './export.js';
 
+/**
+ * verl routes each row to a reward function by `data_source`; every looptool export uses the one name the LoopTool
+ * reward is registered under, whatever the dataset is called (which also keeps an export byte-identical across loops).
+ */
+export const VERL_DATA_SOURCE = 'looptool';
+
 export const EXPORT_FORMATS = ['verl-parquet', 'trl-jsonl', 'openai-jsonl'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
@@ -49,7 +55,7 @@ export async function exportVersion(pool: pg.Pool, input: { ref: string; format:
     case 'verl-parquet':
       summary.written = await writeVerlParquet(
         input.out,
-        converted<VerlRow>((sample, index) => sampleToVerlRow({ sample, index, dataSource: version.dataset })),
+        converted<VerlRow>((sample, index) => sampleToVerlRow({ sample, index, dataSource: VERL_DATA_SOURCE })),
       );
       break;
     case 'trl-jsonl':

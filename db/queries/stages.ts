@@ -301,10 +301,20 @@ export async function insertExpansions(q: Queryable, key: StageKey, rows: readon
   return result.rowCount ?? 0;
 }
 
-/** Which of these sample ids are already in the store (EDDE's dedup before acceptance). */
-export async function existingSampleIds(q: Queryable, ids: readonly string[]): Promise<Set<string>> {
+/**
+ * Which of these samples the loop has already (EDDE's dedup before acceptance): in one of its dataset versions, or
+ * accepted as an expansion. Other loops' samples do not count: loops are independent experiments that merely share
+ * content-addressed rows.
+ */
+export async function samplesKnownToLoop(q: Queryable, loopName: string, ids: readonly string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
-  const { rows } = await q.query<{ id: string }>('SELECT id FROM samples WHERE id = ANY($1::text[])', [ids]);
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT u.id FROM unnest($2::text[]) AS u(id)
+     WHERE EXISTS (SELECT 1 FROM expansions e WHERE e.loop_name = $1::text AND e.sample_id = u.id AND e.status = 'accepted')
+        OR EXISTS (SELECT 1 FROM samples s JOIN dataset_members m ON m.sample_seq = s.seq JOIN dataset_versions v ON v.id = m.version_id
+                   WHERE s.id = u.id AND v.loop_name = $1::text)`,
+    [loopName, ids],
+  );
   return new Set(rows.map((r) => r.id));
 }
 

@@ -11,6 +11,7 @@ describe('loadWorkerConfig', () => {
       TEMPORAL_NAMESPACE: 'default',
       DATABASE_URL: EMBEDDED_DATABASE_URL,
       LOOPTOOL_TASK_QUEUES: ['control', 'llm', 'gpu'],
+      LOOPTOOL_TASK_QUEUE_SUFFIX: '',
       LOOPTOOL_LLM_CONCURRENCY: 16,
       LOOPTOOL_GPU_CONCURRENCY: 1,
       LOOPTOOL_MIGRATE_ON_START: true,
