@@ -96,7 +96,7 @@ describe('looptool data, as a user runs it', () => {
     const buffer = readFileSync(parquet);
     const rows = await parquetReadObjects({ file: buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) });
     expect(rows).toHaveLength(5);
-    expect(rows[0]).toMatchObject({ data_source: 'weather', reward_model: { style: 'rule' } });
+    expect(rows[0]).toMatchObject({ data_source: 'looptool', reward_model: { style: 'rule' } });
     expect(String(rows[0]!.reward_model.ground_truth)).toMatch(/^<tool_call>\n\{"name": "get_weather"/);
   });
 
