@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
 import { taskQueues } from '../../core/constants.js';
@@ -8,6 +10,7 @@ import { withDatabase } from '../database.js';
 import { formatTable } from '../format.js';
 import { DEFAULT_MAX_LINE_CHARS, IMPORT_FORMATS, type ImportFormat, stageFile } from '../io/import.js';
 import { LoopClient } from '../loops.js';
+import { buildLoopReport, renderReportHtml, reportCharts } from '../report.js';
 
 const temporalAddress = () => process.env.TEMPORAL_ADDRESS?.trim() || `127.0.0.1:${process.env.LOOPTOOL_TEMPORAL_PORT?.trim() || '7233'}`;
 
@@ -135,6 +138,22 @@ export function registerLoopCommand(program: Command): void {
             list.map((l) => [l.loopName, l.status.toLowerCase(), l.iteration ?? '', l.stage ?? '', percent(l.accuracy), l.startTime.toISOString().slice(0, 19).replace('T', ' ')]),
           ),
         );
+      });
+    });
+
+  loop
+    .command('report <loop>')
+    .description('Write an HTML report (accuracy, composition, label corrections, expansion yield, tokens and time) with SVG charts and the data as JSON')
+    .requiredOption('--out <dir>', 'output folder')
+    .action(async (name: string, options: { out: string }) => {
+      await withDatabase(async (pool) => {
+        const report = await buildLoopReport(pool, name);
+        if (report.composition.length === 0) throw new Error(`no data for loop ${name} in this database`);
+        mkdirSync(options.out, { recursive: true });
+        writeFileSync(path.join(options.out, 'report.html'), renderReportHtml(report));
+        writeFileSync(path.join(options.out, 'report.json'), JSON.stringify(report, null, 2));
+        for (const [file, svg] of Object.entries(reportCharts(report))) writeFileSync(path.join(options.out, file), svg);
+        console.log(`Report for ${name}: ${path.join(options.out, 'report.html')}`);
       });
     });
 

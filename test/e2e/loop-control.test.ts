@@ -67,6 +67,14 @@ describe('steering a running loop through the CLI', () => {
     );
     expect(roles.rows.filter((r) => r.role === 'injected')).toEqual([{ iteration: 2, role: 'injected', n: 12 }]);
     expect(Math.max(...roles.rows.map((r) => r.iteration))).toBe(2);
+    const reportDir = path.join(os.tmpdir(), `steered-report-${Date.now()}`);
+    expect((await cli('loop', 'report', 'steered', '--out', reportDir)).code).toBe(0);
+    const html = readFileSync(path.join(reportDir, 'report.html'), 'utf8');
+    expect(html).toContain('<h2>Dataset composition (Table 3)</h2>');
+    expect(html).toMatch(/<svg[^>]*>.*Held-out accuracy/s);
+    const report = JSON.parse(readFileSync(path.join(reportDir, 'report.json'), 'utf8'));
+    expect(report.composition.map((c: { iteration: number }) => c.iteration)).toEqual([1, 2]);
+    expect(report.composition[1].byRole.injected).toBe(12);
     const list = await cli('loop', 'list');
     expect(list.stdout).toMatch(/steered\s+completed\s+2/);
 

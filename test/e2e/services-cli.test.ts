@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
@@ -62,5 +62,7 @@ describe('looptool services and demo, as a user runs them', () => {
     expect(Number(/Labels corrected: (\d+)/.exec(demo.stdout)?.[1])).toBeGreaterThan(0);
     expect(Number(/Expansions: .*accepted (\d+)/.exec(demo.stdout)?.[1])).toBeGreaterThan(0);
     expect(demo.stdout).toContain(`http://127.0.0.1:${env.LOOPTOOL_TEMPORAL_UI_PORT}/namespaces/default/workflows/loop%2Fcli-demo`);
+    const report = /Report:\s+(\S+report\.html)/.exec(demo.stdout)?.[1];
+    expect(report && readFileSync(report, 'utf8')).toContain('<h1>Loop cli-demo</h1>');
   });
 });

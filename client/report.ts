@@ -1,0 +1,137 @@
+import type pg from 'pg';
+
+export interface LoopReport {
+  loopName: string;
+  generatedAt: string;
+  /** Accuracy by iteration (0 = the base model) and category, per eval set. */
+  accuracy: { iteration: number; evalSet: string; category: string; correct: number; total: number; accuracy: number }[];
+  /** Dataset composition by role per iteration (the paper's Table 3). */
+  composition: { iteration: number; ref: string; total: number; byRole: Record<string, number> }[];
+  judgements: { iteration: number; verdict: string; n: number; corrected: number }[];
+  expansions: { iteration: number; status: string; n: number }[];
+  calls: { iteration: number; stage: string; calls: number; promptTokens: number; completionTokens: number; latencySeconds: number }[];
+  training: { iteration: number; status: string; seconds: number | null; checkpoint: string | null }[];
+}
+
+/** Everything the report shows, read from the database in a few grouped queries. */
+export async function buildLoopReport(pool: pg.Pool, loopName: string): Promise<LoopReport> {
+  const q = async <T extends pg.QueryResultRow>(sql: string) => (await pool.query<T>(sql, [loopName])).rows;
+  return {
+    loopName,
+    generatedAt: new Date().toISOString(),
+    accuracy: (await q<{ iteration: number; eval_set: string; category: string; correct: number; total: number; accuracy: number }>(
+      'SELECT iteration, eval_set, category, correct, total, accuracy FROM evaluations WHERE loop_name = $1 ORDER BY iteration, eval_set, category',
+    )).map((r) => ({ iteration: r.iteration, evalSet: r.eval_set, category: r.category, correct: r.correct, total: r.total, accuracy: r.accuracy })),
+    composition: (await q<{ iteration: number; dataset: string; version: number; member_count: number; counts_by_role: Record<string, number> }>(
+      'SELECT iteration, dataset, version, member_count, counts_by_role FROM dataset_versions WHERE loop_name = $1 ORDER BY iteration',
+    )).map((r) => ({ iteration: r.iteration, ref: `${r.dataset}@${r.version}`, total: r.member_count, byRole: r.counts_by_role ?? {} })),
+    judgements: await q<{ iteration: number; verdict: string; n: number; corrected: number }>(
+      `SELECT iteration, verdict, count(*)::int AS n, count(corrected_sample_id)::int AS corrected FROM judgements
+       WHERE loop_name = $1 GROUP BY 1, 2 ORDER BY 1, 2`,
+    ),
+    expansions: await q<{ iteration: number; status: string; n: number }>(
+      'SELECT iteration, status, count(*)::int AS n FROM expansions WHERE loop_name = $1 GROUP BY 1, 2 ORDER BY 1, 2',
+    ),
+    calls: (await q<{ iteration: number; stage: string; calls: number; prompt_tokens: string; completion_tokens: string; latency_ms: string }>(
+      `SELECT iteration, stage, count(*)::int AS calls, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+              sum(latency_ms) AS latency_ms FROM model_calls WHERE loop_name = $1 GROUP BY 1, 2 ORDER BY 1, 2`,
+    )).map((r) => ({
+      iteration: r.iteration,
+      stage: r.stage,
+      calls: r.calls,
+      promptTokens: Number(r.prompt_tokens),
+      completionTokens: Number(r.completion_tokens),
+      latencySeconds: Number(r.latency_ms) / 1000,
+    })),
+    training: (await q<{ iteration: number; status: string; seconds: number | null; checkpoint_uri: string | null }>(
+      `SELECT iteration, status, extract(epoch FROM finished_at - submitted_at)::float8 AS seconds, checkpoint_uri
+       FROM training_runs WHERE loop_name = $1 ORDER BY iteration`,
+    )).map((r) => ({ iteration: r.iteration, status: r.status, seconds: r.seconds, checkpoint: r.checkpoint_uri })),
+  };
+}
+
+const escape = (text: string) => text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+
+/** A line chart of several series over iterations, as a standalone SVG. */
+export function lineChartSvg(title: string, series: { name: string; points: [number, number][] }[], yMax = 1): string {
+  const [w, h, left, bottom, top] = [560, 300, 50, 40, 30];
+  const xs = series.flatMap((s) => s.points.map(([x]) => x));
+  const [xMin, xMax] = [Math.min(0, ...xs), Math.max(1, ...xs)];
+  const px = (x: number) => left + ((x - xMin) / (xMax - xMin || 1)) * (w - left - 130);
+  const py = (y: number) => h - bottom - (y / yMax) * (h - bottom - top);
+  const grid = [0, 0.25, 0.5, 0.75, 1].map((f) => `<line x1="${left}" x2="${w - 130}" y1="${py(f * yMax)}" y2="${py(f * yMax)}" stroke="#ddd"/><text x="${left - 6}" y="${py(f * yMax) + 4}" font-size="10" text-anchor="end">${Math.round(f * yMax * 100)}%</text>`);
+  const ticks = [...new Set(xs)].sort((a, b) => a - b).map((x) => `<text x="${px(x)}" y="${h - bottom + 16}" font-size="10" text-anchor="middle">${x}</text>`);
+  const lines = series.map((s, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    const path = s.points.map(([x, y]) => `${px(x)},${py(y)}`).join(' ');
+    return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${path}"/>${s.points.map(([x, y]) => `<circle cx="${px(x)}" cy="${py(y)}" r="3" fill="${color}"/>`).join('')}<text x="${w - 120}" y="${top + 14 * i + 10}" font-size="11" fill="${color}">${escape(s.name)}</text>`;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif"><text x="${left}" y="18" font-size="13" font-weight="bold">${escape(title)}</text>${grid.join('')}${ticks.join('')}<text x="${(w - 130) / 2}" y="${h - 6}" font-size="10">iteration</text>${lines.join('')}</svg>`;
+}
+
+/** A stacked bar chart (one bar per iteration), as a standalone SVG. */
+export function stackedBarsSvg(title: string, bars: { label: string; parts: Record<string, number> }[], keys: string[]): string {
+  const [w, h, left, bottom, top] = [560, 300, 50, 40, 30];
+  const max = Math.max(1, ...bars.map((b) => keys.reduce((sum, k) => sum + (b.parts[k] ?? 0), 0)));
+  const band = (w - left - 130) / Math.max(1, bars.length);
+  const py = (v: number) => ((h - bottom - top) * v) / max;
+  const rects = bars.map((bar, i) => {
+    let y = h - bottom;
+    const x = left + i * band + band * 0.15;
+    const parts = keys.map((key, k) => {
+      const height = py(bar.parts[key] ?? 0);
+      y -= height;
+      return height > 0 ? `<rect x="${x}" y="${y}" width="${band * 0.7}" height="${height}" fill="${PALETTE[k % PALETTE.length]}"><title>${escape(key)}: ${bar.parts[key]}</title></rect>` : '';
+    });
+    return `${parts.join('')}<text x="${x + band * 0.35}" y="${h - bottom + 16}" font-size="10" text-anchor="middle">${escape(bar.label)}</text>`;
+  });
+  const legend = keys.map((key, k) => `<rect x="${w - 120}" y="${top + 14 * k}" width="10" height="10" fill="${PALETTE[k % PALETTE.length]}"/><text x="${w - 105}" y="${top + 14 * k + 9}" font-size="11">${escape(key)}</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif"><text x="${left}" y="18" font-size="13" font-weight="bold">${escape(title)}</text><text x="${left - 6}" y="${top + 4}" font-size="10" text-anchor="end">${max}</text>${rects.join('')}${legend.join('')}</svg>`;
+}
+
+function table(headers: string[], rows: (string | number)[][]): string {
+  return `<table><tr>${headers.map((h) => `<th>${escape(h)}</th>`).join('')}</tr>${rows
+    .map((row) => `<tr>${row.map((cell) => `<td>${escape(String(cell))}</td>`).join('')}</tr>`)
+    .join('')}</table>`;
+}
+
+const ROLES = ['error_seed', 'relabeled', 'expanded', 'high_ppl', 'seed_new', 'seed', 'injected'];
+
+/** The report's charts as standalone SVG documents, by file name. */
+export function reportCharts(report: LoopReport): Record<string, string> {
+  const categories = [...new Set(report.accuracy.map((a) => `${a.evalSet}/${a.category}`))];
+  const accuracySeries = categories.map((name) => ({
+    name,
+    points: report.accuracy.filter((a) => `${a.evalSet}/${a.category}` === name).map((a) => [a.iteration, a.accuracy] as [number, number]),
+  }));
+  const roles = ROLES.filter((role) => report.composition.some((c) => (c.byRole[role] ?? 0) > 0));
+  const statuses = [...new Set(report.expansions.map((e) => e.status))];
+  const verdicts = [...new Set(report.judgements.map((j) => j.verdict))];
+  const iterations = [...new Set([...report.expansions.map((e) => e.iteration), ...report.judgements.map((j) => j.iteration)])].sort((a, b) => a - b);
+  return {
+    'accuracy.svg': lineChartSvg('Held-out accuracy by category', accuracySeries),
+    'composition.svg': stackedBarsSvg('Dataset composition by role', report.composition.map((c) => ({ label: `D${c.iteration}`, parts: c.byRole })), roles),
+    'judgements.svg': stackedBarsSvg('Judge verdicts on mismatches', iterations.map((i) => ({ label: `it ${i}`, parts: Object.fromEntries(report.judgements.filter((j) => j.iteration === i).map((j) => [j.verdict, j.n])) })), verdicts),
+    'expansions.svg': stackedBarsSvg('Expansion outcomes', iterations.map((i) => ({ label: `it ${i}`, parts: Object.fromEntries(report.expansions.filter((e) => e.iteration === i).map((e) => [e.status, e.n])) })), statuses),
+  };
+}
+
+/** A self-contained HTML page: charts inline, tables of every number, no external assets. */
+export function renderReportHtml(report: LoopReport): string {
+  const charts = reportCharts(report);
+  const overall = report.accuracy.filter((a) => a.category === 'overall');
+  const percent = (v: number) => `${(v * 100).toFixed(1)}%`;
+  return `<!doctype html><html><head><meta charset="utf-8"><title>looptool report: ${escape(report.loopName)}</title>
+<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}.charts{display:flex;flex-wrap:wrap;gap:1em}</style></head><body>
+<h1>Loop ${escape(report.loopName)}</h1><p>Generated ${escape(report.generatedAt)}.</p>
+<div class="charts">${Object.values(charts).join('')}</div>
+<h2>Held-out accuracy (BFCL v3 overall)</h2>${table(['iteration', 'eval set', 'accuracy'], overall.map((a) => [a.iteration === 0 ? '0 (base model)' : a.iteration, a.evalSet, percent(a.accuracy)]))}
+<h2>Accuracy by category</h2>${table(['iteration', 'eval set', 'category', 'correct', 'total', 'accuracy'], report.accuracy.map((a) => [a.iteration, a.evalSet, a.category, a.correct, a.total, percent(a.accuracy)]))}
+<h2>Dataset composition (Table 3)</h2>${table(['dataset', 'total', ...ROLES], report.composition.map((c) => [c.ref, c.total, ...ROLES.map((r) => c.byRole[r] ?? 0)]))}
+<h2>Label verification</h2>${table(['iteration', 'verdict', 'samples', 'labels corrected'], report.judgements.map((j) => [j.iteration, j.verdict, j.n, j.corrected]))}
+<h2>Expansion yield</h2>${table(['iteration', 'status', 'samples'], report.expansions.map((e) => [e.iteration, e.status, e.n]))}
+<h2>Model calls per stage</h2>${table(['iteration', 'stage', 'calls', 'prompt tokens', 'completion tokens', 'model time (s)'], report.calls.map((c) => [c.iteration, c.stage, c.calls, c.promptTokens, c.completionTokens, c.latencySeconds.toFixed(1)]))}
+<h2>Training</h2>${table(['iteration', 'status', 'seconds', 'checkpoint'], report.training.map((t) => [t.iteration, t.status, t.seconds === null ? '' : t.seconds.toFixed(1), t.checkpoint ?? '']))}
+</body></html>`;
+}
