@@ -1,4 +1,7 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type pg from 'pg';
+import { findChromium, screenshotFile } from './chromium.js';
 
 export interface LoopReport {
   loopName: string;
@@ -134,4 +137,27 @@ export function renderReportHtml(report: LoopReport): string {
 <h2>Model calls per stage</h2>${table(['iteration', 'stage', 'calls', 'prompt tokens', 'completion tokens', 'model time (s)'], report.calls.map((c) => [c.iteration, c.stage, c.calls, c.promptTokens, c.completionTokens, c.latencySeconds.toFixed(1)]))}
 <h2>Training</h2>${table(['iteration', 'status', 'seconds', 'checkpoint'], report.training.map((t) => [t.iteration, t.status, t.seconds === null ? '' : t.seconds.toFixed(1), t.checkpoint ?? '']))}
 </body></html>`;
+}
+
+/**
+ * Writes the report to `dir`: report.html (self-contained), report.json (every number), one SVG per chart, and the
+ * charts as PNG when a headless Chromium is available (the PNGs are skipped, with a reason, when it is not).
+ */
+export function writeReport(report: LoopReport, dir: string): { html: string; pngs: string[]; pngNote?: string } {
+  mkdirSync(dir, { recursive: true });
+  const html = path.join(dir, 'report.html');
+  writeFileSync(html, renderReportHtml(report));
+  writeFileSync(path.join(dir, 'report.json'), JSON.stringify(report, null, 2));
+  const chromium = findChromium();
+  const pngs: string[] = [];
+  for (const [file, svg] of Object.entries(reportCharts(report))) {
+    const svgPath = path.join(dir, file);
+    writeFileSync(svgPath, svg);
+    if (chromium) {
+      const png = svgPath.replace(/\.svg$/, '.png');
+      screenshotFile(chromium, svgPath, png, { width: 560, height: 300 });
+      pngs.push(png);
+    }
+  }
+  return { html, pngs, ...(chromium ? {} : { pngNote: 'no Chromium found (set CHROMIUM_PATH), so the charts are SVG only' }) };
 }

@@ -38,11 +38,25 @@ if (!dependenciesCurrent()) {
   if (run('npm', ['ci', '--no-audit', '--no-fund']) !== 0) process.exit(1);
 }
 
+/**
+ * The UI test and the report's PNG charts need a headless Chromium. Debian's package is installed when it is missing
+ * and we may (root with apt-get); otherwise the tests that need it say so.
+ */
+function ensureChromium() {
+  const present = ['/usr/bin/chromium', '/usr/bin/chromium-browser', process.env.CHROMIUM_PATH].some((p) => p && existsSync(p));
+  if (present || process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) return;
+  console.log('Installing Chromium for the UI and report tests (apt-get install chromium)…');
+  if (run('apt-get', ['update', '-qq']) !== 0 || run('apt-get', ['install', '-y', '-qq', 'chromium']) !== 0) {
+    console.error('Could not install chromium; the UI and report tests will fail. Install it, or set CHROMIUM_PATH.');
+  }
+}
+
 const [task, ...rest] = process.argv.slice(2);
 const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
 const vitest = path.join(root, 'node_modules', '.bin', 'vitest');
 switch (task) {
   case 'test':
+    ensureChromium();
     process.exit(run(vitest, ['run', ...rest]));
     break;
   case 'demo':

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { Command } from 'commander';
@@ -15,7 +15,7 @@ import { createWorkers, runWorkers, WORKFLOWS_PATH } from '../../worker/workers.
 import { versionFromImport } from '../io/dataset-import.js';
 import { stageFile } from '../io/import.js';
 import { LoopClient } from '../loops.js';
-import { buildLoopReport, renderReportHtml, reportCharts } from '../report.js';
+import { buildLoopReport, writeReport } from '../report.js';
 import { localServicesSettings, servicesUp } from '../services/local-services.js';
 import { renderStatus } from './loop.js';
 
@@ -125,14 +125,9 @@ export function registerDemoCommand(program: Command): void {
           [loopName],
         );
         console.log(`\nLabels corrected: ${corrections.rows[0]?.n ?? 0}. Expansions: ${expansions.rows.map((r) => `${r.status} ${r.n}`).join(', ') || 'none'}.`);
-        const reportDir = path.join(settings.dataDir, 'reports', loopName);
-        mkdirSync(reportDir, { recursive: true });
-        const report = await buildLoopReport(pool, loopName);
-        writeFileSync(path.join(reportDir, 'report.html'), renderReportHtml(report));
-        writeFileSync(path.join(reportDir, 'report.json'), JSON.stringify(report, null, 2));
-        for (const [file, svg] of Object.entries(reportCharts(report))) writeFileSync(path.join(reportDir, file), svg);
+        const report = writeReport(await buildLoopReport(pool, loopName), path.join(settings.dataDir, 'reports', loopName));
         console.log(`Done in ${Math.round((Date.now() - started) / 1000)} s.`);
-        console.log(`Report:      ${path.join(reportDir, 'report.html')}`);
+        console.log(`Report:      ${report.html}${report.pngNote ? ` (${report.pngNote})` : ''}`);
         if (services.temporal.uiUrl) console.log(`Temporal UI: ${services.temporal.uiUrl}/namespaces/default/workflows/${encodeURIComponent(start.workflowId)}`);
         console.log(`Datasets:    looptool data versions --loop ${loopName}`);
         console.log('The services keep running for inspection; stop them with `npm run services:down`.');

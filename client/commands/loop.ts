@@ -1,4 +1,3 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
@@ -10,7 +9,7 @@ import { withDatabase } from '../database.js';
 import { formatTable } from '../format.js';
 import { DEFAULT_MAX_LINE_CHARS, IMPORT_FORMATS, type ImportFormat, stageFile } from '../io/import.js';
 import { LoopClient } from '../loops.js';
-import { buildLoopReport, renderReportHtml, reportCharts } from '../report.js';
+import { buildLoopReport, writeReport } from '../report.js';
 
 const temporalAddress = () => process.env.TEMPORAL_ADDRESS?.trim() || `127.0.0.1:${process.env.LOOPTOOL_TEMPORAL_PORT?.trim() || '7233'}`;
 
@@ -149,11 +148,10 @@ export function registerLoopCommand(program: Command): void {
       await withDatabase(async (pool) => {
         const report = await buildLoopReport(pool, name);
         if (report.composition.length === 0) throw new Error(`no data for loop ${name} in this database`);
-        mkdirSync(options.out, { recursive: true });
-        writeFileSync(path.join(options.out, 'report.html'), renderReportHtml(report));
-        writeFileSync(path.join(options.out, 'report.json'), JSON.stringify(report, null, 2));
-        for (const [file, svg] of Object.entries(reportCharts(report))) writeFileSync(path.join(options.out, file), svg);
-        console.log(`Report for ${name}: ${path.join(options.out, 'report.html')}`);
+        const written = writeReport(report, options.out);
+        console.log(`Report for ${name}: ${written.html}`);
+        if (written.pngs.length > 0) console.log(`PNG charts: ${written.pngs.map((p) => path.basename(p)).join(', ')}`);
+        if (written.pngNote) console.log(`PNG charts skipped: ${written.pngNote}`);
       });
     });
 

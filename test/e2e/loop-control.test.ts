@@ -68,7 +68,11 @@ describe('steering a running loop through the CLI', () => {
     expect(roles.rows.filter((r) => r.role === 'injected')).toEqual([{ iteration: 2, role: 'injected', n: 12 }]);
     expect(Math.max(...roles.rows.map((r) => r.iteration))).toBe(2);
     const reportDir = path.join(os.tmpdir(), `steered-report-${Date.now()}`);
-    expect((await cli('loop', 'report', 'steered', '--out', reportDir)).code).toBe(0);
+    const reported = await cli('loop', 'report', 'steered', '--out', reportDir);
+    expect(reported.code).toBe(0);
+    // CI installs Chromium (.ci/run), so the PNG charts are made; each starts with the PNG signature.
+    expect(reported.stdout).toMatch(/PNG charts: accuracy\.png, composition\.png, judgements\.png, expansions\.png/);
+    expect(readFileSync(path.join(reportDir, 'accuracy.png')).subarray(1, 4).toString()).toBe('PNG');
     const html = readFileSync(path.join(reportDir, 'report.html'), 'utf8');
     expect(html).toContain('<h2>Dataset composition (Table 3)</h2>');
     expect(html).toMatch(/<svg[^>]*>.*Held-out accuracy/s);
