@@ -12,6 +12,8 @@ import { freePort } from './helpers/ports.js';
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
+    /** The Temporal web UI of that server (TEMPORAL_UI_URL when the server is external). */
+    temporalUiUrl: string;
     temporalCliPath: string;
     /** A URL on a server where tests may CREATE DATABASE; each test file makes its own database. */
     adminDatabaseUrl: string;
@@ -40,11 +42,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (external) {
       if (!(await isTemporalHealthy(external, 5_000))) throw new Error(`TEMPORAL_ADDRESS=${external} does not answer`);
       project.provide('temporalAddress', external);
+      project.provide('temporalUiUrl', process.env.TEMPORAL_UI_URL?.trim() || 'http://127.0.0.1:8233');
     } else {
       const stateDir = path.join(scratch, 'temporal');
       const server = await startTemporalDevServer({ cliPath: cli.path, stateDir, port: await freePort(), uiPort: await freePort() });
       teardowns.push(() => stopTemporalDevServer(stateDir));
       project.provide('temporalAddress', server.address);
+      project.provide('temporalUiUrl', server.uiUrl);
     }
 
     const databaseUrl = process.env.DATABASE_URL?.trim();
