@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { type ActivityOptions, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { NON_RETRYABLE_ERROR_TYPES } from '../core/errors.js';
 import { taskQueues } from '../core/constants.js';
@@ -17,40 +17,55 @@ export const dbActivities = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
 });
 
-/** The activity groups of one loop, on its queues, each with timeouts and retry caps chosen for its kind of work. */
-export function loopActivities(queues: LoopQueues, heartbeats: { batchSeconds: number; trainSeconds: number } = { batchSeconds: 120, trainSeconds: 60 }) {
+/** Timeouts and retry caps per kind of work, for one loop's queues. */
+function groupOptions(queues: LoopQueues, heartbeats: { batchSeconds: number; trainSeconds: number }) {
   return {
     /** Database work: dataset assembly over up to a million members, batch planning. */
-    db: proxyActivities<Activities>({
+    db: {
       taskQueue: queues.control,
       startToCloseTimeout: '10 minutes',
       retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
-    }),
+    },
     /**
      * Model-calling batches. They heartbeat every page, so a dead worker is noticed within the heartbeat timeout; the
      * attempt cap bounds what a misbehaving model server can cost.
      */
-    llm: proxyActivities<Activities>({
+    llm: {
       taskQueue: queues.llm,
       startToCloseTimeout: '2 hours',
       heartbeatTimeout: `${heartbeats.batchSeconds} seconds`,
       retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
-    }),
+    },
     /**
      * GRPO training: days long, polled with heartbeats; a retry re-attaches to the job by its key. The heartbeat
      * timeout catches trainers that hang without an error.
      */
-    train: proxyActivities<Activities>({
+    train: {
       taskQueue: queues.gpu,
       startToCloseTimeout: '7 days',
       heartbeatTimeout: `${heartbeats.trainSeconds} seconds`,
       retry: { initialInterval: '5 seconds', maximumInterval: '5 minutes', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
-    }),
-    deploy: proxyActivities<Activities>({
+    },
+    deploy: {
       taskQueue: queues.gpu,
       startToCloseTimeout: '30 minutes',
       heartbeatTimeout: '5 minutes',
       retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
-    }),
+    },
+  } satisfies Record<string, ActivityOptions>;
+}
+
+/**
+ * The activity groups of one loop, on its queues. `summarized(group, text)` gives the same group with a one-line
+ * summary that the UI shows on the activity ("probe batch 3/12 of D_2").
+ */
+export function loopActivities(queues: LoopQueues, heartbeats: { batchSeconds: number; trainSeconds: number } = { batchSeconds: 120, trainSeconds: 60 }) {
+  const options = groupOptions(queues, heartbeats);
+  return {
+    db: proxyActivities<Activities>(options.db),
+    llm: proxyActivities<Activities>(options.llm),
+    train: proxyActivities<Activities>(options.train),
+    deploy: proxyActivities<Activities>(options.deploy),
+    summarized: (group: keyof typeof options, summary: string) => proxyActivities<Activities>({ ...options[group], summary }),
   };
 }

@@ -193,7 +193,7 @@ export async function loopWorkflow(input: LoopWorkflowInput): Promise<LoopResult
 
   if (!(config.probeFirst && j === 1)) {
     await enter('train');
-    const trained = await act.train.trainIteration({
+    const trained = await act.summarized('train', `train π_${j} on ${state.currentVersionRef}`).trainIteration({
       loopName: input.loopName,
       iteration: j,
       versionId: state.currentVersionId,
@@ -203,7 +203,7 @@ export async function loopWorkflow(input: LoopWorkflowInput): Promise<LoopResult
     checkpoint = trained.checkpointUri;
     upsertMemo({ checkpoint });
     await enter('deploy');
-    policyModel = (await act.deploy.deployCheckpoint({ loopName: input.loopName, iteration: j, checkpointUri: checkpoint, policyBaseUrls: config.models.policy.baseUrls })).model;
+    policyModel = (await act.summarized('deploy', `deploy π_${j}`).deployCheckpoint({ loopName: input.loopName, iteration: j, checkpointUri: checkpoint, policyBaseUrls: config.models.policy.baseUrls })).model;
   }
   summary.checkpoint = checkpoint;
 
@@ -246,7 +246,7 @@ export async function loopWorkflow(input: LoopWorkflowInput): Promise<LoopResult
   if (!lastIteration) {
     await enter('assemble');
     const injections = [...state.pendingInjections];
-    const assembled = await act.db.assembleNextVersion({
+    const assembled = await act.summarized('db', `assemble D_${j + 1} (Eq. 5)`).assembleNextVersion({
       loopName: input.loopName,
       iteration: j,
       currentVersionId: state.currentVersionId,
@@ -341,7 +341,11 @@ async function evaluate(
 ): Promise<number | null> {
   let overall: number | null = null;
   for (const set of input.config.evaluation.sets) {
-    await Promise.all(set.files.map((file) => act.llm.evaluateFile({ loopName: input.loopName, iteration, evalSet: set.name, file, policy })));
+    await Promise.all(
+      set.files.map((file) =>
+        act.summarized('llm', `evaluate ${iteration === 0 ? 'the base model' : `π_${iteration}`} on ${file.questions.split('/').pop()}`).evaluateFile({ loopName: input.loopName, iteration, evalSet: set.name, file, policy }),
+      ),
+    );
     const summary = await act.db.summarizeEvaluation({ loopName: input.loopName, iteration, evalSet: set.name });
     overall ??= summary.overall;
   }

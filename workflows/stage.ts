@@ -44,7 +44,7 @@ function addCounts(totals: Record<string, number>, result: object): void {
  * as new, carrying only the next batch number and the counts, so a million-sample stage stays small in history.
  */
 export async function stageWorkflow(input: StageWorkflowInput): Promise<Record<string, number>> {
-  const { db, llm } = loopActivities(input.queues, { batchSeconds: input.batchHeartbeatSeconds ?? 120, trainSeconds: 60 });
+  const { db, summarized } = loopActivities(input.queues, { batchSeconds: input.batchHeartbeatSeconds ?? 120, trainSeconds: 60 });
   let paused = input.paused;
   const counts: Record<string, number> = { ...(input.resume?.counts ?? {}) };
   const progress: StageProgress = { done: input.resume?.nextBatch ?? 0, total: 0, counts };
@@ -63,6 +63,7 @@ export async function stageWorkflow(input: StageWorkflowInput): Promise<Record<s
   const base = { loopName: input.loopName, iteration: input.iteration };
   const runBatch = (batchNo: number): Promise<object> => {
     const batch = { batchNo };
+    const llm = summarized('llm', `${input.stage} batch ${batchNo + 1}/${progress.total}, iteration ${input.iteration}`);
     switch (input.stage) {
       case 'probe':
         return llm.probeBatch({ ...input.settings, ...base, batch });
