@@ -11,6 +11,7 @@ import { ErrorType } from '../core/errors.js';
 import { getEvaluations, type ModelCallRow, recordModelCalls, upsertEvaluations } from '../db/queries/stages.js';
 import { readRecords } from '../client/io/read-records.js';
 import type { ActivityDeps } from './deps.js';
+import { withRequestSignal } from './llm/abort.js';
 import { toApplicationFailure } from './llm/failures.js';
 import type { ModelEndpoints } from './llm/registry.js';
 import { openAiMessages, openAiTools } from './llm/render.js';
@@ -80,7 +81,7 @@ export function createEvaluateActivities(deps: ActivityDeps) {
             const started = performance.now();
             let completion: OpenAI.Chat.ChatCompletion;
             try {
-              completion = await endpoint.client.chat.completions.create(
+              completion = await withRequestSignal(signal, (requestSignal) => endpoint.client.chat.completions.create(
                 {
                   model: input.policy.model,
                   messages: openAiMessages(question.messages) as unknown as OpenAI.Chat.ChatCompletionMessageParam[],
@@ -88,8 +89,8 @@ export function createEvaluateActivities(deps: ActivityDeps) {
                   temperature: 0,
                   max_tokens: input.maxTokens ?? 1024,
                 },
-                { signal },
-              );
+                { signal: requestSignal },
+              ));
             } catch (err) {
               throw toApplicationFailure(err, `evaluation of ${question.id} on ${endpoint.baseURL}`);
             }

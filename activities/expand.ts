@@ -19,7 +19,7 @@ import {
   pendingExpansionSeeds,
   recordModelCalls,
   samplesKnownToLoop,
-  type SeqRange, getStageBatch } from '../db/queries/stages.js';
+  type SeqRange, getStageBatch, batchCounts } from '../db/queries/stages.js';
 import { decodeSample, encodeSample } from '../db/sample-codec.js';
 import { withTransaction } from '../db/tx.js';
 import type { ActivityDeps } from './deps.js';
@@ -93,7 +93,7 @@ export function createExpandActivities(deps: ActivityDeps) {
         const stored = await getSamples(deps.pool, seeds.flatMap((s) => [s.sampleId, ...(s.correctedSampleId ? [s.correctedSampleId] : [])]));
         const samples = new Map(stored.map((s) => [s.id, decodeSample(s)]));
         const ledger: ModelCallRow[] = [];
-        const slots = await Promise.all(
+        const settled = await Promise.allSettled(
           seeds.flatMap((seed) =>
             Array.from({ length: k }, (_, slot) => slot)
               .filter((slot) => !seed.doneK.includes(slot))
@@ -102,6 +102,7 @@ export function createExpandActivities(deps: ActivityDeps) {
               ),
           ),
         );
+        const slots = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
         // Dedup against what the loop has and within this page: the first of equal samples wins.
         const known = await samplesKnownToLoop(deps.pool, input.loopName, slots.flatMap((s) => (s.accepted ? [s.accepted.id] : [])));
         for (const slot of slots) {
@@ -132,9 +133,13 @@ export function createExpandActivities(deps: ActivityDeps) {
         });
         result.seeds += seeds.length;
         for (const slot of slots) result.byStatus[slot.row.status] = (result.byStatus[slot.row.status] ?? 0) + 1;
+        const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+        if (failure) throw failure.reason;
         context.heartbeat({ lastSeq: seeds[seeds.length - 1]!.seq, ...result });
       }
-      return result;
+      // Counted from the table, so a batch retried after writing part of its work still reports all of it.
+      const { seeds = 0, ...byStatus } = await batchCounts(deps.pool, { ...key, ...batch, stage: 'expand' });
+      return { seeds, byStatus };
     },
   };
 }

@@ -8,7 +8,7 @@ import { majorityVerdict } from '../core/stages/consensus.js';
 import { predictionFrom, relabeledSample } from '../core/stages/relabel.js';
 import { recordOrigins } from '../db/queries/origins.js';
 import { getSamples, insertSamples } from '../db/queries/samples.js';
-import { insertJudgements, type JudgeItem, type JudgementRow, type ModelCallRow, pendingJudgeItems, recordModelCalls, type SeqRange, getStageBatch } from '../db/queries/stages.js';
+import { insertJudgements, type JudgeItem, type JudgementRow, type ModelCallRow, pendingJudgeItems, recordModelCalls, type SeqRange, getStageBatch, batchCounts } from '../db/queries/stages.js';
 import { decodeSample, encodeSample } from '../db/sample-codec.js';
 import { withTransaction } from '../db/tx.js';
 import type { ActivityDeps } from './deps.js';
@@ -80,7 +80,9 @@ export function createJudgeActivities(deps: ActivityDeps) {
         const items = await pendingJudgeItems(deps.pool, { ...key, ...batch, limit: input.pageSize ?? 32 });
         if (items.length === 0) break;
         const samples = new Map((await getSamples(deps.pool, items.map((i) => i.sampleId))).map((s) => [s.id, decodeSample(s)]));
-        const judged = await Promise.all(items.map((item) => judgeOne({ item, sample: samples.get(item.sampleId)!, input, judges, template, signal })));
+        // Settled before writing: finished judgements are kept when one fails, and none is left running.
+        const settled = await Promise.allSettled(items.map((item) => judgeOne({ item, sample: samples.get(item.sampleId)!, input, judges, template, signal })));
+        const judged = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
         await withTransaction(deps.pool, async (tx) => {
           const corrections = judged.flatMap((j) => (j.corrected ? [j.corrected] : []));
           await insertSamples(tx, corrections.map((c) => c.stored));
@@ -103,9 +105,13 @@ export function createJudgeActivities(deps: ActivityDeps) {
           result.byVerdict[row.verdict] = (result.byVerdict[row.verdict] ?? 0) + 1;
           if (row.correctedSampleId) result.relabeled++;
         }
+        const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+        if (failure) throw failure.reason;
         context.heartbeat({ lastSeq: items[items.length - 1]!.seq, ...result });
       }
-      return result;
+      // Counted from the table, so a batch retried after writing part of its work still reports all of it.
+      const { relabeled = 0, ...byVerdict } = await batchCounts(deps.pool, { ...key, ...batch, stage: 'judge' });
+      return { judged: Object.values(byVerdict).reduce((sum, n) => sum + n, 0), byVerdict, relabeled };
     },
   };
 }

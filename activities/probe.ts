@@ -7,11 +7,12 @@ import { canonicalJson, type JsonValue } from '../core/json.js';
 import { parseModelOutput } from '../core/parse/model-output.js';
 import type { Sample } from '../core/schemas/sample.js';
 import { getSamples } from '../db/queries/samples.js';
-import { type BatchItem, insertProbeResults, type ModelCallRow, pendingProbeItems, type ProbeResultRow, recordModelCalls, type SeqRange, getStageBatch } from '../db/queries/stages.js';
+import { type BatchItem, insertProbeResults, type ModelCallRow, pendingProbeItems, type ProbeResultRow, recordModelCalls, type SeqRange, getStageBatch, batchCounts } from '../db/queries/stages.js';
 import { decodeSample } from '../db/sample-codec.js';
 import { withTransaction } from '../db/tx.js';
 import type { ActivityDeps } from './deps.js';
 import type { Endpoint } from './llm/endpoint-pool.js';
+import { withRequestSignal } from './llm/abort.js';
 import { toApplicationFailure } from './llm/failures.js';
 import { pickPrompt } from './llm/prompts.js';
 import type { ModelEndpoints } from './llm/registry.js';
@@ -65,7 +66,7 @@ export function createProbeActivities(deps: ActivityDeps) {
     async probeBatch(input: ProbeBatchInput): Promise<ProbeBatchResult> {
       const context = Context.current();
       const signal = context.cancellationSignal;
-      // Every in-flight request listens on this one signal; hundreds at once is expected, not a leak.
+      // Every request waiting for an endpoint slot listens on this signal; hundreds at once is expected, not a leak.
       setMaxListeners(0, signal);
       const endpoints = deps.llm.pool('policy', input.policy);
       const systemPrompt = input.systemPromptVersion ? pickPrompt(deps.prompts, 'probe-system', input.systemPromptVersion) : undefined;
@@ -77,7 +78,9 @@ export function createProbeActivities(deps: ActivityDeps) {
         const items = await pendingProbeItems(deps.pool, { ...key, ...batch, versionId: input.versionId, limit: input.pageSize ?? 128 });
         if (items.length === 0) break;
         const samples = new Map((await getSamples(deps.pool, items.map((i) => i.sampleId))).map((s) => [s.id, decodeSample(s)]));
-        const outcomes = await Promise.all(
+        // Settle the whole page before writing: what finished is kept even when one request failed, and no request
+        // is left running after the activity gives up.
+        const settled = await Promise.allSettled(
           items.map((item) =>
             endpoints.withEndpoint(
               (endpoint) => probeOne({ endpoint, item, sample: samples.get(item.sampleId)!, input, systemPrompt: systemPrompt?.system, promptVersion, signal }),
@@ -85,6 +88,7 @@ export function createProbeActivities(deps: ActivityDeps) {
             ),
           ),
         );
+        const outcomes = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
         await withTransaction(deps.pool, async (tx) => {
           await insertProbeResults(tx, key, outcomes.map((o) => o.row));
           await recordModelCalls(tx, outcomes.map((o) => o.ledger));
@@ -95,9 +99,16 @@ export function createProbeActivities(deps: ActivityDeps) {
           else if (row.outcome === 'mismatch') totals.mismatch++;
           else totals.parseError++;
         }
+        const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+        if (failure) throw failure.reason;
         context.heartbeat({ lastSeq: items[items.length - 1]!.seq, ...totals });
       }
-      return totals;
+      // Counted from the table, so a batch retried after writing part of its work still reports all of it.
+      const recorded = await batchCounts(deps.pool, { ...key, ...batch, stage: 'probe' });
+      const match = recorded.match ?? 0;
+      const mismatch = recorded.mismatch ?? 0;
+      const parseError = recorded.parse_error ?? 0;
+      return { probed: match + mismatch + parseError, match, mismatch, parseError };
     },
   };
 }
@@ -131,7 +142,7 @@ async function probeOne(args: {
   const base = { sampleId: item.sampleId, model: input.policy.model, promptVersion: args.promptVersion };
   let completion: OpenAI.Chat.ChatCompletion;
   try {
-    completion = await endpoint.client.chat.completions.create(
+    completion = await withRequestSignal(args.signal, (signal) => endpoint.client.chat.completions.create(
       {
         model: input.policy.model,
         messages: messages as unknown as OpenAI.Chat.ChatCompletionMessageParam[],
@@ -140,8 +151,8 @@ async function probeOne(args: {
         max_tokens: input.maxTokens ?? 1024,
         logprobs: true,
       },
-      { signal: args.signal },
-    );
+      { signal },
+    ));
   } catch (err) {
     if (err instanceof APIError && typeof err.status === 'number' && PER_SAMPLE_REJECTION.has(err.status)) {
       return {
@@ -166,7 +177,10 @@ async function probeOne(args: {
   const message = completion.choices[0]?.message;
   const toolCalls = (message?.tool_calls ?? null) as unknown as JsonValue[] | null;
   const rawOutput = toolCalls && toolCalls.length > 0 ? canonicalJson(toolCalls) : (message?.content ?? '');
-  const parsed = parseModelOutput({ content: message?.content ?? null, tool_calls: toolCalls }, { format: input.checker.contentFormat ?? 'auto' });
+  const parsed = parseModelOutput(
+    { content: message?.content ?? null, tool_calls: toolCalls },
+    { format: input.checker.contentFormat ?? 'auto', onMalformedBlock: input.checker.onMalformedBlock ?? 'error' },
+  );
   const compiled = compileSampleChecker({ sample, config: input.checker });
   const verdict = compiled.ok ? compiled.checker.checkParsed(parsed) : { valid: false, errorType: 'checker:invalid_target', error: compiled.error };
   const { meanLogprob, perplexity } = perplexityOf(completion.choices[0]?.logprobs?.content);

@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ErrorType } from '../../core/errors.js';
 
@@ -30,12 +30,17 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
 /**
  * Maps any error from a model call to the ApplicationFailure Temporal should see. The OpenAI client runs with
  * `maxRetries: 0`, so this is the one place that decides: 429/5xx/408/409 and connection failures are retryable (with
- * the server's retry-after as `nextRetryDelay`), other 4xx are configuration problems and non-retryable. Cancellation
- * (an aborted request) is rethrown untouched so Temporal sees the activity's own cancellation.
+ * the server's retry-after as `nextRetryDelay`), other 4xx are configuration problems and non-retryable, a truncated
+ * body is retryable. An aborted request becomes a CancelledFailure, so Temporal records the activity as cancelled.
  */
 export function toApplicationFailure(err: unknown, context: string): unknown {
-  if (err instanceof ApplicationFailure) return err;
-  if (err instanceof APIUserAbortError) return err;
+  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
+  // The SDK reports an activity as cancelled (not failed) only when it ends with a CancelledFailure.
+  if (err instanceof APIUserAbortError) return new CancelledFailure(`${context}: request aborted because the activity was cancelled`);
+  if (err instanceof SyntaxError) {
+    // A body cut off mid-JSON (a proxy timeout, a server crash mid-response) says nothing about the request: retry it.
+    return ApplicationFailure.create({ message: `${context}: malformed response body: ${err.message}`, type: ErrorType.ModelServerUnavailable, cause: err });
+  }
   if (err instanceof APIConnectionTimeoutError || err instanceof APIConnectionError) {
     return ApplicationFailure.create({
       message: `${context}: ${err instanceof APIConnectionTimeoutError ? 'request timed out' : `connection failed: ${err.message}`}`,

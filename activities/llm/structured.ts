@@ -3,6 +3,7 @@ import type OpenAI from 'openai';
 import { z } from 'zod';
 import { parseJson } from '../../core/json.js';
 import { stripThinking } from '../../core/parse/model-output.js';
+import { withRequestSignal } from './abort.js';
 import type { Endpoint } from './endpoint-pool.js';
 
 export interface ModelUsage {
@@ -58,7 +59,7 @@ export function responseJsonSchema(schema: z.ZodType): Record<string, unknown> {
  */
 export async function completeStructured<T>(endpoint: Endpoint, request: StructuredRequest<T>): Promise<StructuredResult<T>> {
   const started = performance.now();
-  const completion = await endpoint.client.chat.completions.create(
+  const completion = await withRequestSignal(request.signal, (signal) => endpoint.client.chat.completions.create(
     {
       model: request.model,
       messages: request.messages,
@@ -68,8 +69,8 @@ export async function completeStructured<T>(endpoint: Endpoint, request: Structu
       ...(request.seed !== undefined ? { seed: request.seed } : {}),
       response_format: { type: 'json_schema', json_schema: { name: request.name, schema: responseJsonSchema(request.schema), strict: true } },
     },
-    request.signal ? { signal: request.signal } : undefined,
-  );
+    { signal },
+  ));
   const latencyMs = Math.round(performance.now() - started);
   const usage = { promptTokens: completion.usage?.prompt_tokens ?? 0, completionTokens: completion.usage?.completion_tokens ?? 0 };
   const raw = completion.choices[0]?.message?.content ?? '';

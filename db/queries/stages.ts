@@ -407,3 +407,26 @@ export async function getStageBatch(q: Queryable, input: StageKey & { stage: Bat
   if (!rows[0]) throw new Error(`no batch ${input.batchNo} planned for ${input.stage} of ${input.loopName} iteration ${input.iteration}`);
   return { afterSeq: Number(rows[0].after_seq), lastSeq: Number(rows[0].last_seq) };
 }
+
+/**
+ * What a stage has recorded for the rows of one batch, counted from the tables: a batch's result then says the same
+ * whether it ran once or was retried after writing part of its work.
+ */
+export async function batchCounts(q: Queryable, input: StageKey & SeqRange & { stage: BatchedStage }): Promise<Record<string, number>> {
+  const sql = {
+    probe: `SELECT p.outcome AS key, count(*)::int AS n FROM probe_results p JOIN samples s ON s.id = p.sample_id
+            WHERE p.loop_name = $1::text AND p.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint GROUP BY 1`,
+    judge: `SELECT j.verdict AS key, count(*)::int AS n FROM judgements j JOIN samples s ON s.id = j.sample_id
+            WHERE j.loop_name = $1::text AND j.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint GROUP BY 1
+            UNION ALL
+            SELECT 'relabeled', count(*)::int FROM judgements j JOIN samples s ON s.id = j.sample_id
+            WHERE j.loop_name = $1::text AND j.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint AND j.corrected_sample_id IS NOT NULL`,
+    expand: `SELECT e.status AS key, count(*)::int AS n FROM expansions e JOIN samples s ON s.id = e.seed_sample_id
+             WHERE e.loop_name = $1::text AND e.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint GROUP BY 1
+             UNION ALL
+             SELECT 'seeds', count(DISTINCT e.seed_sample_id)::int FROM expansions e JOIN samples s ON s.id = e.seed_sample_id
+             WHERE e.loop_name = $1::text AND e.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint`,
+  }[input.stage];
+  const { rows } = await q.query<{ key: string; n: number }>(sql, [input.loopName, input.iteration, input.afterSeq, input.lastSeq]);
+  return Object.fromEntries(rows.map((r) => [r.key, r.n]));
+}

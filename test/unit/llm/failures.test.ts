@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { describe, expect, test } from 'vitest';
 import { retryAfterMs, toApplicationFailure } from '../../../activities/llm/failures.js';
@@ -40,10 +40,17 @@ describe('toApplicationFailure', () => {
     expect((toApplicationFailure(new APIConnectionTimeoutError(), 'probe') as Error).message).toMatch(/timed out/);
   });
 
-  test('an aborted request and unknown errors pass through untouched', () => {
-    const abort = new APIUserAbortError();
+  test('an aborted request becomes a CancelledFailure, so Temporal records the activity as cancelled, not failed', () => {
+    expect(toApplicationFailure(new APIUserAbortError(), 'probe')).toBeInstanceOf(CancelledFailure);
+  });
+
+  test('a truncated response body (JSON cut off) is retryable; unknown errors pass through untouched', () => {
+    expect(toApplicationFailure(new SyntaxError('Unterminated string in JSON at position 432'), 'judge')).toMatchObject({
+      type: ErrorType.ModelServerUnavailable,
+      nonRetryable: false,
+      message: expect.stringMatching(/malformed response body/),
+    });
     const bug = new TypeError('x is undefined');
-    expect(toApplicationFailure(abort, 'probe')).toBe(abort);
     expect(toApplicationFailure(bug, 'probe')).toBe(bug);
   });
 });

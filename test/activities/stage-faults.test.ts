@@ -1,0 +1,272 @@
+import { randomBytes } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import { tsToMs } from '@temporalio/common/lib/time.js';
+import type { Worker } from '@temporalio/worker';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import type { ProbeBatchInput } from '../../activities/probe.js';
+import { ErrorType } from '../../core/errors.js';
+import type { StageWorkflowInput } from '../../workflows/stage.js';
+import type { stageWorkflow } from '../../workflows/index.js';
+import {
+  activitiesWith,
+  addLoop,
+  count,
+  createStageFixture,
+  quietEnvironment,
+  registryWith,
+  runActivity,
+  simDelta,
+  type StageFixture,
+  wholeVersion,
+} from '../helpers/stages.js';
+import { connectTestTemporal, type TestTemporal } from '../helpers/temporal.js';
+
+/**
+ * Model-server faults and cancellation against the simulated server (`POST /sim/faults` rules, set in process):
+ * latency, 429 with retry-after, 500s and truncated bodies, first at the activity boundary (the ApplicationFailure
+ * Temporal sees), then through a real worker and the stage workflow's real retry policy on the suite's dev server.
+ */
+
+let f: StageFixture;
+let temporal: TestTemporal;
+let worker: Worker;
+let running: Promise<void>;
+let taskQueue: string;
+
+const policy = (maxConcurrency = 16) => ({ baseUrls: [f.sim.baseURL], maxConcurrency, model: f.sim.policyModel });
+
+const probeInput = async (loopName: string, extra: Partial<ProbeBatchInput> = {}): Promise<ProbeBatchInput> => ({
+  loopName,
+  iteration: 1,
+  versionId: f.seedVersion.id,
+  batch: await wholeVersion(f, f.seedVersion.id),
+  policy: policy(),
+  checker: { mode: 'exact' },
+  ...extra,
+});
+
+const rows = (loopName: string, table = 'probe_results') => count(f, `SELECT count(*) AS n FROM ${table} WHERE loop_name = $1::text`, [loopName]);
+/**
+ * A page that fails on one request leaves its other requests to finish (their answers are discarded); wait for them,
+ * so they cannot take the next test's fault rule.
+ */
+const settled = () => until('the failed page’s other requests to finish', () => f.deps.llm.pool('policy', policy()).inFlight === 0);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** Runs one batched stage as the loop does (child workflow `stageWorkflow`, batches planned in stage_batches). */
+type StageSettings<S extends StageWorkflowInput['stage']> = Extract<StageWorkflowInput, { stage: S }>['settings'];
+
+async function runStage(input: { loopName: string; batchSize: number } & ({ stage: 'probe'; settings: StageSettings<'probe'> } | { stage: 'judge'; settings: StageSettings<'judge'> })) {
+  const queues = { control: taskQueue, llm: taskQueue, gpu: taskQueue };
+  const args = {
+    ...input,
+    iteration: 1,
+    queues,
+    concurrency: 2,
+    paused: false,
+    batchHeartbeatSeconds: 30,
+    ...(input.stage === 'probe' ? { versionId: input.settings.versionId } : {}),
+  } as StageWorkflowInput;
+  const handle = await temporal.client.workflow.start<typeof stageWorkflow>('stageWorkflow', {
+    taskQueue,
+    workflowId: `loop/${input.loopName}/iter-1/${input.stage}-${randomBytes(3).toString('hex')}`,
+    args: [args],
+  });
+  const counts = await handle.result();
+  const history = await handle.fetchHistory();
+  const events = history.events ?? [];
+  const scheduledAt = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), tsToMs(e.eventTime)]));
+  // A retried activity's started event records its final attempt, the failure before it, and when it started.
+  const attempts = events.flatMap((e) => {
+    const started = e.activityTaskStartedEventAttributes;
+    if (!started) return [];
+    return [{ attempt: started.attempt ?? 1, lastFailure: started.lastFailure ?? null, waitedMs: tsToMs(e.eventTime) - scheduledAt.get(String(started.scheduledEventId))! }];
+  });
+  return { counts, attempts };
+}
+
+beforeAll(async () => {
+  f = await createStageFixture({ count: 200, seed: 23, wrongLabelRate: 0.2 });
+  temporal = await connectTestTemporal();
+  taskQueue = temporal.uniqueTaskQueue('stage-faults');
+  worker = await temporal.createWorker({ taskQueue, activities: f.activities, withWorkflows: true });
+  running = worker.run();
+});
+afterEach(() => f.sim.faults.clear());
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await temporal?.close();
+  await f?.close();
+});
+
+describe('cancellation', () => {
+  test('a cancelled probe stops within one request: in-flight requests are aborted and nothing of the unfinished page is written', async () => {
+    await addLoop(f, 'cancel');
+    const latencyMs = 2000;
+    const pageSize = 8;
+    f.sim.faults.add([{ role: 'policy', kind: 'latency', latencyMs }]);
+    const before = f.sim.stats();
+    const sent = () => f.sim.stats().requests.byRole.policy - before.requests.byRole.policy;
+    const env = quietEnvironment();
+    const outcome = runActivity(f.activities.probeBatch, [await probeInput('cancel', { pageSize, policy: policy(pageSize) })], { env }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await until('the first page of requests to reach the server', () => sent() >= pageSize);
+    const cancelledAt = performance.now();
+    env.cancel();
+    const error = await outcome;
+    const stoppedAfterMs = performance.now() - cancelledAt;
+
+    expect(error).toBeInstanceOf(Error);
+    // Well under the one latency every in-flight request still had to wait, let alone the rest of the version.
+    expect(stoppedAfterMs).toBeLessThan(latencyMs / 4);
+    // The requests ended on the client when the activity did: aborted, not awaited.
+    expect(f.deps.llm.pool('policy', policy(pageSize)).inFlight).toBe(0);
+    expect(await rows('cancel')).toBe(0);
+    // Nothing more is sent or written after the server would have answered.
+    await sleep(latencyMs + 200);
+    expect(sent()).toBe(pageSize);
+    expect(await rows('cancel')).toBe(0);
+  });
+});
+
+describe('failures at the activity boundary', () => {
+  test("a 429 fails the batch with a retryable ModelServerUnavailable whose nextRetryDelay is the server's retry-after, keeping the rest of the page but not the failed sample", async () => {
+    await addLoop(f, 'limited');
+    f.sim.faults.add([{ role: 'policy', kind: 'rate_limit', retryAfterSeconds: 7, count: 1 }]);
+    const run = await simDelta(f.sim, async () => runActivity(f.activities.probeBatch, [await probeInput('limited', { pageSize: 16 })]).catch((err: unknown) => err));
+    expect(run.after.faults.rate_limit - run.before.faults.rate_limit).toBe(1);
+    expect(run.result).toBeInstanceOf(ApplicationFailure);
+    expect(run.result).toMatchObject({ type: ErrorType.ModelServerUnavailable, nonRetryable: false, nextRetryDelay: 7000 });
+    expect((run.result as Error).message).toMatch(/HTTP 429/);
+    // The page's other requests finished and are kept; the rate-limited one is left for the retry.
+    expect(await rows('limited')).toBe(16 - 1);
+    await settled();
+  });
+
+  test('a 500 is retryable with no fixed delay; an unknown model (404) is a non-retryable configuration error', async () => {
+    await addLoop(f, 'failing');
+    f.sim.faults.add([{ role: 'policy', kind: 'server_error', count: 1 }]);
+    const serverError = await runActivity(f.activities.probeBatch, [await probeInput('failing', { pageSize: 16 })]).catch((err: unknown) => err);
+    expect(serverError).toBeInstanceOf(ApplicationFailure);
+    expect(serverError).toMatchObject({ type: ErrorType.ModelServerUnavailable, nonRetryable: false, nextRetryDelay: undefined });
+    expect((serverError as Error).message).toMatch(/HTTP 500/);
+    await settled();
+
+    const unknownModel = await runActivity(f.activities.probeBatch, [await probeInput('failing', { pageSize: 16, policy: { ...policy(), model: 'no-such-model' } })]).catch((err: unknown) => err);
+    expect(unknownModel).toBeInstanceOf(ApplicationFailure);
+    expect(unknownModel).toMatchObject({ type: ErrorType.ModelRequestRejected, nonRetryable: true });
+    expect((unknownModel as Error).message).toMatch(/HTTP 404.*does not exist/);
+    // What the first page finished before the 500 is kept; the 404s wrote nothing.
+    expect(await rows('failing')).toBe(16 - 1);
+  });
+
+  test('a request the server rejects for one sample (400, prompt too long) is recorded as that sample’s data, not a failed batch', async () => {
+    await addLoop(f, 'rejected');
+    const rejected = new Set<string>();
+    // vLLM answers 400 for a prompt over the context length; here every fifth conversation is "too long".
+    const fetchImpl: typeof fetch = async (input, init) => {
+      const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as { messages: unknown }) : undefined;
+      const key = body ? JSON.stringify(body.messages) : '';
+      if (body && [...key].reduce((h, c) => (h * 33 + c.charCodeAt(0)) >>> 0, 5381) % 5 === 0) {
+        rejected.add(key);
+        const error = { message: "This model's maximum context length is 32768 tokens.", type: 'BadRequestError', param: null, code: 400 };
+        return new Response(JSON.stringify({ error }), { status: 400, headers: { 'content-type': 'application/json' } });
+      }
+      return fetch(input, init);
+    };
+    const activities = activitiesWith(f, registryWith(fetchImpl));
+    const result = await runActivity(activities.probeBatch, [await probeInput('rejected')]);
+    const members = await count(f, 'SELECT count(*) AS n FROM dataset_members WHERE version_id = $1::bigint', [f.seedVersion.id]);
+    expect(rejected.size).toBeGreaterThan(0);
+    expect(result.probed).toBe(members);
+    const recorded = await f.db.pool.query<{ outcome: string; raw_output: string; error: string; perplexity: number | null }>(
+      `SELECT outcome, raw_output, error, perplexity FROM probe_results WHERE loop_name = 'rejected' AND error_type = 'request_rejected'`,
+    );
+    expect(recorded.rows).toHaveLength(rejected.size);
+    for (const row of recorded.rows) expect(row).toMatchObject({ outcome: 'parse_error', raw_output: '', error: expect.stringMatching(/^HTTP 400: .*maximum context length/), perplexity: null });
+    expect(await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'rejected' AND NOT ok`)).toBe(rejected.size);
+  });
+});
+
+describe('retries through a real worker and the stage workflow', () => {
+  test("a rate-limited batch is retried after the server's retry-after (sooner than the policy's 2 s backoff) and completes with every row written once", async () => {
+    await addLoop(f, 'w429');
+    f.sim.faults.add([{ role: 'policy', kind: 'rate_limit', retryAfterSeconds: 1, count: 1 }]);
+    const members = await count(f, 'SELECT count(*) AS n FROM dataset_members WHERE version_id = $1::bigint', [f.seedVersion.id]);
+    const run = await simDelta(f.sim, () =>
+      runStage({ loopName: 'w429', stage: 'probe', batchSize: 100, settings: { versionId: f.seedVersion.id, policy: policy(), checker: { mode: 'exact' } } }),
+    );
+    expect(run.after.faults.rate_limit - run.before.faults.rate_limit).toBe(1);
+    expect(run.result.counts.probed).toBe(members);
+    expect(await rows('w429')).toBe(members);
+    expect(await count(f, `SELECT count(DISTINCT sample_id) AS n FROM probe_results WHERE loop_name = 'w429'`)).toBe(members);
+    expect(await rows('w429', 'model_calls')).toBe(members);
+
+    const retried = run.result.attempts.filter((a) => a.attempt > 1);
+    expect(retried).toHaveLength(1);
+    expect(retried[0]!.attempt).toBe(2);
+    expect(retried[0]!.lastFailure?.applicationFailureInfo).toMatchObject({ type: ErrorType.ModelServerUnavailable, nonRetryable: false });
+    expect(retried[0]!.lastFailure?.message).toMatch(/HTTP 429/);
+    expect(retried[0]!.waitedMs).toBeGreaterThanOrEqual(1000);
+    expect(retried[0]!.waitedMs).toBeLessThan(2000);
+  });
+
+  test('500s in the middle of a batch are retried, and the retry resumes after the last written page without writing anything twice', async () => {
+    await addLoop(f, 'w500');
+    const members = await count(f, 'SELECT count(*) AS n FROM dataset_members WHERE version_id = $1::bigint', [f.seedVersion.id]);
+    const pageSize = 20;
+    // Slow answers so the test can see pages land, then two 500s once the first page is written.
+    f.sim.faults.add([{ role: 'policy', kind: 'latency', latencyMs: 40 }]);
+    const before = f.sim.stats();
+    let partial = 0;
+    const stage = runStage({ loopName: 'w500', stage: 'probe', batchSize: 100, settings: { versionId: f.seedVersion.id, policy: policy(4), checker: { mode: 'exact' }, pageSize } });
+    await until('the first page to be written', async () => (partial = await rows('w500')) >= pageSize);
+    f.sim.faults.clear();
+    f.sim.faults.add([{ role: 'policy', kind: 'server_error', count: 2 }]);
+    await until('the 500s to fire', () => f.sim.stats().faults.server_error - before.faults.server_error === 2);
+    const { counts, attempts } = await stage;
+    const after = f.sim.stats();
+
+    expect(partial).toBeGreaterThan(0);
+    expect(partial).toBeLessThan(members);
+    expect(counts.probed).toBe(members);
+    expect(await rows('w500')).toBe(members);
+    expect(await count(f, `SELECT count(DISTINCT sample_id) AS n FROM probe_results WHERE loop_name = 'w500'`)).toBe(members);
+    expect(await rows('w500', 'model_calls')).toBe(members);
+    const retried = attempts.filter((a) => a.attempt > 1);
+    expect(retried.length).toBeGreaterThan(0);
+    for (const a of retried) expect(a.lastFailure?.message).toMatch(/HTTP 500/);
+    // Only the pages in flight when the 500s hit were asked again: at most one page per batch, plus the two faults.
+    expect(after.requests.byRole.policy - before.requests.byRole.policy).toBeLessThanOrEqual(members + 2 * pageSize + 2);
+  });
+
+  test('a truncated judge reply (broken JSON body) loses and duplicates nothing: the judge stage completes with one judgement per mismatch', async () => {
+    await addLoop(f, 'wcut');
+    await runActivity(f.activities.probeBatch, [await probeInput('wcut')]);
+    const mismatches = await count(f, `SELECT count(*) AS n FROM probe_results WHERE loop_name = 'wcut' AND outcome <> 'match'`);
+    f.sim.faults.add([{ role: 'judge', kind: 'truncated', count: 2 }]);
+    const run = await simDelta(f.sim, () =>
+      runStage({ loopName: 'wcut', stage: 'judge', batchSize: 40, settings: { judge: { baseUrls: [f.sim.baseURL], maxConcurrency: 8, model: f.sim.judgeModel }, votes: 3 } }),
+    );
+    expect(run.after.faults.truncated - run.before.faults.truncated).toBe(2);
+    expect(run.result.counts.judged).toBe(mismatches);
+    expect(await rows('wcut', 'judgements')).toBe(mismatches);
+    expect(await count(f, `SELECT count(DISTINCT sample_id) AS n FROM judgements WHERE loop_name = 'wcut'`)).toBe(mismatches);
+    // Every vote of every judged mismatch is in its row (and the ledger counts each call key once).
+    expect(await count(f, `SELECT count(*) AS n FROM judgements, jsonb_array_elements(votes) WHERE loop_name = 'wcut'`)).toBe(
+      3 * (await count(f, `SELECT count(*) AS n FROM probe_results WHERE loop_name = 'wcut' AND outcome = 'mismatch'`)),
+    );
+    expect(await count(f, `SELECT count(*) - count(DISTINCT call_key) AS n FROM model_calls WHERE loop_name = 'wcut'`)).toBe(0);
+  });
+});
