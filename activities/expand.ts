@@ -87,8 +87,9 @@ export function createExpandActivities(deps: ActivityDeps) {
       const key = { loopName: input.loopName, iteration: input.iteration };
       const batch = 'batchNo' in input.batch ? await getStageBatch(deps.pool, { ...key, stage: 'expand', batchNo: input.batch.batchNo }) : input.batch;
       const result: ExpandBatchResult = { seeds: 0, byStatus: {} };
+      let cursor = batch.afterSeq;
       for (;;) {
-        const seeds = await pendingExpansionSeeds(deps.pool, { ...key, ...batch, k, limit: input.pageSize ?? 8 });
+        const seeds = await pendingExpansionSeeds(deps.pool, { ...key, afterSeq: cursor, lastSeq: batch.lastSeq, k, limit: input.pageSize ?? 8 });
         if (seeds.length === 0) break;
         const stored = await getSamples(deps.pool, seeds.flatMap((s) => [s.sampleId, ...(s.correctedSampleId ? [s.correctedSampleId] : [])]));
         const samples = new Map(stored.map((s) => [s.id, decodeSample(s)]));
@@ -135,6 +136,7 @@ export function createExpandActivities(deps: ActivityDeps) {
         for (const slot of slots) result.byStatus[slot.row.status] = (result.byStatus[slot.row.status] ?? 0) + 1;
         const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
         if (failure) throw failure.reason;
+        cursor = seeds[seeds.length - 1]!.seq;
         context.heartbeat({ lastSeq: seeds[seeds.length - 1]!.seq, ...result });
       }
       // Counted from the table, so a batch retried after writing part of its work still reports all of it.

@@ -76,8 +76,9 @@ export function createJudgeActivities(deps: ActivityDeps) {
       const key = { loopName: input.loopName, iteration: input.iteration };
       const batch = 'batchNo' in input.batch ? await getStageBatch(deps.pool, { ...key, stage: 'judge', batchNo: input.batch.batchNo }) : input.batch;
       const result: JudgeBatchResult = { judged: 0, byVerdict: {}, relabeled: 0 };
+      let cursor = batch.afterSeq;
       for (;;) {
-        const items = await pendingJudgeItems(deps.pool, { ...key, ...batch, limit: input.pageSize ?? 32 });
+        const items = await pendingJudgeItems(deps.pool, { ...key, afterSeq: cursor, lastSeq: batch.lastSeq, limit: input.pageSize ?? 32 });
         if (items.length === 0) break;
         const samples = new Map((await getSamples(deps.pool, items.map((i) => i.sampleId))).map((s) => [s.id, decodeSample(s)]));
         // Settled before writing: finished judgements are kept when one fails, and none is left running.
@@ -107,6 +108,7 @@ export function createJudgeActivities(deps: ActivityDeps) {
         }
         const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
         if (failure) throw failure.reason;
+        cursor = items[items.length - 1]!.seq;
         context.heartbeat({ lastSeq: items[items.length - 1]!.seq, ...result });
       }
       // Counted from the table, so a batch retried after writing part of its work still reports all of it.

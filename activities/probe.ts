@@ -74,8 +74,11 @@ export function createProbeActivities(deps: ActivityDeps) {
       const totals: ProbeBatchResult = { probed: 0, match: 0, mismatch: 0, parseError: 0 };
       const key = { loopName: input.loopName, iteration: input.iteration };
       const batch = 'batchNo' in input.batch ? await getStageBatch(deps.pool, { ...key, stage: 'probe', batchNo: input.batch.batchNo }) : input.batch;
+      // Each page is written whole (or the activity fails), so the next page starts after the last one's items; the
+      // results table, not this cursor, is what a retry resumes from.
+      let cursor = batch.afterSeq;
       for (;;) {
-        const items = await pendingProbeItems(deps.pool, { ...key, ...batch, versionId: input.versionId, limit: input.pageSize ?? 128 });
+        const items = await pendingProbeItems(deps.pool, { ...key, afterSeq: cursor, lastSeq: batch.lastSeq, versionId: input.versionId, limit: input.pageSize ?? 128 });
         if (items.length === 0) break;
         const samples = new Map((await getSamples(deps.pool, items.map((i) => i.sampleId))).map((s) => [s.id, decodeSample(s)]));
         // Settle the whole page before writing: what finished is kept even when one request failed, and no request
@@ -101,6 +104,7 @@ export function createProbeActivities(deps: ActivityDeps) {
         }
         const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
         if (failure) throw failure.reason;
+        cursor = items[items.length - 1]!.seq;
         context.heartbeat({ lastSeq: items[items.length - 1]!.seq, ...totals });
       }
       // Counted from the table, so a batch retried after writing part of its work still reports all of it.

@@ -1,4 +1,5 @@
 import { EndpointPool, type ModelRole } from './endpoint-pool.js';
+import { createHttpFetch } from './http-fetch.js';
 
 export interface ModelEndpoints {
   baseUrls: string[];
@@ -13,8 +14,11 @@ export interface ModelEndpoints {
  */
 export class LlmRegistry {
   private readonly pools = new Map<string, EndpointPool>();
+  private readonly fetch: typeof fetch;
 
-  constructor(private readonly options: { apiKey?: string; timeoutMs?: number; fetch?: typeof fetch } = {}) {}
+  constructor(private readonly options: { apiKey?: string; timeoutMs?: number; fetch?: typeof fetch } = {}) {
+    this.fetch = options.fetch ?? createHttpFetch();
+  }
 
   pool(role: ModelRole, endpoints: ModelEndpoints): EndpointPool {
     const key = `${role}|${endpoints.maxConcurrency}|${endpoints.baseUrls.join(',')}`;
@@ -25,7 +29,7 @@ export class LlmRegistry {
         endpoints: endpoints.baseUrls.map((baseURL) => ({ baseURL, maxConcurrency: endpoints.maxConcurrency })),
         ...(this.options.apiKey ? { apiKey: this.options.apiKey } : {}),
         ...(this.options.timeoutMs ? { timeoutMs: this.options.timeoutMs } : {}),
-        ...(this.options.fetch ? { fetch: this.options.fetch } : {}),
+        fetch: this.fetch,
       });
       this.pools.set(key, pool);
     }
