@@ -18,7 +18,8 @@ describe('steering a running loop through the CLI', () => {
   afterAll(async () => f?.close());
 
   test('pause holds the loop, inject lands once in the next dataset, resume continues, stop ends after the iteration; histories replay', async () => {
-    await fetch(`${f.sim.url}/sim/faults`, { method: 'POST', body: JSON.stringify({ role: 'policy', kind: 'latency', latencyMs: 20, count: 1_000_000 }) });
+    // Slow policy answers (about 2 s of probing per iteration) so the pause surely lands inside the first iteration.
+    await fetch(`${f.sim.url}/sim/faults`, { method: 'POST', body: JSON.stringify({ role: 'policy', kind: 'latency', latencyMs: 120, count: 1_000_000 }) });
     const config = f.config({ name: 'steered', iterations: 3 });
     const configFile = path.join(os.tmpdir(), `steered-${Date.now()}.yaml`);
     writeFileSync(configFile, stringify(JSON.parse(JSON.stringify(config))));

@@ -12,7 +12,7 @@ describe('a loop survives its worker being killed', () => {
 
   test('killed mid-probe and mid-training, it finishes with the same datasets and rows as an uninterrupted run', async () => {
     // Slow the policy a little so the kill lands inside the probe.
-    await fetch(`${f.sim.url}/sim/faults`, { method: 'POST', body: JSON.stringify({ role: 'policy', kind: 'latency', latencyMs: 15, count: 1_000_000 }) });
+    await fetch(`${f.sim.url}/sim/faults`, { method: 'POST', body: JSON.stringify({ role: 'policy', kind: 'latency', latencyMs: 60, count: 1_000_000 }) });
 
     const steady = f.config({ name: 'steady' });
     await f.start(steady);
