@@ -19,6 +19,7 @@ import type { SeqRange } from '../db/queries/stages.js';
 import { createPool } from '../db/pool.js';
 import { withClient } from '../db/tx.js';
 import { startSimServer } from '../sim/server.js';
+import { measurePhase as phase } from './lib/measure.js';
 
 /**
  * `stages` section: probe throughput (GCP) against the simulated model server with zero latency, on a fresh embedded
@@ -203,15 +204,3 @@ async function inProcessSim(): Promise<SimHandle> {
   return { baseURL: server.baseURL, close: () => server.close() };
 }
 
-/** Runs `fn`, timing it and sampling this process's RSS every 20 ms. */
-async function phase<T>(fn: () => Promise<T>): Promise<{ result: T; seconds: number; peakRssMb: number }> {
-  let peak = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-  const start = performance.now();
-  try {
-    const result = await fn();
-    return { result, seconds: (performance.now() - start) / 1000, peakRssMb: Math.round(Math.max(peak, process.memoryUsage().rss) / 1e6) };
-  } finally {
-    clearInterval(sampler);
-  }
-}

@@ -2,7 +2,6 @@ import { chmodSync, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import { exportVersion } from '../client/io/dataset-export.js';
 import { versionFromImport } from '../client/io/dataset-import.js';
@@ -13,6 +12,7 @@ import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { withClient } from '../db/tx.js';
 import { addMembers, createVersion, freezeVersion, inheritMembers, removeMembers } from '../db/queries/versions.js';
+import { measurePhase as phase } from './lib/measure.js';
 
 /**
  * `store` section, on a fresh embedded PostgreSQL: import rate of generated OpenAI-format files (20k and 100k samples,
@@ -80,18 +80,6 @@ async function millionMemberVersion(pool: pg.Pool): Promise<(string | number)[][
   return [['create + freeze a 1,000,000-member version (5% changed)', result, Math.round(result / seconds), Number(seconds.toFixed(1)), peakRssMb]];
 }
 
-/** Runs `fn`, timing it and sampling this process's RSS every 20 ms. */
-async function phase<T>(fn: () => Promise<T>): Promise<{ result: T; seconds: number; peakRssMb: number }> {
-  let peak = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-  const start = performance.now();
-  try {
-    const result = await fn();
-    return { result, seconds: (performance.now() - start) / 1000, peakRssMb: Math.round(Math.max(peak, process.memoryUsage().rss) / 1e6) };
-  } finally {
-    clearInterval(sampler);
-  }
-}
 
 /** A generated OpenAI chat JSONL file of `count` distinct single-call samples over 40 tool schemas (about 1 KB each). */
 async function writeOpenAiFile(file: string, count: number): Promise<void> {

@@ -53,3 +53,16 @@ export function formatMeasurements(title: string, rows: readonly Measurement[], 
   const line = (c: string[]): string => c.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ');
   return [`== ${title}`, line(header), ...cells.map(line)].join('\n');
 }
+
+/** Runs `fn`, timing it and sampling this process's RSS every 20 ms. */
+export async function measurePhase<T>(fn: () => Promise<T>): Promise<{ result: T; seconds: number; peakRssMb: number }> {
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const start = performance.now();
+  try {
+    const result = await fn();
+    return { result, seconds: (performance.now() - start) / 1000, peakRssMb: Math.round(Math.max(peak, process.memoryUsage().rss) / 1e6) };
+  } finally {
+    clearInterval(sampler);
+  }
+}
