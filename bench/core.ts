@@ -1,27 +1,18 @@
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bfclCheckKind, checkBfcl, checkExact, compileBfclQuestion, compileExactTarget, decodeBfclText, scoreBfcl, type CompiledBfclQuestion } from '../core/checker/index.js';
 import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer, type BfclQuestion } from '../core/formats/bfcl.js';
-import { parseJson, type JsonValue } from '../core/json.js';
+import type { JsonValue } from '../core/json.js';
 import { pyRepr, type PyDict } from '../core/python.js';
 import type { ParsedCall, ParseResult } from '../core/parse/types.js';
 import { parseModelOutput } from '../core/parse/model-output.js';
 import { parsePythonCalls, parsePythonCallsFull } from '../core/parse/python-calls.js';
 import { formatMeasurements, measure, type Measurement } from './lib/measure.js';
+import { readSmallJsonLines } from '../client/io/read-records.js';
 
 const DATA = fileURLToPath(new URL('../data/bfcl/', import.meta.url));
 const CATEGORIES = ['simple_python', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance'] as const;
 
-function records(file: string): JsonValue[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const parsed = parseJson(line);
-      if (!parsed.ok) throw new Error(`${file}: ${parsed.error.message}`);
-      return parsed.value;
-    });
-}
+const records = readSmallJsonLines;
 
 function must<T>(result: { ok: true; value: T } | { ok: false; rejection: { field: string; reason: string } }): T {
   if (!result.ok) throw new Error(`${result.rejection.field}: ${result.rejection.reason}`);

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { parseJson, type JsonValue } from '../../core/json.js';
 import type { LocatedRejection } from '../../core/formats/rejection.js';
 
@@ -74,4 +74,19 @@ export async function* readRecords(file: string, options: ReadRecordsOptions = {
     const item = finish(overlong ? '' : partial);
     if (item) yield item;
   }
+}
+
+/**
+ * A small JSONL file read whole (BFCL's data files, fixtures): every non-blank line parsed losslessly. Throws on the
+ * first bad line, with file and line; use {@link readRecords} for user data, which must not stop at one bad line.
+ */
+export function readSmallJsonLines(file: string): JsonValue[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .flatMap((line, index) => {
+      if (line.trim() === '') return [];
+      const parsed = parseJson(line);
+      if (!parsed.ok) throw new Error(`${file}:${index + 1}: ${parsed.error.message}`);
+      return [parsed.value];
+    });
 }

@@ -1,25 +1,16 @@
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { bfclCheckKind, checkBfcl, compileBfclQuestion, decodeBfclResult, decodeBfclText, scoreBfcl, type CompiledBfclQuestion } from '../../../core/checker/index.js';
 import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer, type BfclQuestion } from '../../../core/formats/bfcl.js';
-import { isJsonInt, isJsonObject, parseJson, type JsonValue } from '../../../core/json.js';
+import { isJsonInt, isJsonObject, type JsonValue } from '../../../core/json.js';
 import { pyRepr, type PyDict, type PyValue } from '../../../core/python.js';
 import type { ParsedCall } from '../../../core/parse/types.js';
+import { readSmallJsonLines } from '../../../client/io/read-records.js';
 
 const DATA = fileURLToPath(new URL('../../../data/bfcl/', import.meta.url));
 const AST_CATEGORIES = ['simple_python', 'multiple', 'parallel', 'parallel_multiple'] as const;
 
-function records(file: string): JsonValue[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const parsed = parseJson(line);
-      if (!parsed.ok) throw new Error(parsed.error.message);
-      return parsed.value;
-    });
-}
+const records = readSmallJsonLines;
 
 interface Entry {
   question: BfclQuestion;

@@ -1,11 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { bfclAnswerFromRecord } from '../../../core/formats/bfcl.js';
-import { JsonFloat, parseJson, type JsonValue } from '../../../core/json.js';
+import { JsonFloat } from '../../../core/json.js';
 import { parsePythonCallList, parsePythonCalls, parsePythonCallsFull } from '../../../core/parse/python-calls.js';
 import type { ParsedCall, ParseResult } from '../../../core/parse/types.js';
 import { PyOpaque, pyRepr, PyTuple, type PyValue } from '../../../core/python.js';
+import { readSmallJsonLines } from '../../../client/io/read-records.js';
 
 // The fast path of parsePythonCalls (parsePythonCallList) must give exactly what the full Python-expression parser
 // gives wherever it answers, and leave everything else to it. "Exactly" is checked with a rendering that tells apart
@@ -60,16 +60,7 @@ function expectFallback(text: string): void {
   expect(render(parsePythonCalls(text)), text).toBe(render(parsePythonCallsFull(text)));
 }
 
-function records(file: string): JsonValue[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const parsed = parseJson(line);
-      if (!parsed.ok) throw new Error(parsed.error.message);
-      return parsed.value;
-    });
-}
+const records = readSmallJsonLines;
 
 /** How to lay out a call text: separators between calls and arguments, around `=`, inside the brackets. */
 interface Layout {

@@ -1,10 +1,9 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { checkSample } from '../../../core/checker/index.js';
 import { bfclAnswerFromRecord, bfclQuestionFromRecord, bfclToSample, type BfclAnswer } from '../../../core/formats/bfcl.js';
-import { parseJson } from '../../../core/json.js';
 import { parseModelOutput } from '../../../core/parse/model-output.js';
 import { toOpenAiTool } from '../../../core/schemas/function-def.js';
 import type { Sample } from '../../../core/schemas/sample.js';
@@ -15,6 +14,7 @@ import { addExposure, SKILLS, type Exposure, type Skill } from '../../../sim/ski
 import { BASE_CHECKPOINT, SimStudent, type StudentAnswer, type StudentCheckpoint, type StudentOutput } from '../../../sim/student.js';
 import { TruthResolver } from '../../../sim/truth.js';
 import { getWorld } from '../../../sim/world.js';
+import { readSmallJsonLines } from '../../../client/io/read-records.js';
 
 const world = getWorld();
 const resolver = new TruthResolver({ world });
@@ -150,15 +150,7 @@ describe('the simulated student', () => {
 function bfclSamples(): { id: string; sample: Sample }[] {
   const dir = fileURLToPath(new URL('../../../data/bfcl/', import.meta.url));
   const out: { id: string; sample: Sample }[] = [];
-  const records = (file: string) =>
-    readFileSync(file, 'utf8')
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => {
-        const parsed = parseJson(line);
-        if (!parsed.ok) throw new Error(parsed.error.message);
-        return parsed.value;
-      });
+  const records = readSmallJsonLines;
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
     const answers = new Map<string, BfclAnswer>();
     if (existsSync(path.join(dir, 'possible_answer', file))) {
