@@ -7,7 +7,7 @@ import { resolveTemporalCli } from '../client/services/temporal-cli.js';
 import { isTemporalHealthy, startTemporalDevServer, stopTemporalDevServer } from '../client/services/temporal-dev-server.js';
 import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../db/embedded-server.js';
 import { WORKFLOWS_PATH } from '../worker/workers.js';
-import { freePort } from './helpers/ports.js';
+import { freePort, freeTemporalPorts } from './helpers/ports.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -45,7 +45,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       project.provide('temporalUiUrl', process.env.TEMPORAL_UI_URL?.trim() || 'http://127.0.0.1:8233');
     } else {
       const stateDir = path.join(scratch, 'temporal');
-      const server = await startTemporalDevServer({ cliPath: cli.path, stateDir, port: await freePort(), uiPort: await freePort() });
+      const server = await startTemporalDevServer({ cliPath: cli.path, stateDir, ...(await freeTemporalPorts()) });
       teardowns.push(() => stopTemporalDevServer(stateDir));
       project.provide('temporalAddress', server.address);
       project.provide('temporalUiUrl', server.uiUrl);

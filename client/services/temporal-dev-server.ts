@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
@@ -95,12 +95,19 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     '--log-level', 'warn',
     ...searchAttributeCliSpecs().flatMap((spec) => ['--search-attribute', spec]),
   ];
-  const pid = spawnDetached(options.cliPath, args, files);
-  if (!(await waitForHealthy(address, pid, options.startTimeoutMs ?? 90_000))) {
+  // A dev server that dies during start-up (seen rarely: a panic while it binds its internal ports) gets one more try
+  // on the same state file; a server that is alive but never answers does not.
+  for (let attempt = 1; ; attempt++) {
+    const pid = spawnDetached(options.cliPath, args, files);
+    if (await waitForHealthy(address, pid, options.startTimeoutMs ?? 90_000)) return describe(pid, true);
+    const crashed = !isAlive(pid);
     await stopProcess(pid, files.pidFile);
-    throw new Error(`The Temporal dev server did not become healthy at ${address}. Last log lines (${files.logFile}):\n${tailFile(files.logFile)}`);
+    if (crashed && attempt < 2) continue;
+    throw new Error(
+      `The Temporal dev server did not become healthy at ${address}${crashed ? ' (it exited)' : ''}. ` +
+        `First error and last log lines (${files.logFile}):\n${firstError(files.logFile)}\n…\n${tailFile(files.logFile)}`,
+    );
   }
-  return describe(pid, true);
 }
 
 async function waitForHealthy(address: string, pid: number, timeoutMs: number): Promise<boolean> {
@@ -125,4 +132,10 @@ export async function stopTemporalDevServer(stateDir: string): Promise<boolean> 
 export function temporalDevServerPid(stateDir: string): number | undefined {
   const pid = readPidFile(filesOf(stateDir).pidFile);
   return pid && isAlive(pid) ? pid : undefined;
+}
+
+/** The first line of a log that looks like the cause (a panic or an error), since a Go stack trace buries it. */
+function firstError(logFile: string): string {
+  if (!existsSync(logFile)) return '(no log)';
+  return readFileSync(logFile, 'utf8').split('\n').find((line) => /panic|fatal|error/i.test(line) && !/Failed to poll/.test(line)) ?? '(no error line)';
 }

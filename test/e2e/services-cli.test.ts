@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { runLooptool } from '../helpers/cli.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort, freeTemporalPorts } from '../helpers/ports.js';
 
 describe('looptool services and demo, as a user runs them', () => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'looptool-services-'));
@@ -12,12 +12,13 @@ describe('looptool services and demo, as a user runs them', () => {
 
   beforeAll(async () => {
     const { TEMPORAL_ADDRESS: _t, DATABASE_URL: _d, ...rest } = process.env;
+    const temporalPorts = await freeTemporalPorts();
     env = {
       ...rest,
       LOOPTOOL_DATA_DIR: dataDir,
       TEMPORAL_CLI_PATH: inject('temporalCliPath'),
-      LOOPTOOL_TEMPORAL_PORT: String(await freePort()),
-      LOOPTOOL_TEMPORAL_UI_PORT: String(await freePort()),
+      LOOPTOOL_TEMPORAL_PORT: String(temporalPorts.port),
+      LOOPTOOL_TEMPORAL_UI_PORT: String(temporalPorts.uiPort),
       LOOPTOOL_PG_PORT: String(await freePort()),
     };
   });

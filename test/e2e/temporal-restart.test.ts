@@ -9,7 +9,7 @@ import { startTemporalDevServer, stopTemporalDevServer, type TemporalDevServer }
 import { createActivities, createActivityDeps } from '../../activities/index.js';
 import type { helloLoopWorkflow } from '../../workflows/index.js';
 import { createTestDatabase } from '../helpers/db.js';
-import { freePort } from '../helpers/ports.js';
+import { freeTemporalPorts } from '../helpers/ports.js';
 import { quietTemporalLogs } from '../helpers/temporal.js';
 
 describe('the Temporal dev server keeps its state in --db-filename', () => {
@@ -21,7 +21,7 @@ describe('the Temporal dev server keeps its state in --db-filename', () => {
 
   test('a workflow started before the server is killed is still there after a restart, and then completes', async () => {
     quietTemporalLogs();
-    const ports = { port: await freePort(), uiPort: await freePort() };
+    const ports = await freeTemporalPorts();
     const start = () => startTemporalDevServer({ cliPath: inject('temporalCliPath'), stateDir, ...ports });
     const first: TemporalDevServer = await start();
     expect(first.started).toBe(true);
