@@ -3,7 +3,7 @@ import { sampleToOpenAiChat, sampleToTrl, sampleToVerlRow, type Converted, type 
 import type { JsonValue } from '../../core/json.js';
 import type { Sample } from '../../core/schemas/sample.js';
 import { getSamples } from '../../db/queries/samples.js';
-import { getVersion, streamMembers } from '../../db/queries/versions.js';
+import { getVersion, streamMemberIdsInContentOrder } from '../../db/queries/versions.js';
 import { decodeSample } from '../../db/sample-codec.js';
 import { writeJsonLines, writeVerlParquet } from './export.js';
 
@@ -23,10 +23,13 @@ export interface ExportSummary {
   skipped: Record<string, number>;
 }
 
-/** Streams a version's samples, a page at a time, decoded and in member order. */
+/**
+ * Streams a version's samples, a page at a time, decoded, in content order: the same version exports to the same
+ * bytes in any database, so a trainer that hashes its input (and a loop rerun with the same seed) sees the same file.
+ */
 async function* versionSamples(pool: pg.Pool, versionId: number, pageSize: number): AsyncGenerator<Sample> {
-  for await (const page of streamMembers(pool, versionId, { pageSize })) {
-    for (const stored of await getSamples(pool, page.map((m) => m.sampleId))) yield decodeSample(stored);
+  for await (const ids of streamMemberIdsInContentOrder(pool, versionId, pageSize)) {
+    for (const stored of await getSamples(pool, ids)) yield decodeSample(stored);
   }
 }
 

@@ -361,3 +361,23 @@ export async function findVersionByKey(q: Queryable, idempotencyKey: string): Pr
   const { rows } = await q.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE idempotency_key = $1::text', [idempotencyKey]);
   return rows[0] ? toDatasetVersion(rows[0]) : undefined;
 }
+
+/**
+ * Streams a version's sample ids in content order (sample id), one keyset page at a time. Unlike {@link streamMembers}
+ * (storage order, which depends on when each sample happened to be inserted), this order is the same in every
+ * database holding the same version, so an export of it is byte-identical wherever it is made.
+ */
+export async function* streamMemberIdsInContentOrder(q: Queryable, versionId: number, pageSize = 5_000): AsyncGenerator<string[]> {
+  let after = '';
+  for (;;) {
+    const { rows } = await q.query<{ id: string }>(
+      `SELECT s.id FROM samples s JOIN dataset_members m ON m.sample_seq = s.seq AND m.version_id = $1::bigint
+       WHERE s.id > $2::text ORDER BY s.id LIMIT $3::int`,
+      [versionId, after, pageSize],
+    );
+    if (rows.length === 0) return;
+    yield rows.map((r) => r.id);
+    if (rows.length < pageSize) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
