@@ -1,10 +1,9 @@
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import type { ModelRole } from '../core/vocabulary.js';
 import { loadPrompts, type PromptTemplate } from './llm/prompts.js';
 import { LlmRegistry } from './llm/registry.js';
 
-/** Everything activities need from the outside world, built once in worker/main.ts and passed in (never imported). */
+/** Everything activities need from the outside world, built once by the worker and passed in (never imported). */
 export interface ActivityDeps {
   pool: pg.Pool;
   llm: LlmRegistry;
@@ -13,15 +12,26 @@ export interface ActivityDeps {
   artifactsDir: string;
 }
 
-/** `<root>/.data/artifacts`, the default artifacts folder. */
-export const DEFAULT_ARTIFACTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.data', 'artifacts');
-
-/** The standard dependencies: model clients keyed by the worker's API key, prompt templates read once. */
-export function createActivityDeps(input: { pool: pg.Pool; llmApiKey?: string; llmTimeoutMs?: number; artifactsDir?: string }): ActivityDeps {
+/**
+ * The standard dependencies: model clients keyed by the worker's API key and default servers, prompt templates read
+ * once.
+ */
+export function createActivityDeps(input: {
+  pool: pg.Pool;
+  artifactsDir: string;
+  /** Model servers per role for loops whose config names none (the worker's LOOPTOOL_<ROLE>_BASE_URLS). */
+  defaultBaseUrls?: Partial<Record<ModelRole, string[]>>;
+  llmApiKey?: string;
+  llmTimeoutMs?: number;
+}): ActivityDeps {
   return {
     pool: input.pool,
-    artifactsDir: input.artifactsDir ?? DEFAULT_ARTIFACTS_DIR,
-    llm: new LlmRegistry({ ...(input.llmApiKey ? { apiKey: input.llmApiKey } : {}), ...(input.llmTimeoutMs ? { timeoutMs: input.llmTimeoutMs } : {}) }),
+    artifactsDir: input.artifactsDir,
+    llm: new LlmRegistry({
+      ...(input.llmApiKey ? { apiKey: input.llmApiKey } : {}),
+      ...(input.llmTimeoutMs ? { timeoutMs: input.llmTimeoutMs } : {}),
+      ...(input.defaultBaseUrls ? { defaultBaseUrls: input.defaultBaseUrls } : {}),
+    }),
     prompts: loadPrompts(),
   };
 }

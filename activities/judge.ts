@@ -1,52 +1,33 @@
-import { setMaxListeners } from 'node:events';
-import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
+import { JudgeBatchInput, parseInput } from '../core/inputs.js';
 import { parseJson } from '../core/json.js';
-import { JudgeOutput, VERDICT_OF_JUDGE_TOKEN, type JudgeVerdict } from '../core/schemas/model-io.js';
+import { JudgeOutput, VERDICT_OF_JUDGE_TOKEN, type VoteVerdict } from '../core/schemas/model-io.js';
 import type { Sample } from '../core/schemas/sample.js';
 import { majorityVerdict } from '../core/stages/consensus.js';
 import { predictionFrom, relabeledSample } from '../core/stages/relabel.js';
+import type { JudgeVerdict } from '../core/vocabulary.js';
+import { insertJudgements, type JudgeItem, type JudgementRow, pendingJudgeItems } from '../db/queries/judgements.js';
+import { recordModelCalls } from '../db/queries/model-calls.js';
 import { recordOrigins } from '../db/queries/origins.js';
-import { getSamples, insertSamples } from '../db/queries/samples.js';
-import { insertJudgements, type JudgeItem, type JudgementRow, type ModelCallRow, pendingJudgeItems, recordModelCalls, type SeqRange, getStageBatch, batchCounts } from '../db/queries/stages.js';
+import { getSamples, insertSamples, type StoredSample } from '../db/queries/samples.js';
 import { decodeSample, encodeSample } from '../db/sample-codec.js';
-import { withTransaction } from '../db/tx.js';
 import type { ActivityDeps } from './deps.js';
+import { callModel, Ledger } from './llm/calls.js';
 import type { EndpointPool } from './llm/endpoint-pool.js';
-import { toApplicationFailure } from './llm/failures.js';
 import { pickPrompt, type PromptTemplate, renderTemplate } from './llm/prompts.js';
-import type { ModelEndpoints } from './llm/registry.js';
 import { conversationDate, promptConversation, promptResponse, promptTarget, promptTools } from './llm/render.js';
 import { completeStructured, requestSeed } from './llm/structured.js';
-
-export interface JudgeBatchInput {
-  loopName: string;
-  iteration: number;
-  /** The seq range to work through, or the number of a batch planned by `planStageBatches`. */
-  batch: SeqRange | { batchNo: number };
-  judge: ModelEndpoints & { model: string };
-  /** The loop's seed: sampled votes derive their request seed from it, so a retried vote draws the same. */
-  seed?: number;
-  /** Independent votes per mismatch. @default 3 */
-  votes?: number;
-  /** Sampling temperature when votes > 1 (one vote is greedy). @default 0.7 */
-  voteTemperature?: number;
-  /** Extra attempts for a vote whose reply does not fit the schema. @default 2 */
-  parseRetries?: number;
-  promptVersion?: string;
-  /** @default 32 */
-  pageSize?: number;
-}
+import { runStageBatch } from './stage-batch.js';
 
 export interface JudgeBatchResult {
   judged: number;
-  byVerdict: Partial<Record<JudgementRow['verdict'], number>>;
+  byVerdict: Partial<Record<JudgeVerdict, number>>;
   relabeled: number;
 }
 
 interface Vote {
   ok: boolean;
-  verdict?: JudgeVerdict;
+  verdict?: VoteVerdict;
   token?: string;
   errorAnalysis?: string;
   correctApproach?: string;
@@ -55,6 +36,13 @@ interface Vote {
   attempts: number;
 }
 
+interface Judged {
+  row: JudgementRow;
+  corrected?: { stored: StoredSample; parentId: string; errorAnalysis: string };
+}
+
+type Input = ReturnType<typeof JudgeBatchInput.parse>;
+
 /**
  * Judgement-Guided Label Verification over one batch of this iteration's mismatches: N votes from the judge with the
  * 4-way verdict as structured output, consensus from the votes actually cast, each vote's raw reply stored. A reply
@@ -62,70 +50,60 @@ interface Vote {
  * `judge_failed` and keeps the raw texts. LABEL_WRONG writes the corrected sample (label ← prediction) with lineage to
  * the original. Parse errors from the probe need no judge: the prediction is wrong by construction.
  *
- * Durability as the probe's: what is left is read from the table, so a retry writes nothing twice.
+ * Durability and cancellation: see {@link runStageBatch}.
  */
 export function createJudgeActivities(deps: ActivityDeps) {
   return {
-    async judgeBatch(input: JudgeBatchInput): Promise<JudgeBatchResult> {
-      const context = Context.current();
-      const signal = context.cancellationSignal;
-      // Every in-flight request listens on this one signal; hundreds at once is expected, not a leak.
-      setMaxListeners(0, signal);
+    async judgeBatch(rawInput: JudgeBatchInput): Promise<JudgeBatchResult> {
+      const input = parseInput(JudgeBatchInput, rawInput, 'judgeBatch');
       const judges = deps.llm.pool('judge', input.judge);
       const template = pickPrompt(deps.prompts, 'judge', input.promptVersion);
       const key = { loopName: input.loopName, iteration: input.iteration };
-      const batch = 'batchNo' in input.batch ? await getStageBatch(deps.pool, { ...key, stage: 'judge', batchNo: input.batch.batchNo }) : input.batch;
-      const result: JudgeBatchResult = { judged: 0, byVerdict: {}, relabeled: 0 };
-      let cursor = batch.afterSeq;
-      for (;;) {
-        const items = await pendingJudgeItems(deps.pool, { ...key, afterSeq: cursor, lastSeq: batch.lastSeq, limit: input.pageSize ?? 32 });
-        if (items.length === 0) break;
-        const samples = new Map((await getSamples(deps.pool, items.map((i) => i.sampleId))).map((s) => [s.id, decodeSample(s)]));
-        // Settled before writing: finished judgements are kept when one fails, and none is left running.
-        const settled = await Promise.allSettled(items.map((item) => judgeOne({ item, sample: samples.get(item.sampleId)!, input, judges, template, signal })));
-        const judged = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-        await withTransaction(deps.pool, async (tx) => {
+      const ledger = new Ledger();
+      let samples = new Map<string, Sample>();
+
+      const { relabeled = 0, ...byVerdict } = await runStageBatch(deps.pool, {
+        stage: 'judge',
+        key,
+        batch: input.batch,
+        pageSize: input.pageSize,
+        pending: async (range) => {
+          const items = await pendingJudgeItems(deps.pool, { ...key, ...range });
+          samples = new Map((await getSamples(deps.pool, items.map((i) => i.sampleId))).map((s) => [s.id, decodeSample(s)]));
+          return items;
+        },
+        work: (items, signal) => items.map((item) => judgeOne({ item, sample: samples.get(item.sampleId)!, input, judges, template, ledger, signal })),
+        write: async (tx, judged) => {
           const corrections = judged.flatMap((j) => (j.corrected ? [j.corrected] : []));
-          await insertSamples(tx, corrections.map((c) => c.stored));
+          await insertSamples(
+            tx,
+            corrections.map((c) => c.stored),
+          );
           await recordOrigins(
             tx,
             corrections.map((c) => ({
               sampleId: c.stored.id,
               kind: 'label_correction' as const,
               parentSampleId: c.parentId,
-              loopName: input.loopName,
-              iteration: input.iteration,
+              ...key,
               detail: { verdict: 'label_wrong', errorAnalysis: c.errorAnalysis },
             })),
           );
-          await insertJudgements(tx, key, judged.map((j) => j.row));
-          await recordModelCalls(tx, judged.flatMap((j) => j.ledger));
-        });
-        for (const { row } of judged) {
-          result.judged++;
-          result.byVerdict[row.verdict] = (result.byVerdict[row.verdict] ?? 0) + 1;
-          if (row.correctedSampleId) result.relabeled++;
-        }
-        const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-        if (failure) throw failure.reason;
-        cursor = items[items.length - 1]!.seq;
-        context.heartbeat({ lastSeq: items[items.length - 1]!.seq, ...result });
-      }
-      // Counted from the table, so a batch retried after writing part of its work still reports all of it.
-      const { relabeled = 0, ...byVerdict } = await batchCounts(deps.pool, { ...key, ...batch, stage: 'judge' });
+          await insertJudgements(
+            tx,
+            key,
+            judged.map((j) => j.row),
+          );
+          await recordModelCalls(tx, ledger.drain());
+        },
+        tally: ({ row }) => ({ judged: 1, [row.verdict]: 1, ...(row.correctedSampleId ? { relabeled: 1 } : {}) }),
+      });
       return { judged: Object.values(byVerdict).reduce((sum, n) => sum + n, 0), byVerdict, relabeled };
     },
   };
 }
 
-async function judgeOne(args: {
-  item: JudgeItem;
-  sample: Sample;
-  input: JudgeBatchInput;
-  judges: EndpointPool;
-  template: PromptTemplate;
-  signal: AbortSignal;
-}): Promise<{ row: JudgementRow; ledger: ModelCallRow[]; corrected?: { stored: ReturnType<typeof encodeSample>; parentId: string; errorAnalysis: string } }> {
+async function judgeOne(args: { item: JudgeItem; sample: Sample; input: Input; judges: EndpointPool; template: PromptTemplate; ledger: Ledger; signal: AbortSignal }): Promise<Judged> {
   const { item, sample, input } = args;
   const parsedCalls = item.parsedCallsJson ? parseJson(item.parsedCallsJson) : undefined;
   const prediction = predictionFrom(parsedCalls?.ok ? parsedCalls.value : null, item.rawOutput);
@@ -143,7 +121,6 @@ async function judgeOne(args: {
         model: 'rule',
         promptVersion: 'rule',
       },
-      ledger: [],
     };
   }
   const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
@@ -158,11 +135,8 @@ async function judgeOne(args: {
       }),
     },
   ];
-  const voteCount = Math.max(1, input.votes ?? 3);
-  const ledger: ModelCallRow[] = [];
-  const votes = await Promise.all(
-    Array.from({ length: voteCount }, (_, index) => castVote({ ...args, messages, voteIndex: index, voteCount, ledger })),
-  );
+  const voteCount = input.votes;
+  const votes = await Promise.all(Array.from({ length: voteCount }, (_, index) => castVote({ ...args, messages, voteIndex: index, voteCount })));
   const { verdict, consensus } = majorityVerdict(votes.map((v) => v.verdict));
   const agreeing = votes.find((v) => v.ok && v.verdict === verdict);
   const corrected =
@@ -180,54 +154,39 @@ async function judgeOne(args: {
       model: input.judge.model,
       promptVersion: args.template.version,
     },
-    ledger,
     ...(corrected ? { corrected } : {}),
   };
 }
 
+/** One vote, retried while its reply does not fit the schema (up to `parseRetries` more times). */
 async function castVote(args: {
   item: JudgeItem;
-  input: JudgeBatchInput;
+  input: Input;
   judges: EndpointPool;
   messages: OpenAI.Chat.ChatCompletionMessageParam[];
   voteIndex: number;
   voteCount: number;
-  ledger: ModelCallRow[];
+  ledger: Ledger;
   signal: AbortSignal;
 }): Promise<Vote> {
   const { input } = args;
-  const maxAttempts = 1 + (input.parseRetries ?? 2);
+  const maxAttempts = 1 + input.parseRetries;
   let last: Vote = { ok: false, raw: '', reason: 'no attempt', attempts: 0 };
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    const outcome = await args.judges.withEndpoint(async (endpoint) => {
-      try {
-        const reply = await completeStructured(endpoint, {
-          model: input.judge.model,
-          messages: args.messages,
-          schema: JudgeOutput,
-          name: 'judge_verdict',
-          temperature: args.voteCount > 1 ? (input.voteTemperature ?? 0.7) : 0,
-          seed: requestSeed('judge', input.seed ?? 0, input.iteration, args.item.sampleId, args.voteIndex, attempt),
-          signal: args.signal,
-        });
-        args.ledger.push({
-          callKey: `judge:${input.loopName}:${input.iteration}:${args.item.sampleId}:v${args.voteIndex}:a${attempt}`,
-          loopName: input.loopName,
-          iteration: input.iteration,
-          stage: 'judge',
-          role: 'judge',
-          model: input.judge.model,
-          endpoint: endpoint.baseURL,
-          promptTokens: reply.usage.promptTokens,
-          completionTokens: reply.usage.completionTokens,
-          latencyMs: reply.latencyMs,
-          ok: reply.ok,
-        });
-        return reply;
-      } catch (err) {
-        throw toApplicationFailure(err, `judge vote for sample ${args.item.sampleId} on ${endpoint.baseURL}`);
-      }
-    }, args.signal);
+    const call = { purpose: 'judge', role: 'judge', model: input.judge.model, loopName: input.loopName, iteration: input.iteration, key: [args.item.sampleId, `v${args.voteIndex}`, `a${attempt}`] } as const;
+    const outcome = await callModel(args.judges, args.signal, `judge vote for sample ${args.item.sampleId}`, async (endpoint) => {
+      const reply = await completeStructured(endpoint, {
+        model: input.judge.model,
+        messages: args.messages,
+        schema: JudgeOutput,
+        name: 'judge_verdict',
+        temperature: args.voteCount > 1 ? input.voteTemperature : 0,
+        seed: requestSeed('judge', input.seed, input.iteration, args.item.sampleId, args.voteIndex, attempt),
+        signal: args.signal,
+      });
+      args.ledger.record(call, { endpoint: endpoint.baseURL, usage: reply.usage, latencyMs: reply.latencyMs, ok: reply.ok });
+      return reply;
+    });
     if (outcome.ok) {
       return {
         ok: true,

@@ -1,24 +1,16 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context, sleep } from '@temporalio/activity';
-import type { LoopConfig } from '../core/config.js';
+import type { TrainingConfig } from '../core/config.js';
 import { ErrorType } from '../core/errors.js';
-import { exportVersion } from '../client/io/dataset-export.js';
-import { upsertTrainingRun } from '../db/queries/stages.js';
+import { CancelTrainingInput, parseInput, TrainIterationInput } from '../core/inputs.js';
+import { exportVersion } from '../datasets/export.js';
+import { getTrainingRun, upsertTrainingRun } from '../db/queries/training-runs.js';
 import type { ActivityDeps } from './deps.js';
+import { toApplicationFailure, TRAINER } from './failures.js';
 import { TERMINAL_STATUSES, type TrainingBackend, type TrainingJobState } from './training/backend.js';
 import { LocalTrainingBackend } from './training/local-backend.js';
-import { SimTrainingBackend, TrainerApiError } from './training/sim-backend.js';
-
-export interface TrainIterationInput {
-  loopName: string;
-  iteration: number;
-  versionId: number;
-  baseCheckpoint: string | null;
-  training: LoopConfig['training'];
-  /** How often to poll the job. @unit milliseconds @default 2000 */
-  pollIntervalMs?: number;
-}
+import { SimTrainingBackend } from './training/sim-backend.js';
 
 export interface TrainIterationResult {
   checkpointUri: string;
@@ -27,7 +19,7 @@ export interface TrainIterationResult {
 }
 
 /** The backend a loop's training config names. */
-export function trainingBackendFor(training: LoopConfig['training']): TrainingBackend {
+export function trainingBackendFor(training: TrainingConfig): TrainingBackend {
   switch (training.backend) {
     case 'sim':
       return new SimTrainingBackend(training.url);
@@ -36,35 +28,39 @@ export function trainingBackendFor(training: LoopConfig['training']): TrainingBa
   }
 }
 
+/** The job key of a loop's iteration: every backend finds the job by it, so a retry re-attaches instead of resubmitting. */
+export const trainingJobKey = (loopName: string, iteration: number) => `${loopName}-iter-${iteration}`;
+
+/** A backend call with its failures classified (unreachable API: retry; refused request: fail the stage). */
+async function onBackend<T>(backend: TrainingBackend, what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toApplicationFailure(err, `${backend.name} trainer at ${backend.location}: ${what}`, TRAINER);
+  }
+}
+
 /**
  * One GRPO round as a long-running activity: export D_j as verl parquet, submit the job idempotently by job key
  * (`<loop>-iter-<j>`), then poll it, heartbeating `{externalId, step, totalSteps}`. A retry (worker crash, timeout)
- * re-submits with the same key and so re-attaches to the running job. Cancellation cancels the job on the backend.
- * Trainers that hang without an error (NCCL weight sync, TRL#6796) are caught by the heartbeat timeout.
+ * re-submits with the same key and so re-attaches to the running job. Cancellation cancels the job on the backend
+ * before the activity reports itself cancelled (the loop waits for that). Trainers that hang without an error (NCCL
+ * weight sync, TRL#6796) are caught by the heartbeat timeout.
  */
 export function createTrainActivities(deps: ActivityDeps) {
   return {
-    async trainIteration(input: TrainIterationInput): Promise<TrainIterationResult> {
+    async trainIteration(rawInput: TrainIterationInput): Promise<TrainIterationResult> {
+      const input = parseInput(TrainIterationInput, rawInput, 'trainIteration');
       const context = Context.current();
       const backend = trainingBackendFor(input.training);
       const key = { loopName: input.loopName, iteration: input.iteration };
-      const jobKey = `${input.loopName}-iter-${input.iteration}`;
+      const jobKey = trainingJobKey(input.loopName, input.iteration);
       const dir = path.join(deps.artifactsDir, input.loopName, `iter-${input.iteration}`);
       mkdirSync(dir, { recursive: true });
       const datasetPath = path.join(dir, 'train.parquet');
       // The export is deterministic for a frozen version, so re-exporting on a retry writes the same file.
       await exportVersion(deps.pool, { ref: String(input.versionId), format: 'verl-parquet', out: datasetPath });
-      const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
-        try {
-          return await fn();
-        } catch (err) {
-          if (err instanceof TrainerApiError && err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429) {
-            throw ApplicationFailure.nonRetryable(`${what}: ${err.message}`, ErrorType.ConfigInvalid);
-          }
-          throw err;
-        }
-      };
-      let state: TrainingJobState = await call('submit', () =>
+      let state: TrainingJobState = await onBackend(backend, `submit ${jobKey}`, () =>
         backend.submit({ jobKey, datasetPath, baseCheckpoint: input.baseCheckpoint, outputDir: path.join(dir, 'checkpoint'), grpo: input.training.grpo }),
       );
       const record = (s: TrainingJobState) =>
@@ -82,8 +78,9 @@ export function createTrainActivities(deps: ActivityDeps) {
       try {
         while (!TERMINAL_STATUSES.has(state.status)) {
           context.heartbeat({ externalId: state.externalId, status: state.status, step: state.step, totalSteps: state.totalSteps });
-          await sleep(input.pollIntervalMs ?? 2_000);
-          state = await call('status', () => backend.status(state.externalId, context.cancellationSignal));
+          await sleep(input.pollIntervalMs);
+          const externalId = state.externalId;
+          state = await onBackend(backend, `status of ${jobKey}`, () => backend.status(externalId, context.cancellationSignal));
         }
       } catch (err) {
         if (err instanceof CancelledFailure) {
@@ -101,6 +98,24 @@ export function createTrainActivities(deps: ActivityDeps) {
         });
       }
       return { checkpointUri: state.checkpointUri, externalId: state.externalId, metrics: state.metrics ?? {} };
+    },
+
+    /**
+     * Cancels an iteration's training job by its job key, and records it: the loop's cleanup when it is cancelled,
+     * which must hold even when no worker was running `trainIteration` at that moment (its worker died, its retry
+     * waits for backoff). Idempotent: a job that already ended, or never started, is left as it is.
+     */
+    async cancelTrainingJob(rawInput: CancelTrainingInput): Promise<{ cancelled: boolean }> {
+      const input = parseInput(CancelTrainingInput, rawInput, 'cancelTrainingJob');
+      const backend = trainingBackendFor(input.training);
+      const run = await getTrainingRun(deps.pool, { loopName: input.loopName, iteration: input.iteration });
+      // Never submitted (the loop was cancelled before training), or already ended: nothing to cancel.
+      if (!run?.externalId || TERMINAL_STATUSES.has(run.status)) return { cancelled: false };
+      const externalId = run.externalId;
+      const state = await onBackend(backend, `status of ${run.jobKey}`, () => backend.status(externalId));
+      if (!TERMINAL_STATUSES.has(state.status)) await onBackend(backend, `cancel ${run.jobKey}`, () => backend.cancel(externalId));
+      await upsertTrainingRun(deps.pool, { loopName: input.loopName, iteration: input.iteration }, { ...run, status: state.status === 'succeeded' || state.status === 'failed' ? state.status : 'cancelled' });
+      return { cancelled: !TERMINAL_STATUSES.has(state.status) };
     },
   };
 }

@@ -7,7 +7,7 @@ import type { ParsedCall, ParseResult } from '../core/parse/types.js';
 import { parseModelOutput } from '../core/parse/model-output.js';
 import { parsePythonCalls, parsePythonCallsFull } from '../core/parse/python-calls.js';
 import { formatMeasurements, measure, type Measurement } from './lib/measure.js';
-import { readSmallJsonLines } from '../client/io/read-records.js';
+import { readSmallJsonLines } from '../datasets/read-records.js';
 
 const DATA = fileURLToPath(new URL('../data/bfcl/', import.meta.url));
 const CATEGORIES = ['simple_python', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance'] as const;

@@ -4,20 +4,17 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import type pg from 'pg';
 import { createActivityDeps } from '../activities/deps.js';
-import { createProbeActivities, type ProbeBatchInput, type ProbeBatchResult } from '../activities/probe.js';
-import { versionFromImport } from '../client/io/dataset-import.js';
-import { stageFile } from '../client/io/import.js';
+import { createProbeActivities, type ProbeBatchResult } from '../activities/probe.js';
+import type { ProbeBatchInput, SeqRange } from '../core/inputs.js';
+import { stageFile, versionFromImport } from '../datasets/import.js';
 import { formatTable } from '../client/format.js';
-import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../db/embedded-server.js';
-import { migrate } from '../db/migrate.js';
-import type { SeqRange } from '../db/queries/stages.js';
-import { createPool } from '../db/pool.js';
-import { withClient } from '../db/tx.js';
+import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../services/embedded-postgres.js';
+import { openDatabase } from '../db/open.js';
+import { projectPath } from '../services/paths.js';
 import { startSimServer } from '../sim/server.js';
 import { measurePhase as phase } from './lib/measure.js';
 
@@ -36,8 +33,7 @@ import { measurePhase as phase } from './lib/measure.js';
  * BENCH_STAGES_BATCHES (activities in flight, default 2), BENCH_STAGES_CONCURRENCY (requests in flight, default 64),
  * BENCH_STAGES_PAGE (samples per page, default 250).
  */
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const LOOPTOOL_BIN = path.join(ROOT, 'bin', 'looptool.js');
+const LOOPTOOL_BIN = projectPath('bin', 'looptool.js');
 
 const TOTAL = Number(process.env.BENCH_STAGES_SAMPLES ?? 100_000);
 const BATCH = Number(process.env.BENCH_STAGES_BATCH ?? 1000);
@@ -59,10 +55,9 @@ export async function run(): Promise<void> {
   chmodSync(scratch, 0o755);
   const stateDir = path.join(scratch, 'pg');
   const server = await startEmbeddedPostgres({ stateDir, port: 54100 + Math.floor(Math.random() * 400), database: 'bench' });
-  const pool = createPool({ connectionString: server.url, max: 8 });
+  const pool = await openDatabase({ url: server.url, applicationName: 'looptool-bench', max: 8 });
   const rows: (string | number)[][] = [];
   try {
-    await withClient(pool, (client) => migrate(client));
     const setupStart = performance.now();
     const versionId = await importSeedData(pool, scratch, TOTAL);
     const seqs = (await pool.query<{ seq: string }>('SELECT sample_seq AS seq FROM dataset_members WHERE version_id = $1::bigint ORDER BY sample_seq', [versionId])).rows.map((r) => Number(r.seq));
@@ -100,7 +95,7 @@ async function probeRun(pool: pg.Pool, versionId: number, seqs: readonly number[
   try {
     const db = timedPool(pool);
     // A fresh registry per run: one endpoint pool (and HTTP connections) for this run's server, shared by its batches.
-    const probe = createProbeActivities(createActivityDeps({ pool: db.pool })).probeBatch;
+    const probe = createProbeActivities(createActivityDeps({ pool: db.pool, artifactsDir: path.join(os.tmpdir(), 'looptool-bench-artifacts') })).probeBatch;
     const policy = { baseUrls: [sim.baseURL], maxConcurrency: CONCURRENCY, model: 'sim-student' };
     const ranges: SeqRange[] = [];
     for (let start = 0; start < spec.size; start += spec.batch) {
@@ -116,7 +111,7 @@ async function probeRun(pool: pg.Pool, versionId: number, seqs: readonly number[
           while (next < ranges.length) {
             const batch = ranges[next++]!;
             const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
-            const input: ProbeBatchInput = { loopName, iteration: 1, versionId, batch, policy, checker: { mode: 'exact' }, pageSize: PAGE };
+            const input: ProbeBatchInput = { loopName, iteration: 1, versionId, batch, policy, checker: { mode: 'exact' }, maxTokens: 1024, pageSize: PAGE };
             const done = (await env.run(probe, input)) as ProbeBatchResult;
             probed += done.probed;
             listeners = Math.max(listeners, getEventListeners(env.context.cancellationSignal, 'abort').length);

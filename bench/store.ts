@@ -3,14 +3,11 @@ import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { exportVersion } from '../client/io/dataset-export.js';
-import { versionFromImport } from '../client/io/dataset-import.js';
-import { stageFile } from '../client/io/import.js';
+import { exportVersion } from '../datasets/export.js';
+import { stageFile, versionFromImport } from '../datasets/import.js';
 import { formatTable } from '../client/format.js';
-import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../db/embedded-server.js';
-import { migrate } from '../db/migrate.js';
-import { createPool } from '../db/pool.js';
-import { withClient } from '../db/tx.js';
+import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../services/embedded-postgres.js';
+import { openDatabase } from '../db/open.js';
 import { addMembers, createVersion, freezeVersion, inheritMembers, removeMembers } from '../db/queries/versions.js';
 import { measurePhase as phase } from './lib/measure.js';
 
@@ -24,10 +21,9 @@ export async function run(): Promise<void> {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-bench-store-'));
   chmodSync(scratch, 0o755);
   const server = await startEmbeddedPostgres({ stateDir: path.join(scratch, 'pg'), port: 54500 + Math.floor(Math.random() * 400), database: 'bench' });
-  const pool = createPool({ connectionString: server.url, max: 4 });
+  const pool = await openDatabase({ url: server.url, applicationName: 'looptool-bench', max: 4 });
   const rows: (string | number)[][] = [];
   try {
-    await withClient(pool, (client) => migrate(client));
     for (const size of [20_000, 100_000]) {
       const file = path.join(scratch, `openai-${size}.jsonl`);
       await writeOpenAiFile(file, size);

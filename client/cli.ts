@@ -11,7 +11,7 @@ function describeError(err: unknown): string {
 }
 
 try {
-  await buildProgram().parseAsync(process.argv);
+  await (await buildProgram(process.argv)).parseAsync(process.argv);
 } catch (err) {
   console.error(describeError(err));
   process.exitCode = 1;

@@ -1,56 +1,19 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
+import { MEMBER_ROLE_DISPLAY_ORDER } from '../core/iteration-table.js';
+import { loopReportData, type LoopReportData } from '../db/queries/report.js';
 import { findChromium, screenshotFile } from './chromium.js';
 
-export interface LoopReport {
+/** A loop's report: its data from the database, and when it was made. */
+export interface LoopReport extends LoopReportData {
   loopName: string;
   generatedAt: string;
-  /** Accuracy by iteration (0 = the base model) and category, per eval set. */
-  accuracy: { iteration: number; evalSet: string; category: string; correct: number; total: number; accuracy: number }[];
-  /** Dataset composition by role per iteration (the paper's Table 3). */
-  composition: { iteration: number; ref: string; total: number; byRole: Record<string, number> }[];
-  judgements: { iteration: number; verdict: string; n: number; corrected: number }[];
-  expansions: { iteration: number; status: string; n: number }[];
-  calls: { iteration: number; stage: string; calls: number; promptTokens: number; completionTokens: number; latencySeconds: number }[];
-  training: { iteration: number; status: string; seconds: number | null; checkpoint: string | null }[];
 }
 
-/** Everything the report shows, read from the database in a few grouped queries. */
+/** Everything the report shows. */
 export async function buildLoopReport(pool: pg.Pool, loopName: string): Promise<LoopReport> {
-  const q = async <T extends pg.QueryResultRow>(sql: string) => (await pool.query<T>(sql, [loopName])).rows;
-  return {
-    loopName,
-    generatedAt: new Date().toISOString(),
-    accuracy: (await q<{ iteration: number; eval_set: string; category: string; correct: number; total: number; accuracy: number }>(
-      'SELECT iteration, eval_set, category, correct, total, accuracy FROM evaluations WHERE loop_name = $1 ORDER BY iteration, eval_set, category',
-    )).map((r) => ({ iteration: r.iteration, evalSet: r.eval_set, category: r.category, correct: r.correct, total: r.total, accuracy: r.accuracy })),
-    composition: (await q<{ iteration: number; dataset: string; version: number; member_count: number; counts_by_role: Record<string, number> }>(
-      'SELECT iteration, dataset, version, member_count, counts_by_role FROM dataset_versions WHERE loop_name = $1 ORDER BY iteration',
-    )).map((r) => ({ iteration: r.iteration, ref: `${r.dataset}@${r.version}`, total: r.member_count, byRole: r.counts_by_role ?? {} })),
-    judgements: await q<{ iteration: number; verdict: string; n: number; corrected: number }>(
-      `SELECT iteration, verdict, count(*)::int AS n, count(corrected_sample_id)::int AS corrected FROM judgements
-       WHERE loop_name = $1 GROUP BY 1, 2 ORDER BY 1, 2`,
-    ),
-    expansions: await q<{ iteration: number; status: string; n: number }>(
-      'SELECT iteration, status, count(*)::int AS n FROM expansions WHERE loop_name = $1 GROUP BY 1, 2 ORDER BY 1, 2',
-    ),
-    calls: (await q<{ iteration: number; stage: string; calls: number; prompt_tokens: string; completion_tokens: string; latency_ms: string }>(
-      `SELECT iteration, stage, count(*)::int AS calls, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
-              sum(latency_ms) AS latency_ms FROM model_calls WHERE loop_name = $1 GROUP BY 1, 2 ORDER BY 1, 2`,
-    )).map((r) => ({
-      iteration: r.iteration,
-      stage: r.stage,
-      calls: r.calls,
-      promptTokens: Number(r.prompt_tokens),
-      completionTokens: Number(r.completion_tokens),
-      latencySeconds: Number(r.latency_ms) / 1000,
-    })),
-    training: (await q<{ iteration: number; status: string; seconds: number | null; checkpoint_uri: string | null }>(
-      `SELECT iteration, status, extract(epoch FROM finished_at - submitted_at)::float8 AS seconds, checkpoint_uri
-       FROM training_runs WHERE loop_name = $1 ORDER BY iteration`,
-    )).map((r) => ({ iteration: r.iteration, status: r.status, seconds: r.seconds, checkpoint: r.checkpoint_uri })),
-  };
+  return { loopName, generatedAt: new Date().toISOString(), ...(await loopReportData(pool, loopName)) };
 }
 
 const escape = (text: string) => text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
@@ -99,7 +62,7 @@ function table(headers: string[], rows: (string | number)[][]): string {
     .join('')}</table>`;
 }
 
-const ROLES = ['error_seed', 'relabeled', 'expanded', 'high_ppl', 'seed_new', 'seed', 'injected'];
+const ROLES = MEMBER_ROLE_DISPLAY_ORDER;
 
 /** The report's charts as standalone SVG documents, by file name. */
 export function reportCharts(report: LoopReport): Record<string, string> {

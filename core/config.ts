@@ -1,24 +1,33 @@
 import { z } from 'zod';
 import { LOOP_NAME_PATTERN } from './constants.js';
+import { RewardMode } from './vocabulary.js';
 
 const url = z.url({ protocol: /^https?$/ });
 
-const ModelRoleConfig = z.object({
-  /** OpenAI-compatible base URLs (vLLM `…/v1`), used round robin. */
-  baseUrls: z.array(url).min(1),
+/** A loop's name: it becomes workflow ids, dataset names and search attribute values. */
+export const LoopName = z.string().regex(LOOP_NAME_PATTERN, 'lowercase letters, digits, . _ -; at most 63 characters');
+
+/** The servers and model of one role. */
+export const ModelRoleConfig = z.object({
+  /**
+   * OpenAI-compatible base URLs (vLLM `…/v1`), used round robin. Default: the worker's LOOPTOOL_<ROLE>_BASE_URLS, so
+   * a config can leave where the servers run to the deployment.
+   */
+  baseUrls: z.array(url).min(1).optional(),
   /** The served model name. For the policy, the base model; each iteration's checkpoint is served under its own name. */
   model: z.string().min(1),
   /** In-flight requests per server from one worker. @default 16 */
   maxConcurrency: z.number().int().positive().default(16),
 });
 
-const SimTraining = z.object({
+export const SimTraining = z.object({
   backend: z.literal('sim'),
   /** The simulated trainer's base URL (the sim server, without /v1). */
   url,
 });
+export type SimTraining = z.infer<typeof SimTraining>;
 
-const LocalTraining = z.object({
+export const LocalTraining = z.object({
   backend: z.literal('local'),
   /** The training command, as argv (no shell); `{dataset}`, `{base}`, `{output}` and `{job}` are substituted. */
   command: z.array(z.string().min(1)).min(1),
@@ -27,7 +36,7 @@ const LocalTraining = z.object({
 });
 
 /** GRPO settings handed to the trainer (LOOPTOOL-METHOD.md §2.4, §10.3 defaults). */
-const Grpo = z.object({
+export const Grpo = z.object({
   groupSize: z.number().int().positive().default(16),
   learningRate: z.number().positive().default(1e-6),
   clipLow: z.number().positive().default(0.2),
@@ -48,13 +57,55 @@ export const EvalSetConfig = z.object({
 });
 export type EvalSetConfig = z.infer<typeof EvalSetConfig>;
 
+/** Greedy Capability Probing (GCP). */
+export const ProbeConfig = z.object({
+  /** Reply budget of each probe and evaluation call. @default 1024 */
+  maxTokens: z.number().int().positive().default(1024),
+  /** Samples per batch (one activity each). @default 200 */
+  batchSize: z.number().int().positive().default(200),
+});
+
+/** Judgement-Guided Label Verification (JGLV). */
+export const JudgeConfig = z.object({
+  /** Votes per mismatch; consensus is a strict majority of the votes actually cast. @default 3 */
+  votes: z.number().int().positive().max(9).default(3),
+  /** Sampling temperature of each vote when there is more than one (one vote is greedy). @default 0.7 */
+  voteTemperature: z.number().min(0).max(2).default(0.7),
+  /** Extra attempts for a vote whose reply does not fit the schema. @default 2 */
+  parseRetries: z.number().int().nonnegative().default(2),
+  /** Mismatches per batch. @default 100 */
+  batchSize: z.number().int().positive().default(100),
+});
+
+/** Error-Driven Data Expansion (EDDE). */
+export const ExpandConfig = z.object({
+  /** New samples per error seed (the paper's k; the official code used 3). @default 4 */
+  k: z.number().int().positive().max(16).default(4),
+  /** Generation attempts per slot when the reply does not fit the schema. @default 3 */
+  maxAttempts: z.number().int().positive().default(3),
+  /** Run the LLM validation tier (the rule tier always runs). @default true */
+  validate: z.boolean().default(true),
+  /** Error seeds per batch. @default 50 */
+  batchSize: z.number().int().positive().default(50),
+});
+
+/**
+ * How long a silent activity may go before Temporal retries it elsewhere: model batches heartbeat every page, training
+ * every poll. Short values find a dead worker sooner; they must stay well above one page's or one poll's duration.
+ */
+export const TimeoutsConfig = z.object({
+  batchHeartbeatSeconds: z.number().int().positive().default(120),
+  trainHeartbeatSeconds: z.number().int().positive().default(60),
+});
+export type TimeoutsConfig = z.infer<typeof TimeoutsConfig>;
+
 /**
  * A loop's configuration, from a YAML or JSON file. Defaults follow the paper (LOOPTOOL-METHOD.md §10.3) where it gives
- * one. Parsed once, by the client, before anything starts; the workflow receives the parsed object (no secrets: API
- * keys come from the worker's environment).
+ * one; each is declared once, here. Parsed once, by the client, before anything starts; the workflow receives the
+ * parsed object (no secrets: API keys come from the worker's environment).
  */
 export const LoopConfig = z.object({
-  name: z.string().regex(LOOP_NAME_PATTERN, 'lowercase letters, digits, . _ -; at most 63 characters').optional(),
+  name: LoopName.optional(),
   /** Seeds every random choice of the loop (seed-new draws, scenario focuses are derived from sample ids). */
   seed: z.number().int().default(7),
   data: z.object({
@@ -69,48 +120,24 @@ export const LoopConfig = z.object({
     seedNewDecay: z.number().min(0).max(1).default(0.5),
   }),
   models: z.object({ policy: ModelRoleConfig, judge: ModelRoleConfig, generator: ModelRoleConfig }),
-  training: z.discriminatedUnion('backend', [SimTraining, LocalTraining]).and(z.object({ grpo: Grpo.default(Grpo.parse({})) })),
+  training: z.discriminatedUnion('backend', [SimTraining, LocalTraining]).and(z.object({ grpo: Grpo.prefault({}) })),
   /** Iterations J. @default 4 */
   iterations: z.number().int().positive().max(100).default(4),
   /** Probe the base model before the first training round (the paper trains on D_1 first). @default false */
   probeFirst: z.boolean().default(false),
   /** How "did the model call the tools right?" is decided for probing (and the reward). */
-  reward: z.enum(['exact', 'bfcl_ast']).default('exact'),
-  probe: z.object({ maxTokens: z.number().int().positive().default(1024), batchSize: z.number().int().positive().default(200) }).default({ maxTokens: 1024, batchSize: 200 }),
-  judge: z
-    .object({
-      /** Votes per mismatch; consensus is a strict majority of the votes actually cast. */
-      votes: z.number().int().positive().max(9).default(3),
-      voteTemperature: z.number().min(0).max(2).default(0.7),
-      parseRetries: z.number().int().nonnegative().default(2),
-      batchSize: z.number().int().positive().default(100),
-    })
-    .default({ votes: 3, voteTemperature: 0.7, parseRetries: 2, batchSize: 100 }),
-  expand: z
-    .object({
-      /** New samples per error seed (the paper's k; the official code used 3). */
-      k: z.number().int().positive().max(16).default(4),
-      maxAttempts: z.number().int().positive().default(3),
-      /** Run the LLM validation tier (the rule tier always runs). */
-      validate: z.boolean().default(true),
-      batchSize: z.number().int().positive().default(50),
-    })
-    .default({ k: 4, maxAttempts: 3, validate: true, batchSize: 50 }),
-  evaluation: z.object({ sets: z.array(EvalSetConfig).default([]) }).default({ sets: [] }),
-  /**
-   * How long a silent activity may go before Temporal retries it elsewhere: model batches heartbeat every page, training
-   * every poll. Short values find a dead worker sooner; they must stay well above one page's or one poll's duration.
-   */
-  timeouts: z
-    .object({
-      batchHeartbeatSeconds: z.number().int().positive().default(120),
-      trainHeartbeatSeconds: z.number().int().positive().default(60),
-    })
-    .default({ batchHeartbeatSeconds: 120, trainHeartbeatSeconds: 60 }),
+  reward: RewardMode.default('exact'),
+  probe: ProbeConfig.prefault({}),
+  judge: JudgeConfig.prefault({}),
+  expand: ExpandConfig.prefault({}),
+  evaluation: z.object({ sets: z.array(EvalSetConfig).default([]) }).prefault({}),
+  timeouts: TimeoutsConfig.prefault({}),
   /** Stage batches in flight at once (each is one activity). @default 4 */
-  concurrency: z.object({ batches: z.number().int().positive().max(64).default(4) }).default({ batches: 4 }),
+  concurrency: z.object({ batches: z.number().int().positive().max(64).default(4) }).prefault({}),
 });
 export type LoopConfig = z.infer<typeof LoopConfig>;
+export type ModelRoleConfig = z.infer<typeof ModelRoleConfig>;
+export type TrainingConfig = LoopConfig['training'];
 export type LoopConfigInput = z.input<typeof LoopConfig>;
 
 /** Every problem of an invalid config, each with its path (`models.judge.baseUrls[0]: Invalid URL`). */

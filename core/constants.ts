@@ -12,11 +12,14 @@ export const TASK_QUEUES = {
 } as const;
 export type TaskQueueName = (typeof TASK_QUEUES)[keyof typeof TASK_QUEUES];
 
+/** The three queues of one worker set, by role. */
+export type TaskQueues = Record<keyof typeof TASK_QUEUES, string>;
+
 /**
  * The queues with a suffix appended (`looptool-llm-blue`): separate sets of workers on one namespace, e.g. a canary
  * worker version, or test runs that must not take each other's tasks. No suffix gives {@link TASK_QUEUES}.
  */
-export function taskQueues(suffix = ''): { control: string; llm: string; gpu: string } {
+export function taskQueues(suffix = ''): TaskQueues {
   return { control: `${TASK_QUEUES.control}${suffix}`, llm: `${TASK_QUEUES.llm}${suffix}`, gpu: `${TASK_QUEUES.gpu}${suffix}` };
 }
 
@@ -49,6 +52,12 @@ export const workflowIds = {
   loop: (loopName: string) => `loop/${loopName}`,
   stage: (loopName: string, iteration: number, stage: string) => `loop/${loopName}/iter-${iteration}/${stage}`,
 } as const;
+
+/**
+ * Batches one stage-workflow run schedules before it continues as new: a million-sample stage at 200 per batch is
+ * 5,000 batches, about 10 runs of some 3,000 history events each, far below Temporal's limits.
+ */
+export const STAGE_BATCHES_PER_RUN = 500;
 
 /** Loop names become workflow ids and search attribute values: keep them short, printable and free of slashes. */
 export const LOOP_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;

@@ -15,10 +15,14 @@ export const ErrorType = {
   ModelOutputInvalid: 'ModelOutputInvalid',
   /** A dataset version or sample that the workflow refers to is missing. */
   DataNotFound: 'DataNotFound',
+  /** A training backend's API is unreachable or overloaded (5xx, 429, connection refused): retry. */
+  TrainerUnavailable: 'TrainerUnavailable',
+  /** A training backend refused the request itself (4xx other than 408/409/429): fix the config, not retry. */
+  TrainerRequestRejected: 'TrainerRequestRejected',
   /** A training job failed on the backend. */
   TrainingJobFailed: 'TrainingJobFailed',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 
 /** The types no retry can fix; activity proxies list them as `nonRetryableErrorTypes`. */
-export const NON_RETRYABLE_ERROR_TYPES: ErrorType[] = [ErrorType.ConfigInvalid, ErrorType.ModelRequestRejected, ErrorType.DataNotFound];
+export const NON_RETRYABLE_ERROR_TYPES: ErrorType[] = [ErrorType.ConfigInvalid, ErrorType.ModelRequestRejected, ErrorType.TrainerRequestRejected, ErrorType.DataNotFound];

@@ -1,8 +1,8 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { InjectDataInput, IterationSummary } from './inputs.js';
+import type { LoopPhase, Stage } from './vocabulary.js';
 
-/** Stages of one iteration, in order (DESIGN.md §5). */
-export const STAGES = ['train', 'deploy', 'probe', 'judge', 'expand', 'assemble', 'evaluate'] as const;
-export type Stage = (typeof STAGES)[number] | 'setup' | 'done';
+export type { IterationSummary } from './inputs.js';
 
 export interface StageProgress {
   done: number;
@@ -11,40 +11,19 @@ export interface StageProgress {
   counts: Record<string, number>;
 }
 
-export interface IterationSummary {
-  iteration: number;
-  /** The dataset version D_j trained on. */
-  dataset: string;
-  countsByRole: Partial<Record<string, number>>;
-  probe?: Record<string, number>;
-  judge?: Record<string, number>;
-  expand?: Record<string, number>;
-  /** The next round's dataset, when this iteration assembled one. */
-  nextDataset?: string;
-  /** Held-out accuracy (BFCL v3 overall) of this iteration's policy. */
-  accuracy?: number | null;
-  checkpoint?: string | null;
-}
-
 export interface LoopStatus {
   loopName: string;
   iteration: number;
   iterations: number;
-  stage: Stage;
+  stage: LoopPhase;
   paused: boolean;
   stopAfterIteration: boolean;
+  /** What each finished batched stage of this iteration counted. */
   progress: Partial<Record<Stage, StageProgress>>;
   /** Base-model accuracy before the first round (iteration 0), when eval sets are configured. */
   baselineAccuracy?: number | null;
   history: IterationSummary[];
   pendingInjections: string[];
-}
-
-export interface InjectDataInput {
-  /** A staging batch that `looptool inject` imported and validated. */
-  stagingBatchId: string;
-  /** Makes a retried update a no-op. */
-  idempotencyKey: string;
 }
 
 /**

@@ -3,16 +3,16 @@
  * off, so retry and error mapping are tested against the HTTP behaviour a real server shows.
  */
 import { z } from 'zod';
+import { ModelRole } from '../core/vocabulary.js';
 
 export const FAULT_KINDS = ['latency', 'rate_limit', 'server_error', 'timeout', 'truncated'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
-export const MODEL_ROLES = ['policy', 'judge', 'generator'] as const;
-export type ModelRole = (typeof MODEL_ROLES)[number];
+export { ModelRole };
 
 /** One fault rule. Without `count` it applies until cleared; with it, to the next `count` matching requests. */
 export const FaultRule = z.object({
-  role: z.enum(MODEL_ROLES).optional(),
+  role: ModelRole.optional(),
   /** Only requests for this model name. */
   model: z.string().min(1).optional(),
   kind: z.enum(FAULT_KINDS),

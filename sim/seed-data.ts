@@ -6,7 +6,7 @@
 import type { JsonValue } from '../core/json.js';
 import { openAiChatToSamples, sampleToOpenAiChat } from '../core/formats/openai-chat.js';
 import { sampleId, type Sample, type Target } from '../core/schemas/sample.js';
-import { writeJsonLines } from '../client/io/export.js';
+import { writeJsonLines } from '../datasets/writers.js';
 import { composeSample, PROFILE_WEIGHTS, type Profile } from './compose.js';
 import { mutateCalls, type CallErrorKind } from './mutations.js';
 import { hashHex, Rng } from './random.js';

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { ModelReply } from '../core/checker/index.js';
 import { stringifyJson } from '../core/json.js';
 import type { Target } from '../core/schemas/sample.js';
+import type { TrainingJobStatus } from '../core/vocabulary.js';
 import { CHECKPOINT_FORMAT, exposureOf, readCheckpoint, writeCheckpoint, type SimCheckpoint } from './checkpoint.js';
 import { hashHex } from './random.js';
 import { addExposure, type Exposure } from './skills.js';
@@ -27,8 +28,8 @@ export const TrainerJobRequest = z.object({
 });
 export type TrainerJobRequest = z.infer<typeof TrainerJobRequest>;
 
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
+/** A simulated job's status: the trainer job API's vocabulary, as every backend reports it. */
+export type JobStatus = TrainingJobStatus;
 
 /** A job as the API returns it. */
 export interface TrainerJob {

@@ -8,7 +8,7 @@ import { isJsonObject, type JsonValue } from '../core/json.js';
 import { loopToolToSample } from '../core/formats/looptool.js';
 import { openAiChatToSamples } from '../core/formats/openai-chat.js';
 import type { Sample } from '../core/schemas/sample.js';
-import { readRecords } from '../client/io/read-records.js';
+import { readRecords } from '../datasets/read-records.js';
 
 export interface TrainingData {
   samples: Sample[];

@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
-import { resolveTemporalCli } from '../client/services/temporal-cli.js';
-import { isTemporalHealthy, startTemporalDevServer, stopTemporalDevServer } from '../client/services/temporal-dev-server.js';
-import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../db/embedded-server.js';
-import { WORKFLOWS_PATH } from '../worker/workers.js';
+import { resolveTemporalCli } from '../services/temporal-cli.js';
+import { isTemporalHealthy, startTemporalDevServer, stopTemporalDevServer } from '../services/temporal-dev-server.js';
+import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../services/embedded-postgres.js';
+import { WORKFLOWS_PATH } from '../worker/worker.js';
 import { freePort, freeTemporalPorts } from './helpers/ports.js';
 
 declare module 'vitest' {

@@ -1,43 +1,51 @@
+import path from 'node:path';
 import { z } from 'zod';
-import { EMBEDDED_DATABASE_URL } from '../db/embedded-server.js';
+import type { ModelRole } from '../core/vocabulary.js';
+import { parseEnv, resolveSharedSettings, SharedEnvSchema, type SharedSettings } from '../services/settings.js';
+
+export { ConfigError } from '../services/settings.js';
 
 const csvUrls = z
   .string()
-  .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
-  .pipe(z.array(z.url({ protocol: /^https?$/ })));
+  .transform((value) =>
+    value
+      .split(',')
+      .map((part) => part.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.url({ protocol: /^https?$/ })).min(1));
 
 const positiveInt = z.coerce.number().int().positive();
 
 const booleanFlag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 
 /**
- * Every environment variable the worker reads, with its default. This schema is the one list of them: the compose file
- * test checks `docker-compose.yml` against these names, and `.env.example` documents them.
+ * Every environment variable the worker reads: the shared settings (where Temporal, PostgreSQL and the local state
+ * are, read the same way by every looptool process) plus the worker's own. This schema is the one list of them: the
+ * compose file test checks `docker-compose.yml` against these names, and `.env.example` documents them.
  */
-export const WorkerEnvSchema = z.object({
-  /** Temporal frontend, `host:port`. Defaults to the embedded dev server's `127.0.0.1:7233`. */
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').default('127.0.0.1:7233'),
-  /** Temporal namespace. @default "default" */
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  /** PostgreSQL URL of the app database. Defaults to the embedded server that `looptool services up` starts. */
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default(EMBEDDED_DATABASE_URL),
+export const WorkerEnvSchema = SharedEnvSchema.extend({
   /** Which task queues this process serves, comma-separated. @default all three */
   LOOPTOOL_TASK_QUEUES: z
     .string()
-    .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.enum(['control', 'llm', 'gpu'])).min(1))
     .default(['control', 'llm', 'gpu']),
-  /** Appended to every task queue name (`looptool-llm<suffix>`), to run separate worker sets on one namespace. */
-  LOOPTOOL_TASK_QUEUE_SUFFIX: z.string().regex(/^[A-Za-z0-9._-]*$/).default(''),
-  /** OpenAI-compatible base URLs (vLLM `…/v1`) of the policy being trained, comma-separated, used round robin. */
+  /**
+   * OpenAI-compatible base URLs (vLLM `…/v1`) per model role, comma-separated, used round robin by every loop whose
+   * config names no `baseUrls` for that role: the servers are a fact of the deployment, the loop config stays portable.
+   */
   LOOPTOOL_POLICY_BASE_URLS: csvUrls.optional(),
-  /** Base URLs of the judge model servers (JGLV), comma-separated. */
   LOOPTOOL_JUDGE_BASE_URLS: csvUrls.optional(),
-  /** Base URLs of the generator model servers (EDDE), comma-separated. */
   LOOPTOOL_GENERATOR_BASE_URLS: csvUrls.optional(),
   /** API key sent to the model servers (vLLM `--api-key`); never logged or put into workflow history. */
   LOOPTOOL_LLM_API_KEY: z.string().optional(),
-  /** Where exported training data and checkpoints go; must be readable by the trainer. Default: `.data/artifacts`. */
+  /** Where exported training data and checkpoints go; must be readable by the trainer. Default: `<data dir>/artifacts`. */
   LOOPTOOL_ARTIFACTS_DIR: z.string().min(1).optional(),
   /** In-flight model-calling activities on this worker. @default 16 */
   LOOPTOOL_LLM_CONCURRENCY: positiveInt.default(16),
@@ -49,26 +57,37 @@ export const WorkerEnvSchema = z.object({
   LOOPTOOL_SHUTDOWN_GRACE_SECONDS: positiveInt.default(30),
 });
 
-export type WorkerConfig = z.infer<typeof WorkerEnvSchema>;
-
-/** Thrown at start-up when the environment is invalid; lists every problem with the variable it concerns. */
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid worker configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
+/** The worker's configuration, resolved from its environment. */
+export interface WorkerConfig extends SharedSettings {
+  /** The queues (by role) this process serves. */
+  serve: ('control' | 'llm' | 'gpu')[];
+  /** Model servers per role for loops whose config names none. */
+  defaultBaseUrls: Partial<Record<ModelRole, string[]>>;
+  llmApiKey?: string;
+  artifactsDir: string;
+  llmConcurrency: number;
+  gpuConcurrency: number;
+  migrateOnStart: boolean;
+  shutdownGraceSeconds: number;
 }
 
-/** Parses the worker's environment once. Empty strings count as unset, as in t3-env's `emptyStringAsUndefined`. */
+/** Parses the worker's environment once, at start-up; throws a ConfigError that lists every bad variable. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const relevant = Object.fromEntries(
-    Object.keys(WorkerEnvSchema.shape)
-      .map((key) => [key, env[key]?.trim()] as const)
-      .filter(([, value]) => value !== undefined && value !== ''),
-  );
-  const parsed = WorkerEnvSchema.safeParse(relevant);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || '(env)'}: ${issue.message}`));
-  }
-  return parsed.data;
+  const parsed = parseEnv(WorkerEnvSchema, env, 'worker configuration');
+  const shared = resolveSharedSettings(parsed);
+  return {
+    ...shared,
+    serve: parsed.LOOPTOOL_TASK_QUEUES,
+    defaultBaseUrls: {
+      ...(parsed.LOOPTOOL_POLICY_BASE_URLS ? { policy: parsed.LOOPTOOL_POLICY_BASE_URLS } : {}),
+      ...(parsed.LOOPTOOL_JUDGE_BASE_URLS ? { judge: parsed.LOOPTOOL_JUDGE_BASE_URLS } : {}),
+      ...(parsed.LOOPTOOL_GENERATOR_BASE_URLS ? { generator: parsed.LOOPTOOL_GENERATOR_BASE_URLS } : {}),
+    },
+    ...(parsed.LOOPTOOL_LLM_API_KEY ? { llmApiKey: parsed.LOOPTOOL_LLM_API_KEY } : {}),
+    artifactsDir: path.resolve(parsed.LOOPTOOL_ARTIFACTS_DIR ?? path.join(shared.dataDir, 'artifacts')),
+    llmConcurrency: parsed.LOOPTOOL_LLM_CONCURRENCY,
+    gpuConcurrency: parsed.LOOPTOOL_GPU_CONCURRENCY,
+    migrateOnStart: parsed.LOOPTOOL_MIGRATE_ON_START,
+    shutdownGraceSeconds: parsed.LOOPTOOL_SHUTDOWN_GRACE_SECONDS,
+  };
 }

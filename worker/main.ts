@@ -1,7 +1,6 @@
-import { ConfigError } from './config.js';
-import { runWorkerProcess } from './run.js';
+import { ConfigError, runWorkerProcess } from './worker.js';
 
-runWorkerProcess().catch((err) => {
+runWorkerProcess().catch((err: unknown) => {
   console.error(err instanceof ConfigError ? err.message : err);
   process.exit(1);
 });

@@ -1,10 +1,12 @@
 import {
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   condition,
   continueAsNew,
   executeChild,
   getExternalWorkflowHandle,
+  isCancellation,
   log,
   ParentClosePolicy,
   setCurrentDetails,
@@ -13,55 +15,24 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { LoopConfig } from '../core/config.js';
-import { SEARCH_ATTRIBUTES, workflowIds } from '../core/constants.js';
+import { SEARCH_ATTRIBUTES, STAGE_BATCHES_PER_RUN, taskQueues, type TaskQueues, workflowIds } from '../core/constants.js';
+import type { LoopState} from '../core/inputs.js';
+import { InjectDataInput, type IterationSummary, LoopWorkflowInput, type ModelTarget, parseInput, type StageWorkflowInput, type VersionRef } from '../core/inputs.js';
+import { iterationTable, markdownTable } from '../core/iteration-table.js';
 import {
   injectDataUpdate,
-  type IterationSummary,
   type LoopStatus,
   pauseSignal,
   pauseUpdate,
   resumeSignal,
   resumeUpdate,
-  type Stage,
   stagePausedSignal,
   statusQuery,
   stopAfterIterationUpdate,
 } from '../core/messages.js';
-import { DEFAULT_QUEUES, type LoopQueues, loopActivities } from './activity-proxies.js';
-import { stageWorkflow, type StageWorkflowInput } from './stage.js';
-
-/** A stage child's input without what the loop fills in itself (distributed over the stage variants). */
-type StageRequest = StageWorkflowInput extends infer T ? (T extends StageWorkflowInput ? Omit<T, 'loopName' | 'iteration' | 'queues' | 'paused' | 'concurrency' | 'batchHeartbeatSeconds'> : never) : never;
-
-/** What one run carries to the next (continue-as-new per iteration): ids and counts, never samples. */
-export interface LoopState {
-  /** The iteration this run executes. */
-  iteration: number;
-  /** D_j, the version this iteration trains on and probes. */
-  currentVersionId: number;
-  currentVersionRef: string;
-  currentCounts: Partial<Record<string, number>>;
-  seedVersionId: number;
-  budget: number;
-  /** π_{j-1}: the checkpoint this iteration starts from (null: the base model). */
-  checkpoint: string | null;
-  paused: boolean;
-  stopAfterIteration: boolean;
-  pendingInjections: string[];
-  /** Idempotency keys of injectData calls already taken (bounded: at most one per update, ≤ 2000 per run). */
-  injectionKeys: string[];
-  baselineAccuracy?: number | null;
-  history: IterationSummary[];
-}
-
-export interface LoopWorkflowInput {
-  loopName: string;
-  config: LoopConfig;
-  configHash: string;
-  /** Absent on the first run. */
-  state?: LoopState;
-  queues?: LoopQueues;
-}
+import { CHECKER_OF_REWARD, type LoopPhase } from '../core/vocabulary.js';
+import { type LoopActivities, loopActivities } from './activity-proxies.js';
+import { stageWorkflow } from './stage.js';
 
 export interface LoopResult {
   loopName: string;
@@ -71,304 +42,379 @@ export interface LoopResult {
   history: IterationSummary[];
 }
 
+/** A stage child's input without what the loop fills in itself (distributed over the stage variants). */
+type StageRequest = StageWorkflowInput extends infer T
+  ? T extends StageWorkflowInput
+    ? Omit<T, 'loopName' | 'iteration' | 'queues' | 'paused' | 'concurrency' | 'batchesPerRun' | 'timeouts'>
+    : never
+  : never;
+
 /**
- * The LoopTool loop (`loop/<name>`): one iteration per run, continuing as new with a small typed state. Each iteration:
- * train π_j on D_j (GPU queue) → deploy it → probe D_j → judge the mismatches → expand the verified errors → assemble
- * D_{j+1} by Eq. 5 → evaluate π_j on the held-out sets. Batched stages run as child workflows. Pause holds every new
- * batch, training job and deployment until resume; in-flight work finishes. Everything it writes is idempotent, so a
- * worker crash at any point replays into the same datasets.
+ * The LoopTool loop (`loop/<name>`), one iteration per run (continue-as-new with a small typed state). The body reads
+ * as the paper's Algorithm 1; the {@link LoopRun} controller holds the state and answers the loop's messages. Every
+ * activity it runs writes idempotently, so a worker crash at any point replays into the same datasets.
  */
-export async function loopWorkflow(input: LoopWorkflowInput): Promise<LoopResult> {
-  const { config } = input;
-  const queues = input.queues ?? DEFAULT_QUEUES;
-  const act = loopActivities(queues, { batchSeconds: config.timeouts.batchHeartbeatSeconds, trainSeconds: config.timeouts.trainHeartbeatSeconds });
-  let stage: Stage = 'setup';
-  let runningChild: string | undefined;
-  const progress: LoopStatus['progress'] = {};
-  const state: LoopState = input.state ?? (await firstState(input, act));
-  const j = state.iteration;
-
-  const status = (): LoopStatus => ({
-    loopName: input.loopName,
-    iteration: j,
-    iterations: config.iterations,
-    stage,
-    paused: state.paused,
-    stopAfterIteration: state.stopAfterIteration,
-    progress,
-    ...(state.baselineAccuracy !== undefined ? { baselineAccuracy: state.baselineAccuracy } : {}),
-    history: state.history,
-    pendingInjections: state.pendingInjections,
+export async function loopWorkflow(rawInput: LoopWorkflowInput): Promise<LoopResult> {
+  // State and handlers exist before the first await: a loop still in setup (registering, drawing D_1, scoring a base
+  // model whose server is down) already answers status, pause, stop and injectData.
+  const loop = new LoopRun(parseInput(LoopWorkflowInput, rawInput, 'loopWorkflow'));
+  return loop.cleanUpIfCancelled(async () => {
+    const dataset = loop.state.dataset ?? (await loop.setup());
+    // Algorithm 1, iteration j:
+    const policy = await loop.trainAndDeploy(dataset); //   GRPO on D_j → π_j, served (skipped when probing the base model first)
+    await loop.probe(dataset, policy); //                   GCP: greedy answers to D_j, checked against the labels
+    await loop.judge(); //                                   JGLV: the judge on each mismatch; wrong labels corrected
+    await loop.expand(); //                                  EDDE: k new samples per verified error
+    const next = await loop.assemble(dataset); //            Eq. 5: D_{j+1} within the budget (none after the last round)
+    await loop.evaluate(policy); //                          π_j on the held-out sets
+    return loop.finish(next);
   });
-  const setPaused = async (paused: boolean) => {
-    if (state.paused === paused) return;
-    state.paused = paused;
-    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopPaused, value: paused }]);
-    refreshDetails();
-    if (runningChild) await getExternalWorkflowHandle(runningChild).signal(stagePausedSignal, paused).catch(() => {});
-  };
-  const refreshDetails = () => setCurrentDetails(detailsMarkdown(status()));
+}
 
-  setHandler(statusQuery, status);
-  setHandler(pauseUpdate, async () => {
-    await setPaused(true);
-    return status();
-  });
-  setHandler(
-    resumeUpdate,
-    async () => {
-      await setPaused(false);
-      return status();
-    },
-    {
-      validator: () => {
-        if (!state.paused) throw ApplicationFailure.create({ message: `loop ${input.loopName} is not paused`, nonRetryable: true });
-      },
-    },
-  );
-  setHandler(pauseSignal, () => void setPaused(true));
-  setHandler(resumeSignal, () => void setPaused(false));
-  setHandler(
-    injectDataUpdate,
-    (injection) => {
-      if (!state.injectionKeys.includes(injection.idempotencyKey)) {
-        state.injectionKeys.push(injection.idempotencyKey);
-        state.pendingInjections.push(injection.stagingBatchId);
-      }
-      refreshDetails();
-      return status();
-    },
-    {
-      validator: (injection) => {
-        if (!injection?.stagingBatchId || !/^injection-[0-9a-f-]{36}$/.test(injection.stagingBatchId)) {
-          throw ApplicationFailure.create({ message: 'stagingBatchId must name a batch staged by `looptool inject`', nonRetryable: true });
-        }
-        if (!injection.idempotencyKey || injection.idempotencyKey.length > 200) {
-          throw ApplicationFailure.create({ message: 'idempotencyKey must be 1–200 characters', nonRetryable: true });
-        }
-      },
-    },
-  );
-  setHandler(stopAfterIterationUpdate, () => {
-    state.stopAfterIteration = true;
-    refreshDetails();
-    return status();
-  });
+/**
+ * One run of a loop: its state, its message handlers (registered in the constructor, before any await), the pause
+ * gate, and one method per step of Algorithm 1.
+ */
+class LoopRun {
+  readonly state: LoopState;
+  private readonly config: LoopConfig;
+  private readonly queues: TaskQueues;
+  private readonly act: LoopActivities;
+  private phase: LoopPhase = 'setup';
+  private readonly progress: LoopStatus['progress'] = {};
+  private readonly summary: IterationSummary;
+  /** The stage child that runs now, so a pause reaches its batches too. */
+  private runningChild: string | undefined;
 
-  const enter = async (next: Stage) => {
-    // The pause gate: nothing new starts while paused; whatever was in flight has finished by the time we get here.
-    await condition(() => !state.paused);
-    stage = next;
-    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopStage, value: next }]);
-    refreshDetails();
-  };
-  const runStage = async (child: StageRequest) => {
-    const workflowId = workflowIds.stage(input.loopName, j, child.stage);
-    runningChild = workflowId;
-    try {
-      const counts = await executeChild(stageWorkflow, {
-        workflowId,
-        taskQueue: queues.control,
-        parentClosePolicy: ParentClosePolicy.TERMINATE,
-        args: [{ ...child, loopName: input.loopName, iteration: j, queues, paused: state.paused, concurrency: config.concurrency.batches, batchHeartbeatSeconds: config.timeouts.batchHeartbeatSeconds } as StageWorkflowInput],
-      });
-      progress[child.stage] = { done: 1, total: 1, counts };
-      return counts;
-    } finally {
-      runningChild = undefined;
-    }
-  };
-
-  upsertSearchAttributes([
-    { key: SEARCH_ATTRIBUTES.loopName, value: input.loopName },
-    { key: SEARCH_ATTRIBUTES.loopIteration, value: j },
-    { key: SEARCH_ATTRIBUTES.loopPaused, value: state.paused },
-  ]);
-  upsertMemo({ configHash: input.configHash, dataset: state.currentVersionRef, checkpoint: state.checkpoint });
-
-  const summary: IterationSummary = { iteration: j, dataset: state.currentVersionRef, countsByRole: state.currentCounts };
-  const policyEndpoints = { baseUrls: config.models.policy.baseUrls, maxConcurrency: config.models.policy.maxConcurrency };
-  let policyModel = config.models.policy.model;
-  let checkpoint = state.checkpoint;
-
-  if (!(config.probeFirst && j === 1)) {
-    await enter('train');
-    const trained = await act.summarized('train', `train π_${j} on ${state.currentVersionRef}`).trainIteration({
-      loopName: input.loopName,
-      iteration: j,
-      versionId: state.currentVersionId,
-      baseCheckpoint: state.checkpoint,
-      training: config.training,
-    });
-    checkpoint = trained.checkpointUri;
-    upsertMemo({ checkpoint });
-    await enter('deploy');
-    policyModel = (await act.summarized('deploy', `deploy π_${j}`).deployCheckpoint({ loopName: input.loopName, iteration: j, checkpointUri: checkpoint, policyBaseUrls: config.models.policy.baseUrls })).model;
+  constructor(private readonly input: ReturnType<typeof LoopWorkflowInput.parse>) {
+    this.config = input.config;
+    this.queues = input.queues ?? taskQueues();
+    this.act = loopActivities(this.queues, this.config.timeouts);
+    this.state = input.state ?? {
+      iteration: 1,
+      checkpoint: null,
+      paused: false,
+      stopAfterIteration: false,
+      pendingInjections: [],
+      injectionKeys: [],
+      history: [],
+    };
+    this.summary = { iteration: this.state.iteration, dataset: this.state.dataset?.ref ?? '', countsByRole: this.state.dataset?.countsByRole ?? {} };
+    this.registerHandlers();
+    upsertSearchAttributes([
+      { key: SEARCH_ATTRIBUTES.loopName, value: input.loopName },
+      { key: SEARCH_ATTRIBUTES.loopIteration, value: this.state.iteration },
+      { key: SEARCH_ATTRIBUTES.loopStage, value: this.phase },
+      { key: SEARCH_ATTRIBUTES.loopPaused, value: this.state.paused },
+    ]);
+    upsertMemo({ configHash: input.configHash, dataset: this.state.dataset?.ref ?? null, checkpoint: this.state.checkpoint });
+    this.refreshDetails();
   }
-  summary.checkpoint = checkpoint;
 
-  const checker = { mode: config.reward === 'bfcl_ast' ? ('bfcl' as const) : ('exact' as const) };
-  await enter('probe');
-  summary.probe = await runStage({
-    stage: 'probe',
-    versionId: state.currentVersionId,
-    batchSize: config.probe.batchSize,
-    settings: { versionId: state.currentVersionId, policy: { ...policyEndpoints, model: policyModel }, checker, maxTokens: config.probe.maxTokens },
-  });
-  await enter('judge');
-  summary.judge = await runStage({
-    stage: 'judge',
-    batchSize: config.judge.batchSize,
-    settings: {
-      judge: { baseUrls: config.models.judge.baseUrls, maxConcurrency: config.models.judge.maxConcurrency, model: config.models.judge.model },
-      seed: config.seed,
-      votes: config.judge.votes,
-      voteTemperature: config.judge.voteTemperature,
-      parseRetries: config.judge.parseRetries,
-    },
-  });
-  await enter('expand');
-  const judgeModel = { baseUrls: config.models.judge.baseUrls, maxConcurrency: config.models.judge.maxConcurrency, model: config.models.judge.model };
-  summary.expand = await runStage({
-    stage: 'expand',
-    batchSize: config.expand.batchSize,
-    settings: {
-      generator: { baseUrls: config.models.generator.baseUrls, maxConcurrency: config.models.generator.maxConcurrency, model: config.models.generator.model },
-      ...(config.expand.validate ? { validator: judgeModel } : {}),
-      seed: config.seed,
-      k: config.expand.k,
-      maxAttempts: config.expand.maxAttempts,
-    },
-  });
+  private get loopName(): string {
+    return this.input.loopName;
+  }
 
-  const lastIteration = j >= config.iterations || state.stopAfterIteration;
-  let next: { versionId: number; ref: string; countsByRole: Partial<Record<string, number>> } | undefined;
-  if (!lastIteration) {
-    await enter('assemble');
-    const injections = [...state.pendingInjections];
-    const assembled = await act.summarized('db', `assemble D_${j + 1} (Eq. 5)`).assembleNextVersion({
-      loopName: input.loopName,
+  private get iteration(): number {
+    return this.state.iteration;
+  }
+
+  status(): LoopStatus {
+    return {
+      loopName: this.loopName,
+      iteration: this.iteration,
+      iterations: this.config.iterations,
+      stage: this.phase,
+      paused: this.state.paused,
+      stopAfterIteration: this.state.stopAfterIteration,
+      progress: this.progress,
+      ...(this.state.baselineAccuracy !== undefined ? { baselineAccuracy: this.state.baselineAccuracy } : {}),
+      history: this.state.history,
+      pendingInjections: this.state.pendingInjections,
+    };
+  }
+
+  private registerHandlers(): void {
+    setHandler(statusQuery, () => this.status());
+    setHandler(pauseUpdate, async () => {
+      await this.setPaused(true);
+      return this.status();
+    });
+    setHandler(
+      resumeUpdate,
+      async () => {
+        await this.setPaused(false);
+        return this.status();
+      },
+      {
+        validator: () => {
+          if (!this.state.paused) throw ApplicationFailure.create({ message: `loop ${this.loopName} is not paused`, nonRetryable: true });
+        },
+      },
+    );
+    setHandler(pauseSignal, () => void this.setPaused(true));
+    setHandler(resumeSignal, () => void this.setPaused(false));
+    setHandler(
+      injectDataUpdate,
+      (injection) => {
+        if (!this.state.injectionKeys.includes(injection.idempotencyKey)) {
+          this.state.injectionKeys.push(injection.idempotencyKey);
+          this.state.pendingInjections.push(injection.stagingBatchId);
+        }
+        this.refreshDetails();
+        return this.status();
+      },
+      // Rejected before anything reaches history; an update handler's own throw would leave the workflow retrying.
+      { validator: (injection) => void parseInput(InjectDataInput, injection, 'injectData') },
+    );
+    setHandler(stopAfterIterationUpdate, () => {
+      this.state.stopAfterIteration = true;
+      this.refreshDetails();
+      return this.status();
+    });
+  }
+
+  private async setPaused(paused: boolean): Promise<void> {
+    if (this.state.paused === paused) return;
+    this.state.paused = paused;
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopPaused, value: paused }]);
+    this.refreshDetails();
+    if (this.runningChild) await getExternalWorkflowHandle(this.runningChild).signal(stagePausedSignal, paused).catch(() => {});
+  }
+
+  /** The UI's "current details": where the loop is and what each iteration did (the CLI shows the same table). */
+  private refreshDetails(): void {
+    const status = this.status();
+    const table = iterationTable(status);
+    const lines = [
+      `**${status.loopName}**: iteration ${status.iteration}/${status.iterations}, stage **${status.stage}**${status.paused ? ' (**paused**)' : ''}${status.stopAfterIteration ? ', stopping after this iteration' : ''}`,
+      '',
+      markdownTable(table.headers, table.rows),
+    ];
+    if (status.pendingInjections.length > 0) lines.push('', `Injections waiting for the next dataset: ${status.pendingInjections.length}`);
+    setCurrentDetails(lines.join('\n'));
+  }
+
+  /** The pause gate: nothing new starts while paused; whatever was in flight has finished by the time we get here. */
+  private async enter(next: LoopPhase): Promise<void> {
+    await condition(() => !this.state.paused);
+    this.phase = next;
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopStage, value: next }]);
+    this.refreshDetails();
+  }
+
+  private model(role: 'policy' | 'judge' | 'generator'): ModelTarget {
+    return this.config.models[role];
+  }
+
+  /** The first run: record the loop, draw D_1 from the seed pool, and score the base model (iteration 0). */
+  async setup(): Promise<VersionRef> {
+    const { config } = this;
+    await this.act.db.registerLoop({
+      loopName: this.loopName,
+      workflowId: workflowIds.loop(this.loopName),
+      config: config as unknown as Record<string, unknown>,
+      configHash: this.input.configHash,
+    });
+    const initial = await this.act.db.createInitialVersion({
+      loopName: this.loopName,
+      seedDataset: config.data.seedDataset,
+      ...(config.data.initialSize ? { size: config.data.initialSize } : {}),
+      seed: config.seed,
+      configHash: this.input.configHash,
+    });
+    const dataset = { versionId: initial.versionId, ref: initial.ref, countsByRole: initial.countsByRole };
+    Object.assign(this.state, { dataset, seedVersionId: initial.seedVersionId, budget: config.data.budget ?? initial.memberCount });
+    Object.assign(this.summary, { dataset: dataset.ref, countsByRole: dataset.countsByRole });
+    upsertMemo({ dataset: dataset.ref });
+    if (config.evaluation.sets.length > 0) {
+      this.state.baselineAccuracy = await this.scoreOnHeldOut(0, this.model('policy'));
+    }
+    this.refreshDetails();
+    return dataset;
+  }
+
+  /** Train π_j on D_j from π_{j-1} and serve it; the base model serves iteration 1 when the loop probes first. */
+  async trainAndDeploy(dataset: VersionRef): Promise<ModelTarget> {
+    const j = this.iteration;
+    let policy = this.model('policy');
+    if (!(this.config.probeFirst && j === 1)) {
+      await this.enter('train');
+      const trained = await this.act.summarized('train', `train π_${j} on ${dataset.ref}`).trainIteration({
+        loopName: this.loopName,
+        iteration: j,
+        versionId: dataset.versionId,
+        baseCheckpoint: this.state.checkpoint,
+        training: this.config.training,
+      });
+      this.summary.checkpoint = trained.checkpointUri;
+      upsertMemo({ checkpoint: trained.checkpointUri });
+      await this.enter('deploy');
+      const deployed = await this.act.summarized('deploy', `deploy π_${j}`).deployCheckpoint({
+        loopName: this.loopName,
+        iteration: j,
+        checkpointUri: trained.checkpointUri,
+        policyBaseUrls: policy.baseUrls,
+      });
+      policy = { ...policy, model: deployed.model };
+    } else {
+      this.summary.checkpoint = this.state.checkpoint;
+    }
+    return policy;
+  }
+
+  async probe(dataset: VersionRef, policy: ModelTarget): Promise<void> {
+    await this.enter('probe');
+    this.summary.probe = await this.runStage({
+      stage: 'probe',
+      versionId: dataset.versionId,
+      batchSize: this.config.probe.batchSize,
+      settings: { versionId: dataset.versionId, policy, checker: { mode: CHECKER_OF_REWARD[this.config.reward] }, maxTokens: this.config.probe.maxTokens },
+    });
+  }
+
+  async judge(): Promise<void> {
+    const { judge } = this.config;
+    await this.enter('judge');
+    this.summary.judge = await this.runStage({
+      stage: 'judge',
+      batchSize: judge.batchSize,
+      settings: { judge: this.model('judge'), seed: this.config.seed, votes: judge.votes, voteTemperature: judge.voteTemperature, parseRetries: judge.parseRetries },
+    });
+  }
+
+  async expand(): Promise<void> {
+    const { expand } = this.config;
+    await this.enter('expand');
+    this.summary.expand = await this.runStage({
+      stage: 'expand',
+      batchSize: expand.batchSize,
+      settings: {
+        generator: this.model('generator'),
+        ...(expand.validate ? { validator: this.model('judge') } : {}),
+        seed: this.config.seed,
+        k: expand.k,
+        maxAttempts: expand.maxAttempts,
+      },
+    });
+  }
+
+  /** D_{j+1} by Eq. 5, with the injected batches merged once; none after the last iteration. */
+  async assemble(dataset: VersionRef): Promise<VersionRef | undefined> {
+    const j = this.iteration;
+    if (j >= this.config.iterations || this.state.stopAfterIteration) return undefined;
+    await this.enter('assemble');
+    const injections = [...this.state.pendingInjections];
+    const budget = this.state.budget!;
+    const assembled = await this.act.summarized('db', `assemble D_${j + 1} (Eq. 5)`).assembleNextVersion({
+      loopName: this.loopName,
       iteration: j,
-      currentVersionId: state.currentVersionId,
-      seedVersionId: state.seedVersionId,
-      budget: state.budget,
-      seedNewCount: Math.round(state.budget * config.data.seedNewFraction * config.data.seedNewDecay ** (j - 1)),
-      seed: config.seed,
-      configHash: input.configHash,
+      currentVersionId: dataset.versionId,
+      seedVersionId: this.state.seedVersionId!,
+      budget,
+      seedNewCount: Math.round(budget * this.config.data.seedNewFraction * this.config.data.seedNewDecay ** (j - 1)),
+      seed: this.config.seed,
+      configHash: this.input.configHash,
       injectBatchIds: injections,
     });
     if (assembled.skippedInjections.length > 0) log.warn('injections skipped (not ready or merged elsewhere)', { batches: assembled.skippedInjections });
-    state.pendingInjections = state.pendingInjections.filter((id) => !injections.includes(id));
-    next = { versionId: assembled.versionId, ref: assembled.ref, countsByRole: assembled.countsByRole };
-    summary.nextDataset = assembled.ref;
+    this.state.pendingInjections = this.state.pendingInjections.filter((id) => !injections.includes(id));
+    this.summary.nextDataset = assembled.ref;
+    return { versionId: assembled.versionId, ref: assembled.ref, countsByRole: assembled.countsByRole };
   }
 
-  if (config.evaluation.sets.length > 0) {
-    await enter('evaluate');
-    summary.accuracy = await evaluate(act, input, j, { ...policyEndpoints, model: policyModel });
-    if (summary.accuracy !== null) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopAccuracy, value: summary.accuracy }]);
+  async evaluate(policy: ModelTarget): Promise<void> {
+    if (this.config.evaluation.sets.length === 0) return;
+    await this.enter('evaluate');
+    this.summary.accuracy = await this.scoreOnHeldOut(this.iteration, policy);
+    if (this.summary.accuracy !== null) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopAccuracy, value: this.summary.accuracy }]);
   }
-  state.history.push(summary);
 
-  if (!next || state.stopAfterIteration) {
-    stage = 'done';
-    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopStage, value: 'done' }]);
-    refreshDetails();
+  /** Ends the loop after the last (or a stopped) iteration; otherwise continues as new with D_{j+1}. */
+  async finish(next: VersionRef | undefined): Promise<LoopResult> {
+    this.state.history.push(this.summary);
     await condition(allHandlersFinished);
-    return {
-      loopName: input.loopName,
-      iterations: j,
-      finalDataset: next?.ref ?? state.currentVersionRef,
-      baselineAccuracy: state.baselineAccuracy ?? null,
-      history: state.history,
-    };
-  }
-  await condition(allHandlersFinished);
-  return continueAsNew<typeof loopWorkflow>({
-    ...input,
-    state: {
-      ...state,
-      iteration: j + 1,
-      currentVersionId: next.versionId,
-      currentVersionRef: next.ref,
-      currentCounts: next.countsByRole,
-      checkpoint,
-    },
-  });
-}
-
-/** The first run: record the loop, draw D_1 from the seed pool, and score the base model (iteration 0). */
-async function firstState(input: LoopWorkflowInput, act: ReturnType<typeof loopActivities>): Promise<LoopState> {
-  const { config } = input;
-  await act.db.registerLoop({ loopName: input.loopName, workflowId: workflowIds.loop(input.loopName), config: config as unknown as Record<string, unknown> });
-  const initial = await act.db.createInitialVersion({
-    loopName: input.loopName,
-    seedDataset: config.data.seedDataset,
-    ...(config.data.initialSize ? { size: config.data.initialSize } : {}),
-    seed: config.seed,
-    configHash: input.configHash,
-  });
-  const state: LoopState = {
-    iteration: 1,
-    currentVersionId: initial.versionId,
-    currentVersionRef: initial.ref,
-    currentCounts: initial.countsByRole,
-    seedVersionId: initial.seedVersionId,
-    budget: config.data.budget ?? initial.memberCount,
-    checkpoint: null,
-    paused: false,
-    stopAfterIteration: false,
-    pendingInjections: [],
-    injectionKeys: [],
-    history: [],
-  };
-  if (config.evaluation.sets.length > 0) {
-    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopStage, value: 'evaluate' }]);
-    state.baselineAccuracy = await evaluate(act, input, 0, {
-      baseUrls: config.models.policy.baseUrls,
-      maxConcurrency: config.models.policy.maxConcurrency,
-      model: config.models.policy.model,
+    if (!next || this.state.stopAfterIteration) {
+      this.phase = 'done';
+      upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopStage, value: 'done' }]);
+      this.refreshDetails();
+      return {
+        loopName: this.loopName,
+        iterations: this.iteration,
+        finalDataset: next?.ref ?? this.state.dataset!.ref,
+        baselineAccuracy: this.state.baselineAccuracy ?? null,
+        history: this.state.history,
+      };
+    }
+    return continueAsNew<typeof loopWorkflow>({
+      ...this.input,
+      state: { ...this.state, iteration: this.iteration + 1, dataset: next, checkpoint: this.summary.checkpoint ?? this.state.checkpoint },
     });
   }
-  return state;
-}
 
-async function evaluate(
-  act: ReturnType<typeof loopActivities>,
-  input: LoopWorkflowInput,
-  iteration: number,
-  policy: { baseUrls: string[]; maxConcurrency: number; model: string },
-): Promise<number | null> {
-  let overall: number | null = null;
-  for (const set of input.config.evaluation.sets) {
-    await Promise.all(
-      set.files.map((file) =>
-        act.summarized('llm', `evaluate ${iteration === 0 ? 'the base model' : `π_${iteration}`} on ${file.questions.split('/').pop()}`).evaluateFile({ loopName: input.loopName, iteration, evalSet: set.name, file, policy }),
-      ),
-    );
-    const summary = await act.db.summarizeEvaluation({ loopName: input.loopName, iteration, evalSet: set.name });
-    overall ??= summary.overall;
+  /**
+   * Runs the loop's body; when the loop is cancelled, cleans up in a non-cancellable scope before the cancellation
+   * closes it: the training job of this iteration is cancelled on its backend even if no worker was running the
+   * training activity at that moment (`trainIteration` cancels it itself when it can; both are idempotent).
+   */
+  async cleanUpIfCancelled<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (err) {
+      if (isCancellation(err) && this.phase === 'train') {
+        await CancellationScope.nonCancellable(() =>
+          this.act.cleanup.cancelTrainingJob({ loopName: this.loopName, iteration: this.iteration, training: this.config.training }),
+        );
+      }
+      throw err;
+    }
   }
-  return overall;
+
+  /** Runs one batched stage as the child workflow `loop/<name>/iter-<j>/<stage>` and returns what it counted. */
+  private async runStage(child: StageRequest): Promise<Record<string, number>> {
+    const workflowId = workflowIds.stage(this.loopName, this.iteration, child.stage);
+    this.runningChild = workflowId;
+    try {
+      const counts = await executeChild(stageWorkflow, {
+        workflowId,
+        taskQueue: this.queues.control,
+        parentClosePolicy: ParentClosePolicy.TERMINATE,
+        args: [
+          {
+            ...child,
+            loopName: this.loopName,
+            iteration: this.iteration,
+            queues: this.queues,
+            paused: this.state.paused,
+            concurrency: this.config.concurrency.batches,
+            batchesPerRun: STAGE_BATCHES_PER_RUN,
+            timeouts: this.config.timeouts,
+          } as StageWorkflowInput,
+        ],
+      });
+      this.progress[child.stage] = { done: 1, total: 1, counts };
+      return counts;
+    } finally {
+      this.runningChild = undefined;
+    }
+  }
+
+  /** Scores a policy on every held-out set; returns the first set's BFCL overall accuracy (the UI's LoopAccuracy). */
+  private async scoreOnHeldOut(iteration: number, policy: ModelTarget): Promise<number | null> {
+    let overall: number | null = null;
+    const who = iteration === 0 ? 'the base model' : `π_${iteration}`;
+    for (const set of this.config.evaluation.sets) {
+      await Promise.all(
+        set.files.map((file) =>
+          this.act
+            .summarized('llm', `evaluate ${who} on ${file.questions.split('/').pop()}`)
+            .evaluateFile({ loopName: this.loopName, iteration, evalSet: set.name, file, policy, maxTokens: this.config.probe.maxTokens }),
+        ),
+      );
+      const summary = await this.act.db.summarizeEvaluation({ loopName: this.loopName, iteration, evalSet: set.name });
+      overall ??= summary.overall;
+    }
+    return overall;
+  }
 }
 
-function percent(value: number | null | undefined): string {
-  return value === null || value === undefined ? '–' : `${(value * 100).toFixed(1)}%`;
-}
-
-/** The UI's "current details": where the loop is and what each iteration did, as a small markdown table. */
-function detailsMarkdown(status: LoopStatus): string {
-  const lines = [
-    `**${status.loopName}**: iteration ${status.iteration}/${status.iterations}, stage **${status.stage}**${status.paused ? ' (**paused**)' : ''}${status.stopAfterIteration ? ', stopping after this iteration' : ''}`,
-    '',
-    '| iter | dataset | error seeds | relabeled | expanded | high PPL | seed-new | accuracy |',
-    '|---|---|---|---|---|---|---|---|',
-    `| 0 | base model | | | | | | ${percent(status.baselineAccuracy)} |`,
-    ...status.history.map(
-      (h) =>
-        `| ${h.iteration} | ${h.dataset} | ${h.countsByRole.error_seed ?? 0} | ${h.countsByRole.relabeled ?? 0} | ${h.countsByRole.expanded ?? 0} | ${h.countsByRole.high_ppl ?? 0} | ${(h.countsByRole.seed_new ?? 0) + (h.countsByRole.seed ?? 0)} | ${percent(h.accuracy)} |`,
-    ),
-  ];
-  if (status.pendingInjections.length > 0) lines.push('', `Injections waiting for the next dataset: ${status.pendingInjections.length}`);
-  return lines.join('\n');
-}

@@ -1,33 +1,7 @@
 import { condition, continueAsNew, setHandler } from '@temporalio/workflow';
-import type { ExpandBatchInput } from '../activities/expand.js';
-import type { JudgeBatchInput } from '../activities/judge.js';
-import type { ProbeBatchInput } from '../activities/probe.js';
+import { parseInput, StageWorkflowInput, type StageTotals } from '../core/inputs.js';
 import { stagePausedSignal, stageProgressQuery, type StageProgress } from '../core/messages.js';
-import { type LoopQueues, loopActivities } from './activity-proxies.js';
-
-type Settings<T> = Omit<T, 'batch' | 'loopName' | 'iteration'>;
-
-export type StageWorkflowInput = {
-  loopName: string;
-  iteration: number;
-  queues: LoopQueues;
-  /** Rows per batch (one activity each). */
-  batchSize: number;
-  /** Batches in flight at once. */
-  concurrency: number;
-  paused: boolean;
-  /** Heartbeat timeout of each batch activity (see LoopConfig.timeouts). */
-  batchHeartbeatSeconds?: number;
-  /** Where a continued run picks up, and what it had counted. */
-  resume?: { nextBatch: number; counts: Record<string, number> };
-} & (
-  | { stage: 'probe'; versionId: number; settings: Settings<ProbeBatchInput> }
-  | { stage: 'judge'; settings: Settings<JudgeBatchInput> }
-  | { stage: 'expand'; settings: Settings<ExpandBatchInput> }
-);
-
-/** Batches one run schedules before it continues as new, keeping each run's history far below Temporal's limits. */
-const BATCHES_PER_RUN = 500;
+import { loopActivities } from './activity-proxies.js';
 
 /** Adds a batch result's numbers (flattening `byVerdict`/`byStatus` maps) into the running totals. */
 function addCounts(totals: Record<string, number>, result: object): void {
@@ -38,21 +12,49 @@ function addCounts(totals: Record<string, number>, result: object): void {
 }
 
 /**
+ * The stage's totals: batch results summed in batch order, keeping their shape (a nested map such as `byVerdict`
+ * summed per key), then flattened with each map's keys sorted. So the totals, and the order people read them in, are
+ * the same whichever batch happened to finish first.
+ */
+function stageTotals(carried: StageTotals, results: readonly object[]): { totals: StageTotals; flat: Record<string, number> } {
+  // A copy (the sandbox has no structuredClone): the carried totals stay as the run received them.
+  const totals: StageTotals = JSON.parse(JSON.stringify(carried)) as StageTotals;
+  for (const result of results) {
+    for (const [key, value] of Object.entries(result)) {
+      if (typeof value === 'number') totals[key] = ((totals[key] as number | undefined) ?? 0) + value;
+      else if (value && typeof value === 'object') {
+        const map = (totals[key] ??= {}) as Record<string, number>;
+        for (const [inner, n] of Object.entries(value as Record<string, number>)) map[inner] = (map[inner] ?? 0) + n;
+      }
+    }
+  }
+  const flat: Record<string, number> = {};
+  for (const [key, value] of Object.entries(totals)) {
+    if (typeof value === 'number') flat[key] = value;
+    else for (const inner of Object.keys(value).sort()) flat[inner] = value[inner]!;
+  }
+  return { totals, flat };
+}
+
+/**
  * One batched stage of one iteration (probe, judge or expand), as a child workflow with id
  * `loop/<name>/iter-<j>/<stage>`: plans seq-range batches once (stored in PostgreSQL), then runs one activity per
- * batch with at most `concurrency` in flight, holding new batches while paused. Every few hundred batches it continues
- * as new, carrying only the next batch number and the counts, so a million-sample stage stays small in history.
+ * batch with at most `concurrency` in flight, holding new batches while paused. Every `batchesPerRun` batches it
+ * continues as new, carrying only the next batch number and the counts, so a million-sample stage stays small in
+ * history.
  */
-export async function stageWorkflow(input: StageWorkflowInput): Promise<Record<string, number>> {
-  const { db, summarized } = loopActivities(input.queues, { batchSeconds: input.batchHeartbeatSeconds ?? 120, trainSeconds: 60 });
+export async function stageWorkflow(rawInput: StageWorkflowInput): Promise<Record<string, number>> {
+  const input = parseInput(StageWorkflowInput, rawInput, 'stageWorkflow');
   let paused = input.paused;
-  const counts: Record<string, number> = { ...(input.resume?.counts ?? {}) };
+  const carried: StageTotals = input.resume?.totals ?? {};
+  const counts: Record<string, number> = stageTotals(carried, []).flat;
   const progress: StageProgress = { done: input.resume?.nextBatch ?? 0, total: 0, counts };
   setHandler(stagePausedSignal, (value) => {
     paused = value;
   });
   setHandler(stageProgressQuery, () => progress);
 
+  const { db, summarized } = loopActivities(input.queues, input.timeouts);
   progress.total = await db.planStageBatches({
     loopName: input.loopName,
     iteration: input.iteration,
@@ -60,22 +62,25 @@ export async function stageWorkflow(input: StageWorkflowInput): Promise<Record<s
     size: input.batchSize,
     ...(input.stage === 'probe' ? { versionId: input.versionId } : {}),
   });
-  const base = { loopName: input.loopName, iteration: input.iteration };
+  const key = { loopName: input.loopName, iteration: input.iteration };
   const runBatch = (batchNo: number): Promise<object> => {
     const batch = { batchNo };
     const llm = summarized('llm', `${input.stage} batch ${batchNo + 1}/${progress.total}, iteration ${input.iteration}`);
     switch (input.stage) {
       case 'probe':
-        return llm.probeBatch({ ...input.settings, ...base, batch });
+        return llm.probeBatch({ ...input.settings, ...key, batch });
       case 'judge':
-        return llm.judgeBatch({ ...input.settings, ...base, batch });
+        return llm.judgeBatch({ ...input.settings, ...key, batch });
       case 'expand':
-        return llm.expandBatch({ ...input.settings, ...base, batch });
+        return llm.expandBatch({ ...input.settings, ...key, batch });
     }
   };
 
   const first = input.resume?.nextBatch ?? 0;
-  const last = Math.min(progress.total, first + BATCHES_PER_RUN);
+  const last = Math.min(progress.total, first + input.batchesPerRun);
+  // Batch results by number: the stage's totals are folded in batch order at the end, so they (and the order of their
+  // keys) do not depend on which batch happened to finish first.
+  const results = new Map<number, object>();
   let inFlight = 0;
   let failure: unknown;
   for (let batchNo = first; batchNo < last && failure === undefined; batchNo++) {
@@ -84,6 +89,7 @@ export async function stageWorkflow(input: StageWorkflowInput): Promise<Record<s
     inFlight++;
     runBatch(batchNo).then(
       (result) => {
+        results.set(batchNo, result);
         addCounts(counts, result);
         progress.done++;
         inFlight--;
@@ -96,8 +102,12 @@ export async function stageWorkflow(input: StageWorkflowInput): Promise<Record<s
   }
   await condition(() => inFlight === 0);
   if (failure !== undefined) throw failure;
+  const { totals, flat } = stageTotals(
+    carried,
+    Array.from({ length: last - first }, (_, i) => results.get(first + i)!),
+  );
   if (last < progress.total) {
-    await continueAsNew<typeof stageWorkflow>({ ...input, paused, resume: { nextBatch: last, counts } });
+    await continueAsNew<typeof stageWorkflow>({ ...rawInput, paused, resume: { nextBatch: last, totals } });
   }
-  return counts;
+  return flat;
 }

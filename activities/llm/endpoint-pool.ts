@@ -1,6 +1,5 @@
 import OpenAI from 'openai';
-
-export type ModelRole = 'policy' | 'judge' | 'generator';
+import type { ModelRole } from '../../core/vocabulary.js';
 
 export interface EndpointConfig {
   /** OpenAI-compatible base URL, e.g. vLLM's `http://host:8000/v1`. */

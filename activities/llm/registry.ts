@@ -1,32 +1,61 @@
-import { EndpointPool, type ModelRole } from './endpoint-pool.js';
+import { ApplicationFailure } from '@temporalio/activity';
+import { ErrorType } from '../../core/errors.js';
+import type { ModelRole } from '../../core/vocabulary.js';
+import { EndpointPool } from './endpoint-pool.js';
 import { createHttpFetch } from './http-fetch.js';
 
+/** The servers of one model role as a loop names them; without `baseUrls` the worker's defaults for the role apply. */
 export interface ModelEndpoints {
-  baseUrls: string[];
+  baseUrls?: string[] | undefined;
   /** In-flight requests per server. */
   maxConcurrency: number;
 }
 
 /**
  * One endpoint pool per (role, servers, cap), created on first use and shared by every activity of the worker, so the
- * per-server cap holds across concurrent batches. The API key comes from the worker's environment, never from a
- * workflow (it would land in history).
+ * per-server cap holds across concurrent batches. The API key and the default servers come from the worker's
+ * environment, never from a workflow (a key would land in history).
  */
 export class LlmRegistry {
   private readonly pools = new Map<string, EndpointPool>();
   private readonly fetch: typeof fetch;
 
-  constructor(private readonly options: { apiKey?: string; timeoutMs?: number; fetch?: typeof fetch } = {}) {
+  constructor(
+    private readonly options: {
+      apiKey?: string;
+      timeoutMs?: number;
+      fetch?: typeof fetch;
+      defaultBaseUrls?: Partial<Record<ModelRole, string[]>>;
+    } = {},
+  ) {
     this.fetch = options.fetch ?? createHttpFetch();
   }
 
+  /** The API key model servers get as a bearer token (vLLM `--api-key`), if the worker has one. */
+  get apiKey(): string | undefined {
+    return this.options.apiKey;
+  }
+
+  /** The servers a role's calls go to: the loop's own, else the worker's defaults; neither is a config error. */
+  baseUrlsFor(role: ModelRole, baseUrls: readonly string[] | undefined): string[] {
+    const urls = baseUrls && baseUrls.length > 0 ? baseUrls : this.options.defaultBaseUrls?.[role];
+    if (!urls || urls.length === 0) {
+      throw ApplicationFailure.nonRetryable(
+        `no ${role} model servers: set models.${role}.baseUrls in the loop config or LOOPTOOL_${role.toUpperCase()}_BASE_URLS on the worker`,
+        ErrorType.ConfigInvalid,
+      );
+    }
+    return [...urls];
+  }
+
   pool(role: ModelRole, endpoints: ModelEndpoints): EndpointPool {
-    const key = `${role}|${endpoints.maxConcurrency}|${endpoints.baseUrls.join(',')}`;
+    const baseUrls = this.baseUrlsFor(role, endpoints.baseUrls);
+    const key = `${role}|${endpoints.maxConcurrency}|${baseUrls.join(',')}`;
     let pool = this.pools.get(key);
     if (!pool) {
       pool = new EndpointPool({
         role,
-        endpoints: endpoints.baseUrls.map((baseURL) => ({ baseURL, maxConcurrency: endpoints.maxConcurrency })),
+        endpoints: baseUrls.map((baseURL) => ({ baseURL, maxConcurrency: endpoints.maxConcurrency })),
         ...(this.options.apiKey ? { apiKey: this.options.apiKey } : {}),
         ...(this.options.timeoutMs ? { timeoutMs: this.options.timeoutMs } : {}),
         fetch: this.fetch,

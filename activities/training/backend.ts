@@ -1,3 +1,7 @@
+import type { TrainingJobStatus } from '../../core/vocabulary.js';
+
+export type { TrainingJobStatus } from '../../core/vocabulary.js';
+
 /** What a training job is asked to do: GRPO on one dataset file, from a base checkpoint, into an output folder. */
 export interface TrainingJobSpec {
   /** Idempotency key: submitting the same key again returns the same job (`<loop>-iter-<j>`). */
@@ -10,8 +14,6 @@ export interface TrainingJobSpec {
   /** GRPO hyperparameters, passed through to the trainer. */
   grpo: Record<string, number>;
 }
-
-export type TrainingJobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface TrainingJobState {
   externalId: string;
@@ -30,10 +32,13 @@ export interface TrainingJobState {
  */
 export interface TrainingBackend {
   readonly name: string;
+  /** Where its jobs run (an API URL, a work folder), for error messages. */
+  readonly location: string;
   submit(spec: TrainingJobSpec, signal?: AbortSignal): Promise<TrainingJobState>;
   status(externalId: string, signal?: AbortSignal): Promise<TrainingJobState>;
   cancel(externalId: string): Promise<void>;
   logs(externalId: string): Promise<string>;
 }
 
-export const TERMINAL_STATUSES: ReadonlySet<TrainingJobStatus> = new Set(['succeeded', 'failed', 'cancelled']);
+/** The statuses a job (or its recorded run) never leaves. */
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set<TrainingJobStatus>(['succeeded', 'failed', 'cancelled']);

@@ -43,6 +43,10 @@ export class LocalTrainingBackend implements TrainingBackend {
 
   constructor(private readonly options: { command: string[]; workDir: string }) {}
 
+  get location(): string {
+    return this.options.workDir;
+  }
+
   private files(jobKey: string): JobFiles {
     const dir = path.join(this.options.workDir, 'jobs', jobKey.replace(/[^A-Za-z0-9._-]/g, '_'));
     return {

@@ -1,12 +1,5 @@
+import { HttpStatusError } from '../failures.js';
 import type { TrainingBackend, TrainingJobSpec, TrainingJobState } from './backend.js';
-
-/** Thrown for a trainer API answer that is not a job (HTTP error or unexpected body), with the status for retry decisions. */
-export class TrainerApiError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-    this.name = 'TrainerApiError';
-  }
-}
 
 interface JobBody {
   id: string;
@@ -36,7 +29,14 @@ const toState = (job: JobBody): TrainingJobState => ({
 export class SimTrainingBackend implements TrainingBackend {
   readonly name = 'sim';
 
-  constructor(private readonly baseUrl: string, private readonly fetchImpl: typeof fetch = fetch) {}
+  constructor(
+    private readonly baseUrl: string,
+    private readonly fetchImpl: typeof fetch = fetch,
+  ) {}
+
+  get location(): string {
+    return this.baseUrl;
+  }
 
   private async request(path: string, init: RequestInit = {}): Promise<unknown> {
     const response = await this.fetchImpl(`${this.baseUrl.replace(/\/$/, '')}${path}`, {
@@ -44,11 +44,12 @@ export class SimTrainingBackend implements TrainingBackend {
       headers: { 'content-type': 'application/json', ...(init.headers ?? {}) },
     });
     const text = await response.text();
-    if (!response.ok) throw new TrainerApiError(response.status, `trainer ${init.method ?? 'GET'} ${path}: HTTP ${response.status}: ${text.slice(0, 300)}`);
+    if (!response.ok) throw new HttpStatusError(response.status, `trainer ${init.method ?? 'GET'} ${path}: ${text.slice(0, 300)}`, response.headers);
     try {
       return text ? JSON.parse(text) : {};
     } catch {
-      throw new TrainerApiError(502, `trainer ${path}: body is not JSON: ${text.slice(0, 200)}`);
+      // A body that is not JSON is a broken gateway or a crashed server, not an answer: retryable, as a 502.
+      throw new HttpStatusError(502, `trainer ${path}: body is not JSON: ${text.slice(0, 200)}`);
     }
   }
 

@@ -1,28 +1,28 @@
 import { type Command, Option } from 'commander';
 import { formatRejection } from '../../core/formats/rejection.js';
-import { versionFromImport } from '../io/dataset-import.js';
-import { EXPORT_FORMATS, type ExportFormat, exportVersion } from '../io/dataset-export.js';
-import { DEFAULT_MAX_LINE_CHARS, IMPORT_FORMATS, type ImportFormat, stageFile } from '../io/import.js';
+import { ExportFormat, ImportFormat, SplitMode } from '../../core/vocabulary.js';
+import { exportVersion } from '../../datasets/export.js';
+import { DEFAULT_MAX_LINE_CHARS, stageFile, versionFromImport } from '../../datasets/import.js';
 import { getLineage } from '../../db/queries/origins.js';
 import { getSamples, resolveSampleId } from '../../db/queries/samples.js';
-import { diffVersions, getVersion, listVersions, streamMembers } from '../../db/queries/versions.js';
-import { withDatabase } from '../database.js';
+import { countByRoleAndOrigin, diffVersions, getVersion, listVersions, streamMembers } from '../../db/queries/versions.js';
+import { withCliDatabase } from '../database.js';
 import { formatTable } from '../format.js';
 
 /** `looptool data …`: import, inspect, compare, trace and export dataset versions. */
-export function registerDataCommand(program: Command): Command {
+export function register(program: Command): Command {
   const data = program.command('data').description('Import, inspect, compare, trace and export dataset versions');
 
   data
     .command('import <file>')
     .description('Import a file as the next version of a dataset (streamed; deduplicated by content; bad lines reported)')
-    .addOption(new Option('--format <format>', 'input format').choices(IMPORT_FORMATS).makeOptionMandatory())
+    .addOption(new Option('--format <format>', 'input format').choices(ImportFormat.options).makeOptionMandatory())
     .requiredOption('--name <dataset>', 'dataset name')
     .option('--answers <file>', 'BFCL possible-answer file (format bfcl)')
-    .addOption(new Option('--split <mode>', 'chat records: a sample for the last assistant turn, or for each').choices(['last', 'each']).default('last'))
+    .addOption(new Option('--split <mode>', 'chat records: a sample for the last assistant turn, or for each').choices(SplitMode.options).default('last'))
     .option('--max-line-chars <n>', 'reject longer lines unread', (v) => Number.parseInt(v, 10), DEFAULT_MAX_LINE_CHARS)
     .action(async (file: string, options: { format: ImportFormat; name: string; answers?: string; split: 'last' | 'each'; maxLineChars: number }) => {
-      await withDatabase(async (pool) => {
+      await withCliDatabase(async (pool) => {
         const staged = await stageFile({
           pool,
           file,
@@ -49,10 +49,10 @@ export function registerDataCommand(program: Command): Command {
   data
     .command('export <version>')
     .description('Write a version in a training format (streamed)')
-    .addOption(new Option('--format <format>', 'output format').choices(EXPORT_FORMATS).makeOptionMandatory())
+    .addOption(new Option('--format <format>', 'output format').choices(ExportFormat.options).makeOptionMandatory())
     .requiredOption('--out <path>', 'output file')
     .action(async (ref: string, options: { format: ExportFormat; out: string }) => {
-      await withDatabase(async (pool) => {
+      await withCliDatabase(async (pool) => {
         const summary = await exportVersion(pool, { ref, format: options.format, out: options.out });
         console.log(`${summary.version}: ${summary.written} samples written to ${options.out}`);
         for (const [reason, n] of Object.entries(summary.skipped)) console.warn(`skipped ${n}: ${reason}`);
@@ -66,7 +66,7 @@ export function registerDataCommand(program: Command): Command {
     .option('--dataset <name>', 'only the versions of this dataset')
     .option('--json', 'print as JSON')
     .action(async (options: { loop?: string; dataset?: string; json?: boolean }) => {
-      await withDatabase(async (pool) => {
+      await withCliDatabase(async (pool) => {
         const versions = await listVersions(pool, {
           ...(options.loop ? { loopName: options.loop } : {}),
           ...(options.dataset ? { dataset: options.dataset } : {}),
@@ -98,15 +98,9 @@ export function registerDataCommand(program: Command): Command {
     .option('--samples <n>', 'how many samples to print', (v) => Number.parseInt(v, 10), 3)
     .option('--json', 'print as JSON')
     .action(async (ref: string, options: { samples: number; json?: boolean }) => {
-      await withDatabase(async (pool) => {
+      await withCliDatabase(async (pool) => {
         const version = await getVersion(pool, ref);
-        const byOrigin = await pool.query<{ role: string; origin: string | null; n: number }>(
-          `SELECT m.role, o.kind AS origin, count(*)::int AS n
-           FROM dataset_members m JOIN samples s ON s.seq = m.sample_seq
-           LEFT JOIN LATERAL (SELECT kind FROM sample_origins WHERE sample_id = s.id ORDER BY id LIMIT 1) o ON true
-           WHERE m.version_id = $1::bigint GROUP BY 1, 2 ORDER BY 1, 2`,
-          [version.id],
-        );
+        const byOrigin = await countByRoleAndOrigin(pool, version.id);
         const shown: string[] = [];
         for await (const page of streamMembers(pool, version.id, { pageSize: Math.max(1, options.samples) })) {
           shown.push(...page.map((member) => member.sampleId));
@@ -114,12 +108,12 @@ export function registerDataCommand(program: Command): Command {
         }
         const samples = await getSamples(pool, shown);
         if (options.json) {
-          return console.log(JSON.stringify({ version, byRoleAndOrigin: byOrigin.rows, samples }, null, 2));
+          return console.log(JSON.stringify({ version, byRoleAndOrigin: byOrigin, samples }, null, 2));
         }
         console.log(`${version.ref} (id ${version.id}), ${version.status}${version.parentId ? `, parent id ${version.parentId}` : ''}`);
         if (version.loopName) console.log(`loop ${version.loopName}, iteration ${version.iteration}`);
         if (version.note) console.log(version.note);
-        console.log(formatTable(['role', 'origin', 'samples'], byOrigin.rows.map((r) => [r.role, r.origin ?? 'unknown', r.n])));
+        console.log(formatTable(['role', 'origin', 'samples'], byOrigin.map((r) => [r.role, r.origin ?? 'unknown', r.n])));
         for (const sample of samples) {
           console.log(`\n${sample.id}`);
           console.log(`  tools:    ${sample.nTools}`);
@@ -134,7 +128,7 @@ export function registerDataCommand(program: Command): Command {
     .description('What changed between two versions: added, removed, relabeled, by role and by origin')
     .option('--json', 'print as JSON')
     .action(async (from: string, to: string, options: { json?: boolean }) => {
-      await withDatabase(async (pool) => {
+      await withCliDatabase(async (pool) => {
         const diff = await diffVersions(pool, from, to);
         if (options.json) return console.log(JSON.stringify(diff, null, 2));
         console.log(`${diff.from} → ${diff.to}`);
@@ -164,7 +158,7 @@ export function registerDataCommand(program: Command): Command {
     .description('Where a sample came from, and what came from it (full id or a unique prefix of 8+ hex digits)')
     .option('--json', 'print as JSON')
     .action(async (sample: string, options: { json?: boolean }) => {
-      await withDatabase(async (pool) => {
+      await withCliDatabase(async (pool) => {
         const sampleId = await resolveSampleId(pool, sample.toLowerCase());
         if (!sampleId) throw new Error(`no single sample matches ${sample}`);
         const lineage = await getLineage(pool, sampleId);

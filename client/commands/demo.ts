@@ -1,22 +1,22 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Command } from 'commander';
 import { LoopConfig } from '../../core/config.js';
 import { contentHash } from '../../core/hash.js';
 import type { LoopStatus } from '../../core/messages.js';
-import { migrate } from '../../db/migrate.js';
-import { createPool } from '../../db/pool.js';
-import { withClient } from '../../db/tx.js';
-import { createActivityDeps } from '../../activities/index.js';
-import { startSimServer } from '../../sim/server.js';
+import { stageFile, versionFromImport } from '../../datasets/import.js';
+import { openDatabase } from '../../db/open.js';
+import { countExpansionsByStatus } from '../../db/queries/expansions.js';
+import { countCorrectedLabels } from '../../db/queries/judgements.js';
+import { servicesUp } from '../../services/local-services.js';
 import { writeSeedData } from '../../sim/seed-data.js';
-import { createWorkers, runWorkers, WORKFLOWS_PATH } from '../../worker/workers.js';
-import { versionFromImport } from '../io/dataset-import.js';
-import { stageFile } from '../io/import.js';
-import { LoopClient } from '../loops.js';
+import { startSimServer } from '../../sim/server.js';
+import { loadWorkerConfig } from '../../worker/config.js';
+import { type LooptoolWorker, startWorker } from '../../worker/worker.js';
+import { LoopClient } from '../loop-client.js';
 import { buildLoopReport, writeReport } from '../report.js';
-import { localServicesSettings, servicesUp } from '../services/local-services.js';
+import { cliSettings } from '../settings.js';
 import { renderStatus } from './loop.js';
 
 const BFCL_EVAL_FILES = ['simple_python', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance'].map((category) => ({
@@ -52,7 +52,7 @@ export function demoConfig(input: { name: string; simUrl: string; seedDataset: s
  * share of wrong labels; runs the loop with live progress; prints what each iteration did. The services stay up so
  * the run can be inspected in the UI and with `looptool data …`.
  */
-export function registerDemoCommand(program: Command): void {
+export function register(program: Command): void {
   program
     .command('demo')
     .description('Run a complete LoopTool loop on the embedded default (embedded Temporal + PostgreSQL, simulated models)')
@@ -63,17 +63,14 @@ export function registerDemoCommand(program: Command): void {
     .action(async (options: { name?: string; iterations: number; seed: number; samples: number }) => {
       Runtime.install({ logger: new DefaultLogger('WARN') });
       const started = Date.now();
-      const settings = localServicesSettings();
+      const settings = cliSettings();
       console.log('Starting services (Temporal dev server, PostgreSQL)…');
       const services = await servicesUp(settings, (line) => console.log(line));
-      const pool = createPool({ connectionString: services.database.url });
+      const pool = await openDatabase({ url: services.database.url, applicationName: 'looptool-demo' });
       const sim = await startSimServer({ seed: options.seed, trainer: { jobSeconds: 1 } });
-      const nativeConnection = await NativeConnection.connect({ address: services.temporal.address });
-      const loops = await LoopClient.connect(services.temporal.address);
-      let workersRun: Promise<void> | undefined;
-      let workers: Awaited<ReturnType<typeof createWorkers>> = [];
+      const loops = await LoopClient.connect(services.temporal.address, settings.temporal.namespace);
+      let worker: LooptoolWorker | undefined;
       try {
-        await withClient(pool, (client) => migrate(client));
         console.log(`Simulated model stack at ${sim.url} (student, judge, generator, trainer).`);
 
         const demoDir = path.join(settings.dataDir, 'demo');
@@ -85,19 +82,13 @@ export function registerDemoCommand(program: Command): void {
         await versionFromImport(pool, { dataset: seedDataset, batchId: staged.batchId, note: `simulated seed data, seed ${options.seed}` });
         console.log(`Seed data: ${staged.staged} samples (${summary.corrupted} with wrong labels) imported as ${seedDataset}.`);
 
-        workers = await createWorkers({
-          connection: nativeConnection,
-          namespace: 'default',
-          deps: createActivityDeps({ pool, artifactsDir: path.join(settings.dataDir, 'artifacts') }),
-          config: { LOOPTOOL_TASK_QUEUES: ['control', 'llm', 'gpu'], LOOPTOOL_LLM_CONCURRENCY: 16, LOOPTOOL_GPU_CONCURRENCY: 1, LOOPTOOL_SHUTDOWN_GRACE_SECONDS: 5 },
-          workflowBundle: await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') }),
-        });
-        workersRun = runWorkers(workers);
+        // The same worker `looptool worker` runs, configured by the same environment, against the services just started.
+        worker = await startWorker(loadWorkerConfig());
 
         const loopName = options.name ?? `demo-s${options.seed}-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '').toLowerCase()}`;
         const config = demoConfig({ name: loopName, simUrl: sim.url, seedDataset, iterations: options.iterations, seed: options.seed, initialSize: Math.round(options.samples * 0.65) });
-        const start = await loops.start({ loopName, config, configHash: contentHash(config) });
-        console.log(`${start.started ? 'Started' : 'Joined'} loop ${loopName}; UI: ${services.temporal.uiUrl ?? services.temporal.address}/namespaces/default/workflows/${encodeURIComponent(start.workflowId)}`);
+        const start = await loops.start({ loopName, config, configHash: contentHash(config), queues: settings.queues });
+        console.log(`${start.started ? 'Started' : 'Joined'} loop ${loopName}; UI: ${services.temporal.uiUrl ?? services.temporal.address}/namespaces/${settings.temporal.namespace}/workflows/${encodeURIComponent(start.workflowId)}`);
 
         const handle = loops.handle(loopName);
         const result = handle.result();
@@ -116,26 +107,18 @@ export function registerDemoCommand(program: Command): void {
         await result;
         const final = await loops.status(loopName);
         console.log(`\n${renderStatus(final)}`);
-        const corrections = await pool.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM judgements WHERE loop_name = $1 AND corrected_sample_id IS NOT NULL`,
-          [loopName],
-        );
-        const expansions = await pool.query<{ status: string; n: number }>(
-          `SELECT status, count(*)::int AS n FROM expansions WHERE loop_name = $1 GROUP BY status ORDER BY status`,
-          [loopName],
-        );
-        console.log(`\nLabels corrected: ${corrections.rows[0]?.n ?? 0}. Expansions: ${expansions.rows.map((r) => `${r.status} ${r.n}`).join(', ') || 'none'}.`);
+        const corrected = await countCorrectedLabels(pool, loopName);
+        const expansions = await countExpansionsByStatus(pool, loopName);
+        console.log(`\nLabels corrected: ${corrected}. Expansions: ${expansions.map((r) => `${r.status} ${r.n}`).join(', ') || 'none'}.`);
         const report = writeReport(await buildLoopReport(pool, loopName), path.join(settings.dataDir, 'reports', loopName));
         console.log(`Done in ${Math.round((Date.now() - started) / 1000)} s.`);
         console.log(`Report:      ${report.html}${report.pngNote ? ` (${report.pngNote})` : ''}`);
-        if (services.temporal.uiUrl) console.log(`Temporal UI: ${services.temporal.uiUrl}/namespaces/default/workflows/${encodeURIComponent(start.workflowId)}`);
+        if (services.temporal.uiUrl) console.log(`Temporal UI: ${services.temporal.uiUrl}/namespaces/${settings.temporal.namespace}/workflows/${encodeURIComponent(start.workflowId)}`);
         console.log(`Datasets:    looptool data versions --loop ${loopName}`);
         console.log('The services keep running for inspection; stop them with `npm run services:down`.');
       } finally {
-        for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
-        await workersRun?.catch(() => {});
+        await worker?.shutdown().catch(() => {});
         await loops.close();
-        await nativeConnection.close();
         await sim.close();
         await pool.end();
       }

@@ -1,28 +1,27 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
-import { taskQueues } from '../../core/constants.js';
 import { formatRejection } from '../../core/formats/rejection.js';
+import { formatPercent, iterationTable } from '../../core/iteration-table.js';
 import type { LoopStatus } from '../../core/messages.js';
+import { ImportFormat } from '../../core/vocabulary.js';
+import { DEFAULT_MAX_LINE_CHARS, stageFile } from '../../datasets/import.js';
 import { loadLoopConfig } from '../config-file.js';
-import { withDatabase } from '../database.js';
+import { withCliDatabase } from '../database.js';
 import { formatTable } from '../format.js';
-import { DEFAULT_MAX_LINE_CHARS, IMPORT_FORMATS, type ImportFormat, stageFile } from '../io/import.js';
-import { LoopClient } from '../loops.js';
+import { LoopClient } from '../loop-client.js';
 import { buildLoopReport, writeReport } from '../report.js';
-
-const temporalAddress = () => process.env.TEMPORAL_ADDRESS?.trim() || `127.0.0.1:${process.env.LOOPTOOL_TEMPORAL_PORT?.trim() || '7233'}`;
+import { cliSettings } from '../settings.js';
 
 async function withLoops<T>(fn: (loops: LoopClient) => Promise<T>): Promise<T> {
-  const loops = await LoopClient.connect(temporalAddress(), process.env.TEMPORAL_NAMESPACE?.trim() || 'default');
+  const { temporal } = cliSettings();
+  const loops = await LoopClient.connect(temporal.address, temporal.namespace);
   try {
     return await fn(loops);
   } finally {
     await loops.close();
   }
 }
-
-const percent = (value: number | null | undefined) => (value === null || value === undefined ? '–' : `${(value * 100).toFixed(1)}%`);
 
 function bar(done: number, total: number, width = 30): string {
   const filled = total === 0 ? width : Math.round((done / total) * width);
@@ -43,32 +42,19 @@ export function renderStatus(status: LoopStatus & { workflowStatus: string; runn
     if (!progress) continue;
     lines.push(`  ${stage.padEnd(8)} done: ${Object.entries(progress.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   }
-  lines.push('');
-  lines.push(
-    formatTable(
-      ['iter', 'dataset', 'error_seed', 'relabeled', 'expanded', 'high_ppl', 'seed_new', 'injected', 'accuracy'],
-      [
-        ['0 (base)', '', '', '', '', '', '', '', percent(status.baselineAccuracy)],
-        ...status.history.map((h) => [
-          String(h.iteration),
-          h.dataset,
-          h.countsByRole.error_seed ?? 0,
-          h.countsByRole.relabeled ?? 0,
-          h.countsByRole.expanded ?? 0,
-          h.countsByRole.high_ppl ?? 0,
-          (h.countsByRole.seed_new ?? 0) + (h.countsByRole.seed ?? 0),
-          h.countsByRole.injected ?? 0,
-          percent(h.accuracy),
-        ]),
-      ],
-    ),
-  );
+  const table = iterationTable(status);
+  lines.push('', formatTable(table.headers, table.rows));
   if (status.pendingInjections.length > 0) lines.push(`\n${status.pendingInjections.length} injected batch(es) wait for the next dataset`);
   return lines.join('\n');
 }
 
 /** `looptool loop …` and `looptool inject`. */
-export function registerLoopCommand(program: Command): void {
+export function register(program: Command, name: string): void {
+  if (name === 'inject') registerInject(program);
+  else registerLoop(program);
+}
+
+function registerLoop(program: Command): void {
   const loop = program.command('loop').description('Start, watch and steer LoopTool loops');
 
   loop
@@ -81,8 +67,7 @@ export function registerLoopCommand(program: Command): void {
       const loopName = config.name;
       if (!loopName) throw new Error(`${options.config}: give the loop a name (name: in the config, or --name)`);
       await withLoops(async (loops) => {
-        const suffix = process.env.LOOPTOOL_TASK_QUEUE_SUFFIX?.trim();
-        const started = await loops.start({ loopName, config, configHash, ...(suffix ? { queues: taskQueues(suffix) } : {}) });
+        const started = await loops.start({ loopName, config, configHash, queues: cliSettings().queues });
         if (started.started) console.log(`Started loop ${loopName} (workflow ${started.workflowId}, config ${configHash.slice(0, 12)}).`);
         else console.log(`Loop ${loopName} already exists (workflow ${started.workflowId}, ${started.status?.toLowerCase()}); not started again.`);
       });
@@ -134,7 +119,7 @@ export function registerLoopCommand(program: Command): void {
         console.log(
           formatTable(
             ['loop', 'status', 'iteration', 'stage', 'accuracy', 'started'],
-            list.map((l) => [l.loopName, l.status.toLowerCase(), l.iteration ?? '', l.stage ?? '', percent(l.accuracy), l.startTime.toISOString().slice(0, 19).replace('T', ' ')]),
+            list.map((l) => [l.loopName, l.status.toLowerCase(), l.iteration ?? '', l.stage ?? '', formatPercent(l.accuracy), l.startTime.toISOString().slice(0, 19).replace('T', ' ')]),
           ),
         );
       });
@@ -145,7 +130,7 @@ export function registerLoopCommand(program: Command): void {
     .description('Write an HTML report (accuracy, composition, label corrections, expansion yield, tokens and time) with SVG charts and the data as JSON')
     .requiredOption('--out <dir>', 'output folder')
     .action(async (name: string, options: { out: string }) => {
-      await withDatabase(async (pool) => {
+      await withCliDatabase(async (pool) => {
         const report = await buildLoopReport(pool, name);
         if (report.composition.length === 0) throw new Error(`no data for loop ${name} in this database`);
         const written = writeReport(report, options.out);
@@ -155,13 +140,16 @@ export function registerLoopCommand(program: Command): void {
       });
     });
 
+}
+
+function registerInject(program: Command): void {
   program
     .command('inject <loop> <file>')
     .description("Import a file and merge it into the loop's next dataset (role injected), once")
-    .addOption(new Option('--format <format>', 'input format').choices(IMPORT_FORMATS).makeOptionMandatory())
+    .addOption(new Option('--format <format>', 'input format').choices(ImportFormat.options).makeOptionMandatory())
     .option('--answers <file>', 'BFCL possible-answer file (format bfcl)')
     .action(async (name: string, file: string, options: { format: ImportFormat; answers?: string }) => {
-      const staged = await withDatabase((pool) =>
+      const staged = await withCliDatabase((pool) =>
         stageFile({ pool, file, format: options.format, purpose: 'injection', target: name, maxLineChars: DEFAULT_MAX_LINE_CHARS, ...(options.answers ? { answersFile: options.answers } : {}) }),
       );
       for (const rejection of staged.rejections) console.error(formatRejection(rejection));

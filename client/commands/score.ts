@@ -14,8 +14,8 @@ import {
 import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer, type BfclQuestion } from '../../core/formats/bfcl.js';
 import { categoryFromId } from '../../core/checker/categories.js';
 import { formatRejection, locate, type LocatedRejection } from '../../core/formats/rejection.js';
-import { writeJsonLines } from '../io/export.js';
-import { readRecords } from '../io/read-records.js';
+import { writeJsonLines } from '../../datasets/writers.js';
+import { readRecords } from '../../datasets/read-records.js';
 
 /** Exit code for bad input (a file, a line or an option the user has to fix); 1 stays for unexpected failures. */
 export const EXIT_BAD_INPUT = 2;
@@ -210,7 +210,7 @@ export function formatScoreTable(categories: readonly CategoryScore[]): string {
  * `looptool score`: BFCL-exact scoring of a predictions file. Exit code 0 when scoring ran, 2 with located messages
  * (`file:line: field: reason`) on bad input.
  */
-export function registerScoreCommand(program: Command): void {
+export function register(program: Command): void {
   program
     .command('score')
     .description('Score BFCL predictions with the BFCL-exact AST checker and print per-category accuracy')

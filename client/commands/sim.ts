@@ -37,7 +37,7 @@ interface ServeOptions {
  * `looptool sim serve|seed`: the simulated model stack that stands in for vLLM and a GRPO trainer on machines without a
  * GPU, and the seed data generator for it.
  */
-export function registerSimCommand(program: Command): void {
+export function register(program: Command): void {
   const sim = program.command('sim').description('The simulated model stack (vLLM-compatible server, trainer) and its seed data');
 
   sim

@@ -6,6 +6,7 @@
 import { isJsonObject, type JsonValue } from '../json.js';
 import { parseModelOutput, type ContentFormat, type MalformedBlockPolicy } from '../parse/model-output.js';
 import type { ParseResult } from '../parse/types.js';
+import type { CheckerMode } from '../vocabulary.js';
 import { wireToolName, type FunctionDefinition } from '../schemas/function-def.js';
 import type { Sample } from '../schemas/sample.js';
 import type { AcceptableCall, ToolCall } from '../schemas/tool-call.js';
@@ -19,7 +20,7 @@ export * from './bfcl-decode.js';
 export * from './categories.js';
 export * from './exact-match.js';
 
-export type CheckerMode = 'bfcl' | 'exact';
+export type { CheckerMode } from '../vocabulary.js';
 
 /** How replies are read and judged. Parse once at startup from the loop's config. */
 export interface CheckerConfig {

@@ -7,10 +7,11 @@ import { isJsonObject, parseJson, stringifyJson, type JsonObject, type JsonValue
 import { FunctionDefinition, toOpenAiTool, wireToolName } from '../schemas/function-def.js';
 import { ChatMessage, type AssistantMessage } from '../schemas/messages.js';
 import { Sample, type Target } from '../schemas/sample.js';
+import type { SplitMode } from '../vocabulary.js';
 import { accept, parseWith, reject, type Converted } from './rejection.js';
 
 /** Which assistant turns become samples: only the last message (which must be the assistant's), or every one. */
-export type SplitMode = 'last' | 'each';
+export type { SplitMode };
 
 /** Reads a `tools` array: OpenAI wrappers (`{type: "function", function}`) or bare definitions. */
 export function toolsFromJson(value: JsonValue | undefined, field = 'tools'): Converted<FunctionDefinition[]> {

@@ -6,7 +6,9 @@
 import { parseJson, positionAt, type JsonValue } from '../json.js';
 import { callFromJson, callsFromJsonValue, parseJsonCalls } from './json-calls.js';
 import { parsePythonCalls } from './python-calls.js';
-import type { ParsedCall, ParseResult } from './types.js';
+import type { ContentFormat, MalformedBlockPolicy, ParsedCall, ParseResult } from './types.js';
+
+export { CONTENT_FORMATS, MALFORMED_BLOCK_POLICIES, type ContentFormat, type MalformedBlockPolicy } from './types.js';
 
 const THINK_OPEN = '<think>';
 const THINK_CLOSE = '</think>';
@@ -30,12 +32,7 @@ export function stripThinking(text: string): { content: string; reasoning: strin
   return { content: text, reasoning: '' };
 }
 
-/** What to do with a `<tool_call>` block that does not hold a valid call. */
-export type MalformedBlockPolicy =
-  /** Fail the whole reply (vLLM's hermes parser returns no calls at all in that case). The default. */
-  | 'error'
-  /** Skip the block and keep the others (BFCL's Qwen FC handler does this). */
-  | 'skip';
+
 
 /**
  * Parses `<tool_call>…</tool_call>` blocks, each holding exactly `{"name": …, "arguments": {…}}`. Whitespace around
@@ -93,8 +90,7 @@ export function parseOpenAiToolCalls(toolCalls: readonly JsonValue[]): ParseResu
   return result;
 }
 
-/** Which decoder reads text content. `auto` picks by shape (see {@link parseModelOutput}). */
-export type ContentFormat = 'auto' | 'tool_call_blocks' | 'python' | 'json';
+
 
 export interface ParseModelOutputOptions {
   format?: ContentFormat;

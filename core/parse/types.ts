@@ -33,3 +33,15 @@ export interface ParseError {
 
 /** The outcome of parsing model output: never thrown, always one of these. */
 export type ParseResult = { ok: true; format: OutputFormat; calls: ParsedCall[] } | { ok: false; error: ParseError };
+
+/**
+ * What to do with a `<tool_call>` block that does not hold a valid call: fail the whole reply (`error`, the default:
+ * vLLM's hermes parser returns no calls at all in that case), or skip the block and keep the others (`skip`, as BFCL's
+ * Qwen FC handler does).
+ */
+export const MALFORMED_BLOCK_POLICIES = ['error', 'skip'] as const;
+export type MalformedBlockPolicy = (typeof MALFORMED_BLOCK_POLICIES)[number];
+
+/** Which decoder reads text content. `auto` picks by shape (see {@link parseModelOutput}). */
+export const CONTENT_FORMATS = ['auto', 'tool_call_blocks', 'python', 'json'] as const;
+export type ContentFormat = (typeof CONTENT_FORMATS)[number];

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { JudgeVerdict } from '../vocabulary.js';
 import { JsonValue } from './json-value.js';
 
 /**
@@ -20,8 +21,9 @@ export const VERDICT_OF_JUDGE_TOKEN = {
   RESPONSE2_INCORRECT: 'pred_wrong',
   BOTH_CORRECT: 'both_correct',
   BOTH_INCORRECT: 'both_wrong',
-} as const;
-export type JudgeVerdict = (typeof VERDICT_OF_JUDGE_TOKEN)[keyof typeof VERDICT_OF_JUDGE_TOKEN];
+} as const satisfies Record<JudgeOutput['verdict'], JudgeVerdict>;
+/** A verdict one vote can give (`judge_failed` is what a row says when no vote could be read). */
+export type VoteVerdict = (typeof VERDICT_OF_JUDGE_TOKEN)[keyof typeof VERDICT_OF_JUDGE_TOKEN];
 
 /** A conversation turn the generator writes: plain text turns; the last one is the user's request to answer. */
 export const GeneratedTurn = z.object({

@@ -1,7 +1,6 @@
+import type { OriginKind } from '../../core/vocabulary.js';
 import type { Queryable } from '../tx.js';
 
-export const ORIGIN_KINDS = ['seed_import', 'injection', 'expansion', 'label_correction'] as const;
-export type OriginKind = (typeof ORIGIN_KINDS)[number];
 
 export interface SampleOrigin {
   sampleId: string;

@@ -1,6 +1,5 @@
+import type { StagingPurpose, StagingStatus } from '../../core/vocabulary.js';
 import type { Queryable } from '../tx.js';
-
-export type StagingPurpose = 'import' | 'injection';
 
 export interface StagingBatch {
   id: string;
@@ -8,7 +7,7 @@ export interface StagingBatch {
   target: string;
   source: string;
   format: string;
-  status: 'loading' | 'ready' | 'consumed';
+  status: StagingStatus;
   imported: number;
   duplicates: number;
   rejected: number;
@@ -21,7 +20,7 @@ interface StagingBatchRow {
   target: string;
   source: string;
   format: string;
-  status: 'loading' | 'ready' | 'consumed';
+  status: StagingStatus;
   imported: number;
   duplicates: number;
   rejected: number;

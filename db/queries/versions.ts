@@ -1,8 +1,6 @@
 import type pg from 'pg';
+import type { MemberRole } from '../../core/vocabulary.js';
 import { type Queryable, withTransaction } from '../tx.js';
-
-export const MEMBER_ROLES = ['seed', 'seed_new', 'error_seed', 'relabeled', 'expanded', 'high_ppl', 'injected'] as const;
-export type MemberRole = (typeof MEMBER_ROLES)[number];
 
 export interface DatasetVersion {
   id: number;
@@ -380,4 +378,16 @@ export async function* streamMemberIdsInContentOrder(q: Queryable, versionId: nu
     if (rows.length < pageSize) return;
     after = rows[rows.length - 1]!.id;
   }
+}
+
+/** A version's members counted by role and by how each sample first entered the store (`looptool data show`). */
+export async function countByRoleAndOrigin(q: Queryable, versionId: number): Promise<{ role: MemberRole; origin: string | null; n: number }[]> {
+  const { rows } = await q.query<{ role: MemberRole; origin: string | null; n: number }>(
+    `SELECT m.role, o.kind AS origin, count(*)::int AS n
+     FROM dataset_members m JOIN samples s ON s.seq = m.sample_seq
+     LEFT JOIN LATERAL (SELECT kind FROM sample_origins WHERE sample_id = s.id ORDER BY id LIMIT 1) o ON true
+     WHERE m.version_id = $1::bigint GROUP BY 1, 2 ORDER BY 1, 2`,
+    [versionId],
+  );
+  return rows;
 }

@@ -3,9 +3,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import type { ProbeBatchInput } from '../../activities/probe.js';
+import type { ProbeBatchInput, StageWorkflowInput } from '../../core/inputs.js';
 import { ErrorType } from '../../core/errors.js';
-import type { StageWorkflowInput } from '../../workflows/stage.js';
 import type { stageWorkflow } from '../../workflows/index.js';
 import {
   activitiesWith,
@@ -42,6 +41,7 @@ const probeInput = async (loopName: string, extra: Partial<ProbeBatchInput> = {}
   batch: await wholeVersion(f, f.seedVersion.id),
   policy: policy(),
   checker: { mode: 'exact' },
+  maxTokens: 1024,
   ...extra,
 });
 
@@ -71,8 +71,9 @@ async function runStage(input: { loopName: string; batchSize: number } & ({ stag
     iteration: 1,
     queues,
     concurrency: 2,
+    batchesPerRun: 500,
     paused: false,
-    batchHeartbeatSeconds: 30,
+    timeouts: { batchHeartbeatSeconds: 30, trainHeartbeatSeconds: 30 },
     ...(input.stage === 'probe' ? { versionId: input.settings.versionId } : {}),
   } as StageWorkflowInput;
   const handle = await temporal.client.workflow.start<typeof stageWorkflow>('stageWorkflow', {
@@ -205,7 +206,7 @@ describe('retries through a real worker and the stage workflow', () => {
     f.sim.faults.add([{ role: 'policy', kind: 'rate_limit', retryAfterSeconds: 1, count: 1 }]);
     const members = await count(f, 'SELECT count(*) AS n FROM dataset_members WHERE version_id = $1::bigint', [f.seedVersion.id]);
     const run = await simDelta(f.sim, () =>
-      runStage({ loopName: 'w429', stage: 'probe', batchSize: 100, settings: { versionId: f.seedVersion.id, policy: policy(), checker: { mode: 'exact' } } }),
+      runStage({ loopName: 'w429', stage: 'probe', batchSize: 100, settings: { versionId: f.seedVersion.id, policy: policy(), checker: { mode: 'exact' }, maxTokens: 1024 } }),
     );
     expect(run.after.faults.rate_limit - run.before.faults.rate_limit).toBe(1);
     expect(run.result.counts.probed).toBe(members);
@@ -230,7 +231,7 @@ describe('retries through a real worker and the stage workflow', () => {
     f.sim.faults.add([{ role: 'policy', kind: 'latency', latencyMs: 40 }]);
     const before = f.sim.stats();
     let partial = 0;
-    const stage = runStage({ loopName: 'w500', stage: 'probe', batchSize: 100, settings: { versionId: f.seedVersion.id, policy: policy(4), checker: { mode: 'exact' }, pageSize } });
+    const stage = runStage({ loopName: 'w500', stage: 'probe', batchSize: 100, settings: { versionId: f.seedVersion.id, policy: policy(4), checker: { mode: 'exact' }, maxTokens: 1024, pageSize } });
     await until('the first page to be written', async () => (partial = await rows('w500')) >= pageSize);
     f.sim.faults.clear();
     f.sim.faults.add([{ role: 'policy', kind: 'server_error', count: 2 }]);
@@ -257,7 +258,7 @@ describe('retries through a real worker and the stage workflow', () => {
     const mismatches = await count(f, `SELECT count(*) AS n FROM probe_results WHERE loop_name = 'wcut' AND outcome <> 'match'`);
     f.sim.faults.add([{ role: 'judge', kind: 'truncated', count: 2 }]);
     const run = await simDelta(f.sim, () =>
-      runStage({ loopName: 'wcut', stage: 'judge', batchSize: 40, settings: { judge: { baseUrls: [f.sim.baseURL], maxConcurrency: 8, model: f.sim.judgeModel }, votes: 3 } }),
+      runStage({ loopName: 'wcut', stage: 'judge', batchSize: 40, settings: { judge: { baseUrls: [f.sim.baseURL], maxConcurrency: 8, model: f.sim.judgeModel }, seed: 0, votes: 3 } }),
     );
     expect(run.after.faults.truncated - run.before.faults.truncated).toBe(2);
     expect(run.result.counts.judged).toBe(mismatches);

@@ -1,6 +1,6 @@
 import { CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { ProbeBatchInput } from '../../activities/probe.js';
+import type { ProbeBatchInput } from '../../core/inputs.js';
 import type { CategoryScore } from '../../core/stages/bfcl-overall.js';
 import { parseJson } from '../../core/json.js';
 import { JudgeOutput, SCENARIO_FOCUSES, VERDICT_OF_JUDGE_TOKEN } from '../../core/schemas/model-io.js';
@@ -52,6 +52,7 @@ const probeInput = (loopName: string, versionId: number, batch: ProbeBatchInput[
   batch,
   policy: policy(),
   checker: { mode: 'exact' },
+  maxTokens: 1024,
   ...extra,
 });
 
@@ -60,7 +61,7 @@ async function probeAll(loopName: string, versionId: number) {
 }
 
 async function judgeAll(loopName: string, votes: number) {
-  return runActivity(f.activities.judgeBatch, [{ loopName, iteration: 1, batch: ALL, judge: judgeModel(), votes }]);
+  return runActivity(f.activities.judgeBatch, [{ loopName, iteration: 1, batch: ALL, judge: judgeModel(), seed: 0, votes }]);
 }
 
 /** Each loop's seed, from which its scenario focuses and sampling seeds derive. */
@@ -423,7 +424,7 @@ describe('judge (judgement-guided label verification)', () => {
     const activities = activitiesWith(f, registryWith(fetchImpl));
     await runActivity(activities.probeBatch, [probeInput('parse', versions.single!.d1, await wholeVersion(f, versions.single!.d1))]);
     await judgeAll('single', 1);
-    const run = await simDelta(f.sim, () => runActivity(activities.judgeBatch, [{ loopName: 'parse', iteration: 1, batch: ALL, judge: judgeModel(), votes: 1, parseRetries: 2 }]));
+    const run = await simDelta(f.sim, () => runActivity(activities.judgeBatch, [{ loopName: 'parse', iteration: 1, batch: ALL, judge: judgeModel(), seed: 0, votes: 1, parseRetries: 2 }]));
 
     const reference = new Map((await judgementRows('single')).map((r) => [r.sample_id, r]));
     const rows = (await judgementRows('parse')).filter((r) => r.outcome === 'mismatch');
@@ -715,7 +716,7 @@ describe('evaluate (held-out BFCL files)', () => {
     ];
     const scores: CategoryScore[] = [];
     for (const file of files) {
-      const run = await simDelta(f.sim, () => runActivity(f.activities.evaluateFile, [{ loopName: 'eval', iteration: 1, evalSet: 'bfcl', file, policy: policy() }]));
+      const run = await simDelta(f.sim, () => runActivity(f.activities.evaluateFile, [{ loopName: 'eval', iteration: 1, evalSet: 'bfcl', file, policy: policy(), maxTokens: 1024 }]));
       expect(run.result).toHaveLength(1);
       const score = run.result[0]!;
       expect(run.requests('policy')).toBe(score.total);
@@ -746,7 +747,7 @@ describe('evaluate (held-out BFCL files)', () => {
     expect(await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'eval' AND stage = 'evaluate'`)).toBe(440);
 
     // Evaluating a file again rewrites its row with the same numbers and counts no call twice.
-    await runActivity(f.activities.evaluateFile, [{ loopName: 'eval', iteration: 1, evalSet: 'bfcl', file: files[0]!, policy: policy() }]);
+    await runActivity(f.activities.evaluateFile, [{ loopName: 'eval', iteration: 1, evalSet: 'bfcl', file: files[0]!, policy: policy(), maxTokens: 1024 }]);
     expect((await f.db.pool.query(`SELECT total, correct FROM evaluations WHERE loop_name = 'eval' AND category = 'multiple'`)).rows).toEqual([
       { total: 200, correct: scores.find((s) => s.category === 'multiple')!.correct },
     ]);

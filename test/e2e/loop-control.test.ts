@@ -49,7 +49,7 @@ describe('steering a running loop through the CLI', () => {
     expect(injected.stdout).toMatch(/Injected 12 samples .* into steered/);
 
     const rejected = await f.loops.handle('steered').executeUpdate('injectData', { args: [{ stagingBatchId: 'not-a-batch', idempotencyKey: 'x' }] }).catch((err: Error) => err);
-    expect(String((rejected as Error).cause ?? rejected)).toMatch(/stagingBatchId must name a batch staged by `looptool inject`/);
+    expect(String((rejected as Error).cause ?? rejected)).toMatch(/stagingBatchId: must name a batch staged by `looptool inject`/);
 
     expect((await cli('loop', 'resume', 'steered')).stdout).toMatch(/running/);
     const notPaused = await cli('loop', 'resume', 'steered');

@@ -10,7 +10,7 @@ import type { Sample } from '../../core/schemas/sample.js';
 import { loadPrompts, pickPrompt, renderTemplate } from '../../activities/llm/prompts.js';
 import { conversationDate, openAiMessages, openAiTools, promptConversation, promptTarget, promptTools } from '../../activities/llm/render.js';
 import { completeStructured } from '../../activities/llm/structured.js';
-import { writeVerlParquet } from '../../client/io/export.js';
+import { writeVerlParquet } from '../../datasets/writers.js';
 import { generateSeedData, type SeedSample } from '../../sim/seed-data.js';
 import { startSimServer, type SimServer, type SimStats } from '../../sim/server.js';
 import { SKILLS, type Skill } from '../../sim/skills.js';

@@ -1,16 +1,17 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, inject, test } from 'vitest';
-import { isAlive } from '../../client/services/process.js';
-import { startTemporalDevServer, stopTemporalDevServer, type TemporalDevServer } from '../../client/services/temporal-dev-server.js';
-import { createActivities, createActivityDeps } from '../../activities/index.js';
-import type { helloLoopWorkflow } from '../../workflows/index.js';
-import { createTestDatabase } from '../helpers/db.js';
+import { isAlive } from '../../services/process.js';
+import { startTemporalDevServer, stopTemporalDevServer, type TemporalDevServer } from '../../services/temporal-dev-server.js';
+import { finishSignal, type waitForFinishWorkflow } from '../fixtures/restart-workflow/index.js';
 import { freeTemporalPorts } from '../helpers/ports.js';
 import { quietTemporalLogs } from '../helpers/temporal.js';
+
+const FIXTURE = fileURLToPath(new URL('../fixtures/restart-workflow/index.ts', import.meta.url));
 
 describe('the Temporal dev server keeps its state in --db-filename', () => {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'looptool-restart-'));
@@ -29,10 +30,10 @@ describe('the Temporal dev server keeps its state in --db-filename', () => {
     const taskQueue = `restart-${Date.now()}`;
     const workflowId = `loop/restart-${Date.now()}`;
     let connection = await Connection.connect({ address: first.address });
-    const started = await new Client({ connection }).workflow.start<typeof helloLoopWorkflow>('helloLoopWorkflow', {
+    const started = await new Client({ connection }).workflow.start<typeof waitForFinishWorkflow>('waitForFinishWorkflow', {
       taskQueue,
       workflowId,
-      args: [{ loopName: 'restart', iterations: 2 }],
+      args: [{ label: 'restart' }],
     });
     await connection.close();
 
@@ -50,21 +51,21 @@ describe('the Temporal dev server keeps its state in --db-filename', () => {
     expect(description.status.name).toBe('RUNNING');
     expect(description.runId).toBe(started.firstExecutionRunId);
 
-    const db = await createTestDatabase();
     const nativeConnection = await NativeConnection.connect({ address: second.address });
     try {
       const worker = await Worker.create({
         connection: nativeConnection,
         taskQueue,
-        workflowBundle: { code: readFileSync(inject('workflowBundlePath'), 'utf8') },
-        activities: createActivities(createActivityDeps({ pool: db.pool })),
+        workflowBundle: await bundleWorkflowCode({ workflowsPath: FIXTURE, logger: new DefaultLogger('WARN') }),
       });
-      const result = await worker.runUntil(handle.result() as ReturnType<typeof helloLoopWorkflow>);
-      expect(result).toMatchObject({ loopName: 'restart', iterationsRun: 2 });
+      const result = await worker.runUntil(async () => {
+        await handle.signal(finishSignal);
+        return (await handle.result()) as Awaited<ReturnType<typeof waitForFinishWorkflow>>;
+      });
+      expect(result).toEqual({ label: 'restart', finished: true });
     } finally {
       await nativeConnection.close();
       await connection.close();
-      await db.drop();
     }
   });
 });

@@ -24,9 +24,11 @@ describe('the Temporal web UI shows a loop', () => {
 
   test('found by its search attributes, with its current details', async () => {
     await f.start(f.config({ name: 'ui-loop', iterations: 1 }));
+    // Paused before any worker runs it: the loop's handlers exist before its first await, so the pause is taken in its
+    // first workflow task and the loop holds before training, whatever the machine's speed.
+    const paused = f.loops.pause('ui-loop');
     const worker = f.startWorker();
-    await waitFor('the loop to probe', async () => (await f.loops.status('ui-loop')).stage === 'probe' || undefined);
-    await f.loops.pause('ui-loop');
+    expect(await paused).toMatchObject({ paused: true, stage: 'setup', iteration: 1 });
 
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const query = encodeURIComponent('LoopName="ui-loop" AND LoopPaused=true');
@@ -42,8 +44,10 @@ describe('the Temporal web UI shows a loop', () => {
     // The UI renders the markdown in a sandboxed frame (bold names, a table, "1/1" as a fraction glyph), so read the
     // visible text of every frame.
     const visibleText = async () => (await Promise.all(page.frames().map((frame) => frame.locator('body').innerText().catch(() => '')))).join('\n');
-    await waitFor('the current details to render', async () => /ui-loop: iteration 1.1, stage probe \(paused\)/.test(await visibleText()), 30_000);
-    expect(await visibleText()).toMatch(/base\s*model/);
+    await waitFor('the current details to render', async () => /ui-loop: iteration 1.1, stage setup \(paused\)/.test(await visibleText()), 30_000);
+    // The iteration table the CLI prints too, with the base model's row and every role column.
+    expect(await visibleText()).toMatch(/0 \(base\)/);
+    expect(await visibleText()).toMatch(/error_seed[\s\S]*relabeled[\s\S]*expanded[\s\S]*high_ppl[\s\S]*seed_new[\s\S]*injected[\s\S]*accuracy/);
     await page.screenshot({ path: path.join(ARTIFACTS, 'ui-loop-current-details.png'), fullPage: true });
 
     await f.loops.handle('ui-loop').terminate('UI test done');

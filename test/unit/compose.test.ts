@@ -47,17 +47,17 @@ describe('docker-compose.yml', () => {
     const known = Object.keys(WorkerEnvSchema.shape);
     expect(Object.keys(env).filter((key) => !known.includes(key))).toEqual([]);
     const config = loadWorkerConfig(env);
-    expect(config.LOOPTOOL_TASK_QUEUES).toEqual(['control', 'llm', 'gpu']);
+    expect(config.serve).toEqual(['control', 'llm', 'gpu']);
 
-    const [temporalHost, temporalPort] = config.TEMPORAL_ADDRESS.split(':');
+    const [temporalHost, temporalPort] = config.temporal.address.split(':');
     expect(services[temporalHost!]?.ports).toContain(`${temporalPort}:7233`);
 
-    const database = new URL(config.DATABASE_URL);
+    const database = new URL(config.database.url);
     expect(services[database.hostname]?.image).toMatch(/^postgres:/);
     expect(database.pathname).toBe(`/${services[database.hostname]!.environment!.POSTGRES_DB}`);
     expect(decodeURIComponent(database.password)).toBe(interpolate(services.postgresql!.environment!.POSTGRES_PASSWORD!));
 
-    for (const url of [...config.LOOPTOOL_POLICY_BASE_URLS!, ...config.LOOPTOOL_JUDGE_BASE_URLS!, ...config.LOOPTOOL_GENERATOR_BASE_URLS!]) {
+    for (const url of [...config.defaultBaseUrls.policy!, ...config.defaultBaseUrls.judge!, ...config.defaultBaseUrls.generator!]) {
       const { hostname, port, pathname } = new URL(url);
       expect(services[hostname], `${url} names a compose service`).toBeDefined();
       expect(Number(port)).toBe(listensOn(hostname));

@@ -1,22 +1,51 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { EMBEDDED_DATABASE_URL } from '../../db/embedded-server.js';
+import { taskQueues } from '../../core/constants.js';
+import { DEFAULT_DATA_DIR } from '../../services/paths.js';
+import { loadSharedSettings } from '../../services/settings.js';
 import { ConfigError, loadWorkerConfig, WorkerEnvSchema } from '../../worker/config.js';
 
 describe('loadWorkerConfig', () => {
   test('an empty environment gives the embedded default', () => {
     expect(loadWorkerConfig({})).toEqual({
-      TEMPORAL_ADDRESS: '127.0.0.1:7233',
-      TEMPORAL_NAMESPACE: 'default',
-      DATABASE_URL: EMBEDDED_DATABASE_URL,
-      LOOPTOOL_TASK_QUEUES: ['control', 'llm', 'gpu'],
-      LOOPTOOL_TASK_QUEUE_SUFFIX: '',
-      LOOPTOOL_LLM_CONCURRENCY: 16,
-      LOOPTOOL_GPU_CONCURRENCY: 1,
-      LOOPTOOL_MIGRATE_ON_START: true,
-      LOOPTOOL_SHUTDOWN_GRACE_SECONDS: 30,
+      dataDir: DEFAULT_DATA_DIR,
+      temporalPort: 7233,
+      temporalUiPort: 8233,
+      postgresPort: 54329,
+      temporal: { address: '127.0.0.1:7233', namespace: 'default', external: false },
+      database: { url: 'postgres://postgres@127.0.0.1:54329/looptool', external: false },
+      queueSuffix: '',
+      queues: taskQueues(),
+      serve: ['control', 'llm', 'gpu'],
+      defaultBaseUrls: {},
+      artifactsDir: `${DEFAULT_DATA_DIR}/artifacts`,
+      llmConcurrency: 16,
+      gpuConcurrency: 1,
+      migrateOnStart: true,
+      shutdownGraceSeconds: 30,
     });
+  });
+
+  test('honours the side-by-side settings every looptool process shares, exactly as the CLI reads them', () => {
+    const env = { LOOPTOOL_PG_PORT: '55001', LOOPTOOL_TEMPORAL_PORT: '17233', LOOPTOOL_DATA_DIR: '/srv/looptool-b', LOOPTOOL_TASK_QUEUE_SUFFIX: '-b' };
+    const config = loadWorkerConfig(env);
+    expect(config).toMatchObject({
+      temporal: { address: '127.0.0.1:17233', external: false },
+      database: { url: 'postgres://postgres@127.0.0.1:55001/looptool', external: false },
+      dataDir: '/srv/looptool-b',
+      artifactsDir: '/srv/looptool-b/artifacts',
+      queues: taskQueues('-b'),
+    });
+    const cli = loadSharedSettings(env);
+    expect({ temporal: config.temporal, database: config.database, dataDir: config.dataDir, queues: config.queues }).toEqual({
+      temporal: cli.temporal,
+      database: cli.database,
+      dataDir: cli.dataDir,
+      queues: cli.queues,
+    });
+    // An explicit address wins over the port and is marked external: nothing is started for it.
+    expect(loadWorkerConfig({ ...env, TEMPORAL_ADDRESS: 'temporal:7233' }).temporal).toEqual({ address: 'temporal:7233', namespace: 'default', external: true });
   });
 
   test('parses lists, numbers and flags, and treats empty strings as unset', () => {
@@ -30,12 +59,12 @@ describe('loadWorkerConfig', () => {
       TEMPORAL_NAMESPACE: '',
     });
     expect(config).toMatchObject({
-      TEMPORAL_ADDRESS: 'temporal:7233',
-      TEMPORAL_NAMESPACE: 'default',
-      LOOPTOOL_TASK_QUEUES: ['llm', 'gpu'],
-      LOOPTOOL_JUDGE_BASE_URLS: ['http://judge-a:8000/v1', 'http://judge-b:8000/v1'],
-      LOOPTOOL_LLM_CONCURRENCY: 64,
-      LOOPTOOL_MIGRATE_ON_START: false,
+      temporal: { address: 'temporal:7233', namespace: 'default' },
+      database: { url: 'postgresql://looptool:pw@postgresql:5432/looptool', external: true },
+      serve: ['llm', 'gpu'],
+      defaultBaseUrls: { judge: ['http://judge-a:8000/v1', 'http://judge-b:8000/v1'] },
+      llmConcurrency: 64,
+      migrateOnStart: false,
     });
   });
 

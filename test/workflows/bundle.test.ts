@@ -3,7 +3,7 @@ import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { ESLint } from 'eslint';
 import tseslint from 'typescript-eslint';
 import { describe, expect, test } from 'vitest';
-import { WORKFLOWS_PATH } from '../../worker/workers.js';
+import { WORKFLOWS_PATH } from '../../worker/worker.js';
 
 const quiet = new DefaultLogger('ERROR');
 
@@ -11,7 +11,8 @@ describe('workflow sandbox boundary', () => {
   test('the workflows/ bundle builds and exports the workflow functions', async () => {
     const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
     expect(bundle.code.length).toBeGreaterThan(1000);
-    expect(bundle.code).toContain('helloLoopWorkflow');
+    expect(bundle.code).toContain('loopWorkflow');
+    expect(bundle.code).toContain('stageWorkflow');
   });
 
   test('core/ (checker, formats, schemas, JSON, validation) bundles into the sandbox', async () => {

@@ -5,7 +5,7 @@ import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer, type Bfc
 import { isJsonInt, isJsonObject, type JsonValue } from '../../../core/json.js';
 import { pyRepr, type PyDict, type PyValue } from '../../../core/python.js';
 import type { ParsedCall } from '../../../core/parse/types.js';
-import { readSmallJsonLines } from '../../../client/io/read-records.js';
+import { readSmallJsonLines } from '../../../datasets/read-records.js';
 
 const DATA = fileURLToPath(new URL('../../../data/bfcl/', import.meta.url));
 const AST_CATEGORIES = ['simple_python', 'multiple', 'parallel', 'parallel_multiple'] as const;

@@ -5,7 +5,7 @@ import { JsonFloat } from '../../../core/json.js';
 import { parsePythonCallList, parsePythonCalls, parsePythonCallsFull } from '../../../core/parse/python-calls.js';
 import type { ParsedCall, ParseResult } from '../../../core/parse/types.js';
 import { PyOpaque, pyRepr, PyTuple, type PyValue } from '../../../core/python.js';
-import { readSmallJsonLines } from '../../../client/io/read-records.js';
+import { readSmallJsonLines } from '../../../datasets/read-records.js';
 
 // The fast path of parsePythonCalls (parsePythonCallList) must give exactly what the full Python-expression parser
 // gives wherever it answers, and leave everything else to it. "Exactly" is checked with a rendering that tells apart

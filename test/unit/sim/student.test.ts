@@ -14,7 +14,7 @@ import { addExposure, SKILLS, type Exposure, type Skill } from '../../../sim/ski
 import { BASE_CHECKPOINT, SimStudent, type StudentAnswer, type StudentCheckpoint, type StudentOutput } from '../../../sim/student.js';
 import { TruthResolver } from '../../../sim/truth.js';
 import { getWorld } from '../../../sim/world.js';
-import { readSmallJsonLines } from '../../../client/io/read-records.js';
+import { readSmallJsonLines } from '../../../datasets/read-records.js';
 
 const world = getWorld();
 const resolver = new TruthResolver({ world });

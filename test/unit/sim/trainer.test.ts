@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { sampleToVerlRow } from '../../../core/formats/verl.js';
 import type { JsonValue } from '../../../core/json.js';
-import { writeJsonLines, writeVerlParquet } from '../../../client/io/export.js';
+import { writeJsonLines, writeVerlParquet } from '../../../datasets/writers.js';
 import { readCheckpoint } from '../../../sim/checkpoint.js';
 import { generateSeedData } from '../../../sim/seed-data.js';
 import { SimTrainer, type TrainerJob } from '../../../sim/trainer.js';

@@ -1,6 +1,6 @@
 import { createReadStream, readFileSync } from 'node:fs';
-import { parseJson, type JsonValue } from '../../core/json.js';
-import type { LocatedRejection } from '../../core/formats/rejection.js';
+import { parseJson, type JsonValue } from '../core/json.js';
+import type { LocatedRejection } from '../core/formats/rejection.js';
 
 /** One JSON record read from a line of a JSONL file. */
 export interface RecordItem {

@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { embeddedPostgresUrl, LOCAL_DEFAULTS } from './settings.js';
 
 export interface EmbeddedPostgresOptions {
   /** Folder owned by the server: the cluster (`pgdata/`), its log and its socket live under it. */
@@ -25,10 +26,6 @@ export interface EmbeddedPostgres {
   started: boolean;
 }
 
-export const DEFAULT_EMBEDDED_POSTGRES_PORT = 54329;
-export const DEFAULT_EMBEDDED_DATABASE = 'looptool';
-/** Where the embedded default listens: the worker's `DATABASE_URL` when none is set. */
-export const EMBEDDED_DATABASE_URL = `postgres://postgres@127.0.0.1:${DEFAULT_EMBEDDED_POSTGRES_PORT}/${DEFAULT_EMBEDDED_DATABASE}`;
 
 interface PostgresBinaries {
   initdb: string;
@@ -125,11 +122,11 @@ function run(command: string, args: string[], owner: RunAs, what: string): strin
  * outlives this process, and creates `database` if missing. Idempotent: a running cluster is reused.
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const database = options.database ?? DEFAULT_EMBEDDED_DATABASE;
+  const database = options.database ?? LOCAL_DEFAULTS.database;
   const bins = await postgresBinaries();
   const owner = serverUser();
   const { pgdata, logFile, socketDir } = layout(options.stateDir);
-  const url = `postgres://postgres@127.0.0.1:${options.port}/${database}`;
+  const url = embeddedPostgresUrl(options.port, database);
 
   mkdirSync(socketDir, { recursive: true });
   assertReachable(options.stateDir, owner);
@@ -143,7 +140,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     const serverOptions = `-p ${options.port} -c listen_addresses=127.0.0.1 -k '${socketDir.replaceAll("'", '')}'${options.unsafeNoFsync ? ' -c fsync=off' : ''}`;
     run(bins.pgCtl, ['start', '-D', pgdata, '-l', logFile, '-w', '-t', '90', '-s', '-o', serverOptions], owner, `pg_ctl start (log: ${logFile})`);
   }
-  await ensureDatabase(`postgres://postgres@127.0.0.1:${options.port}/postgres`, database);
+  await ensureDatabase(embeddedPostgresUrl(options.port, 'postgres'), database);
   return { url, port: options.port, pgdata, logFile, started: !running };
 }
 

@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
-import { searchAttributeCliSpecs } from '../../core/constants.js';
+import { searchAttributeCliSpecs } from '../core/constants.js';
+import { LOCAL_DEFAULTS } from './settings.js';
 import { isAlive, readPidFile, spawnDetached, stopProcess, tailFile } from './process.js';
 
 export interface TemporalDevServerOptions {
@@ -10,8 +11,8 @@ export interface TemporalDevServerOptions {
   /** Folder for the SQLite file, the log and the pid file; the SQLite file makes workflows survive restarts. */
   stateDir: string;
   ip?: string;
-  port?: number;
-  uiPort?: number;
+  port: number;
+  uiPort: number;
   namespace?: string;
   /** How long to wait for the frontend to answer. @unit milliseconds @default 90000 */
   startTimeoutMs?: number;
@@ -28,8 +29,6 @@ export interface TemporalDevServer {
   started: boolean;
 }
 
-export const DEFAULT_TEMPORAL_PORT = 7233;
-export const DEFAULT_TEMPORAL_UI_PORT = 8233;
 
 function filesOf(stateDir: string) {
   return {
@@ -60,9 +59,8 @@ export async function isTemporalHealthy(address: string, timeoutMs = 2_000): Pro
  */
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const ip = options.ip ?? '127.0.0.1';
-  const port = options.port ?? DEFAULT_TEMPORAL_PORT;
-  const uiPort = options.uiPort ?? DEFAULT_TEMPORAL_UI_PORT;
-  const namespace = options.namespace ?? 'default';
+  const { port, uiPort } = options;
+  const namespace = options.namespace ?? LOCAL_DEFAULTS.namespace;
   const address = `${ip}:${port}`;
   const files = filesOf(options.stateDir);
   const describe = (pid: number, started: boolean): TemporalDevServer => ({

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
 import type { LoopConfig } from '../core/config.js';
-import { SEARCH_ATTRIBUTES, TASK_QUEUES, workflowIds } from '../core/constants.js';
+import { SEARCH_ATTRIBUTES, type TaskQueues, taskQueues, workflowIds } from '../core/constants.js';
 import {
   injectDataUpdate,
   type LoopStatus,
@@ -13,7 +13,6 @@ import {
   stopAfterIterationUpdate,
 } from '../core/messages.js';
 import type { loopWorkflow } from '../workflows/index.js';
-import type { LoopQueues } from '../workflows/activity-proxies.js';
 
 /** The typed client API the CLI is built on: start a loop, watch it, steer it. */
 export class LoopClient {
@@ -29,12 +28,12 @@ export class LoopClient {
    * Starts `loop/<name>`. Idempotent: a loop that exists (running or finished) is not started again; the result says
    * which it was. Loop names are never reused, since a loop's datasets are named after it.
    */
-  async start(input: { loopName: string; config: LoopConfig; configHash: string; queues?: LoopQueues }): Promise<{ started: boolean; workflowId: string; runId?: string; status?: string }> {
+  async start(input: { loopName: string; config: LoopConfig; configHash: string; queues?: TaskQueues }): Promise<{ started: boolean; workflowId: string; runId?: string; status?: string }> {
     const workflowId = workflowIds.loop(input.loopName);
     try {
       const handle = await this.client.workflow.start<typeof loopWorkflow>('loopWorkflow', {
         workflowId,
-        taskQueue: input.queues?.control ?? TASK_QUEUES.control,
+        taskQueue: (input.queues ?? taskQueues()).control,
         args: [{ loopName: input.loopName, config: input.config, configHash: input.configHash, ...(input.queues ? { queues: input.queues } : {}) }],
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         typedSearchAttributes: [

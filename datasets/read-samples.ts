@@ -1,10 +1,10 @@
-import { bfclAnswerFromRecord, bfclQuestionFromRecord, bfclToSample } from '../../core/formats/bfcl.js';
-import { loopToolToSample } from '../../core/formats/looptool.js';
-import { openAiChatToSamples, type SplitMode } from '../../core/formats/openai-chat.js';
-import { locate, type Converted } from '../../core/formats/rejection.js';
-import { shareGptToSamples } from '../../core/formats/sharegpt.js';
-import type { JsonValue } from '../../core/json.js';
-import type { Sample } from '../../core/schemas/sample.js';
+import { bfclAnswerFromRecord, bfclQuestionFromRecord, bfclToSample } from '../core/formats/bfcl.js';
+import { loopToolToSample } from '../core/formats/looptool.js';
+import { openAiChatToSamples, type SplitMode } from '../core/formats/openai-chat.js';
+import { locate, type Converted } from '../core/formats/rejection.js';
+import { shareGptToSamples } from '../core/formats/sharegpt.js';
+import type { JsonValue } from '../core/json.js';
+import type { Sample } from '../core/schemas/sample.js';
 import { readRecords, type ReadItem, type RejectedItem } from './read-records.js';
 
 /** Input formats: OpenAI chat (also TRL, whose arguments are objects), ShareGPT, LoopTool-23k, BFCL. */

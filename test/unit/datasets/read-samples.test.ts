@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parquetReadObjects } from 'hyparquet';
 import { afterAll, describe, expect, test } from 'vitest';
-import { exportSamples } from '../../../client/io/export.js';
-import { readSamples, type SampleReadItem } from '../../../client/io/read-samples.js';
+import { exportSamples } from '../../../datasets/writers.js';
+import { readSamples, type SampleReadItem } from '../../../datasets/read-samples.js';
 import { sampleId, type Sample } from '../../../core/schemas/sample.js';
 
 const DATA = fileURLToPath(new URL('../../../data/bfcl/', import.meta.url));

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { resolveTemporalCli, TemporalCliNotFoundError } from '../../client/services/temporal-cli.js';
+import { resolveTemporalCli, TemporalCliNotFoundError } from '../../../services/temporal-cli.js';
 
 /**
  * The resolution order is tested with small stand-in executables: what is under test is which route wins and what

@@ -12,25 +12,27 @@ import {
   loopToolToSample,
   openAiChatToSamples,
   shareGptToSamples,
-  type SplitMode,
-} from '../../core/formats/index.js';
-import type { JsonValue } from '../../core/json.js';
-import type { Sample } from '../../core/schemas/sample.js';
-import { recordOrigins } from '../../db/queries/origins.js';
-import { insertSamples, type StoredSample } from '../../db/queries/samples.js';
+} from '../core/formats/index.js';
+import { stagingBatchId } from '../core/inputs.js';
+import type { JsonValue } from '../core/json.js';
+import type { Sample } from '../core/schemas/sample.js';
+import type { ImportFormat, SplitMode, StagingPurpose } from '../core/vocabulary.js';
+import { recordOrigins } from '../db/queries/origins.js';
+import { insertSamples, type StoredSample } from '../db/queries/samples.js';
+import { addStagingMembers, addStagingRejections, consumeStagingBatch, markStagingReady, openStagingBatch } from '../db/queries/staging.js';
 import {
-  addStagingMembers,
-  addStagingRejections,
-  markStagingReady,
-  openStagingBatch,
-  type StagingPurpose,
-} from '../../db/queries/staging.js';
-import { encodeSample } from '../../db/sample-codec.js';
-import { withTransaction } from '../../db/tx.js';
+  addMembersFromStaging,
+  countStagedNotIn,
+  createVersion,
+  type DatasetVersion,
+  findVersionByKey,
+  freezeVersion,
+  inheritMembers,
+  latestVersion,
+} from '../db/queries/versions.js';
+import { encodeSample } from '../db/sample-codec.js';
+import { withTransaction } from '../db/tx.js';
 import { readRecords } from './read-records.js';
-
-export const IMPORT_FORMATS = ['openai', 'sharegpt', 'looptool', 'bfcl'] as const;
-export type ImportFormat = (typeof IMPORT_FORMATS)[number];
 
 /** Lines longer than this are rejected unread: LoopTool-23k's longest sample is about 73k characters. */
 export const DEFAULT_MAX_LINE_CHARS = 4 * 1024 * 1024;
@@ -75,7 +77,7 @@ const KEPT_REJECTIONS = 100;
  * line, field and reason, and never stops the good lines. Memory stays flat whatever the file size.
  */
 export async function stageFile(input: StageFileInput): Promise<StageSummary> {
-  const batchId = `${input.purpose}-${randomUUID()}`;
+  const batchId = stagingBatchId(input.purpose, randomUUID());
   await openStagingBatch(input.pool, { id: batchId, purpose: input.purpose, target: input.target, source: input.file, format: input.format });
   const answers = input.format === 'bfcl' && input.answersFile ? await loadBfclAnswers(input.answersFile) : undefined;
   if (answers && answers.rejections.length > 0) {
@@ -188,4 +190,25 @@ async function loadBfclAnswers(file: string): Promise<{ byId: Map<string, BfclAn
     else rejections.push(locate(answer.rejection, item));
   }
   return { byId, rejections };
+}
+
+/**
+ * Turns a staged import into the dataset's next version: the latest version's members plus the batch's samples (role
+ * `seed`), frozen. When the batch adds nothing the dataset lacks, no version is made. Idempotent by batch id: a retry
+ * after a crash continues the same version.
+ */
+export async function versionFromImport(pool: pg.Pool, input: { dataset: string; batchId: string; note?: string }): Promise<{ version?: DatasetVersion; added: number }> {
+  const idempotencyKey = `staging:${input.batchId}`;
+  const existing = await findVersionByKey(pool, idempotencyKey);
+  const parentId = existing ? existing.parentId : ((await latestVersion(pool, input.dataset))?.id ?? null);
+  const added = await countStagedNotIn(pool, { batchId: input.batchId, versionId: parentId });
+  if (!existing && added === 0) return { added: 0 };
+  const version = existing ?? (await createVersion(pool, { dataset: input.dataset, idempotencyKey, parentId, note: input.note ?? null }));
+  if (version.status === 'open') {
+    if (parentId !== null) await inheritMembers(pool, { versionId: version.id, fromVersionId: parentId });
+    await addMembersFromStaging(pool, { versionId: version.id, batchId: input.batchId, role: 'seed' });
+  }
+  const frozen = await freezeVersion(pool, version.id);
+  await consumeStagingBatch(pool, input.batchId, frozen.id);
+  return { version: frozen, added };
 }

@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { describe, expect, test } from 'vitest';
-import { retryAfterMs, toApplicationFailure } from '../../../activities/llm/failures.js';
+import { retryAfterMs, toApplicationFailure } from '../../../activities/failures.js';
 import { ErrorType } from '../../../core/errors.js';
 
 const httpError = (status: number, headers: Record<string, string> = {}) =>

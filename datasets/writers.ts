@@ -2,12 +2,12 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { fileWriter, ParquetWriter } from 'hyparquet-writer';
 import type { SchemaElement } from 'hyparquet-writer';
-import { stringifyJson, type JsonValue } from '../../core/json.js';
-import { sampleToLoopTool } from '../../core/formats/looptool.js';
-import { sampleToOpenAiChat, sampleToTrl } from '../../core/formats/openai-chat.js';
-import type { Converted } from '../../core/formats/rejection.js';
-import { sampleToVerlRow, type VerlRow } from '../../core/formats/verl.js';
-import type { Sample } from '../../core/schemas/sample.js';
+import { stringifyJson, type JsonValue } from '../core/json.js';
+import { sampleToLoopTool } from '../core/formats/looptool.js';
+import { sampleToOpenAiChat, sampleToTrl } from '../core/formats/openai-chat.js';
+import type { Converted } from '../core/formats/rejection.js';
+import { sampleToVerlRow, type VerlRow } from '../core/formats/verl.js';
+import type { Sample } from '../core/schemas/sample.js';
 
 /** Writes to a stream, waiting for it to drain when its buffer is full, so large exports keep memory flat. */
 async function write(stream: WriteStream, text: string): Promise<void> {

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parquetReadObjects } from 'hyparquet';
 import { afterAll, describe, expect, test } from 'vitest';
-import { writeJsonLines, writeVerlParquet } from '../../../client/io/export.js';
-import { readRecords, type ReadItem } from '../../../client/io/read-records.js';
+import { writeJsonLines, writeVerlParquet } from '../../../datasets/writers.js';
+import { readRecords, type ReadItem } from '../../../datasets/read-records.js';
 import type { VerlRow } from '../../../core/formats/verl.js';
 import { JsonFloat } from '../../../core/json.js';
 

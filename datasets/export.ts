@@ -1,11 +1,12 @@
 import type pg from 'pg';
-import { sampleToOpenAiChat, sampleToTrl, sampleToVerlRow, type Converted, type VerlRow } from '../../core/formats/index.js';
-import type { JsonValue } from '../../core/json.js';
-import type { Sample } from '../../core/schemas/sample.js';
-import { getSamples } from '../../db/queries/samples.js';
-import { getVersion, streamMemberIdsInContentOrder } from '../../db/queries/versions.js';
-import { decodeSample } from '../../db/sample-codec.js';
-import { writeJsonLines, writeVerlParquet } from './export.js';
+import { sampleToOpenAiChat, sampleToTrl, sampleToVerlRow, type Converted, type VerlRow } from '../core/formats/index.js';
+import type { JsonValue } from '../core/json.js';
+import type { Sample } from '../core/schemas/sample.js';
+import type { ExportFormat } from '../core/vocabulary.js';
+import { getSamples } from '../db/queries/samples.js';
+import { getVersion, streamMemberIdsInContentOrder } from '../db/queries/versions.js';
+import { decodeSample } from '../db/sample-codec.js';
+import { writeJsonLines, writeVerlParquet } from './writers.js';
 
 /**
  * verl routes each row to a reward function by `data_source`; every looptool export uses the one name the LoopTool
@@ -13,8 +14,6 @@ import { writeJsonLines, writeVerlParquet } from './export.js';
  */
 export const VERL_DATA_SOURCE = 'looptool';
 
-export const EXPORT_FORMATS = ['verl-parquet', 'trl-jsonl', 'openai-jsonl'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface ExportSummary {
   version: string;

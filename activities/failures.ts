@@ -1,0 +1,111 @@
+import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { ErrorType } from '../core/errors.js';
+
+/**
+ * An HTTP answer that is not what was asked for, from a server looptool talks to without the OpenAI client (the
+ * trainer's job API, vLLM's adapter endpoints). Its status decides whether a retry can help.
+ */
+export class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers?: Headers,
+  ) {
+    super(message);
+    this.name = 'HttpStatusError';
+  }
+}
+
+/** The failure types one kind of server's failures are reported under (retry policies key on them). */
+export interface ServerFailureTypes {
+  /** Overloaded or briefly down (429, 5xx, 408, 409): retryable, after its retry-after when given. */
+  unavailable: ErrorType;
+  /** It refused the request itself (other 4xx): non-retryable, the request or the config must change. */
+  rejected: ErrorType;
+  /** No answer at all (refused, reset, timed out): retryable. */
+  connection: ErrorType;
+}
+
+/** Model servers: vLLM's OpenAI-compatible API for chat and its adapter endpoints for deployment. */
+export const MODEL_SERVER: ServerFailureTypes = {
+  unavailable: ErrorType.ModelServerUnavailable,
+  rejected: ErrorType.ModelRequestRejected,
+  connection: ErrorType.ModelConnectionFailed,
+};
+
+/** A training backend's job API. */
+export const TRAINER: ServerFailureTypes = {
+  unavailable: ErrorType.TrainerUnavailable,
+  rejected: ErrorType.TrainerRequestRejected,
+  connection: ErrorType.TrainerUnavailable,
+};
+
+/** Statuses worth retrying, as openai-node's own `shouldRetry` decides: timeout, conflict, rate limit, server errors. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 409 || status === 429 || status >= 500;
+}
+
+/**
+ * The delay a server asked for: `retry-after-ms` (milliseconds), else `retry-after` in seconds or as an HTTP date.
+ * Undefined when absent or unreasonable (over an hour), so Temporal's backoff applies instead.
+ */
+export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
+  if (!headers) return undefined;
+  const pick = (): number | undefined => {
+    const ms = Number.parseFloat(headers.get('retry-after-ms') ?? '');
+    if (Number.isFinite(ms)) return ms;
+    const raw = headers.get('retry-after');
+    if (!raw) return undefined;
+    const seconds = Number.parseFloat(raw);
+    if (Number.isFinite(seconds)) return seconds * 1000;
+    const date = Date.parse(raw);
+    return Number.isFinite(date) ? date - now : undefined;
+  };
+  const ms = pick();
+  return ms !== undefined && ms >= 0 && ms <= 3_600_000 ? Math.ceil(ms) : undefined;
+}
+
+/** Connection-level failures of Node's fetch (undici wraps them as `TypeError: fetch failed` with a coded cause). */
+function isConnectionFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown; cause?: { code?: unknown } } | null)?.cause?.code ?? (err as { code?: unknown } | null)?.code;
+  return (
+    (err instanceof TypeError && err.message === 'fetch failed') ||
+    (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|UND_ERR_\w+)$/.test(code))
+  );
+}
+
+/**
+ * The one classifier of failed calls to the servers looptool talks to (model servers, trainer APIs, deployment
+ * endpoints): maps any error to the ApplicationFailure Temporal should see. Clients run without retries of their own,
+ * so this is the one place that decides: 429/5xx/408/409 and connection failures are retryable (with the server's
+ * retry-after as `nextRetryDelay`), other 4xx are non-retryable, a truncated body is retryable. An aborted request
+ * becomes a CancelledFailure, so Temporal records the activity as cancelled. Unknown errors (bugs) pass through.
+ */
+export function toApplicationFailure(err: unknown, context: string, types: ServerFailureTypes = MODEL_SERVER): unknown {
+  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
+  // The SDK reports an activity as cancelled (not failed) only when it ends with a CancelledFailure.
+  if (err instanceof APIUserAbortError || (err instanceof Error && err.name === 'AbortError')) {
+    return new CancelledFailure(`${context}: request aborted because the activity was cancelled`);
+  }
+  if (err instanceof SyntaxError) {
+    // A body cut off mid-JSON (a proxy timeout, a server crash mid-response) says nothing about the request: retry it.
+    return ApplicationFailure.create({ message: `${context}: malformed response body: ${err.message}`, type: types.unavailable, cause: err });
+  }
+  if (err instanceof APIConnectionTimeoutError || err instanceof APIConnectionError || isConnectionFailure(err)) {
+    const timedOut = err instanceof APIConnectionTimeoutError;
+    const reason = timedOut ? 'request timed out' : `connection failed: ${(err as Error).message}${(err as { cause?: Error }).cause?.message ? ` (${(err as { cause?: Error }).cause?.message})` : ''}`;
+    return ApplicationFailure.create({ message: `${context}: ${reason}`, type: types.connection, cause: err as Error });
+  }
+  const status = err instanceof APIError || err instanceof HttpStatusError ? err.status : undefined;
+  if (typeof status === 'number') {
+    const error = err as APIError | HttpStatusError;
+    const summary = `${context}: HTTP ${status}: ${error.message}`;
+    if (isRetryableStatus(status)) {
+      const delay = retryAfterMs(error.headers);
+      return ApplicationFailure.create({ message: summary, type: types.unavailable, ...(delay !== undefined ? { nextRetryDelay: delay } : {}), cause: error });
+    }
+    return ApplicationFailure.create({ message: summary, type: types.rejected, nonRetryable: true, cause: error });
+  }
+  return err;
+}

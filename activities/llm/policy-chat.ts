@@ -1,0 +1,80 @@
+import { APIError } from 'openai';
+import type OpenAI from 'openai';
+import { canonicalJson, type JsonValue } from '../../core/json.js';
+import type { FunctionDefinition } from '../../core/schemas/function-def.js';
+import type { ChatMessage } from '../../core/schemas/messages.js';
+import { withRequestSignal } from './abort.js';
+import type { ModelUsage } from './calls.js';
+import type { Endpoint } from './endpoint-pool.js';
+import { openAiMessages, openAiTools } from './render.js';
+
+/** Statuses vLLM answers for one request it cannot serve (prompt too long, bad tool schema): a fact about the sample. */
+const PER_SAMPLE_REJECTION = new Set([400, 413, 422]);
+
+export interface PolicyChatRequest {
+  model: string;
+  messages: readonly ChatMessage[];
+  tools: readonly FunctionDefinition[];
+  maxTokens: number;
+  /** Ask for the generated tokens' log-probabilities (the probe's perplexity). */
+  logprobs: boolean;
+  signal: AbortSignal;
+}
+
+export type PolicyReply =
+  | {
+      kind: 'reply';
+      content: string | null;
+      /** OpenAI `tool_calls`, when the server parsed any. */
+      toolCalls: JsonValue[] | null;
+      /** What the policy said, as stored: the tool calls' canonical JSON when there were any, else the text. */
+      rawOutput: string;
+      logprobs: readonly { logprob: number }[] | null;
+      usage: ModelUsage | undefined;
+      latencyMs: number;
+    }
+  /** The server refused this one request (400/413/422): data about the sample, not a failed call. */
+  | { kind: 'rejected'; status: number; message: string; latencyMs: number };
+
+/**
+ * The policy's greedy answer to one conversation, as the probe and evaluation ask for it: temperature 0, the tools
+ * in wire form, the conversation with arguments written losslessly. Other failures are thrown as they come; callers
+ * classify them with the server they called (see `callModel`).
+ */
+export async function policyChat(endpoint: Endpoint, request: PolicyChatRequest): Promise<PolicyReply> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  let completion: OpenAI.Chat.ChatCompletion;
+  try {
+    completion = await withRequestSignal(request.signal, (signal) =>
+      endpoint.client.chat.completions.create(
+        {
+          model: request.model,
+          messages: openAiMessages(request.messages) as unknown as OpenAI.Chat.ChatCompletionMessageParam[],
+          ...(request.tools.length > 0 ? { tools: openAiTools(request.tools) as unknown as OpenAI.Chat.ChatCompletionTool[] } : {}),
+          temperature: 0,
+          max_tokens: request.maxTokens,
+          ...(request.logprobs ? { logprobs: true } : {}),
+        },
+        { signal },
+      ),
+    );
+  } catch (err) {
+    if (err instanceof APIError && typeof err.status === 'number' && PER_SAMPLE_REJECTION.has(err.status)) {
+      return { kind: 'rejected', status: err.status, message: err.message, latencyMs: elapsed() };
+    }
+    throw err;
+  }
+  const choice = completion.choices[0];
+  const message = choice?.message;
+  const toolCalls = message?.tool_calls && message.tool_calls.length > 0 ? (message.tool_calls as unknown as JsonValue[]) : null;
+  return {
+    kind: 'reply',
+    content: message?.content ?? null,
+    toolCalls,
+    rawOutput: toolCalls ? canonicalJson(toolCalls) : (message?.content ?? ''),
+    logprobs: choice?.logprobs?.content ?? null,
+    usage: completion.usage ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens } : undefined,
+    latencyMs: elapsed(),
+  };
+}

@@ -1,0 +1,79 @@
+import type { Queryable } from '../tx.js';
+import type { JudgeVerdict } from '../../core/vocabulary.js';
+import type { SeqRange } from '../../core/inputs.js';
+import type { BatchItem, StageKey } from './stage-batches.js';
+
+export interface JudgeItem extends BatchItem {
+  outcome: 'mismatch' | 'parse_error';
+  parsedCallsJson: string | null;
+  rawOutput: string;
+  error: string | null;
+}
+
+/** This iteration's mismatches and parse errors in the range that have no judgement yet (resume = what is left). */
+export async function pendingJudgeItems(q: Queryable, input: StageKey & SeqRange & { limit: number }): Promise<JudgeItem[]> {
+  const { rows } = await q.query<{ seq: string; sample_id: string; outcome: 'mismatch' | 'parse_error'; parsed_calls: string | null; raw_output: string; error: string | null }>(
+    `SELECT s.seq, p.sample_id, p.outcome, p.parsed_calls::text AS parsed_calls, p.raw_output, p.error
+     FROM probe_results p JOIN samples s ON s.id = p.sample_id
+     WHERE p.loop_name = $1::text AND p.iteration = $2::int AND p.outcome <> 'match'
+       AND s.seq > $3::bigint AND s.seq <= $4::bigint
+       AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.loop_name = p.loop_name AND j.iteration = p.iteration AND j.sample_id = p.sample_id)
+     ORDER BY s.seq LIMIT $5::int`,
+    [input.loopName, input.iteration, input.afterSeq, input.lastSeq, input.limit],
+  );
+  return rows.map((r) => ({
+    seq: Number(r.seq),
+    sampleId: r.sample_id,
+    outcome: r.outcome,
+    parsedCallsJson: r.parsed_calls,
+    rawOutput: r.raw_output,
+    error: r.error,
+  }));
+}
+
+export interface JudgementRow {
+  sampleId: string;
+  verdict: JudgeVerdict;
+  consensus: boolean;
+  voteCount: number;
+  votes: unknown[];
+  errorAnalysis: string | null;
+  correctApproach: string | null;
+  correctedSampleId: string | null;
+  model: string;
+  promptVersion: string;
+}
+
+/** Writes judgements; an existing row (a retried batch) is kept as first written. */
+export async function insertJudgements(q: Queryable, key: StageKey, rows: readonly JudgementRow[]): Promise<number> {
+  if (rows.length === 0) return 0;
+  const result = await q.query(
+    `INSERT INTO judgements (loop_name, iteration, sample_id, verdict, consensus, vote_count, votes, error_analysis,
+       correct_approach, corrected_sample_id, model, prompt_version)
+     SELECT $1::text, $2::int, * FROM unnest($3::text[], $4::text[], $5::bool[], $6::int[], $7::jsonb[], $8::text[],
+       $9::text[], $10::text[], $11::text[], $12::text[])
+     ON CONFLICT (loop_name, iteration, sample_id) DO NOTHING`,
+    [
+      key.loopName,
+      key.iteration,
+      rows.map((r) => r.sampleId),
+      rows.map((r) => r.verdict),
+      rows.map((r) => r.consensus),
+      rows.map((r) => r.voteCount),
+      rows.map((r) => JSON.stringify(r.votes)),
+      rows.map((r) => r.errorAnalysis),
+      rows.map((r) => r.correctApproach),
+      rows.map((r) => r.correctedSampleId),
+      rows.map((r) => r.model),
+      rows.map((r) => r.promptVersion),
+    ],
+  );
+  return result.rowCount ?? 0;
+}
+
+
+/** Labels a loop's judge corrected, over all its iterations. */
+export async function countCorrectedLabels(q: Queryable, loopName: string): Promise<number> {
+  const { rows } = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM judgements WHERE loop_name = $1::text AND corrected_sample_id IS NOT NULL', [loopName]);
+  return rows[0]?.n ?? 0;
+}

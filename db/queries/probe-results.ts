@@ -1,0 +1,69 @@
+import type { Queryable } from '../tx.js';
+import type { ProbeOutcome } from '../../core/vocabulary.js';
+import type { SeqRange } from '../../core/inputs.js';
+import type { BatchItem, StageKey } from './stage-batches.js';
+
+/**
+ * Members of a version in the range that have no probe result yet for this iteration. Reading "what is left" from
+ * the results table, rather than trusting a cursor, is what makes a retried probe resume after its last written sample
+ * and never probe a sample twice.
+ */
+export async function pendingProbeItems(q: Queryable, input: StageKey & SeqRange & { versionId: number; limit: number }): Promise<BatchItem[]> {
+  const { rows } = await q.query<{ seq: string; sample_id: string }>(
+    `SELECT m.sample_seq AS seq, s.id AS sample_id
+     FROM dataset_members m JOIN samples s ON s.seq = m.sample_seq
+     WHERE m.version_id = $1::bigint AND m.sample_seq > $2::bigint AND m.sample_seq <= $3::bigint
+       AND NOT EXISTS (SELECT 1 FROM probe_results p WHERE p.loop_name = $4::text AND p.iteration = $5::int AND p.sample_id = s.id)
+     ORDER BY m.sample_seq LIMIT $6::int`,
+    [input.versionId, input.afterSeq, input.lastSeq, input.loopName, input.iteration, input.limit],
+  );
+  return rows.map((r) => ({ seq: Number(r.seq), sampleId: r.sample_id }));
+}
+
+export interface ProbeResultRow {
+  sampleId: string;
+  outcome: ProbeOutcome;
+  rawOutput: string;
+  /** Canonical JSON of the parsed calls, or null when the output did not parse. */
+  parsedCallsJson: string | null;
+  errorType: string | null;
+  error: string | null;
+  meanLogprob: number | null;
+  perplexity: number | null;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  latencyMs: number | null;
+  model: string;
+  promptVersion: string;
+}
+
+/** Writes probe results; a row that exists (a retried batch) is kept as first written. Returns rows inserted. */
+export async function insertProbeResults(q: Queryable, key: StageKey, rows: readonly ProbeResultRow[]): Promise<number> {
+  if (rows.length === 0) return 0;
+  const result = await q.query(
+    `INSERT INTO probe_results (loop_name, iteration, sample_id, outcome, raw_output, parsed_calls, error_type, error,
+       mean_logprob, perplexity, prompt_tokens, completion_tokens, latency_ms, model, prompt_version)
+     SELECT $1::text, $2::int, * FROM unnest($3::text[], $4::text[], $5::text[], $6::json[], $7::text[], $8::text[],
+       $9::float8[], $10::float8[], $11::int[], $12::int[], $13::int[], $14::text[], $15::text[])
+     ON CONFLICT (loop_name, iteration, sample_id) DO NOTHING`,
+    [
+      key.loopName,
+      key.iteration,
+      rows.map((r) => r.sampleId),
+      rows.map((r) => r.outcome),
+      rows.map((r) => r.rawOutput),
+      rows.map((r) => r.parsedCallsJson),
+      rows.map((r) => r.errorType),
+      rows.map((r) => r.error),
+      rows.map((r) => r.meanLogprob),
+      rows.map((r) => r.perplexity),
+      rows.map((r) => r.promptTokens),
+      rows.map((r) => r.completionTokens),
+      rows.map((r) => r.latencyMs),
+      rows.map((r) => r.model),
+      rows.map((r) => r.promptVersion),
+    ],
+  );
+  return result.rowCount ?? 0;
+}
+

@@ -1,0 +1,116 @@
+import type { Queryable } from '../tx.js';
+import type { SeqRange } from '../../core/inputs.js';
+import type { BatchedStage } from '../../core/vocabulary.js';
+
+/** A sample to work on in a stage batch: its storage key (the batch cursor) and its content id. */
+export interface BatchItem {
+  seq: number;
+  sampleId: string;
+}
+
+export interface StageKey {
+  loopName: string;
+  iteration: number;
+}
+
+
+/**
+ * Splits the rows a stage will work through into batches of about `size`, as seq ranges: the workflow then fans out
+ * over batch numbers and boundaries, never over sample ids, so its history stays small at a million samples.
+ * `source` picks the rows: a version's members (probe), or this iteration's mismatches (judge) or error seeds (expand).
+ */
+export async function planSeqBatches(
+  q: Queryable,
+  input: StageKey & { source: 'members' | 'mismatches' | 'error_seeds'; versionId?: number; size: number },
+): Promise<SeqRange[]> {
+  const [rowsSql, params]: [string, unknown[]] =
+    input.source === 'members'
+      ? [`SELECT sample_seq AS seq FROM dataset_members WHERE version_id = $2::bigint`, [input.versionId ?? null]]
+      : input.source === 'mismatches'
+        ? [
+            `SELECT s.seq FROM probe_results p JOIN samples s ON s.id = p.sample_id
+             WHERE p.loop_name = $2::text AND p.iteration = $3::int AND p.outcome <> 'match'`,
+            [input.loopName, input.iteration],
+          ]
+        : [
+            `SELECT s.seq FROM judgements j JOIN samples s ON s.id = j.sample_id
+             WHERE j.loop_name = $2::text AND j.iteration = $3::int AND j.verdict IN ('pred_wrong', 'label_wrong') AND j.consensus`,
+            [input.loopName, input.iteration],
+          ];
+  // Every size-th seq closes a batch, plus the last one; ranges are (previous close, this close].
+  const { rows } = await q.query<{ seq: string }>(
+    `WITH ordered AS (SELECT seq, row_number() OVER (ORDER BY seq) AS rn, count(*) OVER () AS total FROM (${rowsSql}) r)
+     SELECT seq FROM ordered WHERE rn % $1::int = 0 OR rn = total ORDER BY seq`,
+    [input.size, ...params],
+  );
+  let after = 0;
+  return rows.map((row) => {
+    const range = { afterSeq: after, lastSeq: Number(row.seq) };
+    after = range.lastSeq;
+    return range;
+  });
+}
+
+/**
+ * Writes a stage's batch plan once (later calls keep the first plan) and returns the number of batches. The plan of
+ * a stage only depends on rows the previous stages finished writing, so it is the same whenever it is computed.
+ */
+export async function planStage(
+  q: Queryable,
+  input: StageKey & { stage: BatchedStage; versionId?: number; size: number },
+): Promise<number> {
+  const existing = await q.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM stage_batches WHERE loop_name = $1::text AND iteration = $2::int AND stage = $3::text',
+    [input.loopName, input.iteration, input.stage],
+  );
+  if ((existing.rows[0]?.n ?? 0) > 0) return existing.rows[0]!.n;
+  const source = input.stage === 'probe' ? 'members' : input.stage === 'judge' ? 'mismatches' : 'error_seeds';
+  const ranges = await planSeqBatches(q, { ...input, source });
+  if (ranges.length === 0) return 0;
+  await q.query(
+    `INSERT INTO stage_batches (loop_name, iteration, stage, batch_no, after_seq, last_seq)
+     SELECT $1::text, $2::int, $3::text, ord - 1, after_seq, last_seq
+     FROM unnest($4::bigint[], $5::bigint[]) WITH ORDINALITY AS u(after_seq, last_seq, ord)
+     ON CONFLICT DO NOTHING`,
+    [input.loopName, input.iteration, input.stage, ranges.map((r) => r.afterSeq), ranges.map((r) => r.lastSeq)],
+  );
+  return ranges.length;
+}
+
+export async function getStageBatch(q: Queryable, input: StageKey & { stage: BatchedStage; batchNo: number }): Promise<SeqRange> {
+  const { rows } = await q.query<{ after_seq: string; last_seq: string }>(
+    'SELECT after_seq, last_seq FROM stage_batches WHERE loop_name = $1::text AND iteration = $2::int AND stage = $3::text AND batch_no = $4::int',
+    [input.loopName, input.iteration, input.stage, input.batchNo],
+  );
+  if (!rows[0]) throw new Error(`no batch ${input.batchNo} planned for ${input.stage} of ${input.loopName} iteration ${input.iteration}`);
+  return { afterSeq: Number(rows[0].after_seq), lastSeq: Number(rows[0].last_seq) };
+}
+
+/**
+ * What a stage has recorded for the rows of one batch, counted from the tables: a batch's result then says the same
+ * whether it ran once or was retried after writing part of its work.
+ */
+export async function batchCounts(q: Queryable, input: StageKey & SeqRange & { stage: BatchedStage }): Promise<Record<string, number>> {
+  const sql = {
+    probe: `SELECT p.outcome AS key, count(*)::int AS n FROM probe_results p JOIN samples s ON s.id = p.sample_id
+            WHERE p.loop_name = $1::text AND p.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint GROUP BY 1`,
+    judge: `SELECT j.verdict AS key, count(*)::int AS n FROM judgements j JOIN samples s ON s.id = j.sample_id
+            WHERE j.loop_name = $1::text AND j.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint GROUP BY 1
+            UNION ALL
+            SELECT 'relabeled', count(*)::int FROM judgements j JOIN samples s ON s.id = j.sample_id
+            WHERE j.loop_name = $1::text AND j.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint AND j.corrected_sample_id IS NOT NULL`,
+    expand: `SELECT e.status AS key, count(*)::int AS n FROM expansions e JOIN samples s ON s.id = e.seed_sample_id
+             WHERE e.loop_name = $1::text AND e.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint GROUP BY 1
+             UNION ALL
+             SELECT 'seeds', count(DISTINCT e.seed_sample_id)::int FROM expansions e JOIN samples s ON s.id = e.seed_sample_id
+             WHERE e.loop_name = $1::text AND e.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint`,
+  }[input.stage];
+  // In key order, so a batch's result (and the stage's totals folded from it) reads the same on every run.
+  const { rows } = await q.query<{ key: string; n: number }>(`SELECT key, n FROM (${sql}) counts ORDER BY key COLLATE "C"`, [
+    input.loopName,
+    input.iteration,
+    input.afterSeq,
+    input.lastSeq,
+  ]);
+  return Object.fromEntries(rows.map((r) => [r.key, r.n]));
+}
