@@ -12,8 +12,8 @@ import type { ExpansionStatus } from '../core/vocabulary.js';
 import { type ExpansionRow, type ExpansionSeed, insertExpansions, pendingExpansionSeeds, samplesKnownToLoop } from '../db/queries/expansions.js';
 import { recordModelCalls } from '../db/queries/model-calls.js';
 import { recordOrigins } from '../db/queries/origins.js';
-import { getSamples, insertSamples, type StoredSample } from '../db/queries/samples.js';
-import { decodeSample, encodeSample } from '../db/sample-codec.js';
+import { insertSamples, type StoredSample } from '../db/queries/samples.js';
+import { encodeSample } from '../db/sample-codec.js';
 import type { ActivityDeps } from './deps.js';
 import { callModel, Ledger } from './llm/calls.js';
 import type { EndpointPool } from './llm/endpoint-pool.js';
@@ -53,26 +53,18 @@ export function createExpandActivities(deps: ActivityDeps) {
       const validatorPrompt = pickPrompt(deps.prompts, 'validator', input.validatorPromptVersion);
       const key = { loopName: input.loopName, iteration: input.iteration };
       const ledger = new Ledger();
-      let samples = new Map<string, Sample>();
       const seedsById = new Map<string, ExpansionSeed>();
 
       const { seeds = 0, ...byStatus } = await runStageBatch(deps.pool, {
         stage: 'expand',
-        key,
-        batch: input.batch,
-        pageSize: input.pageSize,
+        input,
         pending: async (range) => {
           const seeds = await pendingExpansionSeeds(deps.pool, { ...key, ...range, k: input.k });
-          const stored = await getSamples(
-            deps.pool,
-            seeds.flatMap((s) => [s.sampleId, ...(s.correctedSampleId ? [s.correctedSampleId] : [])]),
-          );
-          samples = new Map(stored.map((s) => [s.id, decodeSample(s)]));
           seedsById.clear();
           for (const seed of seeds) seedsById.set(seed.sampleId, seed);
           return seeds;
         },
-        work: (seeds, signal) =>
+        work: (seeds, samples, signal) =>
           seeds.flatMap((seed) =>
             Array.from({ length: input.k }, (_, slot) => slot)
               .filter((slot) => !seed.doneK.includes(slot))
@@ -132,7 +124,7 @@ function parentOf(seed: ExpansionSeed): string {
 async function expandSlot(args: {
   seed: ExpansionSeed;
   slot: number;
-  samples: Map<string, Sample>;
+  samples: ReadonlyMap<string, Sample>;
   input: Input;
   generators: EndpointPool;
   validators: EndpointPool | undefined;

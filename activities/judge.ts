@@ -9,8 +9,8 @@ import type { JudgeVerdict } from '../core/vocabulary.js';
 import { insertJudgements, type JudgeItem, type JudgementRow, pendingJudgeItems } from '../db/queries/judgements.js';
 import { recordModelCalls } from '../db/queries/model-calls.js';
 import { recordOrigins } from '../db/queries/origins.js';
-import { getSamples, insertSamples, type StoredSample } from '../db/queries/samples.js';
-import { decodeSample, encodeSample } from '../db/sample-codec.js';
+import { insertSamples, type StoredSample } from '../db/queries/samples.js';
+import { encodeSample } from '../db/sample-codec.js';
 import type { ActivityDeps } from './deps.js';
 import { callModel, Ledger } from './llm/calls.js';
 import type { EndpointPool } from './llm/endpoint-pool.js';
@@ -60,19 +60,12 @@ export function createJudgeActivities(deps: ActivityDeps) {
       const template = pickPrompt(deps.prompts, 'judge', input.promptVersion);
       const key = { loopName: input.loopName, iteration: input.iteration };
       const ledger = new Ledger();
-      let samples = new Map<string, Sample>();
 
       const { relabeled = 0, ...byVerdict } = await runStageBatch(deps.pool, {
         stage: 'judge',
-        key,
-        batch: input.batch,
-        pageSize: input.pageSize,
-        pending: async (range) => {
-          const items = await pendingJudgeItems(deps.pool, { ...key, ...range });
-          samples = new Map((await getSamples(deps.pool, items.map((i) => i.sampleId))).map((s) => [s.id, decodeSample(s)]));
-          return items;
-        },
-        work: (items, signal) => items.map((item) => judgeOne({ item, sample: samples.get(item.sampleId)!, input, judges, template, ledger, signal })),
+        input,
+        pending: (range) => pendingJudgeItems(deps.pool, { ...key, ...range }),
+        work: (items, samples, signal) => items.map((item) => judgeOne({ item, sample: samples.get(item.sampleId)!, input, judges, template, ledger, signal })),
         write: async (tx, judged) => {
           const corrections = judged.flatMap((j) => (j.corrected ? [j.corrected] : []));
           await insertSamples(

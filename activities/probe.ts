@@ -5,9 +5,7 @@ import { parseModelOutput } from '../core/parse/model-output.js';
 import type { Sample } from '../core/schemas/sample.js';
 import { recordModelCalls } from '../db/queries/model-calls.js';
 import { insertProbeResults, pendingProbeItems, type ProbeResultRow } from '../db/queries/probe-results.js';
-import { getSamples } from '../db/queries/samples.js';
 import type { BatchItem } from '../db/queries/stage-batches.js';
-import { decodeSample } from '../db/sample-codec.js';
 import type { ActivityDeps } from './deps.js';
 import { callModel, Ledger } from './llm/calls.js';
 import { policyChat } from './llm/policy-chat.js';
@@ -44,10 +42,8 @@ export function createProbeActivities(deps: ActivityDeps) {
       const systemPrompt = input.systemPromptVersion ? pickPrompt(deps.prompts, 'probe-system', input.systemPromptVersion) : undefined;
       const key = { loopName: input.loopName, iteration: input.iteration };
       const ledger = new Ledger();
-      let samples = new Map<string, Sample>();
 
-      const probeOne = async (item: BatchItem, signal: AbortSignal): Promise<ProbeResultRow> => {
-        const sample = samples.get(item.sampleId)!;
+      const probeOne = async (item: BatchItem, sample: Sample, signal: AbortSignal): Promise<ProbeResultRow> => {
         const messages = systemPrompt && sample.messages[0]?.role !== 'system' ? [{ role: 'system' as const, content: systemPrompt.system }, ...sample.messages] : sample.messages;
         const call = { purpose: 'probe', role: 'policy', model: input.policy.model, ...key, key: [item.sampleId] } as const;
         const base = { sampleId: item.sampleId, model: input.policy.model, promptVersion: systemPrompt?.version ?? 'none' };
@@ -59,7 +55,7 @@ export function createProbeActivities(deps: ActivityDeps) {
               ...base,
               outcome: 'parse_error',
               rawOutput: '',
-              parsedCallsJson: null,
+              parsedCalls: null,
               errorType: 'request_rejected',
               error: `HTTP ${reply.status}: ${reply.message}`,
               meanLogprob: null,
@@ -80,7 +76,7 @@ export function createProbeActivities(deps: ActivityDeps) {
             ...base,
             outcome: !parsed.ok ? 'parse_error' : verdict.valid ? 'match' : 'mismatch',
             rawOutput: reply.rawOutput,
-            parsedCallsJson: parsed.ok ? canonicalJson(parsed.calls) : null,
+            parsedCalls: parsed.ok ? canonicalJson(parsed.calls) : null,
             errorType: parsed.ok ? (verdict.errorType ?? null) : parsed.error.kind,
             error: parsed.ok ? (verdict.error ?? null) : parsed.error.reason,
             meanLogprob,
@@ -94,15 +90,9 @@ export function createProbeActivities(deps: ActivityDeps) {
 
       const counts = await runStageBatch(deps.pool, {
         stage: 'probe',
-        key,
-        batch: input.batch,
-        pageSize: input.pageSize,
-        pending: async (range) => {
-          const items = await pendingProbeItems(deps.pool, { ...key, ...range, versionId: input.versionId });
-          samples = new Map((await getSamples(deps.pool, items.map((i) => i.sampleId))).map((s) => [s.id, decodeSample(s)]));
-          return items;
-        },
-        work: (items, signal) => items.map((item) => probeOne(item, signal)),
+        input,
+        pending: (range) => pendingProbeItems(deps.pool, { ...key, ...range, versionId: input.versionId }),
+        work: (items, samples, signal) => items.map((item) => probeOne(item, samples.get(item.sampleId)!, signal)),
         write: async (tx, rows) => {
           await insertProbeResults(tx, key, rows);
           await recordModelCalls(tx, ledger.drain());

@@ -2,25 +2,29 @@ import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import type { BatchRef, SeqRange } from '../core/inputs.js';
+import type { Sample } from '../core/schemas/sample.js';
 import type { BatchedStage } from '../core/vocabulary.js';
+import { getSamples } from '../db/queries/samples.js';
 import { batchCounts, getStageBatch, type StageKey } from '../db/queries/stage-batches.js';
+import { decodeSample } from '../db/sample-codec.js';
 import { withTransaction } from '../db/tx.js';
 
 /** One batched stage's part in {@link runStageBatch}: where its work comes from, what it does, what it writes. */
-export interface StageBatchSpec<Item extends { seq: number }, Done> {
+export interface StageBatchSpec<Item extends { seq: number; sampleId: string }, Done> {
   stage: BatchedStage;
-  key: StageKey;
-  batch: BatchRef;
-  /** Items per database round trip and per settled group of model calls. */
-  pageSize: number;
+  /** The activity's input: whose batch, which batch, and items per page (per round trip, per settled group of calls). */
+  input: StageKey & { batch: BatchRef; pageSize: number };
   /**
    * The items of the range (after `afterSeq`) that have no result yet, in seq order. Reading "what is left" from the
    * results table, not trusting a cursor, is what makes a retried batch resume after its last written page and never
    * do an item twice.
    */
   pending(range: SeqRange & { limit: number }): Promise<Item[]>;
-  /** One promise per unit of work on the page (a sample, an expansion slot); the activity's signal aborts them all. */
-  work(items: Item[], signal: AbortSignal): Promise<Done>[];
+  /**
+   * One promise per unit of work on the page (a sample, an expansion slot), with the page's samples decoded; the
+   * activity's signal aborts them all.
+   */
+  work(items: Item[], samples: ReadonlyMap<string, Sample>, signal: AbortSignal): Promise<Done>[];
   /** A step between settling and writing that needs the database (EDDE's dedup against what the loop has). */
   review?(done: Done[]): Promise<void>;
   /** Writes what finished on the page, in one transaction. */
@@ -31,26 +35,29 @@ export interface StageBatchSpec<Item extends { seq: number }, Done> {
 
 /**
  * The batch loop of the model-facing stages (probe, judge, expand), written once: page through what is left of the
- * batch's seq range; settle every unit of the page (what finished is kept even when one failed, and no request is
+ * batch's seq range, loading each page's samples; settle every unit of the page (what finished is kept even when one failed, and no request is
  * left running after the activity gives up); write the page in one transaction; then fail with the first failure,
  * or heartbeat the cursor and go on. The result is counted from the tables, so a batch retried after writing part of
  * its work still reports all of it. Cancellation (delivered through heartbeats) aborts in-flight requests at once.
  */
-export async function runStageBatch<Item extends { seq: number }, Done>(pool: pg.Pool, spec: StageBatchSpec<Item, Done>): Promise<Record<string, number>> {
+export async function runStageBatch<Item extends { seq: number; sampleId: string }, Done>(pool: pg.Pool, spec: StageBatchSpec<Item, Done>): Promise<Record<string, number>> {
   const context = Context.current();
   const signal = context.cancellationSignal;
   // Every request of a page (and every one waiting for an endpoint slot) listens on this one signal: hundreds at once
   // is expected, not a leak.
   setMaxListeners(0, signal);
-  const range = 'batchNo' in spec.batch ? await getStageBatch(pool, { ...spec.key, stage: spec.stage, batchNo: spec.batch.batchNo }) : spec.batch;
+  const key: StageKey = { loopName: spec.input.loopName, iteration: spec.input.iteration };
+  const batch = spec.input.batch;
+  const range = 'batchNo' in batch ? await getStageBatch(pool, { ...key, stage: spec.stage, batchNo: batch.batchNo }) : batch;
   const counts: Record<string, number> = {};
   // Each page is written whole (or the activity fails), so the next page starts after the last one's items; the
   // results table, not this cursor, is what a retry resumes from.
   let cursor = range.afterSeq;
   for (;;) {
-    const items = await spec.pending({ afterSeq: cursor, lastSeq: range.lastSeq, limit: spec.pageSize });
+    const items = await spec.pending({ afterSeq: cursor, lastSeq: range.lastSeq, limit: spec.input.pageSize });
     if (items.length === 0) break;
-    const settled = await Promise.allSettled(spec.work(items, signal));
+    const samples = new Map((await getSamples(pool, items.map((item) => item.sampleId))).map((stored) => [stored.id, decodeSample(stored)]));
+    const settled = await Promise.allSettled(spec.work(items, samples, signal));
     const done = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     await spec.review?.(done);
     await withTransaction(pool, (tx) => spec.write(tx, done));
@@ -60,5 +67,5 @@ export async function runStageBatch<Item extends { seq: number }, Done>(pool: pg
     cursor = items[items.length - 1]!.seq;
     context.heartbeat({ lastSeq: cursor, ...counts });
   }
-  return batchCounts(pool, { ...spec.key, ...range, stage: spec.stage });
+  return batchCounts(pool, { ...key, ...range, stage: spec.stage });
 }

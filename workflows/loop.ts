@@ -263,30 +263,21 @@ class LoopRun {
     return policy;
   }
 
-  async probe(dataset: VersionRef, policy: ModelTarget): Promise<void> {
-    await this.enter('probe');
-    this.summary.probe = await this.runStage({
-      stage: 'probe',
-      versionId: dataset.versionId,
-      batchSize: this.config.probe.batchSize,
-      settings: { versionId: dataset.versionId, policy, checker: { mode: CHECKER_OF_REWARD[this.config.reward] }, maxTokens: this.config.probe.maxTokens },
-    });
+  probe(dataset: VersionRef, policy: ModelTarget): Promise<void> {
+    const { probe } = this.config;
+    const checker = { mode: CHECKER_OF_REWARD[this.config.reward] };
+    return this.runStage({ stage: 'probe', versionId: dataset.versionId, batchSize: probe.batchSize, settings: { versionId: dataset.versionId, policy, checker, maxTokens: probe.maxTokens } });
   }
 
-  async judge(): Promise<void> {
+  judge(): Promise<void> {
     const { judge } = this.config;
-    await this.enter('judge');
-    this.summary.judge = await this.runStage({
-      stage: 'judge',
-      batchSize: judge.batchSize,
-      settings: { judge: this.model('judge'), seed: this.config.seed, votes: judge.votes, voteTemperature: judge.voteTemperature, parseRetries: judge.parseRetries },
-    });
+    const settings = { judge: this.model('judge'), seed: this.config.seed, votes: judge.votes, voteTemperature: judge.voteTemperature, parseRetries: judge.parseRetries };
+    return this.runStage({ stage: 'judge', batchSize: judge.batchSize, settings });
   }
 
-  async expand(): Promise<void> {
+  expand(): Promise<void> {
     const { expand } = this.config;
-    await this.enter('expand');
-    this.summary.expand = await this.runStage({
+    return this.runStage({
       stage: 'expand',
       batchSize: expand.batchSize,
       settings: {
@@ -370,8 +361,12 @@ class LoopRun {
     }
   }
 
-  /** Runs one batched stage as the child workflow `loop/<name>/iter-<j>/<stage>` and returns what it counted. */
-  private async runStage(child: StageRequest): Promise<Record<string, number>> {
+  /**
+   * Runs one batched stage (behind the pause gate) as the child workflow `loop/<name>/iter-<j>/<stage>`, and records
+   * what it counted in the iteration's summary.
+   */
+  private async runStage(child: StageRequest): Promise<void> {
+    await this.enter(child.stage);
     const workflowId = workflowIds.stage(this.loopName, this.iteration, child.stage);
     this.runningChild = workflowId;
     try {
@@ -393,7 +388,7 @@ class LoopRun {
         ],
       });
       this.progress[child.stage] = { done: 1, total: 1, counts };
-      return counts;
+      this.summary[child.stage] = counts;
     } finally {
       this.runningChild = undefined;
     }

@@ -6,14 +6,9 @@ import type { TrainingBackend, TrainingJobSpec, TrainingJobState } from './backe
 
 const RUNNER = fileURLToPath(new URL('./local-runner.js', import.meta.url));
 
-interface JobFiles {
-  dir: string;
-  spec: string;
-  pid: string;
-  exit: string;
-  progress: string;
-  log: string;
-}
+/** The files of one job in its folder: what the runner writes, and what a re-attaching worker reads. */
+const JOB_FILES = { spec: 'spec.json', pid: 'runner.pid', exit: 'exit.json', progress: 'progress.json', log: 'log.txt' } as const;
+type JobFiles = { dir: string } & Record<keyof typeof JOB_FILES, string>;
 
 function isAlive(pid: number): boolean {
   try {
@@ -49,14 +44,7 @@ export class LocalTrainingBackend implements TrainingBackend {
 
   private files(jobKey: string): JobFiles {
     const dir = path.join(this.options.workDir, 'jobs', jobKey.replace(/[^A-Za-z0-9._-]/g, '_'));
-    return {
-      dir,
-      spec: path.join(dir, 'spec.json'),
-      pid: path.join(dir, 'runner.pid'),
-      exit: path.join(dir, 'exit.json'),
-      progress: path.join(dir, 'progress.json'),
-      log: path.join(dir, 'log.txt'),
-    };
+    return { dir, ...(Object.fromEntries(Object.entries(JOB_FILES).map(([key, file]) => [key, path.join(dir, file)])) as Record<keyof typeof JOB_FILES, string>) };
   }
 
   async submit(spec: TrainingJobSpec): Promise<TrainingJobState> {

@@ -1,4 +1,5 @@
 import type { Queryable } from '../tx.js';
+import { insertRows } from './unnest.js';
 import type { StageKey } from './stage-batches.js';
 
 export interface EvaluationRow {
@@ -11,14 +12,10 @@ export interface EvaluationRow {
 
 /** Writes (or rewrites, for a re-run evaluation) per-category accuracy rows. */
 export async function upsertEvaluations(q: Queryable, key: StageKey, rows: readonly EvaluationRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await q.query(
-    `INSERT INTO evaluations (loop_name, iteration, eval_set, category, total, correct, accuracy)
-     SELECT $1::text, $2::int, * FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::float8[])
-     ON CONFLICT (loop_name, iteration, eval_set, category)
-     DO UPDATE SET total = excluded.total, correct = excluded.correct, accuracy = excluded.accuracy, created_at = now()`,
-    [key.loopName, key.iteration, rows.map((r) => r.evalSet), rows.map((r) => r.category), rows.map((r) => r.total), rows.map((r) => r.correct), rows.map((r) => r.accuracy)],
-  );
+  await insertRows(q, 'evaluations', rows, {
+    shared: { loop_name: key.loopName, iteration: key.iteration },
+    onConflict: 'ON CONFLICT (loop_name, iteration, eval_set, category) DO UPDATE SET total = excluded.total, correct = excluded.correct, accuracy = excluded.accuracy, created_at = now()',
+  });
 }
 
 export async function getEvaluations(q: Queryable, key: StageKey & { evalSet?: string }): Promise<EvaluationRow[]> {

@@ -1,4 +1,5 @@
 import type { Queryable } from '../tx.js';
+import { insertRows } from './unnest.js';
 import type { ErrorVerdict, ExpansionStatus } from '../../core/vocabulary.js';
 import type { SeqRange } from '../../core/inputs.js';
 import type { BatchItem, StageKey } from './stage-batches.js';
@@ -55,30 +56,9 @@ export interface ExpansionRow {
   promptVersion: string;
 }
 
-export async function insertExpansions(q: Queryable, key: StageKey, rows: readonly ExpansionRow[]): Promise<number> {
-  if (rows.length === 0) return 0;
-  const result = await q.query(
-    `INSERT INTO expansions (loop_name, iteration, seed_sample_id, k, status, sample_id, scenario_focus, attempts, raw_output,
-       rejection_reason, model, prompt_version)
-     SELECT $1::text, $2::int, * FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[],
-       $10::text[], $11::text[], $12::text[])
-     ON CONFLICT (loop_name, iteration, seed_sample_id, k) DO NOTHING`,
-    [
-      key.loopName,
-      key.iteration,
-      rows.map((r) => r.seedSampleId),
-      rows.map((r) => r.k),
-      rows.map((r) => r.status),
-      rows.map((r) => r.sampleId),
-      rows.map((r) => r.scenarioFocus),
-      rows.map((r) => r.attempts),
-      rows.map((r) => r.rawOutput),
-      rows.map((r) => r.rejectionReason),
-      rows.map((r) => r.model),
-      rows.map((r) => r.promptVersion),
-    ],
-  );
-  return result.rowCount ?? 0;
+/** Writes expansion slots; a slot already recorded (a retried batch) is kept as first written. */
+export function insertExpansions(q: Queryable, key: StageKey, rows: readonly ExpansionRow[]): Promise<number> {
+  return insertRows(q, 'expansions', rows, { shared: { loop_name: key.loopName, iteration: key.iteration }, onConflict: 'ON CONFLICT (loop_name, iteration, seed_sample_id, k) DO NOTHING' });
 }
 
 /**

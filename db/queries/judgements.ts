@@ -1,4 +1,5 @@
 import type { Queryable } from '../tx.js';
+import { insertRows } from './unnest.js';
 import type { JudgeVerdict } from '../../core/vocabulary.js';
 import type { SeqRange } from '../../core/inputs.js';
 import type { BatchItem, StageKey } from './stage-batches.js';
@@ -45,30 +46,8 @@ export interface JudgementRow {
 }
 
 /** Writes judgements; an existing row (a retried batch) is kept as first written. */
-export async function insertJudgements(q: Queryable, key: StageKey, rows: readonly JudgementRow[]): Promise<number> {
-  if (rows.length === 0) return 0;
-  const result = await q.query(
-    `INSERT INTO judgements (loop_name, iteration, sample_id, verdict, consensus, vote_count, votes, error_analysis,
-       correct_approach, corrected_sample_id, model, prompt_version)
-     SELECT $1::text, $2::int, * FROM unnest($3::text[], $4::text[], $5::bool[], $6::int[], $7::jsonb[], $8::text[],
-       $9::text[], $10::text[], $11::text[], $12::text[])
-     ON CONFLICT (loop_name, iteration, sample_id) DO NOTHING`,
-    [
-      key.loopName,
-      key.iteration,
-      rows.map((r) => r.sampleId),
-      rows.map((r) => r.verdict),
-      rows.map((r) => r.consensus),
-      rows.map((r) => r.voteCount),
-      rows.map((r) => JSON.stringify(r.votes)),
-      rows.map((r) => r.errorAnalysis),
-      rows.map((r) => r.correctApproach),
-      rows.map((r) => r.correctedSampleId),
-      rows.map((r) => r.model),
-      rows.map((r) => r.promptVersion),
-    ],
-  );
-  return result.rowCount ?? 0;
+export function insertJudgements(q: Queryable, key: StageKey, rows: readonly JudgementRow[]): Promise<number> {
+  return insertRows(q, 'judgements', rows, { shared: { loop_name: key.loopName, iteration: key.iteration }, onConflict: 'ON CONFLICT (loop_name, iteration, sample_id) DO NOTHING' });
 }
 
 

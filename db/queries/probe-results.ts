@@ -1,4 +1,5 @@
 import type { Queryable } from '../tx.js';
+import { insertRows } from './unnest.js';
 import type { ProbeOutcome } from '../../core/vocabulary.js';
 import type { SeqRange } from '../../core/inputs.js';
 import type { BatchItem, StageKey } from './stage-batches.js';
@@ -25,7 +26,7 @@ export interface ProbeResultRow {
   outcome: ProbeOutcome;
   rawOutput: string;
   /** Canonical JSON of the parsed calls, or null when the output did not parse. */
-  parsedCallsJson: string | null;
+  parsedCalls: string | null;
   errorType: string | null;
   error: string | null;
   meanLogprob: number | null;
@@ -38,32 +39,7 @@ export interface ProbeResultRow {
 }
 
 /** Writes probe results; a row that exists (a retried batch) is kept as first written. Returns rows inserted. */
-export async function insertProbeResults(q: Queryable, key: StageKey, rows: readonly ProbeResultRow[]): Promise<number> {
-  if (rows.length === 0) return 0;
-  const result = await q.query(
-    `INSERT INTO probe_results (loop_name, iteration, sample_id, outcome, raw_output, parsed_calls, error_type, error,
-       mean_logprob, perplexity, prompt_tokens, completion_tokens, latency_ms, model, prompt_version)
-     SELECT $1::text, $2::int, * FROM unnest($3::text[], $4::text[], $5::text[], $6::json[], $7::text[], $8::text[],
-       $9::float8[], $10::float8[], $11::int[], $12::int[], $13::int[], $14::text[], $15::text[])
-     ON CONFLICT (loop_name, iteration, sample_id) DO NOTHING`,
-    [
-      key.loopName,
-      key.iteration,
-      rows.map((r) => r.sampleId),
-      rows.map((r) => r.outcome),
-      rows.map((r) => r.rawOutput),
-      rows.map((r) => r.parsedCallsJson),
-      rows.map((r) => r.errorType),
-      rows.map((r) => r.error),
-      rows.map((r) => r.meanLogprob),
-      rows.map((r) => r.perplexity),
-      rows.map((r) => r.promptTokens),
-      rows.map((r) => r.completionTokens),
-      rows.map((r) => r.latencyMs),
-      rows.map((r) => r.model),
-      rows.map((r) => r.promptVersion),
-    ],
-  );
-  return result.rowCount ?? 0;
+export function insertProbeResults(q: Queryable, key: StageKey, rows: readonly ProbeResultRow[]): Promise<number> {
+  return insertRows(q, 'probe_results', rows, { shared: { loop_name: key.loopName, iteration: key.iteration }, onConflict: 'ON CONFLICT (loop_name, iteration, sample_id) DO NOTHING' });
 }
 

@@ -14,18 +14,8 @@ export interface StagingBatch {
   consumedBy: number | null;
 }
 
-interface StagingBatchRow {
-  id: string;
-  purpose: StagingPurpose;
-  target: string;
-  source: string;
-  format: string;
-  status: StagingStatus;
-  imported: number;
-  duplicates: number;
-  rejected: number;
-  consumed_by: string | null;
-}
+/** The row as PostgreSQL returns it (bigint ids as text). */
+type StagingBatchRow = Omit<StagingBatch, 'consumedBy'> & { consumed_by: string | null };
 
 const toBatch = (row: StagingBatchRow): StagingBatch => ({
   id: row.id,
