@@ -4,13 +4,13 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
-  executeChild,
   getExternalWorkflowHandle,
   isCancellation,
   log,
   ParentClosePolicy,
   setCurrentDetails,
   setHandler,
+  startChild,
   upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -80,7 +80,7 @@ class LoopRun {
   private readonly config: LoopConfig;
   private readonly queues: TaskQueues;
   private readonly act: LoopActivities;
-  private phase: LoopPhase = 'setup';
+  private phase: LoopPhase;
   private readonly progress: LoopStatus['progress'] = {};
   private readonly summary: IterationSummary;
   /** The stage child that runs now, so a pause reaches its batches too. */
@@ -99,6 +99,8 @@ class LoopRun {
       injectionKeys: [],
       history: [],
     };
+    // A continued run's next step is training; the first run starts with its setup.
+    this.phase = input.state ? 'train' : 'setup';
     this.summary = { iteration: this.state.iteration, dataset: this.state.dataset?.ref ?? '', countsByRole: this.state.dataset?.countsByRole ?? {} };
     this.registerHandlers();
     upsertSearchAttributes([
@@ -368,9 +370,9 @@ class LoopRun {
   private async runStage(child: StageRequest): Promise<void> {
     await this.enter(child.stage);
     const workflowId = workflowIds.stage(this.loopName, this.iteration, child.stage);
-    this.runningChild = workflowId;
+    const pausedAtStart = this.state.paused;
     try {
-      const counts = await executeChild(stageWorkflow, {
+      const handle = await startChild(stageWorkflow, {
         workflowId,
         taskQueue: this.queues.control,
         parentClosePolicy: ParentClosePolicy.TERMINATE,
@@ -380,13 +382,18 @@ class LoopRun {
             loopName: this.loopName,
             iteration: this.iteration,
             queues: this.queues,
-            paused: this.state.paused,
+            paused: pausedAtStart,
             concurrency: this.config.concurrency.batches,
             batchesPerRun: STAGE_BATCHES_PER_RUN,
             timeouts: this.config.timeouts,
           } as StageWorkflowInput,
         ],
       });
+      // From here on a pause or resume is forwarded to the child; one that came while it was being started is
+      // forwarded now (a signal to a child that does not exist yet would be lost).
+      this.runningChild = workflowId;
+      if (this.state.paused !== pausedAtStart) await handle.signal(stagePausedSignal, this.state.paused);
+      const counts = await handle.result();
       this.progress[child.stage] = { done: 1, total: 1, counts };
       this.summary[child.stage] = counts;
     } finally {
