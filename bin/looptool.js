@@ -1,6 +1,14 @@
 #!/usr/bin/env node
-// The CLI is TypeScript run through tsx's loader, so a clone works without a build step.
-import { register } from 'tsx/esm/api';
+// The CLI runs as JavaScript compiled from the TypeScript sources into dist/ (scripts/build.js). A clone needs no build
+// step: when a source changed since the last build (a stat of each source file, a few milliseconds), dist/ is rebuilt
+// first; esbuild is loaded only then. Stack traces point at the .ts files through the build's source maps.
+import { ensureBuilt } from '../scripts/build.js';
 
-register();
-await import('../client/cli.ts');
+process.setSourceMapsEnabled(true);
+try {
+  await ensureBuilt({ quiet: true });
+} catch (err) {
+  console.error(`looptool: could not compile the sources to dist/: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
+await import('../dist/client/cli.js');

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // Entry point of the README's commands (`npm run demo`, `npm test`, `npm run services`). It runs with nothing but
-// Node, so on a fresh clone it can install the project's npm dependencies before handing over to the TypeScript code.
+// Node, so on a fresh clone it can install the project's npm dependencies and compile the TypeScript sources to dist/
+// (scripts/build.js, when they changed) before handing over to the compiled CLI or to the tests.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBuilt } from './build.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const [major, minor] = process.versions.node.split('.').map(Number);
@@ -38,6 +40,14 @@ if (!dependenciesCurrent()) {
   if (run('npm', ['ci', '--no-audit', '--no-fund']) !== 0) process.exit(1);
 }
 
+// The CLI runs from dist/; building here, once, also spares the test processes that spawn it a race to build.
+try {
+  await ensureBuilt();
+} catch (err) {
+  console.error(`Could not build dist/: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
+
 /**
  * The UI test and the report's PNG charts need a headless Chromium. Debian's package is installed when it is missing
  * and we may (root with apt-get); otherwise the tests that need it say so.
@@ -52,7 +62,7 @@ function ensureChromium() {
 }
 
 const [task, ...rest] = process.argv.slice(2);
-const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
+const looptool = path.join(root, 'bin', 'looptool.js');
 const vitest = path.join(root, 'node_modules', '.bin', 'vitest');
 switch (task) {
   case 'test':
@@ -61,7 +71,7 @@ switch (task) {
     break;
   case 'demo':
   case 'services':
-    process.exit(run(tsx, [path.join(root, 'client', 'cli.ts'), task, ...rest]));
+    process.exit(run(process.execPath, [looptool, task, ...rest]));
     break;
   default:
     console.error(`scripts/run.js: unknown task ${task ?? '(none)'}; expected test, demo or services`);

@@ -5,16 +5,16 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isJsonObject, parseJson, type JsonObject, type JsonValue } from '../core/json.js';
 import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer } from '../core/formats/bfcl.js';
 import { wireToolName, type FunctionDefinition, type ParameterSchema } from '../core/schemas/function-def.js';
 import type { ChatMessage } from '../core/schemas/messages.js';
 import type { AcceptableCall, ToolCall } from '../core/schemas/tool-call.js';
 import { OPTIONAL_MARKER } from '../core/schemas/tool-call.js';
+import { projectPath } from '../services/paths.js';
 
-/** The project's BFCL data folder. */
-export const DEFAULT_BFCL_DIR = fileURLToPath(new URL('../data/bfcl/', import.meta.url));
+/** The project's BFCL data folder (found from the project root, so the same from the sources and from dist/). */
+export const DEFAULT_BFCL_DIR = projectPath('data', 'bfcl');
 
 /** One BFCL question as the oracle knows it. */
 export interface BfclEntry {

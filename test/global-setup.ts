@@ -21,12 +21,20 @@ declare module 'vitest' {
   }
 }
 
+/** The part of scripts/build.js (plain JavaScript: it runs before anything is compiled) used here. */
+interface BuildModule {
+  ensureBuilt(options?: { quiet?: boolean }): Promise<boolean>;
+}
+
 /**
  * Starts one real Temporal dev server and one real PostgreSQL for the whole run, in a throwaway folder, unless
  * TEMPORAL_ADDRESS / DATABASE_URL name existing ones. Builds the workflow bundle once so test files don't each pay
  * for webpack. Everything started here is stopped and deleted at teardown.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // The CLI the e2e tests spawn (bin/looptool.js) runs from dist/: built once here rather than raced for by each one.
+  const { ensureBuilt } = (await import(new URL('../scripts/build.js', import.meta.url).href)) as BuildModule;
+  await ensureBuilt();
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-test-'));
   // As root, PostgreSQL runs as the postgres user, which must be able to reach its data dir inside this folder.
   chmodSync(scratch, 0o755);

@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+// Compiles the TypeScript sources to dist/ (one ES module per source file, with a linked source map) and copies the
+// other files in the source folders (prompt templates, SQL migrations, the local trainer's runner, READMEs) beside
+// them, so modules that find assets relative to `import.meta.url` work the same from dist/.
+//
+// `ensureBuilt()` is on the path of every `looptool` command, so the staleness check imports nothing but Node's own
+// modules and costs a few milliseconds: the relative path, mtime and size of every file in the source folders (plus
+// this script and tsconfig.json), compared with what dist/.build-stamp.json recorded. esbuild is loaded only to build.
+//
+// `node scripts/build.js` (npm run build) always builds and prints one line.
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+const SCRIPT = fileURLToPath(import.meta.url);
+export const ROOT = path.resolve(path.dirname(SCRIPT), '..');
+export const DIST = path.join(ROOT, 'dist');
+export const STAMP = path.join(DIST, '.build-stamp.json');
+/** The folders whose code runs from dist/ (bench/, test/ and scripts/ stay sources). */
+export const SOURCE_DIRS = ['core', 'db', 'workflows', 'activities', 'worker', 'client', 'services', 'datasets', 'sim'];
+/** Files outside the source folders whose change changes the output: this script's options, the compiler settings. */
+const INPUTS = ['scripts/build.js', 'tsconfig.json'];
+/** Temporary outputs are `<name>.<pid>-<n>.tmp-build`: a concurrent build's must not be taken for stale outputs. */
+const TEMP_SUFFIX = '.tmp-build';
+/** A temporary file older than this was left by a build that died, and is removed. */
+const ABANDONED_TEMP_MS = 10 * 60_000;
+
+/** Every file in the source folders, relative to the root with `/` separators, with its mtime and size; sorted. */
+function listSources() {
+  const files = [];
+  const walk = (rel) => {
+    let entries;
+    try {
+      entries = readdirSync(path.join(ROOT, rel), { withFileTypes: true });
+    } catch (err) {
+      if (err.code === 'ENOENT') return;
+      throw err;
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue;
+      const child = `${rel}/${entry.name}`;
+      if (entry.isDirectory()) walk(child);
+      else if (entry.isFile()) {
+        const stat = statSync(path.join(ROOT, child));
+        files.push({ rel: child, mtimeMs: stat.mtimeMs, size: stat.size });
+      }
+    }
+  };
+  for (const dir of SOURCE_DIRS) walk(dir);
+  return files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+}
+
+/** The signature of the sources: one `path mtime size` line per file, the build's own inputs first. */
+function signatureOf(files) {
+  const inputs = INPUTS.map((rel) => {
+    const stat = statSync(path.join(ROOT, rel));
+    return `${rel} ${stat.mtimeMs} ${stat.size}`;
+  });
+  return [...inputs, ...files.map((f) => `${f.rel} ${f.mtimeMs} ${f.size}`)].join('\n');
+}
+
+function readStamp() {
+  try {
+    return JSON.parse(readFileSync(STAMP, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether dist/ is out of date with the sources (the cheap check: a directory walk and a stat per file, no reads of
+ * their contents), and the listing it was decided on, for {@link build}.
+ */
+export function buildState() {
+  const files = listSources();
+  const signature = signatureOf(files);
+  return { stale: readStamp()?.signature !== signature, files, signature };
+}
+
+/** Where a source file's output goes: `x/y.ts` → `dist/x/y.js`, any other file to the same path under dist/. */
+function outputOf(rel) {
+  return rel.endsWith('.ts') && !rel.endsWith('.d.ts') ? `${rel.slice(0, -3)}.js` : rel;
+}
+
+let tempCounter = 0;
+
+/** Writes `contents` to `file` through a temporary file in the same folder and a rename: readers see old or new. */
+function writeAtomic(file, contents) {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const temp = `${file}.${process.pid}-${tempCounter++}${TEMP_SUFFIX}`;
+  try {
+    writeFileSync(temp, contents);
+    renameSync(temp, file);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  }
+}
+
+/** Every file under dist/, relative to it with `/` separators. */
+function listDist() {
+  const files = [];
+  const walk = (rel) => {
+    let entries;
+    try {
+      entries = readdirSync(rel ? path.join(DIST, rel) : DIST, { withFileTypes: true });
+    } catch (err) {
+      if (err.code === 'ENOENT') return;
+      throw err;
+    }
+    for (const entry of entries) {
+      const child = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) walk(child);
+      else files.push(child);
+    }
+  };
+  walk('');
+  return files;
+}
+
+/**
+ * Builds dist/ from the sources: every `.ts` file transpiled on its own (no bundling: imports stay `.js` specifiers
+ * between the per-file outputs) to an ES module for Node 20 with a linked source map pointing at the `.ts`, every
+ * other file copied. Each output is written to a temporary name and renamed into place, outputs whose source is gone
+ * are deleted, and the stamp is written last, so a concurrent build or a reader never sees a half-written file.
+ * Returns what it did.
+ */
+export async function build(options = {}) {
+  const started = performance.now();
+  const { files, signature } = options.state ?? buildState();
+  const { build: esbuild } = await import('esbuild');
+
+  const wanted = new Map();
+  for (const file of files) {
+    const out = outputOf(file.rel);
+    if (wanted.has(out)) throw new Error(`scripts/build.js: ${file.rel} and ${wanted.get(out)} both compile to dist/${out}`);
+    wanted.set(out, file.rel);
+  }
+  for (const out of [...wanted.keys()]) if (out.endsWith('.js') && wanted.get(out).endsWith('.ts')) wanted.set(`${out}.map`, wanted.get(out));
+
+  const entryPoints = files.filter((f) => outputOf(f.rel) !== f.rel).map((f) => path.join(ROOT, f.rel));
+  const result = await esbuild({
+    absWorkingDir: ROOT,
+    entryPoints,
+    outdir: DIST,
+    outbase: ROOT,
+    bundle: false,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: 'linked',
+    // The map's `sources` point at the .ts files next to which it was built; their text need not be copied in.
+    sourcesContent: false,
+    tsconfig: path.join(ROOT, 'tsconfig.json'),
+    write: false,
+    logLevel: 'silent',
+  });
+  for (const output of result.outputFiles) writeAtomic(output.path, output.contents);
+  const copies = files.filter((f) => outputOf(f.rel) === f.rel);
+  for (const file of copies) writeAtomic(path.join(DIST, file.rel), readFileSync(path.join(ROOT, file.rel)));
+
+  let removed = 0;
+  for (const rel of listDist()) {
+    if (rel === '.build-stamp.json' || wanted.has(rel)) continue;
+    const full = path.join(DIST, rel);
+    if (rel.endsWith(TEMP_SUFFIX)) {
+      // Another build's file in flight, unless it is old enough to have been abandoned.
+      const age = Date.now() - (statSync(full, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age < ABANDONED_TEMP_MS) continue;
+    }
+    try {
+      unlinkSync(full);
+      removed++;
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+    }
+  }
+  removeEmptyDirs(DIST);
+
+  writeAtomic(STAMP, `${JSON.stringify({ builtAt: new Date().toISOString(), signature }, null, 1)}\n`);
+  const summary = { compiled: entryPoints.length, copied: copies.length, removed, ms: Math.round(performance.now() - started) };
+  if (!options.quiet) {
+    console.log(
+      `Built dist/: ${summary.compiled} modules compiled, ${summary.copied} files copied` +
+        `${removed > 0 ? `, ${removed} stale files removed` : ''} in ${summary.ms} ms`,
+    );
+  }
+  return summary;
+}
+
+function removeEmptyDirs(dir) {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const entry of entries) if (entry.isDirectory()) removeEmptyDirs(path.join(dir, entry.name));
+  if (dir !== DIST && readdirSync(dir).length === 0) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // A concurrent build may have just written into it.
+    }
+  }
+}
+
+/**
+ * Builds dist/ when it is stale (see {@link buildState}); otherwise returns at the cost of the check. Resolves to true
+ * when it built. Quiet: no line printed about the build.
+ */
+export async function ensureBuilt(options = {}) {
+  const state = buildState();
+  if (!state.stale) return false;
+  await build({ quiet: options.quiet ?? false, state });
+  return true;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === SCRIPT) {
+  try {
+    await build();
+  } catch (err) {
+    console.error(`scripts/build.js: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  }
+}
