@@ -5,13 +5,13 @@ import { formatRejection } from '../../core/formats/rejection.js';
 import { formatPercent, iterationTable } from '../../core/iteration-table.js';
 import type { LoopStatus } from '../../core/messages.js';
 import { ImportFormat } from '../../core/vocabulary.js';
-import { DEFAULT_MAX_LINE_CHARS, stageFile } from '../../datasets/import.js';
-import { loadLoopConfig } from '../config-file.js';
-import { withCliDatabase } from '../database.js';
 import { formatTable } from '../format.js';
 import { LoopClient } from '../loop-client.js';
-import { buildLoopReport, writeReport } from '../report.js';
 import { cliSettings } from '../settings.js';
+
+// The database, the config reader and the report load only in the subcommands that use them, so `loop status`, the
+// one people run in a watch loop, loads the Temporal client and little else.
+const database = () => import('../database.js');
 
 async function withLoops<T>(fn: (loops: LoopClient) => Promise<T>): Promise<T> {
   const { temporal } = cliSettings();
@@ -63,6 +63,7 @@ function registerLoop(program: Command): void {
     .requiredOption('--config <file>', 'loop config, YAML or JSON')
     .option('--name <loop>', 'loop name (overrides the config)')
     .action(async (options: { config: string; name?: string }) => {
+      const { loadLoopConfig } = await import('../config-file.js');
       const { config, configHash } = loadLoopConfig(options.config, options.name ? { name: options.name } : {});
       const loopName = config.name;
       if (!loopName) throw new Error(`${options.config}: give the loop a name (name: in the config, or --name)`);
@@ -130,7 +131,8 @@ function registerLoop(program: Command): void {
     .description('Write an HTML report (accuracy, composition, label corrections, expansion yield, tokens and time) with SVG charts and the data as JSON')
     .requiredOption('--out <dir>', 'output folder')
     .action(async (name: string, options: { out: string }) => {
-      await withCliDatabase(async (pool) => {
+      const { buildLoopReport, writeReport } = await import('../report.js');
+      await (await database()).withCliDatabase(async (pool) => {
         const report = await buildLoopReport(pool, name);
         if (report.composition.length === 0) throw new Error(`no data for loop ${name} in this database`);
         const written = writeReport(report, options.out);
@@ -149,7 +151,8 @@ function registerInject(program: Command): void {
     .addOption(new Option('--format <format>', 'input format').choices(ImportFormat.options).makeOptionMandatory())
     .option('--answers <file>', 'BFCL possible-answer file (format bfcl)')
     .action(async (name: string, file: string, options: { format: ImportFormat; answers?: string }) => {
-      const staged = await withCliDatabase((pool) =>
+      const { DEFAULT_MAX_LINE_CHARS, stageFile } = await import('../../datasets/import.js');
+      const staged = await (await database()).withCliDatabase((pool) =>
         stageFile({ pool, file, format: options.format, purpose: 'injection', target: name, maxLineChars: DEFAULT_MAX_LINE_CHARS, ...(options.answers ? { answersFile: options.answers } : {}) }),
       );
       for (const rejection of staged.rejections) console.error(formatRejection(rejection));
