@@ -9,7 +9,19 @@ import tseslint from 'typescript-eslint';
  * Temporal's deterministic sandbox and take only types from side-effecting rooms; only `client/`, `bench/` and `test/`
  * import `client/`. The bundle test (test/workflows/bundle.test.ts) catches what slips into the sandbox transitively.
  */
-const ROOMS = ['core', 'db', 'services', 'datasets', 'activities', 'workflows', 'worker', 'client', 'sim', 'bench', 'test'];
+const ROOMS = [
+  'core',
+  'db',
+  'services',
+  'datasets',
+  'activities',
+  'workflows',
+  'worker',
+  'client',
+  'sim',
+  'bench',
+  'test',
+];
 const roomPatterns = (room) => [`**/${room}/*`, `**/${room}/**`];
 const forbidRooms = (rooms, why, allowTypeImports = false) => ({
   group: rooms.flatMap(roomPatterns),
@@ -42,18 +54,62 @@ const restrictions = {
     paths: sandboxPaths,
     patterns: [
       ...sandboxPatterns,
-      forbidRooms(['activities', 'db', 'services', 'datasets', 'worker', 'sim'], 'Workflows may import only types from side-effecting rooms.', true),
+      forbidRooms(
+        ['activities', 'db', 'services', 'datasets', 'worker', 'sim'],
+        'Workflows may import only types from side-effecting rooms.',
+        true,
+      ),
       forbidRooms(['client', 'bench', 'test'], 'Workflows never import the CLI, benchmarks or tests.'),
     ],
   },
-  db: { patterns: [forbidRooms(['services', 'datasets', 'activities', 'workflows', 'worker', 'client', 'sim', 'bench', 'test'], 'db/ builds on core/ alone.')] },
-  services: { patterns: [forbidRooms(['db', 'datasets', 'activities', 'workflows', 'worker', 'client', 'sim', 'bench', 'test'], 'services/ builds on core/ alone.')] },
-  datasets: { patterns: [forbidRooms(['services', 'activities', 'workflows', 'worker', 'client', 'sim', 'bench', 'test'], 'datasets/ builds on core/ and db/.')] },
-  activities: {
-    patterns: [forbidRooms(['worker', 'client', 'workflows', 'sim', 'bench', 'test'], 'Activities never import the worker that hosts them, the CLI, workflows or the simulator.')],
+  db: {
+    patterns: [
+      forbidRooms(
+        ['services', 'datasets', 'activities', 'workflows', 'worker', 'client', 'sim', 'bench', 'test'],
+        'db/ builds on core/ alone.',
+      ),
+    ],
   },
-  worker: { patterns: [forbidRooms(['client', 'datasets', 'sim', 'bench', 'test'], 'The worker composes activities; it never imports the CLI.')] },
-  sim: { patterns: [forbidRooms(['db', 'activities', 'workflows', 'worker', 'client', 'bench', 'test'], 'The simulator stands in for model servers; it shares core/ and datasets/ only.')] },
+  services: {
+    patterns: [
+      forbidRooms(
+        ['db', 'datasets', 'activities', 'workflows', 'worker', 'client', 'sim', 'bench', 'test'],
+        'services/ builds on core/ alone.',
+      ),
+    ],
+  },
+  datasets: {
+    patterns: [
+      forbidRooms(
+        ['services', 'activities', 'workflows', 'worker', 'client', 'sim', 'bench', 'test'],
+        'datasets/ builds on core/ and db/.',
+      ),
+    ],
+  },
+  activities: {
+    patterns: [
+      forbidRooms(
+        ['worker', 'client', 'workflows', 'sim', 'bench', 'test'],
+        'Activities never import the worker that hosts them, the CLI, workflows or the simulator.',
+      ),
+    ],
+  },
+  worker: {
+    patterns: [
+      forbidRooms(
+        ['client', 'datasets', 'sim', 'bench', 'test'],
+        'The worker composes activities; it never imports the CLI.',
+      ),
+    ],
+  },
+  sim: {
+    patterns: [
+      forbidRooms(
+        ['db', 'activities', 'workflows', 'worker', 'client', 'bench', 'test'],
+        'The simulator stands in for model servers; it shares core/ and datasets/ only.',
+      ),
+    ],
+  },
 };
 
 export default tseslint.config(

@@ -1,7 +1,13 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type pg from 'pg';
 import { ErrorType } from '../core/errors.js';
-import { AssembleNextVersionInput, type CountsByRole, CreateInitialVersionInput, parseInput, PlanStageBatchesInput } from '../core/inputs.js';
+import {
+  AssembleNextVersionInput,
+  type CountsByRole,
+  CreateInitialVersionInput,
+  parseInput,
+  PlanStageBatchesInput,
+} from '../core/inputs.js';
 import {
   addErrorSeeds,
   addExpansions,
@@ -16,7 +22,13 @@ import {
 } from '../db/queries/assembly.js';
 import { planStage } from '../db/queries/stage-batches.js';
 import { consumeStagingBatch } from '../db/queries/staging.js';
-import { type DatasetVersion, DatasetVersionError, findVersionByKey, freezeVersion, getVersion } from '../db/queries/versions.js';
+import {
+  type DatasetVersion,
+  DatasetVersionError,
+  findVersionByKey,
+  freezeVersion,
+  getVersion,
+} from '../db/queries/versions.js';
 import { withTransaction } from '../db/tx.js';
 import type { ActivityDeps } from './deps.js';
 
@@ -27,7 +39,12 @@ export interface AssembleResult {
   countsByRole: CountsByRole;
 }
 
-const toResult = (v: DatasetVersion): AssembleResult => ({ versionId: v.id, ref: v.ref, memberCount: v.memberCount ?? 0, countsByRole: v.countsByRole ?? {} });
+const toResult = (v: DatasetVersion): AssembleResult => ({
+  versionId: v.id,
+  ref: v.ref,
+  memberCount: v.memberCount ?? 0,
+  countsByRole: v.countsByRole ?? {},
+});
 
 async function resolveVersionId(pool: pg.Pool, ref: string): Promise<number> {
   try {
@@ -48,15 +65,20 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * D_1: `size` samples drawn from the seed pool (role `seed_new`, as in the paper's Table 3), in an order fixed by
      * the loop's seed. Idempotent by (loop, 1).
      */
-    async createInitialVersion(rawInput: CreateInitialVersionInput): Promise<AssembleResult & { seedVersionId: number; seedPoolSize: number }> {
+    async createInitialVersion(
+      rawInput: CreateInitialVersionInput,
+    ): Promise<AssembleResult & { seedVersionId: number; seedPoolSize: number }> {
       const input = parseInput(CreateInitialVersionInput, rawInput, 'createInitialVersion');
       const seedVersionId = await resolveVersionId(deps.pool, input.seedDataset);
       const seedVersion = await getVersion(deps.pool, seedVersionId);
       const poolSize = seedVersion.memberCount ?? 0;
-      if (poolSize === 0) throw ApplicationFailure.nonRetryable(`seed dataset ${seedVersion.ref} is empty`, ErrorType.DataNotFound);
+      if (poolSize === 0)
+        throw ApplicationFailure.nonRetryable(`seed dataset ${seedVersion.ref} is empty`, ErrorType.DataNotFound);
       const size = Math.min(poolSize, input.size ?? Math.round(poolSize * 0.65));
-      const version = await buildVersion(deps.pool, { loopName: input.loopName, iteration: 1, parentId: seedVersionId, configHash: input.configHash }, (tx, versionId) =>
-        drawInitialMembers(tx, { versionId, seedVersionId, seed: input.seed, size }),
+      const version = await buildVersion(
+        deps.pool,
+        { loopName: input.loopName, iteration: 1, parentId: seedVersionId, configHash: input.configHash },
+        (tx, versionId) => drawInitialMembers(tx, { versionId, seedVersionId, seed: input.seed, size }),
       );
       return { ...toResult(version), seedVersionId, seedPoolSize: poolSize };
     },
@@ -68,19 +90,37 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * mastered samples of D_j (`high_ppl`) to fill it; injected batches come on top (`injected`) and are consumed once.
      * One transaction, so a crash leaves no half version; idempotent by (loop, j+1).
      */
-    async assembleNextVersion(rawInput: AssembleNextVersionInput): Promise<AssembleResult & { skippedInjections: string[] }> {
+    async assembleNextVersion(
+      rawInput: AssembleNextVersionInput,
+    ): Promise<AssembleResult & { skippedInjections: string[] }> {
       const input = parseInput(AssembleNextVersionInput, rawInput, 'assembleNextVersion');
       const skippedInjections: string[] = [];
       const loop = { loopName: input.loopName, iteration: input.iteration };
       const version = await buildVersion(
         deps.pool,
-        { loopName: input.loopName, iteration: input.iteration + 1, parentId: input.currentVersionId, configHash: input.configHash },
+        {
+          loopName: input.loopName,
+          iteration: input.iteration + 1,
+          parentId: input.currentVersionId,
+          configHash: input.configHash,
+        },
         async (tx, versionId) => {
           const room = async () => Math.max(0, input.budget - (await countMembers(tx, versionId)));
           await addErrorSeeds(tx, { versionId, ...loop });
-          await addSeedNew(tx, { versionId, loopName: input.loopName, seedVersionId: input.seedVersionId, seed: input.seed, limit: Math.min(input.seedNewCount, await room()) });
+          await addSeedNew(tx, {
+            versionId,
+            loopName: input.loopName,
+            seedVersionId: input.seedVersionId,
+            seed: input.seed,
+            limit: Math.min(input.seedNewCount, await room()),
+          });
           await addExpansions(tx, { versionId, ...loop, limit: await room() });
-          await addHighPerplexity(tx, { versionId, ...loop, currentVersionId: input.currentVersionId, limit: await room() });
+          await addHighPerplexity(tx, {
+            versionId,
+            ...loop,
+            currentVersionId: input.currentVersionId,
+            limit: await room(),
+          });
           for (const batchId of input.injectBatchIds) {
             await addInjected(tx, { versionId, batchId });
             // A batch that is not ready, or was merged into another version, adds nothing: refuse the whole batch

@@ -18,7 +18,10 @@ export function createDeployActivities(deps: ActivityDeps) {
       const input = parseInput(DeployCheckpointInput, rawInput, 'deployCheckpoint');
       const context = Context.current();
       const model = servedModelName(input.loopName, input.iteration);
-      const headers = { 'content-type': 'application/json', ...(deps.llm.apiKey ? { authorization: `Bearer ${deps.llm.apiKey}` } : {}) };
+      const headers = {
+        'content-type': 'application/json',
+        ...(deps.llm.apiKey ? { authorization: `Bearer ${deps.llm.apiKey}` } : {}),
+      };
       for (const baseUrl of deps.llm.baseUrlsFor('policy', input.policyBaseUrls)) {
         const root = baseUrl.replace(/\/$/, '');
         try {
@@ -30,11 +33,13 @@ export function createDeployActivities(deps: ActivityDeps) {
           });
           const text = await response.text();
           const alreadyLoaded = response.status === 400 && /already (been )?loaded/i.test(text);
-          if (!response.ok && !alreadyLoaded) throw new HttpStatusError(response.status, text.slice(0, 200), response.headers);
+          if (!response.ok && !alreadyLoaded)
+            throw new HttpStatusError(response.status, text.slice(0, 200), response.headers);
           const listed = await fetch(`${root}/models`, { headers, signal: context.cancellationSignal });
           if (!listed.ok) throw new HttpStatusError(listed.status, (await listed.text()).slice(0, 200), listed.headers);
           const models = (await listed.json()) as { data?: { id: string }[] };
-          if (!models.data?.some((entry) => entry.id === model)) throw new HttpStatusError(503, `does not list ${model} after loading it`);
+          if (!models.data?.some((entry) => entry.id === model))
+            throw new HttpStatusError(503, `does not list ${model} after loading it`);
         } catch (err) {
           throw toApplicationFailure(err, `deploying ${model} on ${root}`, MODEL_SERVER);
         }

@@ -1,8 +1,19 @@
 import { setMaxListeners } from 'node:events';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { bfclCheckKind, categoryFromId, compileBfclQuestion, decodeBfclResult, scoreBfcl } from '../core/checker/index.js';
+import {
+  bfclCheckKind,
+  categoryFromId,
+  compileBfclQuestion,
+  decodeBfclResult,
+  scoreBfcl,
+} from '../core/checker/index.js';
 import { ErrorType } from '../core/errors.js';
-import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer, type BfclQuestion } from '../core/formats/index.js';
+import {
+  bfclAnswerFromRecord,
+  bfclQuestionFromRecord,
+  type BfclAnswer,
+  type BfclQuestion,
+} from '../core/formats/index.js';
 import { EvaluateFileInput, parseInput, SummarizeEvaluationInput } from '../core/inputs.js';
 import type { JsonValue } from '../core/json.js';
 import { bfclV3Summary, type CategoryScore } from '../core/stages/bfcl-overall.js';
@@ -41,9 +52,17 @@ export function createEvaluateActivities(deps: ActivityDeps) {
       }
       const questions: BfclQuestion[] = [];
       for await (const item of readRecords(questionsFile)) {
-        if (item.kind === 'rejection') throw ApplicationFailure.nonRetryable(`${item.rejection.file}:${item.rejection.line}: ${item.rejection.reason}`, ErrorType.ConfigInvalid);
+        if (item.kind === 'rejection')
+          throw ApplicationFailure.nonRetryable(
+            `${item.rejection.file}:${item.rejection.line}: ${item.rejection.reason}`,
+            ErrorType.ConfigInvalid,
+          );
         const question = bfclQuestionFromRecord(item.value);
-        if (!question.ok) throw ApplicationFailure.nonRetryable(`${questionsFile}:${item.line}: ${question.rejection.field}: ${question.rejection.reason}`, ErrorType.ConfigInvalid);
+        if (!question.ok)
+          throw ApplicationFailure.nonRetryable(
+            `${questionsFile}:${item.line}: ${question.rejection.field}: ${question.rejection.reason}`,
+            ErrorType.ConfigInvalid,
+          );
         questions.push(question.value);
       }
       const scores = new Map<string, CategoryScore>();
@@ -53,30 +72,66 @@ export function createEvaluateActivities(deps: ActivityDeps) {
         questions.map(async (question) => {
           const category = categoryFromId(question.id);
           const kind = bfclCheckKind(category);
-          const compiled = kind ? compileBfclQuestion({ kind, functions: question.functions, possibleAnswer: answers.get(question.id)?.calls }) : undefined;
+          const compiled = kind
+            ? compileBfclQuestion({
+                kind,
+                functions: question.functions,
+                possibleAnswer: answers.get(question.id)?.calls,
+              })
+            : undefined;
           if (!compiled?.ok) {
-            throw ApplicationFailure.nonRetryable(`${questionsFile}: ${question.id} cannot be scored: ${compiled ? compiled.error : `category ${category} is not supported`}`, ErrorType.ConfigInvalid);
+            throw ApplicationFailure.nonRetryable(
+              `${questionsFile}: ${question.id} cannot be scored: ${compiled ? compiled.error : `category ${category} is not supported`}`,
+              ErrorType.ConfigInvalid,
+            );
           }
-          const call = { purpose: 'evaluate', role: 'policy', model: input.policy.model, loopName: input.loopName, iteration: input.iteration, key: [input.evalSet, question.id] } as const;
+          const call = {
+            purpose: 'evaluate',
+            role: 'policy',
+            model: input.policy.model,
+            loopName: input.loopName,
+            iteration: input.iteration,
+            key: [input.evalSet, question.id],
+          } as const;
           const what = `evaluation of ${question.id}`;
           await callModel(endpoints, signal, what, async (endpoint) => {
-            const reply = await policyChat(endpoint, { model: input.policy.model, messages: question.messages, tools: question.functions, maxTokens: input.maxTokens, logprobs: false, signal });
+            const reply = await policyChat(endpoint, {
+              model: input.policy.model,
+              messages: question.messages,
+              tools: question.functions,
+              maxTokens: input.maxTokens,
+              logprobs: false,
+              signal,
+            });
             // The evaluation has no per-sample data to record a refusal in: the set itself cannot be served.
-            if (reply.kind === 'rejected') throw ApplicationFailure.nonRetryable(`${what} on ${endpoint.baseURL}: HTTP ${reply.status}: ${reply.message}`, ErrorType.ModelRequestRejected);
+            if (reply.kind === 'rejected')
+              throw ApplicationFailure.nonRetryable(
+                `${what} on ${endpoint.baseURL}: HTTP ${reply.status}: ${reply.message}`,
+                ErrorType.ModelRequestRejected,
+              );
             const result: JsonValue = reply.toolCalls ?? reply.content ?? '';
             const verdict = scoreBfcl(compiled.question, decodeBfclResult(result));
             const score = scores.get(category) ?? { category, correct: 0, total: 0 };
             score.total++;
             if (verdict.valid) score.correct++;
             scores.set(category, score);
-            ledger.record(call, { endpoint: endpoint.baseURL, usage: reply.usage, latencyMs: reply.latencyMs, ok: true });
+            ledger.record(call, {
+              endpoint: endpoint.baseURL,
+              usage: reply.usage,
+              latencyMs: reply.latencyMs,
+              ok: true,
+            });
           });
           answered++;
           if (answered % 50 === 0) context.heartbeat({ answered, of: questions.length });
         }),
       );
       const key = { loopName: input.loopName, iteration: input.iteration };
-      const rows = [...scores.values()].map((s) => ({ evalSet: input.evalSet, ...s, accuracy: s.total === 0 ? 0 : s.correct / s.total }));
+      const rows = [...scores.values()].map((s) => ({
+        evalSet: input.evalSet,
+        ...s,
+        accuracy: s.total === 0 ? 0 : s.correct / s.total,
+      }));
       await upsertEvaluations(deps.pool, key, rows);
       await recordModelCalls(deps.pool, ledger.drain());
       return [...scores.values()];
@@ -89,7 +144,9 @@ export function createEvaluateActivities(deps: ActivityDeps) {
     async summarizeEvaluation(rawInput: SummarizeEvaluationInput): Promise<{ overall: number | null }> {
       const input = parseInput(SummarizeEvaluationInput, rawInput, 'summarizeEvaluation');
       const key = { loopName: input.loopName, iteration: input.iteration };
-      const rows = (await getEvaluations(deps.pool, { ...key, evalSet: input.evalSet })).filter((r) => !['non_live', 'live', 'overall'].includes(r.category));
+      const rows = (await getEvaluations(deps.pool, { ...key, evalSet: input.evalSet })).filter(
+        (r) => !['non_live', 'live', 'overall'].includes(r.category),
+      );
       const summary = bfclV3Summary(rows);
       const total = rows.reduce((sum, r) => sum + r.total, 0);
       const correct = rows.reduce((sum, r) => sum + r.correct, 0);
@@ -97,7 +154,17 @@ export function createEvaluateActivities(deps: ActivityDeps) {
         deps.pool,
         key,
         (['nonLive', 'live', 'overall'] as const).flatMap((group) =>
-          summary[group] === undefined ? [] : [{ evalSet: input.evalSet, category: group === 'nonLive' ? 'non_live' : group, total, correct, accuracy: summary[group] }],
+          summary[group] === undefined
+            ? []
+            : [
+                {
+                  evalSet: input.evalSet,
+                  category: group === 'nonLive' ? 'non_live' : group,
+                  total,
+                  correct,
+                  accuracy: summary[group],
+                },
+              ],
         ),
       );
       return { overall: summary.overall ?? null };

@@ -1,25 +1,30 @@
 import type OpenAI from 'openai';
 import { ExpandBatchInput, parseInput } from '../core/inputs.js';
-import { parseJson } from '../core/json.js';
 import { wireToolName } from '../core/schemas/function-def.js';
 import type { ChatMessage } from '../core/schemas/messages.js';
 import { GeneratorOutput, ValidatorOutput } from '../core/schemas/model-io.js';
 import { Sample } from '../core/schemas/sample.js';
-import { predictionFrom, relabeledSample } from '../core/stages/relabel.js';
+import { relabeledSample, storedPrediction } from '../core/stages/relabel.js';
 import { SCENARIO_GUIDANCE, scenarioFocusFor } from '../core/stages/scenario.js';
 import { validateCalls } from '../core/validate/calls.js';
 import type { ExpansionStatus } from '../core/vocabulary.js';
-import { type ExpansionRow, type ExpansionSeed, insertExpansions, pendingExpansionSeeds, samplesKnownToLoop } from '../db/queries/expansions.js';
+import {
+  type ExpansionRow,
+  type ExpansionSeed,
+  insertExpansions,
+  pendingExpansionSeeds,
+  samplesKnownToLoop,
+} from '../db/queries/expansions.js';
 import { recordModelCalls } from '../db/queries/model-calls.js';
 import { recordOrigins } from '../db/queries/origins.js';
 import { insertSamples, type StoredSample } from '../db/queries/samples.js';
 import { encodeSample } from '../db/sample-codec.js';
 import type { ActivityDeps } from './deps.js';
-import { callModel, Ledger } from './llm/calls.js';
+import { type CallContext, Ledger, structuredCall } from './llm/calls.js';
 import type { EndpointPool } from './llm/endpoint-pool.js';
 import { pickPrompt, type PromptTemplate, renderTemplate } from './llm/prompts.js';
 import { conversationDate, promptConversation, promptTarget, promptTools } from './llm/render.js';
-import { completeStructured, requestSeed, type StructuredResult } from './llm/structured.js';
+import { requestSeed, type StructuredResult } from './llm/structured.js';
 import { runStageBatch } from './stage-batch.js';
 
 export interface ExpandBatchResult {
@@ -68,15 +73,35 @@ export function createExpandActivities(deps: ActivityDeps) {
           seeds.flatMap((seed) =>
             Array.from({ length: input.k }, (_, slot) => slot)
               .filter((slot) => !seed.doneK.includes(slot))
-              .map((slot) => expandSlot({ seed, slot, samples, input, generators, validators, generatorPrompt, validatorPrompt, ledger, signal })),
+              .map((slot) =>
+                expandSlot({
+                  seed,
+                  slot,
+                  samples,
+                  input,
+                  generators,
+                  validators,
+                  generatorPrompt,
+                  validatorPrompt,
+                  calls: { ledger, signal },
+                }),
+              ),
           ),
         // Dedup against what the loop has and within this page: the first of equal samples wins.
         review: async (slots) => {
-          const known = await samplesKnownToLoop(deps.pool, input.loopName, slots.flatMap((s) => (s.accepted ? [s.accepted.id] : [])));
+          const known = await samplesKnownToLoop(
+            deps.pool,
+            input.loopName,
+            slots.flatMap((s) => (s.accepted ? [s.accepted.id] : [])),
+          );
           for (const slot of slots) {
             if (!slot.accepted) continue;
             if (known.has(slot.accepted.id)) {
-              slot.row = { ...slot.row, status: 'duplicate', rejectionReason: `same content as sample ${slot.accepted.id}, which the loop already has` };
+              slot.row = {
+                ...slot.row,
+                status: 'duplicate',
+                rejectionReason: `same content as sample ${slot.accepted.id}, which the loop already has`,
+              };
               slot.accepted = undefined;
             } else {
               known.add(slot.accepted.id);
@@ -98,7 +123,11 @@ export function createExpandActivities(deps: ActivityDeps) {
                 kind: 'expansion' as const,
                 parentSampleId: parentOf(seed),
                 ...key,
-                detail: { k: slot.row.k, scenarioFocus: slot.row.scenarioFocus, judgeAnalysis: seed.errorAnalysis ?? null },
+                detail: {
+                  k: slot.row.k,
+                  scenarioFocus: slot.row.scenarioFocus,
+                  judgeAnalysis: seed.errorAnalysis ?? null,
+                },
               };
             }),
           );
@@ -130,20 +159,30 @@ async function expandSlot(args: {
   validators: EndpointPool | undefined;
   generatorPrompt: PromptTemplate;
   validatorPrompt: PromptTemplate;
-  ledger: Ledger;
-  signal: AbortSignal;
+  calls: CallContext;
 }): Promise<SlotOutcome> {
   const { seed, slot, input } = args;
   const original = args.samples.get(seed.sampleId)!;
-  const parsed = seed.parsedCallsJson ? parseJson(seed.parsedCallsJson) : undefined;
-  const prediction = predictionFrom(parsed?.ok ? parsed.value : null, seed.rawOutput);
+  const prediction = storedPrediction(seed);
   const predicted = relabeledSample(original, prediction);
   // LABEL_WRONG: the prediction was right and the label wrong; PRED_WRONG: the other way round.
-  const [correct, incorrect] = seed.verdict === 'label_wrong' ? [predicted.target, original.target] : [original.target, predicted.target];
-  const focus = scenarioFocusFor({ seed: input.seed, iteration: input.iteration, seedSampleId: seed.sampleId, k: slot });
+  const [correct, incorrect] =
+    seed.verdict === 'label_wrong' ? [predicted.target, original.target] : [original.target, predicted.target];
+  const focus = scenarioFocusFor({
+    seed: input.seed,
+    iteration: input.iteration,
+    seedSampleId: seed.sampleId,
+    k: slot,
+  });
   const userTurns = original.messages.filter((m) => m.role === 'user').length;
   const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
-    { role: 'system', content: renderTemplate(args.generatorPrompt.system, { date: conversationDate(original), tools: promptTools(original.tools) }) },
+    {
+      role: 'system',
+      content: renderTemplate(args.generatorPrompt.system, {
+        date: conversationDate(original),
+        tools: promptTools(original.tools),
+      }),
+    },
     {
       role: 'user',
       content: renderTemplate(args.generatorPrompt.user, {
@@ -154,73 +193,105 @@ async function expandSlot(args: {
         scenario_focus: focus,
         scenario_guidance: SCENARIO_GUIDANCE[focus],
         // The official prompt flips single- and multi-turn relative to the seed, for diversity.
-        turn_guidance: userTurns > 1 ? 'make the new sample a single-turn request' : 'make the new sample a multi-turn dialogue',
+        turn_guidance:
+          userTurns > 1 ? 'make the new sample a single-turn request' : 'make the new sample a multi-turn dialogue',
       }),
     },
   ];
-  const base = { seedSampleId: seed.sampleId, k: slot, scenarioFocus: focus, model: input.generator.model, promptVersion: args.generatorPrompt.version };
+  const base = {
+    seedSampleId: seed.sampleId,
+    k: slot,
+    scenarioFocus: focus,
+    model: input.generator.model,
+    promptVersion: args.generatorPrompt.version,
+  };
   const maxAttempts = input.maxAttempts;
   let reply: StructuredResult<GeneratorOutput> | undefined;
   let attempts = 0;
   while (attempts < maxAttempts) {
     attempts++;
     const attempt = attempts;
-    const call = { purpose: 'expand', role: 'generator', model: input.generator.model, loopName: input.loopName, iteration: input.iteration, key: [seed.sampleId, `k${slot}`, `a${attempt}`] } as const;
-    const current: StructuredResult<GeneratorOutput> = await callModel(args.generators, args.signal, `expansion ${slot} of seed ${seed.sampleId}`, async (endpoint) => {
-      const r = await completeStructured(endpoint, {
-        model: input.generator.model,
+    const call = {
+      purpose: 'expand',
+      role: 'generator',
+      model: input.generator.model,
+      loopName: input.loopName,
+      iteration: input.iteration,
+      key: [seed.sampleId, `k${slot}`, `a${attempt}`],
+    } as const;
+    const current: StructuredResult<GeneratorOutput> = await structuredCall(
+      args.generators,
+      args.calls,
+      call,
+      `expansion ${slot} of seed ${seed.sampleId}`,
+      {
         messages,
         schema: GeneratorOutput,
         name: 'generated_sample',
         temperature: input.temperature,
         topP: input.topP,
         seed: requestSeed('expand', input.seed, input.iteration, seed.sampleId, slot, attempt),
-        signal: args.signal,
-      });
-      args.ledger.record(call, { endpoint: endpoint.baseURL, usage: r.usage, latencyMs: r.latencyMs, ok: r.ok });
-      return r;
-    });
+      },
+    );
     reply = current;
     if (current.ok) break;
   }
-  if (!reply?.ok) {
-    return { row: { ...base, status: 'generation_failed', sampleId: null, attempts, rawOutput: reply?.raw ?? null, rejectionReason: reply && !reply.ok ? reply.reason : 'no reply' } };
-  }
+  /** A slot that yields no sample: why, with the generator's raw output kept as data. */
+  const notAccepted = (
+    status: Exclude<ExpansionStatus, 'accepted' | 'duplicate'>,
+    reason: string,
+    rawOutput: string | null,
+  ): SlotOutcome => ({
+    row: { ...base, status, sampleId: null, attempts, rawOutput, rejectionReason: reason },
+  });
+  if (!reply?.ok) return notAccepted('generation_failed', reply?.reason ?? 'no reply', reply?.raw ?? null);
   const generated = reply.value;
   const raw = reply.raw;
   const conversation: ChatMessage[] = [
     ...original.messages.filter((m) => m.role === 'system'),
-    ...generated.conversation.map((turn): ChatMessage => (turn.role === 'user' ? { role: 'user', content: turn.content } : { role: 'assistant', content: turn.content })),
+    ...generated.conversation.map((turn): ChatMessage =>
+      turn.role === 'user' ? { role: 'user', content: turn.content } : { role: 'assistant', content: turn.content },
+    ),
   ];
   const lastTurn = generated.conversation[generated.conversation.length - 1];
   const violations = validateCalls(generated.tool_calls, original.tools).map((v) => `${v.field}: ${v.message}`);
   if (lastTurn?.role !== 'user') violations.unshift('conversation: must end with the user turn to answer');
-  if (violations.length > 0) return { row: { ...base, status: 'rejected_rule', sampleId: null, attempts, rawOutput: raw, rejectionReason: violations.join('; ') } };
+  if (violations.length > 0) return notAccepted('rejected_rule', violations.join('; '), raw);
 
   const byWireName = new Map(original.tools.map((tool) => [wireToolName(tool.name), tool.name]));
   const candidate = Sample.safeParse({
     tools: original.tools,
     messages: conversation,
-    target: { kind: 'calls', calls: generated.tool_calls.map((c) => ({ name: byWireName.get(wireToolName(c.name)) ?? c.name, arguments: c.arguments })) },
+    target: {
+      kind: 'calls',
+      calls: generated.tool_calls.map((c) => ({
+        name: byWireName.get(wireToolName(c.name)) ?? c.name,
+        arguments: c.arguments,
+      })),
+    },
   });
-  if (!candidate.success) {
-    return { row: { ...base, status: 'rejected_rule', sampleId: null, attempts, rawOutput: raw, rejectionReason: candidate.error.issues[0]?.message ?? 'invalid sample' } };
-  }
+  if (!candidate.success)
+    return notAccepted('rejected_rule', candidate.error.issues[0]?.message ?? 'invalid sample', raw);
   if (args.validators && input.validator) {
     const validator = input.validator;
     const verdict = await validate({ ...args, validator, sample: candidate.data });
     if (!verdict.ok || verdict.value.verdict !== 'CORRECT') {
-      const reason = verdict.ok ? `validation judge: ${verdict.value.error_analysis || 'INCORRECT'}` : `validation judge reply unusable: ${verdict.reason}`;
-      return { row: { ...base, status: 'rejected_judge', sampleId: null, attempts, rawOutput: raw, rejectionReason: reason } };
+      const reason = verdict.ok
+        ? `validation judge: ${verdict.value.error_analysis || 'INCORRECT'}`
+        : `validation judge reply unusable: ${verdict.reason}`;
+      return notAccepted('rejected_judge', reason, raw);
     }
   }
   let stored: StoredSample;
   try {
     stored = encodeSample(candidate.data);
   } catch (err) {
-    return { row: { ...base, status: 'rejected_rule', sampleId: null, attempts, rawOutput: raw, rejectionReason: (err as Error).message } };
+    return notAccepted('rejected_rule', (err as Error).message, raw);
   }
-  return { row: { ...base, status: 'accepted', sampleId: stored.id, attempts, rawOutput: raw, rejectionReason: null }, accepted: stored };
+  return {
+    row: { ...base, status: 'accepted', sampleId: stored.id, attempts, rawOutput: raw, rejectionReason: null },
+    accepted: stored,
+  };
 }
 
 async function validate(args: {
@@ -231,8 +302,7 @@ async function validate(args: {
   validator: NonNullable<Input['validator']>;
   validators: EndpointPool | undefined;
   validatorPrompt: PromptTemplate;
-  ledger: Ledger;
-  signal: AbortSignal;
+  calls: CallContext;
 }): Promise<StructuredResult<ValidatorOutput>> {
   const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
     { role: 'system', content: renderTemplate(args.validatorPrompt.system, { tools: promptTools(args.sample.tools) }) },
@@ -246,11 +316,20 @@ async function validate(args: {
   ];
   let reply: StructuredResult<ValidatorOutput> | undefined;
   for (let attempt = 1; attempt <= 2 && !reply?.ok; attempt++) {
-    const call = { purpose: 'validate', role: 'judge', model: args.validator.model, loopName: args.input.loopName, iteration: args.input.iteration, key: [args.seed.sampleId, `k${args.slot}`, `v${attempt}`] } as const;
-    reply = await callModel(args.validators!, args.signal, `validation of expansion ${args.slot} of seed ${args.seed.sampleId}`, async (endpoint) => {
-      const r = await completeStructured(endpoint, { model: args.validator.model, messages, schema: ValidatorOutput, name: 'sample_validation', temperature: 0, signal: args.signal });
-      args.ledger.record(call, { endpoint: endpoint.baseURL, usage: r.usage, latencyMs: r.latencyMs, ok: r.ok });
-      return r;
+    const call = {
+      purpose: 'validate',
+      role: 'judge',
+      model: args.validator.model,
+      loopName: args.input.loopName,
+      iteration: args.input.iteration,
+      key: [args.seed.sampleId, `k${args.slot}`, `v${attempt}`],
+    } as const;
+    const what = `validation of expansion ${args.slot} of seed ${args.seed.sampleId}`;
+    reply = await structuredCall(args.validators!, args.calls, call, what, {
+      messages,
+      schema: ValidatorOutput,
+      name: 'sample_validation',
+      temperature: 0,
     });
   }
   if (!reply) throw new Error('unreachable: the validation loop runs at least once');

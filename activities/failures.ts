@@ -68,10 +68,13 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
 
 /** Connection-level failures of Node's fetch (undici wraps them as `TypeError: fetch failed` with a coded cause). */
 function isConnectionFailure(err: unknown): boolean {
-  const code = (err as { code?: unknown; cause?: { code?: unknown } } | null)?.cause?.code ?? (err as { code?: unknown } | null)?.code;
+  const code =
+    (err as { code?: unknown; cause?: { code?: unknown } } | null)?.cause?.code ??
+    (err as { code?: unknown } | null)?.code;
   return (
     (err instanceof TypeError && err.message === 'fetch failed') ||
-    (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|UND_ERR_\w+)$/.test(code))
+    (typeof code === 'string' &&
+      /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|UND_ERR_\w+)$/.test(code))
   );
 }
 
@@ -90,11 +93,17 @@ export function toApplicationFailure(err: unknown, context: string, types: Serve
   }
   if (err instanceof SyntaxError) {
     // A body cut off mid-JSON (a proxy timeout, a server crash mid-response) says nothing about the request: retry it.
-    return ApplicationFailure.create({ message: `${context}: malformed response body: ${err.message}`, type: types.unavailable, cause: err });
+    return ApplicationFailure.create({
+      message: `${context}: malformed response body: ${err.message}`,
+      type: types.unavailable,
+      cause: err,
+    });
   }
   if (err instanceof APIConnectionTimeoutError || err instanceof APIConnectionError || isConnectionFailure(err)) {
     const timedOut = err instanceof APIConnectionTimeoutError;
-    const reason = timedOut ? 'request timed out' : `connection failed: ${(err as Error).message}${(err as { cause?: Error }).cause?.message ? ` (${(err as { cause?: Error }).cause?.message})` : ''}`;
+    const reason = timedOut
+      ? 'request timed out'
+      : `connection failed: ${(err as Error).message}${(err as { cause?: Error }).cause?.message ? ` (${(err as { cause?: Error }).cause?.message})` : ''}`;
     return ApplicationFailure.create({ message: `${context}: ${reason}`, type: types.connection, cause: err as Error });
   }
   const status = err instanceof APIError || err instanceof HttpStatusError ? err.status : undefined;
@@ -103,7 +112,12 @@ export function toApplicationFailure(err: unknown, context: string, types: Serve
     const summary = `${context}: HTTP ${status}: ${error.message}`;
     if (isRetryableStatus(status)) {
       const delay = retryAfterMs(error.headers);
-      return ApplicationFailure.create({ message: summary, type: types.unavailable, ...(delay !== undefined ? { nextRetryDelay: delay } : {}), cause: error });
+      return ApplicationFailure.create({
+        message: summary,
+        type: types.unavailable,
+        ...(delay !== undefined ? { nextRetryDelay: delay } : {}),
+        cause: error,
+      });
     }
     return ApplicationFailure.create({ message: summary, type: types.rejected, nonRetryable: true, cause: error });
   }

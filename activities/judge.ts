@@ -1,10 +1,9 @@
 import type OpenAI from 'openai';
 import { JudgeBatchInput, parseInput } from '../core/inputs.js';
-import { parseJson } from '../core/json.js';
 import { JudgeOutput, VERDICT_OF_JUDGE_TOKEN, type VoteVerdict } from '../core/schemas/model-io.js';
 import type { Sample } from '../core/schemas/sample.js';
 import { majorityVerdict } from '../core/stages/consensus.js';
-import { predictionFrom, relabeledSample } from '../core/stages/relabel.js';
+import { relabeledSample, storedPrediction } from '../core/stages/relabel.js';
 import type { JudgeVerdict } from '../core/vocabulary.js';
 import { insertJudgements, type JudgeItem, type JudgementRow, pendingJudgeItems } from '../db/queries/judgements.js';
 import { recordModelCalls } from '../db/queries/model-calls.js';
@@ -12,11 +11,11 @@ import { recordOrigins } from '../db/queries/origins.js';
 import { insertSamples, type StoredSample } from '../db/queries/samples.js';
 import { encodeSample } from '../db/sample-codec.js';
 import type { ActivityDeps } from './deps.js';
-import { callModel, Ledger } from './llm/calls.js';
+import { type CallContext, Ledger, structuredCall } from './llm/calls.js';
 import type { EndpointPool } from './llm/endpoint-pool.js';
 import { pickPrompt, type PromptTemplate, renderTemplate } from './llm/prompts.js';
 import { conversationDate, promptConversation, promptResponse, promptTarget, promptTools } from './llm/render.js';
-import { completeStructured, requestSeed } from './llm/structured.js';
+import { requestSeed } from './llm/structured.js';
 import { runStageBatch } from './stage-batch.js';
 
 export interface JudgeBatchResult {
@@ -65,7 +64,10 @@ export function createJudgeActivities(deps: ActivityDeps) {
         stage: 'judge',
         input,
         pending: (range) => pendingJudgeItems(deps.pool, { ...key, ...range }),
-        work: (items, samples, signal) => items.map((item) => judgeOne({ item, sample: samples.get(item.sampleId)!, input, judges, template, ledger, signal })),
+        work: (items, samples, signal) =>
+          items.map((item) =>
+            judgeOne({ item, sample: samples.get(item.sampleId)!, input, judges, template, calls: { ledger, signal } }),
+          ),
         write: async (tx, judged) => {
           const corrections = judged.flatMap((j) => (j.corrected ? [j.corrected] : []));
           await insertSamples(
@@ -96,10 +98,16 @@ export function createJudgeActivities(deps: ActivityDeps) {
   };
 }
 
-async function judgeOne(args: { item: JudgeItem; sample: Sample; input: Input; judges: EndpointPool; template: PromptTemplate; ledger: Ledger; signal: AbortSignal }): Promise<Judged> {
+async function judgeOne(args: {
+  item: JudgeItem;
+  sample: Sample;
+  input: Input;
+  judges: EndpointPool;
+  template: PromptTemplate;
+  calls: CallContext;
+}): Promise<Judged> {
   const { item, sample, input } = args;
-  const parsedCalls = item.parsedCallsJson ? parseJson(item.parsedCallsJson) : undefined;
-  const prediction = predictionFrom(parsedCalls?.ok ? parsedCalls.value : null, item.rawOutput);
+  const prediction = storedPrediction(item);
   if (item.outcome === 'parse_error') {
     return {
       row: {
@@ -124,16 +132,27 @@ async function judgeOne(args: { item: JudgeItem; sample: Sample; input: Input; j
         date: conversationDate(sample),
         conversation: promptConversation(sample.messages),
         response_1: promptTarget(sample.target),
-        response_2: prediction.kind === 'calls' ? promptResponse({ calls: prediction.calls }) : promptResponse({ text: prediction.text }),
+        response_2:
+          prediction.kind === 'calls'
+            ? promptResponse({ calls: prediction.calls })
+            : promptResponse({ text: prediction.text }),
       }),
     },
   ];
   const voteCount = input.votes;
-  const votes = await Promise.all(Array.from({ length: voteCount }, (_, index) => castVote({ ...args, messages, voteIndex: index, voteCount })));
+  const votes = await Promise.all(
+    Array.from({ length: voteCount }, (_, index) => castVote({ ...args, messages, voteIndex: index, voteCount })),
+  );
   const { verdict, consensus } = majorityVerdict(votes.map((v) => v.verdict));
   const agreeing = votes.find((v) => v.ok && v.verdict === verdict);
   const corrected =
-    verdict === 'label_wrong' && consensus ? { stored: encodeSample(relabeledSample(sample, prediction)), parentId: item.sampleId, errorAnalysis: agreeing?.errorAnalysis ?? '' } : undefined;
+    verdict === 'label_wrong' && consensus
+      ? {
+          stored: encodeSample(relabeledSample(sample, prediction)),
+          parentId: item.sampleId,
+          errorAnalysis: agreeing?.errorAnalysis ?? '',
+        }
+      : undefined;
   return {
     row: {
       sampleId: item.sampleId,
@@ -159,26 +178,26 @@ async function castVote(args: {
   messages: OpenAI.Chat.ChatCompletionMessageParam[];
   voteIndex: number;
   voteCount: number;
-  ledger: Ledger;
-  signal: AbortSignal;
+  calls: CallContext;
 }): Promise<Vote> {
   const { input } = args;
   const maxAttempts = 1 + input.parseRetries;
   let last: Vote = { ok: false, raw: '', reason: 'no attempt', attempts: 0 };
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    const call = { purpose: 'judge', role: 'judge', model: input.judge.model, loopName: input.loopName, iteration: input.iteration, key: [args.item.sampleId, `v${args.voteIndex}`, `a${attempt}`] } as const;
-    const outcome = await callModel(args.judges, args.signal, `judge vote for sample ${args.item.sampleId}`, async (endpoint) => {
-      const reply = await completeStructured(endpoint, {
-        model: input.judge.model,
-        messages: args.messages,
-        schema: JudgeOutput,
-        name: 'judge_verdict',
-        temperature: args.voteCount > 1 ? input.voteTemperature : 0,
-        seed: requestSeed('judge', input.seed, input.iteration, args.item.sampleId, args.voteIndex, attempt),
-        signal: args.signal,
-      });
-      args.ledger.record(call, { endpoint: endpoint.baseURL, usage: reply.usage, latencyMs: reply.latencyMs, ok: reply.ok });
-      return reply;
+    const call = {
+      purpose: 'judge',
+      role: 'judge',
+      model: input.judge.model,
+      loopName: input.loopName,
+      iteration: input.iteration,
+      key: [args.item.sampleId, `v${args.voteIndex}`, `a${attempt}`],
+    } as const;
+    const outcome = await structuredCall(args.judges, args.calls, call, `judge vote for sample ${args.item.sampleId}`, {
+      messages: args.messages,
+      schema: JudgeOutput,
+      name: 'judge_verdict',
+      temperature: args.voteCount > 1 ? input.voteTemperature : 0,
+      seed: requestSeed('judge', input.seed, input.iteration, args.item.sampleId, args.voteIndex, attempt),
     });
     if (outcome.ok) {
       return {

@@ -20,7 +20,10 @@ export interface ProbeBatchResult {
 }
 
 /** Mean log-probability and perplexity of the generated tokens (LOOPTOOL-METHOD.md §3.1), or nulls without logprobs. */
-export function perplexityOf(tokens: readonly { logprob: number }[] | null | undefined): { meanLogprob: number | null; perplexity: number | null } {
+export function perplexityOf(tokens: readonly { logprob: number }[] | null | undefined): {
+  meanLogprob: number | null;
+  perplexity: number | null;
+} {
   if (!tokens || tokens.length === 0) return { meanLogprob: null, perplexity: null };
   const mean = tokens.reduce((sum, token) => sum + token.logprob, 0) / tokens.length;
   return { meanLogprob: mean, perplexity: Math.exp(-mean) };
@@ -39,17 +42,44 @@ export function createProbeActivities(deps: ActivityDeps) {
     async probeBatch(rawInput: ProbeBatchInput): Promise<ProbeBatchResult> {
       const input = parseInput(ProbeBatchInput, rawInput, 'probeBatch');
       const endpoints = deps.llm.pool('policy', input.policy);
-      const systemPrompt = input.systemPromptVersion ? pickPrompt(deps.prompts, 'probe-system', input.systemPromptVersion) : undefined;
+      const systemPrompt = input.systemPromptVersion
+        ? pickPrompt(deps.prompts, 'probe-system', input.systemPromptVersion)
+        : undefined;
       const key = { loopName: input.loopName, iteration: input.iteration };
       const ledger = new Ledger();
 
       const probeOne = async (item: BatchItem, sample: Sample, signal: AbortSignal): Promise<ProbeResultRow> => {
-        const messages = systemPrompt && sample.messages[0]?.role !== 'system' ? [{ role: 'system' as const, content: systemPrompt.system }, ...sample.messages] : sample.messages;
-        const call = { purpose: 'probe', role: 'policy', model: input.policy.model, ...key, key: [item.sampleId] } as const;
-        const base = { sampleId: item.sampleId, model: input.policy.model, promptVersion: systemPrompt?.version ?? 'none' };
+        const messages =
+          systemPrompt && sample.messages[0]?.role !== 'system'
+            ? [{ role: 'system' as const, content: systemPrompt.system }, ...sample.messages]
+            : sample.messages;
+        const call = {
+          purpose: 'probe',
+          role: 'policy',
+          model: input.policy.model,
+          ...key,
+          key: [item.sampleId],
+        } as const;
+        const base = {
+          sampleId: item.sampleId,
+          model: input.policy.model,
+          promptVersion: systemPrompt?.version ?? 'none',
+        };
         return callModel(endpoints, signal, `probe of sample ${item.sampleId}`, async (endpoint) => {
-          const reply = await policyChat(endpoint, { model: input.policy.model, messages, tools: sample.tools, maxTokens: input.maxTokens, logprobs: true, signal });
-          ledger.record(call, { endpoint: endpoint.baseURL, usage: reply.kind === 'reply' ? reply.usage : undefined, latencyMs: reply.latencyMs, ok: reply.kind === 'reply' });
+          const reply = await policyChat(endpoint, {
+            model: input.policy.model,
+            messages,
+            tools: sample.tools,
+            maxTokens: input.maxTokens,
+            logprobs: true,
+            signal,
+          });
+          ledger.record(call, {
+            endpoint: endpoint.baseURL,
+            usage: reply.kind === 'reply' ? reply.usage : undefined,
+            latencyMs: reply.latencyMs,
+            ok: reply.kind === 'reply',
+          });
           if (reply.kind === 'rejected') {
             return {
               ...base,
@@ -67,10 +97,15 @@ export function createProbeActivities(deps: ActivityDeps) {
           }
           const parsed = parseModelOutput(
             { content: reply.content, tool_calls: reply.toolCalls },
-            { format: input.checker.contentFormat ?? 'auto', onMalformedBlock: input.checker.onMalformedBlock ?? 'error' },
+            {
+              format: input.checker.contentFormat ?? 'auto',
+              onMalformedBlock: input.checker.onMalformedBlock ?? 'error',
+            },
           );
           const compiled = compileSampleChecker({ sample, config: input.checker });
-          const verdict = compiled.ok ? compiled.checker.checkParsed(parsed) : { valid: false, errorType: 'checker:invalid_target', error: compiled.error };
+          const verdict = compiled.ok
+            ? compiled.checker.checkParsed(parsed)
+            : { valid: false, errorType: 'checker:invalid_target', error: compiled.error };
           const { meanLogprob, perplexity } = perplexityOf(reply.logprobs);
           return {
             ...base,

@@ -40,7 +40,10 @@ export interface StageBatchSpec<Item extends { seq: number; sampleId: string }, 
  * or heartbeat the cursor and go on. The result is counted from the tables, so a batch retried after writing part of
  * its work still reports all of it. Cancellation (delivered through heartbeats) aborts in-flight requests at once.
  */
-export async function runStageBatch<Item extends { seq: number; sampleId: string }, Done>(pool: pg.Pool, spec: StageBatchSpec<Item, Done>): Promise<Record<string, number>> {
+export async function runStageBatch<Item extends { seq: number; sampleId: string }, Done>(
+  pool: pg.Pool,
+  spec: StageBatchSpec<Item, Done>,
+): Promise<Record<string, number>> {
   const context = Context.current();
   const signal = context.cancellationSignal;
   // Every request of a page (and every one waiting for an endpoint slot) listens on this one signal: hundreds at once
@@ -48,7 +51,8 @@ export async function runStageBatch<Item extends { seq: number; sampleId: string
   setMaxListeners(0, signal);
   const key: StageKey = { loopName: spec.input.loopName, iteration: spec.input.iteration };
   const batch = spec.input.batch;
-  const range = 'batchNo' in batch ? await getStageBatch(pool, { ...key, stage: spec.stage, batchNo: batch.batchNo }) : batch;
+  const range =
+    'batchNo' in batch ? await getStageBatch(pool, { ...key, stage: spec.stage, batchNo: batch.batchNo }) : batch;
   const counts: Record<string, number> = {};
   // Each page is written whole (or the activity fails), so the next page starts after the last one's items; the
   // results table, not this cursor, is what a retry resumes from.
@@ -56,12 +60,20 @@ export async function runStageBatch<Item extends { seq: number; sampleId: string
   for (;;) {
     const items = await spec.pending({ afterSeq: cursor, lastSeq: range.lastSeq, limit: spec.input.pageSize });
     if (items.length === 0) break;
-    const samples = new Map((await getSamples(pool, items.map((item) => item.sampleId))).map((stored) => [stored.id, decodeSample(stored)]));
+    const samples = new Map(
+      (
+        await getSamples(
+          pool,
+          items.map((item) => item.sampleId),
+        )
+      ).map((stored) => [stored.id, decodeSample(stored)]),
+    );
     const settled = await Promise.allSettled(spec.work(items, samples, signal));
     const done = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     await spec.review?.(done);
     await withTransaction(pool, (tx) => spec.write(tx, done));
-    for (const unit of done) for (const [key, n] of Object.entries(spec.tally(unit))) counts[key] = (counts[key] ?? 0) + n;
+    for (const unit of done)
+      for (const [key, n] of Object.entries(spec.tally(unit))) counts[key] = (counts[key] ?? 0) + n;
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failure) throw failure.reason;
     cursor = items[items.length - 1]!.seq;

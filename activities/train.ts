@@ -61,7 +61,13 @@ export function createTrainActivities(deps: ActivityDeps) {
       // The export is deterministic for a frozen version, so re-exporting on a retry writes the same file.
       await exportVersion(deps.pool, { ref: String(input.versionId), format: 'verl-parquet', out: datasetPath });
       let state: TrainingJobState = await onBackend(backend, `submit ${jobKey}`, () =>
-        backend.submit({ jobKey, datasetPath, baseCheckpoint: input.baseCheckpoint, outputDir: path.join(dir, 'checkpoint'), grpo: input.training.grpo }),
+        backend.submit({
+          jobKey,
+          datasetPath,
+          baseCheckpoint: input.baseCheckpoint,
+          outputDir: path.join(dir, 'checkpoint'),
+          grpo: input.training.grpo,
+        }),
       );
       const record = (s: TrainingJobState) =>
         upsertTrainingRun(deps.pool, key, {
@@ -77,10 +83,17 @@ export function createTrainActivities(deps: ActivityDeps) {
       await record(state);
       try {
         while (!TERMINAL_STATUSES.has(state.status)) {
-          context.heartbeat({ externalId: state.externalId, status: state.status, step: state.step, totalSteps: state.totalSteps });
+          context.heartbeat({
+            externalId: state.externalId,
+            status: state.status,
+            step: state.step,
+            totalSteps: state.totalSteps,
+          });
           await sleep(input.pollIntervalMs);
           const externalId = state.externalId;
-          state = await onBackend(backend, `status of ${jobKey}`, () => backend.status(externalId, context.cancellationSignal));
+          state = await onBackend(backend, `status of ${jobKey}`, () =>
+            backend.status(externalId, context.cancellationSignal),
+          );
         }
       } catch (err) {
         if (err instanceof CancelledFailure) {
@@ -113,8 +126,13 @@ export function createTrainActivities(deps: ActivityDeps) {
       if (!run?.externalId || TERMINAL_STATUSES.has(run.status)) return { cancelled: false };
       const externalId = run.externalId;
       const state = await onBackend(backend, `status of ${run.jobKey}`, () => backend.status(externalId));
-      if (!TERMINAL_STATUSES.has(state.status)) await onBackend(backend, `cancel ${run.jobKey}`, () => backend.cancel(externalId));
-      await upsertTrainingRun(deps.pool, { loopName: input.loopName, iteration: input.iteration }, { ...run, status: state.status === 'succeeded' || state.status === 'failed' ? state.status : 'cancelled' });
+      if (!TERMINAL_STATUSES.has(state.status))
+        await onBackend(backend, `cancel ${run.jobKey}`, () => backend.cancel(externalId));
+      await upsertTrainingRun(
+        deps.pool,
+        { loopName: input.loopName, iteration: input.iteration },
+        { ...run, status: state.status === 'succeeded' || state.status === 'failed' ? state.status : 'cancelled' },
+      );
       return { cancelled: !TERMINAL_STATUSES.has(state.status) };
     },
   };

@@ -82,16 +82,30 @@ export async function run(): Promise<void> {
     worker = await startWorker(loadWorkerConfig(env));
     loops = await LoopClient.connect(services.temporal.address, settings.temporal.namespace);
     const loopName = 'bench-cli';
-    const demo = demoConfig({ name: loopName, simUrl: sim.url, seedDataset, iterations: 1, seed: 7, initialSize: Math.round(SAMPLES * 0.65) });
+    const demo = demoConfig({
+      name: loopName,
+      simUrl: sim.url,
+      seedDataset,
+      iterations: 1,
+      seed: 7,
+      initialSize: Math.round(SAMPLES * 0.65),
+    });
     const config = LoopConfig.parse({ ...demo, evaluation: { sets: [] } });
     await loops.start({ loopName, config, configHash: contentHash(config), queues: settings.queues });
     await withTimeout(loops.handle(loopName).result(), 180_000, `loop ${loopName} did not finish`);
-    console.log(`[bench cli] services, ${SAMPLES}-sample seed and a 1-iteration loop ready in ${Math.round((performance.now() - setupStarted) / 1000)} s`);
+    console.log(
+      `[bench cli] services, ${SAMPLES}-sample seed and a 1-iteration loop ready in ${Math.round((performance.now() - setupStarted) / 1000)} s`,
+    );
 
     commands = [
       { label: "node -e '' (anchor)", args: ['-e', ''], expect: /^$/, times: [] },
       { label: 'looptool --help', args: [LOOPTOOL_BIN, '--help'], expect: /^Usage: looptool/, times: [] },
-      { label: 'looptool loop status <name>', args: [LOOPTOOL_BIN, 'loop', 'status', loopName], expect: new RegExp(`^loop ${loopName}: completed`), times: [] },
+      {
+        label: 'looptool loop status <name>',
+        args: [LOOPTOOL_BIN, 'loop', 'status', loopName],
+        expect: new RegExp(`^loop ${loopName}: completed`),
+        times: [],
+      },
     ];
     for (const command of commands) await timeProcess(command, env);
     for (let i = 0; i < RUNS; i++) for (const command of commands) command.times.push(await timeProcess(command, env));
@@ -110,9 +124,19 @@ export async function run(): Promise<void> {
     const ms = median(command.times);
     const target = i === 1 ? '≤ 4× anchor' : i === 2 ? '< 1000 ms' : '';
     const result = i === 1 ? verdict(help <= 4 * anchor) : i === 2 ? verdict(status < 1000) : '';
-    return [command.label, round(ms), round(Math.min(...command.times)), round(Math.max(...command.times)), Number((ms / anchor).toFixed(1)), target, result];
+    return [
+      command.label,
+      round(ms),
+      round(Math.min(...command.times)),
+      round(Math.max(...command.times)),
+      Number((ms / anchor).toFixed(1)),
+      target,
+      result,
+    ];
   });
-  console.log(`== cli (whole process wall time, median of ${RUNS} runs after one warm-up; node ${process.version}, ${os.cpus().length} cores)`);
+  console.log(
+    `== cli (whole process wall time, median of ${RUNS} runs after one warm-up; node ${process.version}, ${os.cpus().length} cores)`,
+  );
   console.log(formatTable(['command', 'median ms', 'min ms', 'max ms', '× anchor', 'target', 'result'], rows));
 }
 
@@ -130,7 +154,9 @@ function timeProcess(command: Timed, env: NodeJS.ProcessEnv): Promise<number> {
     child.on('close', (code) => {
       const ms = performance.now() - started;
       if (code !== 0 || !command.expect.test(stdout)) {
-        reject(new Error(`${command.label}: exit ${code}; stdout: ${stdout.slice(0, 300)}; stderr: ${stderr.slice(0, 300)}`));
+        reject(
+          new Error(`${command.label}: exit ${code}; stdout: ${stdout.slice(0, 300)}; stderr: ${stderr.slice(0, 300)}`),
+        );
       } else {
         resolve(ms);
       }
@@ -151,7 +177,10 @@ function round(ms: number): number {
 async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,6 +1,20 @@
 import { fileURLToPath } from 'node:url';
-import { bfclCheckKind, checkBfcl, checkExact, compileBfclQuestion, compileExactTarget, decodeBfclText, scoreBfcl, type CompiledBfclQuestion } from '../core/checker/index.js';
-import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer, type BfclQuestion } from '../core/formats/bfcl.js';
+import {
+  bfclCheckKind,
+  checkBfcl,
+  checkExact,
+  compileBfclQuestion,
+  compileExactTarget,
+  decodeBfclText,
+  scoreBfcl,
+  type CompiledBfclQuestion,
+} from '../core/checker/index.js';
+import {
+  bfclAnswerFromRecord,
+  bfclQuestionFromRecord,
+  type BfclAnswer,
+  type BfclQuestion,
+} from '../core/formats/bfcl.js';
 import type { JsonValue } from '../core/json.js';
 import { pyRepr, type PyDict } from '../core/python.js';
 import type { ParsedCall, ParseResult } from '../core/parse/types.js';
@@ -23,13 +37,21 @@ function must<T>(result: { ok: true; value: T } | { ok: false; rejection: { fiel
 function firstValues(answer: BfclAnswer | undefined): ParsedCall[] {
   return (answer?.calls ?? []).map((call) => {
     const args: PyDict = {};
-    for (const [param, alternatives] of Object.entries(call.arguments)) if (alternatives[0] !== '') args[param] = alternatives[0] as JsonValue;
+    for (const [param, alternatives] of Object.entries(call.arguments))
+      if (alternatives[0] !== '') args[param] = alternatives[0] as JsonValue;
     return { name: call.name, arguments: args };
   });
 }
 
 function pythonText(calls: readonly ParsedCall[]): string {
-  return `[${calls.map((call) => `${call.name}(${Object.entries(call.arguments).map(([k, v]) => `${k}=${pyRepr(v)}`).join(', ')})`).join(', ')}]`;
+  return `[${calls
+    .map(
+      (call) =>
+        `${call.name}(${Object.entries(call.arguments)
+          .map(([k, v]) => `${k}=${pyRepr(v)}`)
+          .join(', ')})`,
+    )
+    .join(', ')}]`;
 }
 
 interface Workload {
@@ -64,7 +86,13 @@ export function run(): void {
     });
     all.push(...workloads);
     rows.push(measure(`${category}: check (decoded calls)`, workloads, (w) => checkBfcl(w.question, w.decoded).valid));
-    rows.push(measure(`${category}: decode + check (Python text)`, workloads, (w) => scoreBfcl(w.question, decodeBfclText(w.text, 'python')).valid));
+    rows.push(
+      measure(
+        `${category}: decode + check (Python text)`,
+        workloads,
+        (w) => scoreBfcl(w.question, decodeBfclText(w.text, 'python')).valid,
+      ),
+    );
   }
   // The Python decoder alone: the literal fast path (which every BFCL possible answer takes) and the full
   // expression parser it falls back to for anything else.
@@ -72,19 +100,36 @@ export function run(): void {
   rows.push(measure('all: decode Python text (full parser only)', all, (w) => parsePythonCallsFull(w.text).ok));
   rows.push(
     measure('all: compile + check', all, (w) => {
-      const kind = w.answer ? (w.question.kind) : 'irrelevance';
-      const compiled = compileBfclQuestion({ kind, functions: w.questionRecord.functions, possibleAnswer: w.answer?.calls });
+      const kind = w.answer ? w.question.kind : 'irrelevance';
+      const compiled = compileBfclQuestion({
+        kind,
+        functions: w.questionRecord.functions,
+        possibleAnswer: w.answer?.calls,
+      });
       return compiled.ok && checkBfcl(compiled.question, w.decoded).valid;
     }),
   );
   const exact = all
     .filter((w) => w.decoded.length > 0)
     .map((w) => {
-      const calls = w.decoded.map((call) => ({ name: call.name, arguments: call.arguments as Record<string, JsonValue> }));
+      const calls = w.decoded.map((call) => ({
+        name: call.name,
+        arguments: call.arguments as Record<string, JsonValue>,
+      }));
       const parsed: ParseResult = { ok: true, format: 'python', calls: w.decoded };
-      return { target: compileExactTarget({ target: { kind: 'calls', calls }, tools: w.questionRecord.functions }), parsed, text: w.text };
+      return {
+        target: compileExactTarget({ target: { kind: 'calls', calls }, tools: w.questionRecord.functions }),
+        parsed,
+        text: w.text,
+      };
     });
   rows.push(measure('all: exact match (parsed calls)', exact, (e) => checkExact(e.target, e.parsed).valid));
-  rows.push(measure('all: exact match (parse Python text + match)', exact, (e) => checkExact(e.target, parseModelOutput(e.text)).valid));
+  rows.push(
+    measure(
+      'all: exact match (parse Python text + match)',
+      exact,
+      (e) => checkExact(e.target, parseModelOutput(e.text)).valid,
+    ),
+  );
   console.log(formatMeasurements('core: BFCL checker (BFCL v4 data, one core)', rows));
 }

@@ -54,21 +54,60 @@ export async function run(): Promise<void> {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-bench-stages-'));
   chmodSync(scratch, 0o755);
   const stateDir = path.join(scratch, 'pg');
-  const server = await startEmbeddedPostgres({ stateDir, port: 54100 + Math.floor(Math.random() * 400), database: 'bench' });
+  const server = await startEmbeddedPostgres({
+    stateDir,
+    port: 54100 + Math.floor(Math.random() * 400),
+    database: 'bench',
+  });
   const pool = await openDatabase({ url: server.url, applicationName: 'looptool-bench', max: 8 });
   const rows: (string | number)[][] = [];
   try {
     const setupStart = performance.now();
     const versionId = await importSeedData(pool, scratch, TOTAL);
-    const seqs = (await pool.query<{ seq: string }>('SELECT sample_seq AS seq FROM dataset_members WHERE version_id = $1::bigint ORDER BY sample_seq', [versionId])).rows.map((r) => Number(r.seq));
-    console.log(`== stages: setup (${TOTAL.toLocaleString('en-US')} seed samples generated and imported) took ${((performance.now() - setupStart) / 1000).toFixed(1)} s`);
+    const seqs = (
+      await pool.query<{ seq: string }>(
+        'SELECT sample_seq AS seq FROM dataset_members WHERE version_id = $1::bigint ORDER BY sample_seq',
+        [versionId],
+      )
+    ).rows.map((r) => Number(r.seq));
+    console.log(
+      `== stages: setup (${TOTAL.toLocaleString('en-US')} seed samples generated and imported) took ${((performance.now() - setupStart) / 1000).toFixed(1)} s`,
+    );
 
     const small = Math.min(20_000, TOTAL);
     const runs: Run[] = [
-      { label: `probe ${small.toLocaleString('en-US')}, sim in child process`, size: small, sim: 'child', batch: BATCH, inFlight: BATCHES_IN_FLIGHT },
-      ...(TOTAL > small ? [{ label: `probe ${TOTAL.toLocaleString('en-US')}, sim in child process`, size: TOTAL, sim: 'child' as const, batch: BATCH, inFlight: BATCHES_IN_FLIGHT }] : []),
-      { label: `probe ${small.toLocaleString('en-US')}, sim in this process`, size: small, sim: 'in-process', batch: BATCH, inFlight: BATCHES_IN_FLIGHT },
-      { label: `probe ${small.toLocaleString('en-US')} as one activity, sim in child`, size: small, sim: 'child', batch: small, inFlight: 1 },
+      {
+        label: `probe ${small.toLocaleString('en-US')}, sim in child process`,
+        size: small,
+        sim: 'child',
+        batch: BATCH,
+        inFlight: BATCHES_IN_FLIGHT,
+      },
+      ...(TOTAL > small
+        ? [
+            {
+              label: `probe ${TOTAL.toLocaleString('en-US')}, sim in child process`,
+              size: TOTAL,
+              sim: 'child' as const,
+              batch: BATCH,
+              inFlight: BATCHES_IN_FLIGHT,
+            },
+          ]
+        : []),
+      {
+        label: `probe ${small.toLocaleString('en-US')}, sim in this process`,
+        size: small,
+        sim: 'in-process',
+        batch: BATCH,
+        inFlight: BATCHES_IN_FLIGHT,
+      },
+      {
+        label: `probe ${small.toLocaleString('en-US')} as one activity, sim in child`,
+        size: small,
+        sim: 'child',
+        batch: small,
+        inFlight: 1,
+      },
     ];
     for (const spec of runs) rows.push(await probeRun(pool, versionId, seqs, spec));
   } finally {
@@ -79,7 +118,21 @@ export async function run(): Promise<void> {
   console.log(
     `== stages: probeBatch against the sim server (0 latency), embedded PostgreSQL 16; ${BATCH} samples per activity, ${BATCHES_IN_FLIGHT} activities and ${CONCURRENCY} requests in flight, ${PAGE} samples per page`,
   );
-  console.log(formatTable(['workload', 'samples', 'samples/s', 'seconds', 'DB query s (summed)', 'RSS before MB', 'peak RSS MB', 'abort listeners left per activity'], rows));
+  console.log(
+    formatTable(
+      [
+        'workload',
+        'samples',
+        'samples/s',
+        'seconds',
+        'DB query s (summed)',
+        'RSS before MB',
+        'peak RSS MB',
+        'abort listeners left per activity',
+      ],
+      rows,
+    ),
+  );
 }
 
 /**
@@ -88,18 +141,31 @@ export async function run(): Promise<void> {
  * overlap, so this is load, not a share of the run) and counts the abort listeners each activity's cancellation
  * signal still holds when it returns.
  */
-async function probeRun(pool: pg.Pool, versionId: number, seqs: readonly number[], spec: Run): Promise<(string | number)[]> {
+async function probeRun(
+  pool: pg.Pool,
+  versionId: number,
+  seqs: readonly number[],
+  spec: Run,
+): Promise<(string | number)[]> {
   const loopName = `bench-${spec.size}-${spec.sim}-${spec.batch}`;
-  await pool.query(`INSERT INTO loops (name, config, config_hash, workflow_id) VALUES ($1::text, '{}', 'bench', $2::text)`, [loopName, `loop/${loopName}`]);
+  await pool.query(
+    `INSERT INTO loops (name, config, config_hash, workflow_id) VALUES ($1::text, '{}', 'bench', $2::text)`,
+    [loopName, `loop/${loopName}`],
+  );
   const sim = spec.sim === 'child' ? await startChildSim() : await inProcessSim();
   try {
     const db = timedPool(pool);
     // A fresh registry per run: one endpoint pool (and HTTP connections) for this run's server, shared by its batches.
-    const probe = createProbeActivities(createActivityDeps({ pool: db.pool, artifactsDir: path.join(os.tmpdir(), 'looptool-bench-artifacts') })).probeBatch;
+    const probe = createProbeActivities(
+      createActivityDeps({ pool: db.pool, artifactsDir: path.join(os.tmpdir(), 'looptool-bench-artifacts') }),
+    ).probeBatch;
     const policy = { baseUrls: [sim.baseURL], maxConcurrency: CONCURRENCY, model: 'sim-student' };
     const ranges: SeqRange[] = [];
     for (let start = 0; start < spec.size; start += spec.batch) {
-      ranges.push({ afterSeq: start === 0 ? seqs[0]! - 1 : seqs[start - 1]!, lastSeq: seqs[Math.min(spec.size, start + spec.batch) - 1]! });
+      ranges.push({
+        afterSeq: start === 0 ? seqs[0]! - 1 : seqs[start - 1]!,
+        lastSeq: seqs[Math.min(spec.size, start + spec.batch) - 1]!,
+      });
     }
     let listeners = 0;
     const baseline = Math.round(process.memoryUsage().rss / 1e6);
@@ -111,7 +177,16 @@ async function probeRun(pool: pg.Pool, versionId: number, seqs: readonly number[
           while (next < ranges.length) {
             const batch = ranges[next++]!;
             const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
-            const input: ProbeBatchInput = { loopName, iteration: 1, versionId, batch, policy, checker: { mode: 'exact' }, maxTokens: 1024, pageSize: PAGE };
+            const input: ProbeBatchInput = {
+              loopName,
+              iteration: 1,
+              versionId,
+              batch,
+              policy,
+              checker: { mode: 'exact' },
+              maxTokens: 1024,
+              pageSize: PAGE,
+            };
             const done = (await env.run(probe, input)) as ProbeBatchResult;
             probed += done.probed;
             listeners = Math.max(listeners, getEventListeners(env.context.cancellationSignal, 'abort').length);
@@ -121,7 +196,16 @@ async function probeRun(pool: pg.Pool, versionId: number, seqs: readonly number[
       return probed;
     });
     if (result !== spec.size) throw new Error(`${spec.label}: probed ${result} of ${spec.size}`);
-    return [spec.label, result, Math.round(result / seconds), Number(seconds.toFixed(1)), Number((db.queryMs() / 1000).toFixed(1)), baseline, peakRssMb, listeners];
+    return [
+      spec.label,
+      result,
+      Math.round(result / seconds),
+      Number(seconds.toFixed(1)),
+      Number((db.queryMs() / 1000).toFixed(1)),
+      baseline,
+      peakRssMb,
+      listeners,
+    ];
   } finally {
     await sim.close();
   }
@@ -156,7 +240,11 @@ function timedPool(pool: pg.Pool): { pool: pg.Pool; queryMs(): number } {
 /** Seed data written by the CLI in a child process (its 100k samples never touch this process's heap), imported here. */
 async function importSeedData(pool: pg.Pool, scratch: string, count: number): Promise<number> {
   const file = path.join(scratch, 'seed.jsonl');
-  const child = spawn(process.execPath, [LOOPTOOL_BIN, 'sim', 'seed', '--out', file, '--count', String(count), '--seed', '7'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [LOOPTOOL_BIN, 'sim', 'seed', '--out', file, '--count', String(count), '--seed', '7'],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   const [code] = (await once(child, 'exit')) as [number | null];
   if (code !== 0) throw new Error(`looptool sim seed exited with ${code}`);
   const staged = await stageFile({ pool, file, format: 'openai', purpose: 'import', target: 'bench-seed' });
@@ -172,7 +260,9 @@ interface SimHandle {
 
 /** `looptool sim serve --port 0` in a child process; resolves once it prints its URL. */
 async function startChildSim(): Promise<SimHandle> {
-  const child: ChildProcess = spawn(process.execPath, [LOOPTOOL_BIN, 'sim', 'serve', '--port', '0', '--seed', '7'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [LOOPTOOL_BIN, 'sim', 'serve', '--port', '0', '--seed', '7'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -198,4 +288,3 @@ async function inProcessSim(): Promise<SimHandle> {
   const server = await startSimServer({ port: 0, seed: 7 });
   return { baseURL: server.baseURL, close: () => server.close() };
 }
-

@@ -20,7 +20,11 @@ import { measurePhase as phase } from './lib/measure.js';
 export async function run(): Promise<void> {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-bench-store-'));
   chmodSync(scratch, 0o755);
-  const server = await startEmbeddedPostgres({ stateDir: path.join(scratch, 'pg'), port: 54500 + Math.floor(Math.random() * 400), database: 'bench' });
+  const server = await startEmbeddedPostgres({
+    stateDir: path.join(scratch, 'pg'),
+    port: 54500 + Math.floor(Math.random() * 400),
+    database: 'bench',
+  });
   const pool = await openDatabase({ url: server.url, applicationName: 'looptool-bench', max: 4 });
   const rows: (string | number)[][] = [];
   try {
@@ -32,12 +36,26 @@ export async function run(): Promise<void> {
         await versionFromImport(pool, { dataset: `bench-${size}`, batchId: staged.batchId });
         return staged.staged;
       });
-      rows.push([`import ${size.toLocaleString('en-US')} OpenAI-format samples`, result, Math.round(result / seconds), Number(seconds.toFixed(1)), peakRssMb]);
+      rows.push([
+        `import ${size.toLocaleString('en-US')} OpenAI-format samples`,
+        result,
+        Math.round(result / seconds),
+        Number(seconds.toFixed(1)),
+        peakRssMb,
+      ]);
     }
     for (const format of ['openai-jsonl', 'verl-parquet'] as const) {
       const out = path.join(scratch, `export.${format}`);
-      const { result, seconds, peakRssMb } = await phase(async () => (await exportVersion(pool, { ref: 'bench-100000', format, out })).written);
-      rows.push([`export 100,000 samples as ${format}`, result, Math.round(result / seconds), Number(seconds.toFixed(1)), peakRssMb]);
+      const { result, seconds, peakRssMb } = await phase(
+        async () => (await exportVersion(pool, { ref: 'bench-100000', format, out })).written,
+      );
+      rows.push([
+        `export 100,000 samples as ${format}`,
+        result,
+        Math.round(result / seconds),
+        Number(seconds.toFixed(1)),
+        peakRssMb,
+      ]);
     }
     rows.push(...(await millionMemberVersion(pool)));
   } finally {
@@ -51,31 +69,56 @@ export async function run(): Promise<void> {
 
 async function millionMemberVersion(pool: pg.Pool): Promise<(string | number)[][]> {
   // Fixture, not measured: 1,050,000 small samples written by SQL (the import path is measured above).
-  await pool.query(`INSERT INTO toolsets (id, tools, n_tools) VALUES (repeat('0', 64), '[]', 0) ON CONFLICT DO NOTHING`);
+  await pool.query(
+    `INSERT INTO toolsets (id, tools, n_tools) VALUES (repeat('0', 64), '[]', 0) ON CONFLICT DO NOTHING`,
+  );
   await pool.query(
     `INSERT INTO samples (id, toolset_id, messages, target)
      SELECT encode(sha256(('bench-' || i)::bytea), 'hex'), repeat('0', 64), '[]', '{"kind":"text"}' FROM generate_series(1, 1050000) i`,
   );
   const ids = async (from: number, to: number, step = 1) =>
-    (await pool.query<{ id: string }>(`SELECT encode(sha256(('bench-' || i)::bytea), 'hex') AS id FROM generate_series($1::int, $2::int, $3::int) i`, [from, to, step])).rows.map((r) => r.id);
+    (
+      await pool.query<{ id: string }>(
+        `SELECT encode(sha256(('bench-' || i)::bytea), 'hex') AS id FROM generate_series($1::int, $2::int, $3::int) i`,
+        [from, to, step],
+      )
+    ).rows.map((r) => r.id);
   const parent = await createVersion(pool, { dataset: 'bench-million', idempotencyKey: 'bench-million:1' });
-  await pool.query(`INSERT INTO dataset_members (version_id, sample_seq, role) SELECT $1::bigint, seq, 'seed' FROM samples WHERE id IN (SELECT encode(sha256(('bench-' || i)::bytea), 'hex') FROM generate_series(1, 1000000) i)`, [parent.id]);
+  await pool.query(
+    `INSERT INTO dataset_members (version_id, sample_seq, role) SELECT $1::bigint, seq, 'seed' FROM samples WHERE id IN (SELECT encode(sha256(('bench-' || i)::bytea), 'hex') FROM generate_series(1, 1000000) i)`,
+    [parent.id],
+  );
   await freezeVersion(pool, parent.id);
   const removed = await ids(1, 1_000_000, 20);
   const added = await ids(1_000_001, 1_050_000);
 
   const { result, seconds, peakRssMb } = await phase(async () => {
-    const child = await createVersion(pool, { dataset: 'bench-million', idempotencyKey: 'bench-million:2', parentId: parent.id });
+    const child = await createVersion(pool, {
+      dataset: 'bench-million',
+      idempotencyKey: 'bench-million:2',
+      parentId: parent.id,
+    });
     await inheritMembers(pool, { versionId: child.id, fromVersionId: parent.id });
     for (let i = 0; i < removed.length; i += 10_000) await removeMembers(pool, child.id, removed.slice(i, i + 10_000));
     for (let i = 0; i < added.length; i += 10_000) {
-      await addMembers(pool, child.id, added.slice(i, i + 10_000).map((sampleId) => ({ sampleId, role: 'expanded' as const })));
+      await addMembers(
+        pool,
+        child.id,
+        added.slice(i, i + 10_000).map((sampleId) => ({ sampleId, role: 'expanded' as const })),
+      );
     }
     return (await freezeVersion(pool, child.id)).memberCount ?? 0;
   });
-  return [['create + freeze a 1,000,000-member version (5% changed)', result, Math.round(result / seconds), Number(seconds.toFixed(1)), peakRssMb]];
+  return [
+    [
+      'create + freeze a 1,000,000-member version (5% changed)',
+      result,
+      Math.round(result / seconds),
+      Number(seconds.toFixed(1)),
+      peakRssMb,
+    ],
+  ];
 }
-
 
 /** A generated OpenAI chat JSONL file of `count` distinct single-call samples over 40 tool schemas (about 1 KB each). */
 async function writeOpenAiFile(file: string, count: number): Promise<void> {
@@ -91,7 +134,11 @@ async function writeOpenAiFile(file: string, count: number): Promise<void> {
           description: `Looks up item ${(tool + offset) % 40} for a city`,
           parameters: {
             type: 'object',
-            properties: { city: { type: 'string', description: 'City name' }, days: { type: 'integer' }, metric: { type: 'boolean' } },
+            properties: {
+              city: { type: 'string', description: 'City name' },
+              days: { type: 'integer' },
+              metric: { type: 'boolean' },
+            },
             required: ['city'],
           },
         },
@@ -99,7 +146,20 @@ async function writeOpenAiFile(file: string, count: number): Promise<void> {
       messages: [
         { role: 'system', content: 'You are a helpful assistant with tools.' },
         { role: 'user', content: `Request ${i}: look up ${cities[i % cities.length]} for ${i % 14} days.` },
-        { role: 'assistant', content: null, tool_calls: [{ id: `call_${i}`, type: 'function', function: { name: `tool_${tool}`, arguments: JSON.stringify({ city: cities[i % cities.length], days: i % 14, metric: i % 2 === 0 }) } }] },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [
+            {
+              id: `call_${i}`,
+              type: 'function',
+              function: {
+                name: `tool_${tool}`,
+                arguments: JSON.stringify({ city: cities[i % cities.length], days: i % 14, metric: i % 2 === 0 }),
+              },
+            },
+          ],
+        },
       ],
     };
     if (!stream.write(`${JSON.stringify(record)}\n`)) await once(stream, 'drain');

@@ -8,7 +8,9 @@ process.setSourceMapsEnabled(true);
 try {
   await ensureBuilt({ quiet: true });
 } catch (err) {
-  console.error(`looptool: could not compile the sources to dist/: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(
+    `looptool: could not compile the sources to dist/: ${err instanceof Error ? err.message : String(err)}`,
+  );
   process.exit(1);
 }
 await import('../dist/client/cli.js');

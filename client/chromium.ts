@@ -4,7 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome', '/usr/bin/google-chrome-stable'];
+const CANDIDATES = [
+  '/usr/bin/chromium',
+  '/usr/bin/chromium-browser',
+  '/usr/bin/google-chrome',
+  '/usr/bin/google-chrome-stable',
+];
 
 /** A headless-capable Chromium: `CHROMIUM_PATH`, else the usual system paths; undefined when there is none. */
 export function findChromium(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -37,15 +42,29 @@ export const HEADLESS_FLAGS = [
 ];
 
 /** Renders a local file (an SVG chart, an HTML page) to a PNG of the given size with headless Chromium. */
-export function screenshotFile(chromium: string, file: string, png: string, size: { width: number; height: number }): void {
+export function screenshotFile(
+  chromium: string,
+  file: string,
+  png: string,
+  size: { width: number; height: number },
+): void {
   const profile = mkdtempSync(path.join(os.tmpdir(), 'looptool-chromium-'));
   try {
     const result = spawnSync(
       chromium,
-      [...HEADLESS_FLAGS, `--user-data-dir=${profile}`, `--screenshot=${png}`, `--window-size=${size.width},${size.height}`, pathToFileURL(file).href],
+      [
+        ...HEADLESS_FLAGS,
+        `--user-data-dir=${profile}`,
+        `--screenshot=${png}`,
+        `--window-size=${size.width},${size.height}`,
+        pathToFileURL(file).href,
+      ],
       { encoding: 'utf8', timeout: 60_000 },
     );
-    if (result.status !== 0) throw new Error(`chromium could not render ${file}: ${(result.stderr || result.error?.message || '').trim().split('\n').slice(-2).join(' ')}`);
+    if (result.status !== 0)
+      throw new Error(
+        `chromium could not render ${file}: ${(result.stderr || result.error?.message || '').trim().split('\n').slice(-2).join(' ')}`,
+      );
   } finally {
     rmSync(profile, { recursive: true, force: true });
   }

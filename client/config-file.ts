@@ -5,7 +5,10 @@ import { contentHash } from '../core/hash.js';
 
 /** Thrown when a loop config file does not parse or validate; lists every problem with its path (and line). */
 export class LoopConfigError extends Error {
-  constructor(readonly file: string, readonly problems: string[]) {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
     super(`${file}: invalid loop config:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'LoopConfigError';
   }
@@ -15,7 +18,10 @@ export class LoopConfigError extends Error {
  * Reads a loop config (YAML, or JSON, which is YAML) and validates it with the one schema, reporting every problem at
  * once with its path and line before anything starts. Returns the parsed config and its content hash.
  */
-export function loadLoopConfig(file: string, overrides: { name?: string } = {}): { config: LoopConfig; configHash: string } {
+export function loadLoopConfig(
+  file: string,
+  overrides: { name?: string } = {},
+): { config: LoopConfig; configHash: string } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -23,7 +29,11 @@ export function loadLoopConfig(file: string, overrides: { name?: string } = {}):
     throw new LoopConfigError(file, [`cannot read: ${(err as Error).message}`]);
   }
   const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) throw new LoopConfigError(file, doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`));
+  if (doc.errors.length > 0)
+    throw new LoopConfigError(
+      file,
+      doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`),
+    );
   const raw = doc.toJS() as Record<string, unknown> | null;
   const parsed = LoopConfig.safeParse({ ...(raw ?? {}), ...(overrides.name ? { name: overrides.name } : {}) });
   if (!parsed.success) {
@@ -32,7 +42,9 @@ export function loadLoopConfig(file: string, overrides: { name?: string } = {}):
       const offset = node?.range?.[0];
       return offset === undefined ? '' : ` (line ${text.slice(0, offset).split('\n').length})`;
     };
-    const problems = loopConfigProblems(parsed.error).map((problem, i) => problem + lineOf(parsed.error.issues[i]!.path));
+    const problems = loopConfigProblems(parsed.error).map(
+      (problem, i) => problem + lineOf(parsed.error.issues[i]!.path),
+    );
     throw new LoopConfigError(file, problems);
   }
   return { config: parsed.data, configHash: contentHash(parsed.data) };

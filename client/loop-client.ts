@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+} from '@temporalio/client';
 import type { LoopConfig } from '../core/config.js';
 import { SEARCH_ATTRIBUTES, type TaskQueues, taskQueues, workflowIds } from '../core/constants.js';
 import {
@@ -28,13 +34,25 @@ export class LoopClient {
    * Starts `loop/<name>`. Idempotent: a loop that exists (running or finished) is not started again; the result says
    * which it was. Loop names are never reused, since a loop's datasets are named after it.
    */
-  async start(input: { loopName: string; config: LoopConfig; configHash: string; queues?: TaskQueues }): Promise<{ started: boolean; workflowId: string; runId?: string; status?: string }> {
+  async start(input: {
+    loopName: string;
+    config: LoopConfig;
+    configHash: string;
+    queues?: TaskQueues;
+  }): Promise<{ started: boolean; workflowId: string; runId?: string; status?: string }> {
     const workflowId = workflowIds.loop(input.loopName);
     try {
       const handle = await this.client.workflow.start<typeof loopWorkflow>('loopWorkflow', {
         workflowId,
         taskQueue: (input.queues ?? taskQueues()).control,
-        args: [{ loopName: input.loopName, config: input.config, configHash: input.configHash, ...(input.queues ? { queues: input.queues } : {}) }],
+        args: [
+          {
+            loopName: input.loopName,
+            config: input.config,
+            configHash: input.configHash,
+            ...(input.queues ? { queues: input.queues } : {}),
+          },
+        ],
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         typedSearchAttributes: [
           { key: SEARCH_ATTRIBUTES.loopName, value: input.loopName },
@@ -91,15 +109,28 @@ export class LoopClient {
   }
 
   /** Loops known to the server, newest first, found by their LoopName search attribute. */
-  async list(limit = 50): Promise<{ loopName: string; status: string; iteration?: number; stage?: string; accuracy?: number; startTime: Date }[]> {
+  async list(
+    limit = 50,
+  ): Promise<
+    { loopName: string; status: string; iteration?: number; stage?: string; accuracy?: number; startTime: Date }[]
+  > {
     const loops = [];
     for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'loopWorkflow'` })) {
       loops.push({
-        loopName: String(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopName) ?? execution.workflowId.replace(/^loop\//, '')),
+        loopName: String(
+          execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopName) ??
+            execution.workflowId.replace(/^loop\//, ''),
+        ),
         status: execution.status.name,
-        ...(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopIteration) !== undefined ? { iteration: Number(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopIteration)) } : {}),
-        ...(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopStage) !== undefined ? { stage: String(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopStage)) } : {}),
-        ...(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopAccuracy) !== undefined ? { accuracy: Number(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopAccuracy)) } : {}),
+        ...(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopIteration) !== undefined
+          ? { iteration: Number(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopIteration)) }
+          : {}),
+        ...(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopStage) !== undefined
+          ? { stage: String(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopStage)) }
+          : {}),
+        ...(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopAccuracy) !== undefined
+          ? { accuracy: Number(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopAccuracy)) }
+          : {}),
         startTime: execution.startTime,
       });
       if (loops.length >= limit) break;

@@ -14,14 +14,23 @@ interface CommandEntry {
  * command runs (or its help is asked for), so `looptool --help` loads commander and this table, nothing else.
  */
 const COMMANDS: readonly CommandEntry[] = [
-  { name: 'services', description: 'Start, stop or inspect the embedded Temporal server and PostgreSQL', load: () => import('./commands/services.js') },
+  {
+    name: 'services',
+    description: 'Start, stop or inspect the embedded Temporal server and PostgreSQL',
+    load: () => import('./commands/services.js'),
+  },
   {
     name: 'demo',
     args: '[options]',
-    description: 'Run a complete LoopTool loop on the embedded default (embedded Temporal + PostgreSQL, simulated models)',
+    description:
+      'Run a complete LoopTool loop on the embedded default (embedded Temporal + PostgreSQL, simulated models)',
     load: () => import('./commands/demo.js'),
   },
-  { name: 'data', description: 'Import, inspect, compare, trace and export dataset versions', load: () => import('./commands/data.js') },
+  {
+    name: 'data',
+    description: 'Import, inspect, compare, trace and export dataset versions',
+    load: () => import('./commands/data.js'),
+  },
   { name: 'loop', description: 'Start, watch and steer LoopTool loops', load: () => import('./commands/loop.js') },
   {
     name: 'inject',
@@ -40,7 +49,11 @@ const COMMANDS: readonly CommandEntry[] = [
     description: 'Score BFCL predictions with the BFCL-exact AST checker and print per-category accuracy',
     load: () => import('./commands/score.js'),
   },
-  { name: 'sim', description: 'The simulated model stack (vLLM-compatible server, trainer) and its seed data', load: () => import('./commands/sim.js') },
+  {
+    name: 'sim',
+    description: 'The simulated model stack (vLLM-compatible server, trainer) and its seed data',
+    load: () => import('./commands/sim.js'),
+  },
 ];
 
 /** The command `argv` runs (`looptool help <name>` asks for that command too), if it names one. */
@@ -54,7 +67,9 @@ function commandNamed(argv: readonly string[]): string | undefined {
  * other one only by its name and description for `--help`.
  */
 export async function buildProgram(argv: readonly string[]): Promise<Command> {
-  const program = new Command('looptool').description('Run the LoopTool closed data-training loop as a durable Temporal workflow').showHelpAfterError();
+  const program = new Command('looptool')
+    .description('Run the LoopTool closed data-training loop as a durable Temporal workflow')
+    .showHelpAfterError();
   const wanted = commandNamed(argv);
   for (const entry of COMMANDS) {
     if (entry.name === wanted) {

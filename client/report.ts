@@ -16,8 +16,20 @@ export async function buildLoopReport(pool: pg.Pool, loopName: string): Promise<
   return { loopName, generatedAt: new Date().toISOString(), ...(await loopReportData(pool, loopName)) };
 }
 
-const escape = (text: string) => text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+const escape = (text: string) =>
+  text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+const PALETTE = [
+  '#4e79a7',
+  '#f28e2b',
+  '#e15759',
+  '#76b7b2',
+  '#59a14f',
+  '#edc948',
+  '#b07aa1',
+  '#ff9da7',
+  '#9c755f',
+  '#bab0ac',
+];
 
 /** A line chart of several series over iterations, as a standalone SVG. */
 export function lineChartSvg(title: string, series: { name: string; points: [number, number][] }[], yMax = 1): string {
@@ -26,8 +38,13 @@ export function lineChartSvg(title: string, series: { name: string; points: [num
   const [xMin, xMax] = [Math.min(0, ...xs), Math.max(1, ...xs)];
   const px = (x: number) => left + ((x - xMin) / (xMax - xMin || 1)) * (w - left - 130);
   const py = (y: number) => h - bottom - (y / yMax) * (h - bottom - top);
-  const grid = [0, 0.25, 0.5, 0.75, 1].map((f) => `<line x1="${left}" x2="${w - 130}" y1="${py(f * yMax)}" y2="${py(f * yMax)}" stroke="#ddd"/><text x="${left - 6}" y="${py(f * yMax) + 4}" font-size="10" text-anchor="end">${Math.round(f * yMax * 100)}%</text>`);
-  const ticks = [...new Set(xs)].sort((a, b) => a - b).map((x) => `<text x="${px(x)}" y="${h - bottom + 16}" font-size="10" text-anchor="middle">${x}</text>`);
+  const grid = [0, 0.25, 0.5, 0.75, 1].map(
+    (f) =>
+      `<line x1="${left}" x2="${w - 130}" y1="${py(f * yMax)}" y2="${py(f * yMax)}" stroke="#ddd"/><text x="${left - 6}" y="${py(f * yMax) + 4}" font-size="10" text-anchor="end">${Math.round(f * yMax * 100)}%</text>`,
+  );
+  const ticks = [...new Set(xs)]
+    .sort((a, b) => a - b)
+    .map((x) => `<text x="${px(x)}" y="${h - bottom + 16}" font-size="10" text-anchor="middle">${x}</text>`);
   const lines = series.map((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const path = s.points.map(([x, y]) => `${px(x)},${py(y)}`).join(' ');
@@ -37,7 +54,11 @@ export function lineChartSvg(title: string, series: { name: string; points: [num
 }
 
 /** A stacked bar chart (one bar per iteration), as a standalone SVG. */
-export function stackedBarsSvg(title: string, bars: { label: string; parts: Record<string, number> }[], keys: string[]): string {
+export function stackedBarsSvg(
+  title: string,
+  bars: { label: string; parts: Record<string, number> }[],
+  keys: string[],
+): string {
   const [w, h, left, bottom, top] = [560, 300, 50, 40, 30];
   const max = Math.max(1, ...bars.map((b) => keys.reduce((sum, k) => sum + (b.parts[k] ?? 0), 0)));
   const band = (w - left - 130) / Math.max(1, bars.length);
@@ -48,11 +69,16 @@ export function stackedBarsSvg(title: string, bars: { label: string; parts: Reco
     const parts = keys.map((key, k) => {
       const height = py(bar.parts[key] ?? 0);
       y -= height;
-      return height > 0 ? `<rect x="${x}" y="${y}" width="${band * 0.7}" height="${height}" fill="${PALETTE[k % PALETTE.length]}"><title>${escape(key)}: ${bar.parts[key]}</title></rect>` : '';
+      return height > 0
+        ? `<rect x="${x}" y="${y}" width="${band * 0.7}" height="${height}" fill="${PALETTE[k % PALETTE.length]}"><title>${escape(key)}: ${bar.parts[key]}</title></rect>`
+        : '';
     });
     return `${parts.join('')}<text x="${x + band * 0.35}" y="${h - bottom + 16}" font-size="10" text-anchor="middle">${escape(bar.label)}</text>`;
   });
-  const legend = keys.map((key, k) => `<rect x="${w - 120}" y="${top + 14 * k}" width="10" height="10" fill="${PALETTE[k % PALETTE.length]}"/><text x="${w - 105}" y="${top + 14 * k + 9}" font-size="11">${escape(key)}</text>`);
+  const legend = keys.map(
+    (key, k) =>
+      `<rect x="${w - 120}" y="${top + 14 * k}" width="10" height="10" fill="${PALETTE[k % PALETTE.length]}"/><text x="${w - 105}" y="${top + 14 * k + 9}" font-size="11">${escape(key)}</text>`,
+  );
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif"><text x="${left}" y="18" font-size="13" font-weight="bold">${escape(title)}</text><text x="${left - 6}" y="${top + 4}" font-size="10" text-anchor="end">${max}</text>${rects.join('')}${legend.join('')}</svg>`;
 }
 
@@ -69,17 +95,39 @@ export function reportCharts(report: LoopReport): Record<string, string> {
   const categories = [...new Set(report.accuracy.map((a) => `${a.evalSet}/${a.category}`))];
   const accuracySeries = categories.map((name) => ({
     name,
-    points: report.accuracy.filter((a) => `${a.evalSet}/${a.category}` === name).map((a) => [a.iteration, a.accuracy] as [number, number]),
+    points: report.accuracy
+      .filter((a) => `${a.evalSet}/${a.category}` === name)
+      .map((a) => [a.iteration, a.accuracy] as [number, number]),
   }));
   const roles = ROLES.filter((role) => report.composition.some((c) => (c.byRole[role] ?? 0) > 0));
   const statuses = [...new Set(report.expansions.map((e) => e.status))];
   const verdicts = [...new Set(report.judgements.map((j) => j.verdict))];
-  const iterations = [...new Set([...report.expansions.map((e) => e.iteration), ...report.judgements.map((j) => j.iteration)])].sort((a, b) => a - b);
+  const iterations = [
+    ...new Set([...report.expansions.map((e) => e.iteration), ...report.judgements.map((j) => j.iteration)]),
+  ].sort((a, b) => a - b);
   return {
     'accuracy.svg': lineChartSvg('Held-out accuracy by category', accuracySeries),
-    'composition.svg': stackedBarsSvg('Dataset composition by role', report.composition.map((c) => ({ label: `D${c.iteration}`, parts: c.byRole })), roles),
-    'judgements.svg': stackedBarsSvg('Judge verdicts on mismatches', iterations.map((i) => ({ label: `it ${i}`, parts: Object.fromEntries(report.judgements.filter((j) => j.iteration === i).map((j) => [j.verdict, j.n])) })), verdicts),
-    'expansions.svg': stackedBarsSvg('Expansion outcomes', iterations.map((i) => ({ label: `it ${i}`, parts: Object.fromEntries(report.expansions.filter((e) => e.iteration === i).map((e) => [e.status, e.n])) })), statuses),
+    'composition.svg': stackedBarsSvg(
+      'Dataset composition by role',
+      report.composition.map((c) => ({ label: `D${c.iteration}`, parts: c.byRole })),
+      roles,
+    ),
+    'judgements.svg': stackedBarsSvg(
+      'Judge verdicts on mismatches',
+      iterations.map((i) => ({
+        label: `it ${i}`,
+        parts: Object.fromEntries(report.judgements.filter((j) => j.iteration === i).map((j) => [j.verdict, j.n])),
+      })),
+      verdicts,
+    ),
+    'expansions.svg': stackedBarsSvg(
+      'Expansion outcomes',
+      iterations.map((i) => ({
+        label: `it ${i}`,
+        parts: Object.fromEntries(report.expansions.filter((e) => e.iteration === i).map((e) => [e.status, e.n])),
+      })),
+      statuses,
+    ),
   };
 }
 
@@ -92,13 +140,46 @@ export function renderReportHtml(report: LoopReport): string {
 <style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}.charts{display:flex;flex-wrap:wrap;gap:1em}</style></head><body>
 <h1>Loop ${escape(report.loopName)}</h1><p>Generated ${escape(report.generatedAt)}.</p>
 <div class="charts">${Object.values(charts).join('')}</div>
-<h2>Held-out accuracy (BFCL v3 overall)</h2>${table(['iteration', 'eval set', 'accuracy'], overall.map((a) => [a.iteration === 0 ? '0 (base model)' : a.iteration, a.evalSet, percent(a.accuracy)]))}
-<h2>Accuracy by category</h2>${table(['iteration', 'eval set', 'category', 'correct', 'total', 'accuracy'], report.accuracy.map((a) => [a.iteration, a.evalSet, a.category, a.correct, a.total, percent(a.accuracy)]))}
-<h2>Dataset composition (Table 3)</h2>${table(['dataset', 'total', ...ROLES], report.composition.map((c) => [c.ref, c.total, ...ROLES.map((r) => c.byRole[r] ?? 0)]))}
-<h2>Label verification</h2>${table(['iteration', 'verdict', 'samples', 'labels corrected'], report.judgements.map((j) => [j.iteration, j.verdict, j.n, j.corrected]))}
-<h2>Expansion yield</h2>${table(['iteration', 'status', 'samples'], report.expansions.map((e) => [e.iteration, e.status, e.n]))}
-<h2>Model calls per stage</h2>${table(['iteration', 'stage', 'calls', 'prompt tokens', 'completion tokens', 'model time (s)'], report.calls.map((c) => [c.iteration, c.stage, c.calls, c.promptTokens, c.completionTokens, c.latencySeconds.toFixed(1)]))}
-<h2>Training</h2>${table(['iteration', 'status', 'seconds', 'checkpoint'], report.training.map((t) => [t.iteration, t.status, t.seconds === null ? '' : t.seconds.toFixed(1), t.checkpoint ?? '']))}
+<h2>Held-out accuracy (BFCL v3 overall)</h2>${table(
+    ['iteration', 'eval set', 'accuracy'],
+    overall.map((a) => [a.iteration === 0 ? '0 (base model)' : a.iteration, a.evalSet, percent(a.accuracy)]),
+  )}
+<h2>Accuracy by category</h2>${table(
+    ['iteration', 'eval set', 'category', 'correct', 'total', 'accuracy'],
+    report.accuracy.map((a) => [a.iteration, a.evalSet, a.category, a.correct, a.total, percent(a.accuracy)]),
+  )}
+<h2>Dataset composition (Table 3)</h2>${table(
+    ['dataset', 'total', ...ROLES],
+    report.composition.map((c) => [c.ref, c.total, ...ROLES.map((r) => c.byRole[r] ?? 0)]),
+  )}
+<h2>Label verification</h2>${table(
+    ['iteration', 'verdict', 'samples', 'labels corrected'],
+    report.judgements.map((j) => [j.iteration, j.verdict, j.n, j.corrected]),
+  )}
+<h2>Expansion yield</h2>${table(
+    ['iteration', 'status', 'samples'],
+    report.expansions.map((e) => [e.iteration, e.status, e.n]),
+  )}
+<h2>Model calls per stage</h2>${table(
+    ['iteration', 'stage', 'calls', 'prompt tokens', 'completion tokens', 'model time (s)'],
+    report.calls.map((c) => [
+      c.iteration,
+      c.stage,
+      c.calls,
+      c.promptTokens,
+      c.completionTokens,
+      c.latencySeconds.toFixed(1),
+    ]),
+  )}
+<h2>Training</h2>${table(
+    ['iteration', 'status', 'seconds', 'checkpoint'],
+    report.training.map((t) => [
+      t.iteration,
+      t.status,
+      t.seconds === null ? '' : t.seconds.toFixed(1),
+      t.checkpoint ?? '',
+    ]),
+  )}
 </body></html>`;
 }
 
@@ -122,5 +203,9 @@ export function writeReport(report: LoopReport, dir: string): { html: string; pn
       pngs.push(png);
     }
   }
-  return { html, pngs, ...(chromium ? {} : { pngNote: 'no Chromium found (set CHROMIUM_PATH), so the charts are SVG only' }) };
+  return {
+    html,
+    pngs,
+    ...(chromium ? {} : { pngNote: 'no Chromium found (set CHROMIUM_PATH), so the charts are SVG only' }),
+  };
 }

@@ -143,7 +143,10 @@ export type LoopConfigInput = z.input<typeof LoopConfig>;
 /** Every problem of an invalid config, each with its path (`models.judge.baseUrls[0]: Invalid URL`). */
 export function loopConfigProblems(error: z.ZodError): string[] {
   return error.issues.map((issue) => {
-    const at = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
+    const at = issue.path
+      .map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`))
+      .join('')
+      .replace(/^\./, '');
     return `${at || '(config)'}: ${issue.message}`;
   });
 }

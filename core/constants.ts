@@ -20,7 +20,11 @@ export type TaskQueues = Record<keyof typeof TASK_QUEUES, string>;
  * worker version, or test runs that must not take each other's tasks. No suffix gives {@link TASK_QUEUES}.
  */
 export function taskQueues(suffix = ''): TaskQueues {
-  return { control: `${TASK_QUEUES.control}${suffix}`, llm: `${TASK_QUEUES.llm}${suffix}`, gpu: `${TASK_QUEUES.gpu}${suffix}` };
+  return {
+    control: `${TASK_QUEUES.control}${suffix}`,
+    llm: `${TASK_QUEUES.llm}${suffix}`,
+    gpu: `${TASK_QUEUES.gpu}${suffix}`,
+  };
 }
 
 /** Typed search attributes the UI filters on. Their names are registered with the server at start (dev server and compose). */

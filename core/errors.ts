@@ -25,4 +25,9 @@ export const ErrorType = {
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 
 /** The types no retry can fix; activity proxies list them as `nonRetryableErrorTypes`. */
-export const NON_RETRYABLE_ERROR_TYPES: ErrorType[] = [ErrorType.ConfigInvalid, ErrorType.ModelRequestRejected, ErrorType.TrainerRequestRejected, ErrorType.DataNotFound];
+export const NON_RETRYABLE_ERROR_TYPES: ErrorType[] = [
+  ErrorType.ConfigInvalid,
+  ErrorType.ModelRequestRejected,
+  ErrorType.TrainerRequestRejected,
+  ErrorType.DataNotFound,
+];

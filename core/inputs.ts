@@ -1,6 +1,14 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import { EvalSetConfig, JudgeConfig, LoopConfig, LoopName, ModelRoleConfig, ExpandConfig, TimeoutsConfig } from './config.js';
+import {
+  EvalSetConfig,
+  JudgeConfig,
+  LoopConfig,
+  LoopName,
+  ModelRoleConfig,
+  ExpandConfig,
+  TimeoutsConfig,
+} from './config.js';
 import { ErrorType } from './errors.js';
 import { CONTENT_FORMATS, MALFORMED_BLOCK_POLICIES } from './parse/types.js';
 import { BatchedStage, CheckerMode, MemberRole } from './vocabulary.js';
@@ -144,7 +152,11 @@ export const EvaluateFileInput = z.object({
 export type EvaluateFileInput = z.input<typeof EvaluateFileInput>;
 export type EvalFile = z.infer<typeof EvaluateFileInput>['file'];
 
-export const SummarizeEvaluationInput = z.object({ loopName: LoopName, iteration: Iteration, evalSet: EvalSetConfig.shape.name });
+export const SummarizeEvaluationInput = z.object({
+  loopName: LoopName,
+  iteration: Iteration,
+  evalSet: EvalSetConfig.shape.name,
+});
 export type SummarizeEvaluationInput = z.input<typeof SummarizeEvaluationInput>;
 
 /** One GRPO round on the loop's training backend. */
@@ -161,7 +173,11 @@ export const TrainIterationInput = z.object({
 export type TrainIterationInput = z.input<typeof TrainIterationInput>;
 
 /** Cancels an iteration's training job by its job key (the loop's cleanup when it is cancelled). */
-export const CancelTrainingInput = z.object({ loopName: LoopName, iteration: positiveInt, training: LoopConfig.shape.training });
+export const CancelTrainingInput = z.object({
+  loopName: LoopName,
+  iteration: positiveInt,
+  training: LoopConfig.shape.training,
+});
 export type CancelTrainingInput = z.input<typeof CancelTrainingInput>;
 
 /** Makes π_j servable on every policy server. */
@@ -260,7 +276,12 @@ const filledByStage = { loopName: true, iteration: true, batch: true } as const;
 
 /** One batched stage of one iteration, as a child workflow. */
 export const StageWorkflowInput = z.discriminatedUnion('stage', [
-  z.object({ ...StageWorkflowCommon, stage: z.literal('probe'), versionId: positiveInt, settings: ProbeBatchInput.omit(filledByStage) }),
+  z.object({
+    ...StageWorkflowCommon,
+    stage: z.literal('probe'),
+    versionId: positiveInt,
+    settings: ProbeBatchInput.omit(filledByStage),
+  }),
   z.object({ ...StageWorkflowCommon, stage: z.literal('judge'), settings: JudgeBatchInput.omit(filledByStage) }),
   z.object({ ...StageWorkflowCommon, stage: z.literal('expand'), settings: ExpandBatchInput.omit(filledByStage) }),
 ]);
@@ -284,6 +305,8 @@ export type InjectDataInput = z.infer<typeof InjectDataInput>;
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(input)'}: ${issue.message}`);
+  const problems = parsed.error.issues.map(
+    (issue) => `${issue.path.map(String).join('.') || '(input)'}: ${issue.message}`,
+  );
   throw ApplicationFailure.nonRetryable(`invalid ${what} input: ${problems.join('; ')}`, ErrorType.ConfigInvalid);
 }

@@ -5,10 +5,20 @@ import type { MemberRole } from './vocabulary.js';
  * Every member role in the order people read them: the paper's Table 3 (error seeds, relabeled, expanded, high PPL,
  * seed-new), then imported seed data and data injected into a running loop. A test checks it lists each role once.
  */
-export const MEMBER_ROLE_DISPLAY_ORDER = ['error_seed', 'relabeled', 'expanded', 'high_ppl', 'seed_new', 'seed', 'injected'] as const satisfies readonly MemberRole[];
+export const MEMBER_ROLE_DISPLAY_ORDER = [
+  'error_seed',
+  'relabeled',
+  'expanded',
+  'high_ppl',
+  'seed_new',
+  'seed',
+  'injected',
+] as const satisfies readonly MemberRole[];
 
 /** The roles the iteration table shows (imported seed members count as `seed_new`: D_1 is drawn from the seed pool). */
-export const ITERATION_TABLE_ROLES = MEMBER_ROLE_DISPLAY_ORDER.filter((role): role is Exclude<MemberRole, 'seed'> => role !== 'seed');
+export const ITERATION_TABLE_ROLES = MEMBER_ROLE_DISPLAY_ORDER.filter(
+  (role): role is Exclude<MemberRole, 'seed'> => role !== 'seed',
+);
 
 /** An accuracy as people read it: `71.9%`, or `–` when there is none. */
 export function formatPercent(value: number | null | undefined): string {
@@ -23,7 +33,10 @@ export type TableCell = string | number;
  * model as iteration 0: one definition for the UI's current details (markdown) and the CLI (plain text). `seed_new`
  * counts imported seed members too: D_1 is drawn from the seed pool.
  */
-export function iterationTable(status: { baselineAccuracy?: number | null | undefined; history: readonly IterationSummary[] }): {
+export function iterationTable(status: {
+  baselineAccuracy?: number | null | undefined;
+  history: readonly IterationSummary[];
+}): {
   headers: string[];
   rows: TableCell[][];
 } {
@@ -33,7 +46,12 @@ export function iterationTable(status: { baselineAccuracy?: number | null | unde
     headers: ['iter', 'dataset', ...ITERATION_TABLE_ROLES, 'accuracy'],
     rows: [
       ['0 (base)', '', ...ITERATION_TABLE_ROLES.map(() => ''), formatPercent(status.baselineAccuracy)],
-      ...status.history.map((h) => [String(h.iteration), h.dataset, ...ITERATION_TABLE_ROLES.map((role) => count(h, role)), formatPercent(h.accuracy)]),
+      ...status.history.map((h) => [
+        String(h.iteration),
+        h.dataset,
+        ...ITERATION_TABLE_ROLES.map((role) => count(h, role)),
+        formatPercent(h.accuracy),
+      ]),
     ],
   };
 }

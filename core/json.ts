@@ -54,7 +54,12 @@ export function numericValue(value: unknown): number | undefined {
 
 /** A plain object (not an array, not a tagged value). */
 export function isJsonObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.getPrototypeOf(value) === Object.prototype
+  );
 }
 
 /**
@@ -62,7 +67,8 @@ export function isJsonObject(value: unknown): value is JsonObject {
  * for untrusted JSON.
  */
 export function setOwn<T>(target: Record<string, T>, key: string, value: T): void {
-  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  if (key === '__proto__')
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
   else target[key] = value;
 }
 
@@ -107,7 +113,8 @@ class JsonParser {
       if (this.pos < this.text.length) this.fail('unexpected data after the JSON value');
       return { ok: true, value };
     } catch (err) {
-      if (err instanceof JsonSyntaxError) return { ok: false, error: { message: err.message, ...positionAt(this.text, err.offset) } };
+      if (err instanceof JsonSyntaxError)
+        return { ok: false, error: { message: err.message, ...positionAt(this.text, err.offset) } };
       throw err;
     }
   }
@@ -294,7 +301,8 @@ class JsonParser {
     }
     for (;;) {
       this.skipWhitespace();
-      if (this.text.charCodeAt(this.pos) !== 0x22) this.fail(Number.isNaN(this.text.charCodeAt(this.pos)) ? 'unterminated object' : 'expected a string key');
+      if (this.text.charCodeAt(this.pos) !== 0x22)
+        this.fail(Number.isNaN(this.text.charCodeAt(this.pos)) ? 'unterminated object' : 'expected a string key');
       const key = this.parseString();
       this.skipWhitespace();
       if (this.text.charCodeAt(this.pos) !== 0x3a) this.fail("expected ':'");

@@ -108,7 +108,9 @@ export function pyRepr(value: PyValue): string {
   if (value instanceof JsonFloat) return pyFloatRepr(value.value);
   if (Array.isArray(value)) return `[${value.map(pyRepr).join(', ')}]`;
   if (value instanceof PyTuple) {
-    return value.items.length === 1 ? `(${pyRepr(value.items[0] as PyValue)},)` : `(${value.items.map(pyRepr).join(', ')})`;
+    return value.items.length === 1
+      ? `(${pyRepr(value.items[0] as PyValue)},)`
+      : `(${value.items.map(pyRepr).join(', ')})`;
   }
   if (value instanceof PyOpaque) return value.repr;
   return `{${Object.entries(value)

@@ -45,7 +45,13 @@ export const ErrorVerdict = JudgeVerdict.extract(['pred_wrong', 'label_wrong']);
 export type ErrorVerdict = z.infer<typeof ErrorVerdict>;
 
 /** What became of one EDDE expansion slot. */
-export const ExpansionStatus = z.enum(['accepted', 'rejected_rule', 'rejected_judge', 'duplicate', 'generation_failed']);
+export const ExpansionStatus = z.enum([
+  'accepted',
+  'rejected_rule',
+  'rejected_judge',
+  'duplicate',
+  'generation_failed',
+]);
 export type ExpansionStatus = z.infer<typeof ExpansionStatus>;
 
 /**
@@ -86,7 +92,10 @@ export type RewardMode = z.infer<typeof RewardMode>;
 export const CheckerMode = z.enum(['exact', 'bfcl']);
 export type CheckerMode = z.infer<typeof CheckerMode>;
 
-export const CHECKER_OF_REWARD = { exact: 'exact', bfcl_ast: 'bfcl' } as const satisfies Record<RewardMode, CheckerMode>;
+export const CHECKER_OF_REWARD = { exact: 'exact', bfcl_ast: 'bfcl' } as const satisfies Record<
+  RewardMode,
+  CheckerMode
+>;
 
 /** Input formats of `looptool data import` and `looptool inject`. */
 export const ImportFormat = z.enum(['openai', 'sharegpt', 'looptool', 'bfcl']);

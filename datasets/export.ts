@@ -1,5 +1,11 @@
 import type pg from 'pg';
-import { sampleToOpenAiChat, sampleToTrl, sampleToVerlRow, type Converted, type VerlRow } from '../core/formats/index.js';
+import {
+  sampleToOpenAiChat,
+  sampleToTrl,
+  sampleToVerlRow,
+  type Converted,
+  type VerlRow,
+} from '../core/formats/index.js';
 import type { JsonValue } from '../core/json.js';
 import type { Sample } from '../core/schemas/sample.js';
 import type { ExportFormat } from '../core/vocabulary.js';
@@ -13,7 +19,6 @@ import { writeJsonLines, writeVerlParquet } from './writers.js';
  * reward is registered under, whatever the dataset is called (which also keeps an export byte-identical across loops).
  */
 export const VERL_DATA_SOURCE = 'looptool';
-
 
 export interface ExportSummary {
   version: string;
@@ -36,7 +41,10 @@ async function* versionSamples(pool: pg.Pool, versionId: number, pageSize: numbe
  * Writes a dataset version in a training format, streaming: one page of members and one parquet row group at a time
  * in memory, so a million-sample export keeps memory flat.
  */
-export async function exportVersion(pool: pg.Pool, input: { ref: string; format: ExportFormat; out: string; pageSize?: number }): Promise<ExportSummary> {
+export async function exportVersion(
+  pool: pg.Pool,
+  input: { ref: string; format: ExportFormat; out: string; pageSize?: number },
+): Promise<ExportSummary> {
   const version = await getVersion(pool, input.ref);
   const summary: ExportSummary = { version: version.ref, written: 0, skipped: {} };
   const pageSize = input.pageSize ?? 2_000;
@@ -61,10 +69,16 @@ export async function exportVersion(pool: pg.Pool, input: { ref: string; format:
       );
       break;
     case 'trl-jsonl':
-      summary.written = await writeJsonLines(input.out, converted<JsonValue>((sample) => sampleToTrl(sample)));
+      summary.written = await writeJsonLines(
+        input.out,
+        converted<JsonValue>((sample) => sampleToTrl(sample)),
+      );
       break;
     case 'openai-jsonl':
-      summary.written = await writeJsonLines(input.out, converted<JsonValue>((sample) => sampleToOpenAiChat(sample)));
+      summary.written = await writeJsonLines(
+        input.out,
+        converted<JsonValue>((sample) => sampleToOpenAiChat(sample)),
+      );
       break;
   }
   return summary;

@@ -19,7 +19,13 @@ import type { Sample } from '../core/schemas/sample.js';
 import type { ImportFormat, SplitMode, StagingPurpose } from '../core/vocabulary.js';
 import { recordOrigins } from '../db/queries/origins.js';
 import { insertSamples, type StoredSample } from '../db/queries/samples.js';
-import { addStagingMembers, addStagingRejections, consumeStagingBatch, markStagingReady, openStagingBatch } from '../db/queries/staging.js';
+import {
+  addStagingMembers,
+  addStagingRejections,
+  consumeStagingBatch,
+  markStagingReady,
+  openStagingBatch,
+} from '../db/queries/staging.js';
 import {
   addMembersFromStaging,
   countStagedNotIn,
@@ -78,14 +84,33 @@ const KEPT_REJECTIONS = 100;
  */
 export async function stageFile(input: StageFileInput): Promise<StageSummary> {
   const batchId = stagingBatchId(input.purpose, randomUUID());
-  await openStagingBatch(input.pool, { id: batchId, purpose: input.purpose, target: input.target, source: input.file, format: input.format });
+  await openStagingBatch(input.pool, {
+    id: batchId,
+    purpose: input.purpose,
+    target: input.target,
+    source: input.file,
+    format: input.format,
+  });
   const answers = input.format === 'bfcl' && input.answersFile ? await loadBfclAnswers(input.answersFile) : undefined;
   if (answers && answers.rejections.length > 0) {
-    throw new Error(`the answers file has bad lines:\n${answers.rejections.slice(0, 10).map((r) => `  ${r.file}:${r.line}: ${r.field ? `${r.field}: ` : ''}${r.reason}`).join('\n')}`);
+    throw new Error(
+      `the answers file has bad lines:\n${answers.rejections
+        .slice(0, 10)
+        .map((r) => `  ${r.file}:${r.line}: ${r.field ? `${r.field}: ` : ''}${r.reason}`)
+        .join('\n')}`,
+    );
   }
   const convert = converterFor(input.format, { split: input.split ?? 'last', answers: answers?.byId });
   const batchSize = input.batchSize ?? 1000;
-  const summary: StageSummary = { batchId, lines: 0, staged: 0, duplicates: 0, newToStore: 0, rejected: 0, rejections: [] };
+  const summary: StageSummary = {
+    batchId,
+    lines: 0,
+    staged: 0,
+    duplicates: 0,
+    newToStore: 0,
+    rejected: 0,
+    rejections: [],
+  };
   let pending: { stored: StoredSample; line: number }[] = [];
   let pendingRejections: LocatedRejection[] = [];
   const source = path.basename(input.file);
@@ -97,8 +122,17 @@ export async function stageFile(input: StageFileInput): Promise<StageSummary> {
     pending = [];
     pendingRejections = [];
     await withTransaction(input.pool, async (tx) => {
-      summary.newToStore += (await insertSamples(tx, rows.map((r) => r.stored))).length;
-      const added = await addStagingMembers(tx, batchId, rows.map((r) => ({ sampleId: r.stored.id, line: r.line })));
+      summary.newToStore += (
+        await insertSamples(
+          tx,
+          rows.map((r) => r.stored),
+        )
+      ).length;
+      const added = await addStagingMembers(
+        tx,
+        batchId,
+        rows.map((r) => ({ sampleId: r.stored.id, line: r.line })),
+      );
       summary.staged += added;
       summary.duplicates += rows.length - added;
       await recordOrigins(
@@ -109,7 +143,11 @@ export async function stageFile(input: StageFileInput): Promise<StageSummary> {
           detail: { batch: batchId, file: source, line: r.line },
         })),
       );
-      await addStagingRejections(tx, batchId, rejected.map((r) => ({ line: r.line, field: r.field || null, reason: r.reason })));
+      await addStagingRejections(
+        tx,
+        batchId,
+        rejected.map((r) => ({ line: r.line, field: r.field || null, reason: r.reason })),
+      );
     });
     input.onProgress?.({ lines: summary.lines, staged: summary.staged, rejected: summary.rejected });
   };
@@ -145,13 +183,20 @@ export async function stageFile(input: StageFileInput): Promise<StageSummary> {
     if (pending.length >= batchSize || pendingRejections.length >= batchSize) await flush();
   }
   await flush();
-  await markStagingReady(input.pool, batchId, { imported: summary.staged, duplicates: summary.duplicates, rejected: summary.rejected });
+  await markStagingReady(input.pool, batchId, {
+    imported: summary.staged,
+    duplicates: summary.duplicates,
+    rejected: summary.rejected,
+  });
   return summary;
 }
 
 type Converter = (record: JsonValue) => Converted<Sample[]>;
 
-function converterFor(format: ImportFormat, options: { split: SplitMode; answers?: Map<string, BfclAnswer> }): Converter {
+function converterFor(
+  format: ImportFormat,
+  options: { split: SplitMode; answers?: Map<string, BfclAnswer> },
+): Converter {
   switch (format) {
     case 'openai':
       return (record) => openAiChatToSamples(record, { split: options.split });
@@ -177,7 +222,9 @@ function converterFor(format: ImportFormat, options: { split: SplitMode; answers
  * BFCL possible answers by question id. BFCL files are bounded (at most about a thousand entries per category), so
  * holding one category's answers while its questions stream past is fine.
  */
-async function loadBfclAnswers(file: string): Promise<{ byId: Map<string, BfclAnswer>; rejections: LocatedRejection[] }> {
+async function loadBfclAnswers(
+  file: string,
+): Promise<{ byId: Map<string, BfclAnswer>; rejections: LocatedRejection[] }> {
   const byId = new Map<string, BfclAnswer>();
   const rejections: LocatedRejection[] = [];
   for await (const item of readRecords(file, { maxLineChars: DEFAULT_MAX_LINE_CHARS })) {
@@ -197,13 +244,18 @@ async function loadBfclAnswers(file: string): Promise<{ byId: Map<string, BfclAn
  * `seed`), frozen. When the batch adds nothing the dataset lacks, no version is made. Idempotent by batch id: a retry
  * after a crash continues the same version.
  */
-export async function versionFromImport(pool: pg.Pool, input: { dataset: string; batchId: string; note?: string }): Promise<{ version?: DatasetVersion; added: number }> {
+export async function versionFromImport(
+  pool: pg.Pool,
+  input: { dataset: string; batchId: string; note?: string },
+): Promise<{ version?: DatasetVersion; added: number }> {
   const idempotencyKey = `staging:${input.batchId}`;
   const existing = await findVersionByKey(pool, idempotencyKey);
   const parentId = existing ? existing.parentId : ((await latestVersion(pool, input.dataset))?.id ?? null);
   const added = await countStagedNotIn(pool, { batchId: input.batchId, versionId: parentId });
   if (!existing && added === 0) return { added: 0 };
-  const version = existing ?? (await createVersion(pool, { dataset: input.dataset, idempotencyKey, parentId, note: input.note ?? null }));
+  const version =
+    existing ??
+    (await createVersion(pool, { dataset: input.dataset, idempotencyKey, parentId, note: input.note ?? null }));
   if (version.status === 'open') {
     if (parentId !== null) await inheritMembers(pool, { versionId: version.id, fromVersionId: parentId });
     await addMembersFromStaging(pool, { versionId: version.id, batchId: input.batchId, role: 'seed' });

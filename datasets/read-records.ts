@@ -41,14 +41,25 @@ export async function* readRecords(file: string, options: ReadRecordsOptions = {
     lineNumber++;
     if (overlong || text.length > maxLineChars) {
       overlong = false;
-      return { kind: 'rejection', rejection: { file, line: lineNumber, field: '', reason: `line is longer than ${maxLineChars} characters` } };
+      return {
+        kind: 'rejection',
+        rejection: { file, line: lineNumber, field: '', reason: `line is longer than ${maxLineChars} characters` },
+      };
     }
     let line = text.endsWith('\r') ? text.slice(0, -1) : text;
     if (lineNumber === 1 && line.startsWith('\uFEFF')) line = line.slice(1);
     if (line.trim() === '') return undefined;
     const parsed = parseJson(line);
     if (parsed.ok) return { kind: 'record', file, line: lineNumber, value: parsed.value };
-    return { kind: 'rejection', rejection: { file, line: lineNumber, field: '', reason: `invalid JSON: ${parsed.error.message} (column ${parsed.error.column})` } };
+    return {
+      kind: 'rejection',
+      rejection: {
+        file,
+        line: lineNumber,
+        field: '',
+        reason: `invalid JSON: ${parsed.error.message} (column ${parsed.error.column})`,
+      },
+    };
   };
 
   for await (const chunk of stream as AsyncIterable<string>) {

@@ -66,7 +66,9 @@ export async function* readSamples(options: ReadSamplesOptions): AsyncGenerator<
     }
     return;
   }
-  const answers: AsyncIterator<ReadItem> | undefined = options.answersFile ? readRecords(options.answersFile, readOptions) : undefined;
+  const answers: AsyncIterator<ReadItem> | undefined = options.answersFile
+    ? readRecords(options.answersFile, readOptions)
+    : undefined;
   for await (const item of readRecords(options.file, readOptions)) {
     const next = answers ? await answers.next() : undefined;
     if (item.kind === 'rejection') {
@@ -81,7 +83,15 @@ export async function* readSamples(options: ReadSamplesOptions): AsyncGenerator<
     let answer;
     if (next) {
       if (next.done) {
-        yield { kind: 'rejection', rejection: { file: item.file, line: item.line, field: 'id', reason: `${options.answersFile} has no answer for ${question.value.id}` } };
+        yield {
+          kind: 'rejection',
+          rejection: {
+            file: item.file,
+            line: item.line,
+            field: 'id',
+            reason: `${options.answersFile} has no answer for ${question.value.id}`,
+          },
+        };
         continue;
       }
       if (next.value.kind === 'rejection') {

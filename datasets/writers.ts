@@ -18,7 +18,10 @@ async function write(stream: WriteStream, text: string): Promise<void> {
  * Writes records as JSON Lines (floats stay floats: written with core/json.ts). Returns the number written. The file
  * is created or truncated; records are pulled one at a time from the iterable.
  */
-export async function writeJsonLines(file: string, records: AsyncIterable<JsonValue> | Iterable<JsonValue>): Promise<number> {
+export async function writeJsonLines(
+  file: string,
+  records: AsyncIterable<JsonValue> | Iterable<JsonValue>,
+): Promise<number> {
   const stream = createWriteStream(file, { encoding: 'utf8' });
   let count = 0;
   try {
@@ -55,7 +58,11 @@ const VERL_SCHEMA: SchemaElement[] = [
  * Writes verl GRPO rows to a parquet file, one row group per `rowGroupSize` rows, pulling rows lazily so only one group
  * is in memory. Returns the number of rows written.
  */
-export async function writeVerlParquet(file: string, rows: AsyncIterable<VerlRow> | Iterable<VerlRow>, options: { rowGroupSize?: number } = {}): Promise<number> {
+export async function writeVerlParquet(
+  file: string,
+  rows: AsyncIterable<VerlRow> | Iterable<VerlRow>,
+  options: { rowGroupSize?: number } = {},
+): Promise<number> {
   const rowGroupSize = options.rowGroupSize ?? 10_000;
   const writer = new ParquetWriter({ writer: fileWriter(file), schema: VERL_SCHEMA });
   let group: VerlRow[] = [];
@@ -69,7 +76,10 @@ export async function writeVerlParquet(file: string, rows: AsyncIterable<VerlRow
         { name: 'prompt', data: group.map((row) => row.prompt) },
         { name: 'ability', data: group.map((row) => row.ability) },
         { name: 'reward_model', data: group.map((row) => row.reward_model) },
-        { name: 'extra_info', data: group.map((row) => ({ index: BigInt(row.extra_info.index), sample_id: row.extra_info.sample_id })) },
+        {
+          name: 'extra_info',
+          data: group.map((row) => ({ index: BigInt(row.extra_info.index), sample_id: row.extra_info.sample_id })),
+        },
       ],
     });
     group = [];
@@ -121,7 +131,9 @@ export async function exportSamples(options: {
     case 'verl-parquet':
       written = await writeVerlParquet(
         options.file,
-        converted((sample, index) => sampleToVerlRow({ sample, index, ...(options.dataSource ? { dataSource: options.dataSource } : {}) })),
+        converted((sample, index) =>
+          sampleToVerlRow({ sample, index, ...(options.dataSource ? { dataSource: options.dataSource } : {}) }),
+        ),
       );
       break;
     case 'trl-jsonl':
@@ -131,7 +143,10 @@ export async function exportSamples(options: {
       written = await writeJsonLines(options.file, converted(sampleToOpenAiChat));
       break;
     case 'looptool-jsonl':
-      written = await writeJsonLines(options.file, converted((sample) => sampleToLoopTool(sample) as Converted<JsonValue>));
+      written = await writeJsonLines(
+        options.file,
+        converted((sample) => sampleToLoopTool(sample) as Converted<JsonValue>),
+      );
       break;
   }
   return { written, rejected };

@@ -40,7 +40,8 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): MigrationFile[] {
   for (const name of readdirSync(dir).sort()) {
     if (!name.endsWith('.sql')) continue;
     const match = FILE_PATTERN.exec(name);
-    if (!match) throw new MigrationError(`${path.join(dir, name)}: migration files are named NNNN_lower_snake_name.sql`);
+    if (!match)
+      throw new MigrationError(`${path.join(dir, name)}: migration files are named NNNN_lower_snake_name.sql`);
     const file = path.join(dir, name);
     const sql = readFileSync(file, 'utf8');
     migrations.push({
@@ -54,7 +55,9 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): MigrationFile[] {
   }
   migrations.forEach((migration, index) => {
     if (migration.id !== index + 1) {
-      throw new MigrationError(`${migration.file}: expected migration number ${String(index + 1).padStart(4, '0')}; numbers start at 0001 and have no gaps or duplicates`);
+      throw new MigrationError(
+        `${migration.file}: expected migration number ${String(index + 1).padStart(4, '0')}; numbers start at 0001 and have no gaps or duplicates`,
+      );
     }
   });
   return migrations;
@@ -72,7 +75,10 @@ interface AppliedRow {
  * workers wait for each other instead of racing. Refuses to run when an applied file was edited since, or when the
  * database records migrations this code does not have (it is ahead of the code). A second run is a no-op.
  */
-export async function migrate(client: pg.ClientBase, options: { dir?: string; log?: (line: string) => void } = {}): Promise<MigrateResult> {
+export async function migrate(
+  client: pg.ClientBase,
+  options: { dir?: string; log?: (line: string) => void } = {},
+): Promise<MigrateResult> {
   const migrations = loadMigrations(options.dir);
   const log = options.log ?? (() => {});
   await client.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
@@ -137,7 +143,9 @@ async function applyOne(client: pg.ClientBase, migration: MigrationFile): Promis
     const line = pgErr.position ? `:${lineOf(migration.sql, Number(pgErr.position))}` : '';
     throw new MigrationError(
       `${migration.file}${line}: ${pgErr.message ?? String(err)}. ` +
-        (migration.transactional ? 'It was rolled back; no further migrations were run.' : 'It ran without a transaction and may be partly applied.'),
+        (migration.transactional
+          ? 'It was rolled back; no further migrations were run.'
+          : 'It ran without a transaction and may be partly applied.'),
       { cause: err },
     );
   }

@@ -19,7 +19,11 @@ export interface OpenDatabaseOptions {
  * code's schema unless told otherwise. The pool is closed again if migrating fails; otherwise the caller owns `end()`.
  */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<pg.Pool> {
-  const pool = createPool({ connectionString: options.url, applicationName: options.applicationName, ...(options.max ? { max: options.max } : {}) });
+  const pool = createPool({
+    connectionString: options.url,
+    applicationName: options.applicationName,
+    ...(options.max ? { max: options.max } : {}),
+  });
   if (options.migrate ?? true) {
     try {
       await withClient(pool, (client) => migrate(client, options.log ? { log: options.log } : {}));

@@ -5,7 +5,10 @@ import type { StoredSample } from './queries/samples.js';
 
 /** Thrown when a stored row no longer parses as a sample: the database was written by something else, or corrupted. */
 export class StoredSampleCorruptError extends Error {
-  constructor(readonly sampleId: string, reason: string) {
+  constructor(
+    readonly sampleId: string,
+    reason: string,
+  ) {
     super(`stored sample ${sampleId} does not parse: ${reason}`);
     this.name = 'StoredSampleCorruptError';
   }

@@ -8,7 +8,17 @@
 // this script and tsconfig.json), compared with what dist/.build-stamp.json recorded. esbuild is loaded only to build.
 //
 // `node scripts/build.js` (npm run build) always builds and prints one line.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -134,10 +144,12 @@ export async function build(options = {}) {
   const wanted = new Map();
   for (const file of files) {
     const out = outputOf(file.rel);
-    if (wanted.has(out)) throw new Error(`scripts/build.js: ${file.rel} and ${wanted.get(out)} both compile to dist/${out}`);
+    if (wanted.has(out))
+      throw new Error(`scripts/build.js: ${file.rel} and ${wanted.get(out)} both compile to dist/${out}`);
     wanted.set(out, file.rel);
   }
-  for (const out of [...wanted.keys()]) if (out.endsWith('.js') && wanted.get(out).endsWith('.ts')) wanted.set(`${out}.map`, wanted.get(out));
+  for (const out of [...wanted.keys()])
+    if (out.endsWith('.js') && wanted.get(out).endsWith('.ts')) wanted.set(`${out}.map`, wanted.get(out));
 
   const entryPoints = files.filter((f) => outputOf(f.rel) !== f.rel).map((f) => path.join(ROOT, f.rel));
   const result = await esbuild({
@@ -179,7 +191,12 @@ export async function build(options = {}) {
   removeEmptyDirs(DIST);
 
   writeAtomic(STAMP, `${JSON.stringify({ builtAt: new Date().toISOString(), signature }, null, 1)}\n`);
-  const summary = { compiled: entryPoints.length, copied: copies.length, removed, ms: Math.round(performance.now() - started) };
+  const summary = {
+    compiled: entryPoints.length,
+    copied: copies.length,
+    removed,
+    ms: Math.round(performance.now() - started),
+  };
   if (!options.quiet) {
     console.log(
       `Built dist/: ${summary.compiled} modules compiled, ${summary.copied} files copied` +

@@ -32,7 +32,9 @@ function dependenciesCurrent() {
   if (statSync(installed).mtimeMs < statSync(lock).mtimeMs) return false;
   // Optional entries include other platforms' binaries, which npm rightly never installs here.
   const wanted = JSON.parse(readFileSync(lock, 'utf8')).packages ?? {};
-  return Object.entries(wanted).every(([key, entry]) => key === '' || entry.optional || existsSync(path.join(root, key)));
+  return Object.entries(wanted).every(
+    ([key, entry]) => key === '' || entry.optional || existsSync(path.join(root, key)),
+  );
 }
 
 if (!dependenciesCurrent()) {
@@ -53,7 +55,9 @@ try {
  * and we may (root with apt-get); otherwise the tests that need it say so.
  */
 function ensureChromium() {
-  const present = ['/usr/bin/chromium', '/usr/bin/chromium-browser', process.env.CHROMIUM_PATH].some((p) => p && existsSync(p));
+  const present = ['/usr/bin/chromium', '/usr/bin/chromium-browser', process.env.CHROMIUM_PATH].some(
+    (p) => p && existsSync(p),
+  );
   if (present || process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) return;
   console.log('Installing Chromium for the UI and report tests (apt-get install chromium)…');
   if (run('apt-get', ['update', '-qq']) !== 0 || run('apt-get', ['install', '-y', '-qq', 'chromium']) !== 0) {

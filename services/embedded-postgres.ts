@@ -26,7 +26,6 @@ export interface EmbeddedPostgres {
   started: boolean;
 }
 
-
 interface PostgresBinaries {
   initdb: string;
   pgCtl: string;
@@ -42,7 +41,9 @@ async function postgresBinaries(): Promise<PostgresBinaries> {
   try {
     ({ pg_ctl: pgCtl } = (await import(platformPackage)) as { pg_ctl: string });
   } catch {
-    throw new Error(`${platformPackage} is not installed: embedded PostgreSQL is not available on this platform; set DATABASE_URL instead`);
+    throw new Error(
+      `${platformPackage} is not installed: embedded PostgreSQL is not available on this platform; set DATABASE_URL instead`,
+    );
   }
   const packageDir = path.resolve(path.dirname(pgCtl), '..', '..');
   const symlinkList = path.join(packageDir, 'native', 'pg-symlinks.json');
@@ -113,7 +114,8 @@ function layout(stateDir: string) {
 function run(command: string, args: string[], owner: RunAs, what: string): string {
   const result = spawnSync(command, args, { encoding: 'utf8', ...owner, timeout: 120_000 });
   if (result.error) throw new Error(`${what} failed: ${result.error.message}`);
-  if (result.status !== 0) throw new Error(`${what} failed (exit ${result.status}):\n${(result.stderr || result.stdout).trim()}`);
+  if (result.status !== 0)
+    throw new Error(`${what} failed (exit ${result.status}):\n${(result.stderr || result.stdout).trim()}`);
   return result.stdout;
 }
 
@@ -132,13 +134,23 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   assertReachable(options.stateDir, owner);
   chownTree(options.stateDir, owner);
   if (!existsSync(path.join(pgdata, 'PG_VERSION'))) {
-    run(bins.initdb, ['-D', pgdata, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-locale', '--no-sync'], owner, 'initdb');
+    run(
+      bins.initdb,
+      ['-D', pgdata, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-locale', '--no-sync'],
+      owner,
+      'initdb',
+    );
   }
   const running = spawnSync(bins.pgCtl, ['status', '-D', pgdata], { ...owner }).status === 0;
   if (!running) {
     // pg_ctl hands -o to a shell; the socket path is ours and quoted, the rest are numbers and constants.
     const serverOptions = `-p ${options.port} -c listen_addresses=127.0.0.1 -k '${socketDir.replaceAll("'", '')}'${options.unsafeNoFsync ? ' -c fsync=off' : ''}`;
-    run(bins.pgCtl, ['start', '-D', pgdata, '-l', logFile, '-w', '-t', '90', '-s', '-o', serverOptions], owner, `pg_ctl start (log: ${logFile})`);
+    run(
+      bins.pgCtl,
+      ['start', '-D', pgdata, '-l', logFile, '-w', '-t', '90', '-s', '-o', serverOptions],
+      owner,
+      `pg_ctl start (log: ${logFile})`,
+    );
   }
   await ensureDatabase(embeddedPostgresUrl(options.port, 'postgres'), database);
   return { url, port: options.port, pgdata, logFile, started: !running };

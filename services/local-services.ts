@@ -22,7 +22,10 @@ const postgresStateDir = (settings: SharedSettings) => path.join(settings.dataDi
  * cluster, both detached and keeping their state under the data dir. Idempotent: running services are reused, and a
  * service named by `TEMPORAL_ADDRESS` / `DATABASE_URL` is checked, never started.
  */
-export async function servicesUp(settings: SharedSettings, log: (line: string) => void = () => {}): Promise<LocalServices> {
+export async function servicesUp(
+  settings: SharedSettings,
+  log: (line: string) => void = () => {},
+): Promise<LocalServices> {
   const temporal = await (async (): Promise<LocalServices['temporal']> => {
     if (settings.temporal.external) {
       if (!(await isTemporalHealthy(settings.temporal.address, 5_000))) {

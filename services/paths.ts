@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 function findProjectRoot(): string {
   for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
     const manifest = path.join(dir, 'package.json');
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'looptool') return dir;
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'looptool')
+      return dir;
     if (path.dirname(dir) === dir) throw new Error(`no looptool package.json above ${fileURLToPath(import.meta.url)}`);
   }
 }

@@ -43,7 +43,10 @@ export const SharedEnvSchema = z.object({
   /** An existing PostgreSQL database for the app: used as is, none is started. Default: the embedded PostgreSQL. */
   DATABASE_URL: postgresUrl.optional(),
   /** Appended to every task queue name (`looptool-llm<suffix>`), to run separate worker sets on one namespace. */
-  LOOPTOOL_TASK_QUEUE_SUFFIX: z.string().regex(/^[A-Za-z0-9._-]*$/).default(''),
+  LOOPTOOL_TASK_QUEUE_SUFFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/)
+    .default(''),
 });
 
 /** The shared settings, resolved: defaults applied and the embedded addresses derived from the ports. */

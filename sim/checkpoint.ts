@@ -61,7 +61,8 @@ export async function readCheckpoint(location: string): Promise<SimCheckpoint> {
     throw new Error(`${file} is not JSON: ${(err as Error).message}`, { cause: err });
   }
   const parsed = SimCheckpoint.safeParse(value);
-  if (!parsed.success) throw new Error(`${file} is not a sim checkpoint: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  if (!parsed.success)
+    throw new Error(`${file} is not a sim checkpoint: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   return parsed.data;
 }
 

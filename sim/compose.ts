@@ -12,7 +12,15 @@ import { NO_TOOL_ANSWERS } from './vocab.js';
 import type { ClausePlan, CompiledTemplate, SimWorld } from './world.js';
 
 /** The structural kinds of sample the world composes (BFCL's categories plus multi-turn ones). */
-export const PROFILES = ['single', 'multiple', 'parallel', 'parallel_multiple', 'multi_turn', 'dependent', 'irrelevance'] as const;
+export const PROFILES = [
+  'single',
+  'multiple',
+  'parallel',
+  'parallel_multiple',
+  'multi_turn',
+  'dependent',
+  'irrelevance',
+] as const;
 export type Profile = (typeof PROFILES)[number];
 
 /** How often each profile appears in seed data. */
@@ -91,7 +99,10 @@ function distractors(world: SimWorld, rng: Rng, chosen: readonly ToolSpec[], cou
 export function toolResultFor(world: SimWorld, plan: ClausePlan, rng: Rng): { content: string; summary: string } {
   const produced = plan.template.tool.produces;
   if (!produced) {
-    return { content: stringifyJson({ status: 'ok', tool: plan.template.tool.name }, { separators: 'python' }), summary: 'Done, that went through. Anything else?' };
+    return {
+      content: stringifyJson({ status: 'ok', tool: plan.template.tool.name }, { separators: 'python' }),
+      summary: 'Done, that went through. Anything else?',
+    };
   }
   const meta = PRODUCERS[produced];
   const consumer = world.tool(meta.consumer) as ToolSpec;
@@ -119,7 +130,12 @@ function firstEntity(content: string, entity: EntityKind): string {
 }
 
 /** An earlier exchange: the user's request, the assistant's call, the tool's result and the assistant's summary. */
-function exchange(world: SimWorld, plan: ClausePlan, rng: Rng, callId: string): { messages: ChatMessage[]; result: string } {
+function exchange(
+  world: SimWorld,
+  plan: ClausePlan,
+  rng: Rng,
+  callId: string,
+): { messages: ChatMessage[]; result: string } {
   const call = { name: plan.template.tool.name, arguments: plan.args };
   const result = toolResultFor(world, plan, rng);
   return {
@@ -141,22 +157,43 @@ function definitions(world: SimWorld, tools: readonly ToolSpec[]): FunctionDefin
  * One sample of a profile with fresh values. The truth is the plan the text was rendered from; `solve` on the result
  * gives it back (the unit tests hold the world to that).
  */
-export function composeSample(world: SimWorld, profile: Profile, rng: Rng, options: ComposeOptions = {}): ComposedSample {
-  const system: ChatMessage[] = options.systemPrompt === false ? [] : [{ role: 'system', content: systemPromptFor(rng) }];
-  const request = (plans: readonly ClausePlan[]): string => world.renderRequest(plans, rng, { before: options.before ?? [], after: options.after ?? [] });
-  const callsOf = (plans: readonly ClausePlan[]): ToolCall[] => plans.map((plan) => ({ name: plan.template.tool.name, arguments: plan.args }));
+export function composeSample(
+  world: SimWorld,
+  profile: Profile,
+  rng: Rng,
+  options: ComposeOptions = {},
+): ComposedSample {
+  const system: ChatMessage[] =
+    options.systemPrompt === false ? [] : [{ role: 'system', content: systemPromptFor(rng) }];
+  const request = (plans: readonly ClausePlan[]): string =>
+    world.renderRequest(plans, rng, { before: options.before ?? [], after: options.after ?? [] });
+  const callsOf = (plans: readonly ClausePlan[]): ToolCall[] =>
+    plans.map((plan) => ({ name: plan.template.tool.name, arguments: plan.args }));
   switch (profile) {
     case 'single':
     case 'multiple': {
       const tool = randomTool(world, rng);
       const plan = world.planClause(rng.pick(standalone(world, tool.name)), rng);
-      const offered = profile === 'single' ? [tool] : rng.shuffle([tool, ...distractors(world, rng, [tool], rng.int(1, 4))]);
-      return { profile, tools: definitions(world, offered), messages: [...system, { role: 'user', content: request([plan]) }], truth: callsOf([plan]) };
+      const offered =
+        profile === 'single' ? [tool] : rng.shuffle([tool, ...distractors(world, rng, [tool], rng.int(1, 4))]);
+      return {
+        profile,
+        tools: definitions(world, offered),
+        messages: [...system, { role: 'user', content: request([plan]) }],
+        truth: callsOf([plan]),
+      };
     }
     case 'parallel': {
       const tool = randomTool(world, rng);
-      const plans = Array.from({ length: rng.int(2, 3) }, () => world.planClause(rng.pick(standalone(world, tool.name)), rng));
-      return { profile, tools: definitions(world, [tool]), messages: [...system, { role: 'user', content: request(plans) }], truth: callsOf(plans) };
+      const plans = Array.from({ length: rng.int(2, 3) }, () =>
+        world.planClause(rng.pick(standalone(world, tool.name)), rng),
+      );
+      return {
+        profile,
+        tools: definitions(world, [tool]),
+        messages: [...system, { role: 'user', content: request(plans) }],
+        truth: callsOf(plans),
+      };
     }
     case 'parallel_multiple': {
       const count = rng.int(2, 3);
@@ -164,17 +201,29 @@ export function composeSample(world: SimWorld, profile: Profile, rng: Rng, optio
       while (chosen.length < count) chosen.push(randomTool(world, rng, new Set(chosen.map((t) => t.name))));
       const plans = chosen.map((tool) => world.planClause(rng.pick(standalone(world, tool.name)), rng));
       const offered = rng.shuffle([...chosen, ...distractors(world, rng, chosen, rng.int(0, 2))]);
-      return { profile, tools: definitions(world, offered), messages: [...system, { role: 'user', content: request(plans) }], truth: callsOf(plans) };
+      return {
+        profile,
+        tools: definitions(world, offered),
+        messages: [...system, { role: 'user', content: request(plans) }],
+        truth: callsOf(plans),
+      };
     }
     case 'multi_turn': {
       const first = randomTool(world, rng);
       const earlier = world.planClause(rng.pick(standalone(world, first.name)), rng);
       const next = rng.chance(0.3) ? first : randomTool(world, rng, new Set([first.name]));
-      const plans = Array.from({ length: rng.chance(0.2) ? 2 : 1 }, () => world.planClause(rng.pick(standalone(world, next.name)), rng));
+      const plans = Array.from({ length: rng.chance(0.2) ? 2 : 1 }, () =>
+        world.planClause(rng.pick(standalone(world, next.name)), rng),
+      );
       const chosen = first === next ? [first] : [first, next];
       const offered = rng.shuffle([...chosen, ...distractors(world, rng, chosen, rng.int(0, 2))]);
       const history = exchange(world, earlier, rng, 'call_0');
-      return { profile, tools: definitions(world, offered), messages: [...system, ...history.messages, { role: 'user', content: request(plans) }], truth: callsOf(plans) };
+      return {
+        profile,
+        tools: definitions(world, offered),
+        messages: [...system, ...history.messages, { role: 'user', content: request(plans) }],
+        truth: callsOf(plans),
+      };
     }
     case 'dependent': {
       const entity = rng.pick(Object.keys(PRODUCERS) as EntityKind[]);
@@ -186,15 +235,32 @@ export function composeSample(world: SimWorld, profile: Profile, rng: Rng, optio
       const refTemplate = rng.pick(world.templatesOf(consumer.name).filter((t) => t.refs.length > 0));
       const refs = Object.fromEntries(refTemplate.refs.map((ref) => [ref, firstEntity(history.result, entity)]));
       const plan = world.planClause(refTemplate, rng, refs);
-      const offered = rng.shuffle([producer, consumer, ...distractors(world, rng, [producer, consumer], rng.int(0, 1))]);
-      return { profile, tools: definitions(world, offered), messages: [...system, ...history.messages, { role: 'user', content: request([plan]) }], truth: callsOf([plan]) };
+      const offered = rng.shuffle([
+        producer,
+        consumer,
+        ...distractors(world, rng, [producer, consumer], rng.int(0, 1)),
+      ]);
+      return {
+        profile,
+        tools: definitions(world, offered),
+        messages: [...system, ...history.messages, { role: 'user', content: request([plan]) }],
+        truth: callsOf([plan]),
+      };
     }
     case 'irrelevance': {
       const asked = randomTool(world, rng);
       const others = [...world.tools.values()].filter((t) => t.domain !== asked.domain);
       const offered = rng.sample(others, rng.int(1, 3));
-      const content = rng.chance(0.3) ? world.renderChitchat(rng) : request([world.planClause(rng.pick(standalone(world, asked.name)), rng)]);
-      return { profile, tools: definitions(world, offered), messages: [...system, { role: 'user', content }], truth: 'no_call', text: rng.pick(NO_TOOL_ANSWERS) };
+      const content = rng.chance(0.3)
+        ? world.renderChitchat(rng)
+        : request([world.planClause(rng.pick(standalone(world, asked.name)), rng)]);
+      return {
+        profile,
+        tools: definitions(world, offered),
+        messages: [...system, { role: 'user', content }],
+        truth: 'no_call',
+        text: rng.pick(NO_TOOL_ANSWERS),
+      };
     }
   }
 }
@@ -219,7 +285,12 @@ export interface GeneratedConversation {
  * carrying the same arguments where one does, and the same multi-turn or dependent structure, told in text turns
  * (the generator's output has no tool messages, so an earlier result lives in the assistant's summary).
  */
-export function composeLike(world: SimWorld, shape: SeedShape, rng: Rng, options: ComposeOptions = {}): GeneratedConversation {
+export function composeLike(
+  world: SimWorld,
+  shape: SeedShape,
+  rng: Rng,
+  options: ComposeOptions = {},
+): GeneratedConversation {
   const pickTemplate = (tool: ToolSpec, params: ReadonlySet<string>): CompiledTemplate => {
     const templates = standalone(world, tool.name);
     const same = templates.filter((t) => t.params.size === params.size && [...t.params].every((p) => params.has(p)));
@@ -232,10 +303,19 @@ export function composeLike(world: SimWorld, shape: SeedShape, rng: Rng, options
     const consumer = (shape.calls[0] as { tool: ToolSpec }).tool;
     const earlier = world.planClause(rng.pick(standalone(world, producer.name)), rng);
     const result = toolResultFor(world, earlier, rng);
-    conversation.push({ role: 'user', content: world.renderClause(earlier) }, { role: 'assistant', content: result.summary });
+    conversation.push(
+      { role: 'user', content: world.renderClause(earlier) },
+      { role: 'assistant', content: result.summary },
+    );
     const refTemplate = world.templatesOf(consumer.name).find((t) => t.refs.length > 0);
     if (refTemplate) {
-      const plan = world.planClause(refTemplate, rng, Object.fromEntries(refTemplate.refs.map((ref) => [ref, firstEntity(result.content, shape.dependentOn as EntityKind)])));
+      const plan = world.planClause(
+        refTemplate,
+        rng,
+        Object.fromEntries(
+          refTemplate.refs.map((ref) => [ref, firstEntity(result.content, shape.dependentOn as EntityKind)]),
+        ),
+      );
       conversation.push({ role: 'user', content: world.renderRequest([plan], rng, options) });
       return { conversation, calls: [{ name: consumer.name, arguments: plan.args }] };
     }
@@ -244,7 +324,10 @@ export function composeLike(world: SimWorld, shape: SeedShape, rng: Rng, options
   if (shape.multiTurn) {
     const earlierTool = (shape.calls[0] as { tool: ToolSpec }).tool;
     const earlier = world.planClause(rng.pick(standalone(world, earlierTool.name)), rng);
-    conversation.push({ role: 'user', content: world.renderClause(earlier) }, { role: 'assistant', content: toolResultFor(world, earlier, rng).summary });
+    conversation.push(
+      { role: 'user', content: world.renderClause(earlier) },
+      { role: 'assistant', content: toolResultFor(world, earlier, rng).summary },
+    );
   }
   conversation.push({ role: 'user', content: world.renderRequest(plans, rng, options) });
   return { conversation, calls: plans.map((plan) => ({ name: plan.template.tool.name, arguments: plan.args })) };

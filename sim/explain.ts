@@ -27,7 +27,8 @@ export function showCall(call: ToolCall): string {
 
 /** What the correct response does, in one or two sentences. */
 export function correctApproach(truth: readonly ToolCall[] | 'no_call'): string {
-  if (truth === 'no_call') return 'The correct response makes no tool call and tells the user that none of the available tools fits the request.';
+  if (truth === 'no_call')
+    return 'The correct response makes no tool call and tells the user that none of the available tools fits the request.';
   if (truth.length === 1) return `The correct response calls ${showCall(truth[0] as ToolCall)}.`;
   return `The correct response makes ${truth.length} calls: ${truth.map(showCall).join('; ')}.`;
 }
@@ -42,7 +43,9 @@ function overlap(a: ToolCall, b: ToolCall): number {
 export function responseIssues(truth: readonly ToolCall[] | 'no_call', response: Response, label: string): string[] {
   if (truth === 'no_call') {
     if (response.kind === 'text') return [];
-    return [`${label} calls ${response.calls.map((c) => c.name).join(' and ')} although none of the available tools fits the request.`];
+    return [
+      `${label} calls ${response.calls.map((c) => c.name).join(' and ')} although none of the available tools fits the request.`,
+    ];
   }
   if (response.kind === 'text') {
     return [`${label} answers in text instead of calling ${[...new Set(truth.map((c) => c.name))].join(' and ')}.`];
@@ -67,11 +70,16 @@ export function responseIssues(truth: readonly ToolCall[] | 'no_call', response:
     }
     const [got] = remaining.splice(best, 1) as [ToolCall];
     for (const [k, v] of Object.entries(expected.arguments)) {
-      if (!(k in got.arguments)) issues.push(`${label} omits the argument '${k}' of ${expected.name}, which should be ${show(v)}.`);
-      else if (!same(got.arguments[k], v)) issues.push(`${label} sets '${k}' of ${expected.name} to ${show(got.arguments[k])}, but the user asked for ${show(v)}.`);
+      if (!(k in got.arguments))
+        issues.push(`${label} omits the argument '${k}' of ${expected.name}, which should be ${show(v)}.`);
+      else if (!same(got.arguments[k], v))
+        issues.push(
+          `${label} sets '${k}' of ${expected.name} to ${show(got.arguments[k])}, but the user asked for ${show(v)}.`,
+        );
     }
     for (const k of Object.keys(got.arguments)) {
-      if (!(k in expected.arguments)) issues.push(`${label} passes '${k}' to ${expected.name}, which the user never asked for.`);
+      if (!(k in expected.arguments))
+        issues.push(`${label} passes '${k}' to ${expected.name}, which the user never asked for.`);
     }
   }
   for (const expected of unmatched) {
@@ -79,7 +87,8 @@ export function responseIssues(truth: readonly ToolCall[] | 'no_call', response:
     if (wrong) issues.unshift(`${label} calls ${wrong.name} where ${expected.name} is needed.`);
     else issues.unshift(`${label} misses the call ${showCall(expected)}.`);
   }
-  for (const extra of remaining) issues.push(`${label} makes an extra call to ${extra.name} that the request does not need.`);
+  for (const extra of remaining)
+    issues.push(`${label} makes an extra call to ${extra.name} that the request does not need.`);
   return issues;
 }
 
@@ -90,5 +99,7 @@ export function errorAnalysis(truth: readonly ToolCall[] | 'no_call', response: 
   if (response.kind === 'text') return `${label} may not address what the user asked for.`;
   const first = response.calls[0];
   const arg = first ? Object.keys(first.arguments)[0] : undefined;
-  return first && arg ? `${label} may use the wrong value for '${arg}' of ${first.name}.` : `${label} may not be the call the user needs.`;
+  return first && arg
+    ? `${label} may use the wrong value for '${arg}' of ${first.name}.`
+    : `${label} may not be the call the user needs.`;
 }

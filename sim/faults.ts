@@ -30,7 +30,13 @@ export const FaultRequest = z.union([FaultRule, z.array(FaultRule), z.object({ r
 /** Rules with their remaining counts; the first rule that matches a request is used (and counted down). */
 export class FaultInjector {
   private rules: { rule: FaultRule; remaining: number }[] = [];
-  private readonly fired: Record<FaultKind, number> = { latency: 0, rate_limit: 0, server_error: 0, timeout: 0, truncated: 0 };
+  private readonly fired: Record<FaultKind, number> = {
+    latency: 0,
+    rate_limit: 0,
+    server_error: 0,
+    timeout: 0,
+    truncated: 0,
+  };
 
   constructor(rules: readonly FaultRule[] = []) {
     this.add(rules);
@@ -46,7 +52,10 @@ export class FaultInjector {
 
   /** The rules still active, with what is left of their counts. */
   list(): (FaultRule & { remaining: number | null })[] {
-    return this.rules.map(({ rule, remaining }) => ({ ...rule, remaining: Number.isFinite(remaining) ? remaining : null }));
+    return this.rules.map(({ rule, remaining }) => ({
+      ...rule,
+      remaining: Number.isFinite(remaining) ? remaining : null,
+    }));
   }
 
   /** How many times each kind has fired. */
@@ -57,7 +66,10 @@ export class FaultInjector {
   /** The fault for a request, if any (and counts it). */
   take(role: ModelRole, model: string): FaultRule | undefined {
     if (this.rules.length === 0) return undefined;
-    const index = this.rules.findIndex(({ rule }) => (rule.role === undefined || rule.role === role) && (rule.model === undefined || rule.model === model));
+    const index = this.rules.findIndex(
+      ({ rule }) =>
+        (rule.role === undefined || rule.role === role) && (rule.model === undefined || rule.model === model),
+    );
     if (index < 0) return undefined;
     const entry = this.rules[index] as { rule: FaultRule; remaining: number };
     entry.remaining--;

@@ -11,9 +11,21 @@ import { SCENARIO_FOCUSES } from '../core/schemas/model-io.js';
 import type { ChatMessage } from '../core/schemas/messages.js';
 import type { ToolCall } from '../core/schemas/tool-call.js';
 import type { ToolSpec } from './catalogue.js';
-import { composeLike, fallbackShape, type ComposeOptions, type GeneratedConversation, type SeedShape } from './compose.js';
+import {
+  composeLike,
+  fallbackShape,
+  type ComposeOptions,
+  type GeneratedConversation,
+  type SeedShape,
+} from './compose.js';
 import { inventCall } from './mutations.js';
-import { parsePromptConversation, parsePromptResponse, parsePromptTools, promptParts, tagContent } from './prompt-parse.js';
+import {
+  parsePromptConversation,
+  parsePromptResponse,
+  parsePromptTools,
+  promptParts,
+  tagContent,
+} from './prompt-parse.js';
 import { hashHex, Rng, uniform } from './random.js';
 import { CLOSING_FILLERS, GREETING_FILLERS, PERSONA_FILLERS } from './vocab.js';
 import type { SimWorld } from './world.js';
@@ -36,7 +48,12 @@ export interface Generation {
 }
 
 /** The seed's shape as the world reads it; undefined when the seed is not the world's or asks for no call. */
-function shapeOf(world: SimWorld, tools: readonly FunctionDefinition[], messages: readonly ChatMessage[], correct: ToolCall[] | undefined): SeedShape | undefined {
+function shapeOf(
+  world: SimWorld,
+  tools: readonly FunctionDefinition[],
+  messages: readonly ChatMessage[],
+  correct: ToolCall[] | undefined,
+): SeedShape | undefined {
   const analysis = world.analyze({ tools, messages });
   const served = analysis?.clauses.filter((c) => c.offered) ?? [];
   if (analysis && served.length > 0) {
@@ -49,7 +66,9 @@ function shapeOf(world: SimWorld, tools: readonly FunctionDefinition[], messages
       ...(entity ? { dependentOn: entity } : {}),
     };
   }
-  const known = (correct ?? []).map((call) => ({ tool: world.tool(call.name), params: new Set(Object.keys(call.arguments)) })).filter((c): c is { tool: ToolSpec; params: Set<string> } => c.tool !== undefined);
+  const known = (correct ?? [])
+    .map((call) => ({ tool: world.tool(call.name), params: new Set(Object.keys(call.arguments)) }))
+    .filter((c): c is { tool: ToolSpec; params: Set<string> } => c.tool !== undefined);
   if (known.length > 0) return { calls: known, multiTurn: messages.filter((m) => m.role === 'user').length > 1 };
   return undefined;
 }
@@ -66,7 +85,12 @@ function fillersFor(focus: ScenarioFocus | undefined, rng: Rng): ComposeOptions 
 }
 
 /** A flawed copy of the output, the way a generator's JSON goes wrong. */
-function applyFlaw(flaw: Exclude<GeneratorFlaw, 'unparseable'>, output: GeneratorOutput, tools: readonly FunctionDefinition[], rng: Rng): GeneratorOutput {
+function applyFlaw(
+  flaw: Exclude<GeneratorFlaw, 'unparseable'>,
+  output: GeneratorOutput,
+  tools: readonly FunctionDefinition[],
+  rng: Rng,
+): GeneratorOutput {
   const calls = output.tool_calls.map((c) => ({ name: c.name, arguments: { ...c.arguments } }));
   const call = rng.pick(calls);
   const tool = tools.find((t) => wireToolName(t.name) === wireToolName(call.name));
@@ -112,7 +136,9 @@ export class SimGenerator {
     const correct = parsePromptResponse(tagContent(user, 'correct_response'));
     const focusText = tagContent(user, 'scenario_focus');
     const focus = SCENARIO_FOCUSES.find((f) => f === focusText);
-    const shape = shapeOf(this.world, tools, seed, correct?.kind === 'calls' ? correct.calls : undefined) ?? fallbackShape(this.world, tools, rng);
+    const shape =
+      shapeOf(this.world, tools, seed, correct?.kind === 'calls' ? correct.calls : undefined) ??
+      fallbackShape(this.world, tools, rng);
     let generated: GeneratedConversation;
     if (shape) {
       // New values, not the seed again: templates with one small-vocabulary slot can redraw the seed's own request.
@@ -124,8 +150,16 @@ export class SimGenerator {
     } else {
       // Tools the world does not know: restate the seed's request with the reference calls, as a weak generator would.
       const lastUser = [...seed].reverse().find((m) => m.role === 'user');
-      const calls = correct?.kind === 'calls' ? correct.calls : tools[0] ? [inventCall({ tools, rng, world: this.world }, tools[0])] : [];
-      generated = { conversation: [{ role: 'user', content: lastUser?.content || 'Please run the tool for me.' }], calls };
+      const calls =
+        correct?.kind === 'calls'
+          ? correct.calls
+          : tools[0]
+            ? [inventCall({ tools, rng, world: this.world }, tools[0])]
+            : [];
+      generated = {
+        conversation: [{ role: 'user', content: lastUser?.content || 'Please run the tool for me.' }],
+        calls,
+      };
     }
     let output: GeneratorOutput = {
       conversation: generated.conversation,
@@ -137,7 +171,8 @@ export class SimGenerator {
       if (flaw !== 'unparseable') output = applyFlaw(flaw, output, tools, rng);
     }
     const full = stringifyJson(output, { separators: 'python' });
-    if (flaw === 'unparseable') return { content: full.slice(0, Math.floor(full.length * (0.4 + 0.4 * rng.next()))), flaw, focus };
+    if (flaw === 'unparseable')
+      return { content: full.slice(0, Math.floor(full.length * (0.4 + 0.4 * rng.next()))), flaw, focus };
     return { content: full, output, ...(flaw ? { flaw } : {}), focus };
   }
 }

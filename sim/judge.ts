@@ -7,7 +7,13 @@ import type { FunctionDefinition } from '../core/schemas/function-def.js';
 import type { ChatMessage } from '../core/schemas/messages.js';
 import { canonicalJson } from '../core/json.js';
 import { correctApproach, errorAnalysis } from './explain.js';
-import { parsePromptConversation, parsePromptResponse, parsePromptTools, promptParts, tagContent } from './prompt-parse.js';
+import {
+  parsePromptConversation,
+  parsePromptResponse,
+  parsePromptTools,
+  promptParts,
+  tagContent,
+} from './prompt-parse.js';
 import { hashHex, uniform } from './random.js';
 import { replyOf, type Response, type Truth, type TruthResolver } from './truth.js';
 
@@ -73,7 +79,9 @@ export class SimJudge {
   private draw(role: string, promptKey: string, salt: string): number {
     const shared = uniform(this.options.seed, role, promptKey);
     if (salt === '') return shared;
-    return uniform(this.options.seed, `${role}-mix`, promptKey, salt) < this.voteCorrelation ? shared : uniform(this.options.seed, role, promptKey, salt);
+    return uniform(this.options.seed, `${role}-mix`, promptKey, salt) < this.voteCorrelation
+      ? shared
+      : uniform(this.options.seed, role, promptKey, salt);
   }
 
   private check(truth: Truth | undefined, tools: readonly FunctionDefinition[], response: Response): boolean {
@@ -93,9 +101,14 @@ export class SimJudge {
     if (!r1 || !r2) trueVerdict = !r1 && !r2 ? 'BOTH_INCORRECT' : !r1 ? 'RESPONSE1_INCORRECT' : 'RESPONSE2_INCORRECT';
     else if (truth) trueVerdict = verdictOf(this.check(truth, tools, r1), this.check(truth, tools, r2));
     // Without the truth the judge trusts the reference, as a real judge leans on it.
-    const believed: Verdict = trueVerdict ?? (r1 && r2 && sameResponse(r1, r2) ? 'BOTH_CORRECT' : 'RESPONSE2_INCORRECT');
+    const believed: Verdict =
+      trueVerdict ?? (r1 && r2 && sameResponse(r1, r2) ? 'BOTH_CORRECT' : 'RESPONSE2_INCORRECT');
     const u = this.draw('judge', promptKey, salt);
-    const verdict = u < this.judgeAccuracy ? believed : (CONFUSIONS[believed][Math.floor(((u - this.judgeAccuracy) / (1 - this.judgeAccuracy)) * 3)] ?? CONFUSIONS[believed][0]!);
+    const verdict =
+      u < this.judgeAccuracy
+        ? believed
+        : (CONFUSIONS[believed][Math.floor(((u - this.judgeAccuracy) / (1 - this.judgeAccuracy)) * 3)] ??
+          CONFUSIONS[believed][0]!);
     const truthCalls = truth?.calls ?? (r1?.kind === 'calls' ? r1.calls : 'no_call');
     const describe = (response: Response | undefined, label: string): string =>
       response ? errorAnalysis(truthCalls, response, label) : `${label} is not a well-formed response.`;
@@ -133,7 +146,11 @@ export class SimJudge {
     const u = this.draw('validator', promptKey, salt);
     const says = u < this.validatorAccuracy ? right : !right;
     const truthCalls = truth?.calls ?? (response?.kind === 'calls' ? response.calls : 'no_call');
-    const analysis = says ? '' : response ? errorAnalysis(truthCalls, response, 'The response') : 'The response is not a well-formed tool call.';
+    const analysis = says
+      ? ''
+      : response
+        ? errorAnalysis(truthCalls, response, 'The response')
+        : 'The response is not a well-formed tool call.';
     return {
       output: { verdict: says ? 'CORRECT' : 'INCORRECT', error_analysis: analysis },
       trueVerdict: truth || !response ? (right ? 'CORRECT' : 'INCORRECT') : undefined,

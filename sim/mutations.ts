@@ -11,7 +11,14 @@ import { VOCAB } from './vocab.js';
 import type { SimWorld } from './world.js';
 
 /** Call-level mistakes (the reply still holds well-formed calls). */
-export const CALL_ERROR_KINDS = ['wrong_value', 'missing_argument', 'extra_argument', 'wrong_function', 'dropped_call', 'hallucinated_call'] as const;
+export const CALL_ERROR_KINDS = [
+  'wrong_value',
+  'missing_argument',
+  'extra_argument',
+  'wrong_function',
+  'dropped_call',
+  'hallucinated_call',
+] as const;
 export type CallErrorKind = (typeof CALL_ERROR_KINDS)[number];
 
 /** Every kind of wrong answer the student gives: call-level ones plus broken output and text instead of a call. */
@@ -37,7 +44,11 @@ function typeOf(schema: ParameterSchema | undefined): string | undefined {
   return Array.isArray(type) ? type[0] : type;
 }
 
-function matchesPreference(schema: ParameterSchema | undefined, preferType: MutationContext['preferType'], required: boolean): boolean {
+function matchesPreference(
+  schema: ParameterSchema | undefined,
+  preferType: MutationContext['preferType'],
+  required: boolean,
+): boolean {
   switch (preferType) {
     case undefined:
       return true;
@@ -71,7 +82,15 @@ export function perturbValue(current: JsonValue | undefined, schema: ParameterSc
     const others = schema.enum.filter((v) => current === undefined || !sameValue(v, current));
     if (others.length > 0) return rng.pick(others);
   }
-  const type = typeOf(schema) ?? (typeof current === 'number' ? 'integer' : current instanceof JsonFloat ? 'number' : typeof current === 'boolean' ? 'boolean' : 'string');
+  const type =
+    typeOf(schema) ??
+    (typeof current === 'number'
+      ? 'integer'
+      : current instanceof JsonFloat
+        ? 'number'
+        : typeof current === 'boolean'
+          ? 'boolean'
+          : 'string');
   switch (type) {
     case 'integer': {
       const n = typeof current === 'number' ? current : 1;
@@ -112,7 +131,13 @@ export function perturbValue(current: JsonValue | undefined, schema: ParameterSc
 }
 
 /** A fresh value for a parameter: from the world's vocabulary for its own tools, else by schema type. */
-function freshValue(ctx: MutationContext, toolName: string, param: string, schema: ParameterSchema | undefined, current?: JsonValue): JsonValue {
+function freshValue(
+  ctx: MutationContext,
+  toolName: string,
+  param: string,
+  schema: ParameterSchema | undefined,
+  current?: JsonValue,
+): JsonValue {
   const spec = ctx.world.tool(toolName);
   if (spec) {
     for (let tries = 0; tries < 8; tries++) {
@@ -141,7 +166,11 @@ export function inventCall(ctx: MutationContext, tool: FunctionDefinition, seed:
  * The calls with one mistake of the given kind, or undefined when the kind does not apply (no second call to drop, no
  * other tool to confuse it with, no argument to lose).
  */
-export function mutateCalls(kind: CallErrorKind, calls: readonly ToolCall[], ctx: MutationContext): ToolCall[] | undefined {
+export function mutateCalls(
+  kind: CallErrorKind,
+  calls: readonly ToolCall[],
+  ctx: MutationContext,
+): ToolCall[] | undefined {
   const { rng } = ctx;
   const out = cloneCalls(calls);
   switch (kind) {
@@ -181,14 +210,19 @@ export function mutateCalls(kind: CallErrorKind, calls: readonly ToolCall[], ctx
         }
         const present = Object.keys(call.arguments);
         if (present.length === 0) continue;
-        const preferred = present.filter((name) => matchesPreference(properties[name], ctx.preferType, required.has(name)));
+        const preferred = present.filter((name) =>
+          matchesPreference(properties[name], ctx.preferType, required.has(name)),
+        );
         const name = rng.pick(preferred.length > 0 ? preferred : present);
         if (kind === 'missing_argument') {
           const args = { ...call.arguments };
           delete args[name];
           call.arguments = args;
         } else {
-          call.arguments = { ...call.arguments, [name]: freshValue(ctx, call.name, name, properties[name], call.arguments[name]) };
+          call.arguments = {
+            ...call.arguments,
+            [name]: freshValue(ctx, call.name, name, properties[name], call.arguments[name]),
+          };
         }
         return out;
       }

@@ -65,11 +65,14 @@ export function parsePromptResponse(text: string | undefined): Response | undefi
     for (const call of value.tool_calls) {
       if (!isJsonObject(call)) return undefined;
       const fn = isJsonObject(call.function) ? call.function : call;
-      const args = typeof fn.arguments === 'string' ? parseJson(fn.arguments) : { ok: true as const, value: fn.arguments };
+      const args =
+        typeof fn.arguments === 'string' ? parseJson(fn.arguments) : { ok: true as const, value: fn.arguments };
       if (typeof fn.name !== 'string' || !args.ok || !isJsonObject(args.value)) return undefined;
       calls.push({ name: fn.name, arguments: args.value });
     }
-    return calls.length > 0 ? { kind: 'calls', calls } : { kind: 'text', text: typeof value.content === 'string' ? value.content : '' };
+    return calls.length > 0
+      ? { kind: 'calls', calls }
+      : { kind: 'text', text: typeof value.content === 'string' ? value.content : '' };
   }
   if (typeof value.content === 'string') return { kind: 'text', text: value.content };
   return undefined;

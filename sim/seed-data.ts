@@ -59,7 +59,18 @@ function corruptionOrder(profile: Profile, rng: Rng): LabelCorruption[] {
     ['dropped_call', profile === 'parallel' || profile === 'parallel_multiple' ? 0.6 : 0],
   ];
   const first = rng.weighted(weighted.filter(([, w]) => w > 0));
-  return [first, ...rng.shuffle(['wrong_value', 'missing_argument', 'extra_argument', 'wrong_function', 'dropped_call'] as LabelCorruption[]).filter((k) => k !== first)];
+  return [
+    first,
+    ...rng
+      .shuffle([
+        'wrong_value',
+        'missing_argument',
+        'extra_argument',
+        'wrong_function',
+        'dropped_call',
+      ] as LabelCorruption[])
+      .filter((k) => k !== first),
+  ];
 }
 
 /**
@@ -75,18 +86,26 @@ export function generateSeedData(options: SeedDataOptions = {}): SeedSample[] {
   const world = getWorld();
   const resolver = new TruthResolver({ world, bfclDir: false });
   const rng = new Rng(`seed-data|${seed}`);
-  const corruptedIndices = new Set(rng.shuffle(Array.from({ length: count }, (_, i) => i)).slice(0, Math.round(count * rate)));
+  const corruptedIndices = new Set(
+    rng.shuffle(Array.from({ length: count }, (_, i) => i)).slice(0, Math.round(count * rate)),
+  );
   const seen = new Set<string>();
   const out: SeedSample[] = [];
   for (let index = 0; index < count; index++) {
     for (let attempt = 0; ; attempt++) {
-      if (attempt > 50) throw new Error(`could not compose a new conversation for sample ${index}; the world is too small for ${count} samples`);
+      if (attempt > 50)
+        throw new Error(
+          `could not compose a new conversation for sample ${index}; the world is too small for ${count} samples`,
+        );
       const local = new Rng(`seed-data|${seed}|${index}|${attempt}`);
       const profile = local.weighted(PROFILE_WEIGHTS);
       const composed = composeSample(world, profile, local, { systemPrompt: options.systemPrompt ?? true });
       const question = hashHex(JSON.stringify([composed.tools.map((t) => t.name), composed.messages]));
       if (seen.has(question)) continue;
-      const trueTarget: Target = composed.truth === 'no_call' ? { kind: 'text', ...(composed.text ? { text: composed.text } : {}) } : { kind: 'calls', calls: composed.truth };
+      const trueTarget: Target =
+        composed.truth === 'no_call'
+          ? { kind: 'text', ...(composed.text ? { text: composed.text } : {}) }
+          : { kind: 'calls', calls: composed.truth };
       let label: Target = trueTarget;
       let corruption: LabelCorruption | undefined;
       if (corruptedIndices.has(index)) {
@@ -107,10 +126,21 @@ export function generateSeedData(options: SeedDataOptions = {}): SeedSample[] {
       if (!record.ok) throw new Error(`sample ${index} cannot be written as OpenAI chat: ${record.rejection.reason}`);
       // The id the store will compute: read the record back exactly as `data import` does.
       const imported = openAiChatToSamples(record.value);
-      if (!imported.ok) throw new Error(`sample ${index} does not read back: ${imported.rejection.field}: ${imported.rejection.reason}`);
+      if (!imported.ok)
+        throw new Error(
+          `sample ${index} does not read back: ${imported.rejection.field}: ${imported.rejection.reason}`,
+        );
       const stored = imported.value[0] as Sample;
       seen.add(question);
-      out.push({ index, profile, sample: stored, id: sampleId(stored), record: record.value, trueTarget, ...(corruption ? { corruption } : {}) });
+      out.push({
+        index,
+        profile,
+        sample: stored,
+        id: sampleId(stored),
+        record: record.value,
+        trueTarget,
+        ...(corruption ? { corruption } : {}),
+      });
       break;
     }
   }
@@ -137,13 +167,21 @@ export function summarizeSeedData(samples: readonly SeedSample[]): SeedSummary {
  * Writes seed data to a JSONL file (and, with `corruptedOut`, the corrupted sample ids as `{id, corruption}` lines)
  * and returns the summary.
  */
-export async function writeSeedData(file: string, options: SeedDataOptions & { corruptedOut?: string } = {}): Promise<SeedSummary> {
+export async function writeSeedData(
+  file: string,
+  options: SeedDataOptions & { corruptedOut?: string } = {},
+): Promise<SeedSummary> {
   const samples = generateSeedData(options);
-  await writeJsonLines(file, samples.map((s) => s.record));
+  await writeJsonLines(
+    file,
+    samples.map((s) => s.record),
+  );
   if (options.corruptedOut) {
     await writeJsonLines(
       options.corruptedOut,
-      samples.flatMap((s) => (s.corruption ? [{ id: s.id, index: s.index, corruption: s.corruption } as JsonValue] : [])),
+      samples.flatMap((s) =>
+        s.corruption ? [{ id: s.id, index: s.index, corruption: s.corruption } as JsonValue] : [],
+      ),
     );
   }
   return summarizeSeedData(samples);

@@ -60,12 +60,20 @@ export interface SimServerOptions {
 export interface SimStats {
   requests: {
     total: number;
+    /** Model requests the client closed before an answer was sent (a cancelled activity, a client timeout). */
+    aborted: number;
     byRole: Record<ModelRole, number>;
     byModel: Record<string, number>;
     byTask: Record<'student' | 'judge' | 'validator' | 'generator', number>;
   };
   faults: Record<FaultKind, number>;
-  student: { answered: number; correct: number; wrong: number; unknownTruth: number; byErrorKind: Record<AnswerErrorKind, number> };
+  student: {
+    answered: number;
+    correct: number;
+    wrong: number;
+    unknownTruth: number;
+    byErrorKind: Record<AnswerErrorKind, number>;
+  };
   judge: { votes: number; truthKnown: number; agreedWithTruth: number; validations: number; validationsAgreed: number };
   generator: { outputs: number; flawed: Record<GeneratorFlaw, number> };
   trainer: Record<JobStatus, number>;
@@ -85,6 +93,11 @@ export interface SimServer {
   generatorModel: string;
   faults: FaultInjector;
   stats(): SimStats;
+  /**
+   * While held, trainer jobs do not finish: a running job stays `running` after its last step until released, so a
+   * test can act while training is certainly under way.
+   */
+  holdTraining(held: boolean): void;
   /** Stops listening, drops held connections and stops trainer timers. */
   close(): Promise<void>;
 }
@@ -126,7 +139,14 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(text);
 }
 
-function sendError(res: ServerResponse, status: number, message: string, type: string, param: string | null = null, headers: Record<string, string> = {}): void {
+function sendError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  type: string,
+  param: string | null = null,
+  headers: Record<string, string> = {},
+): void {
   sendJson(res, status, { error: { message, type, param, code: status } }, headers);
 }
 
@@ -137,16 +157,29 @@ function sendText(res: ServerResponse, status: number, text: string): void {
 
 function textContent(value: unknown): string {
   if (typeof value === 'string') return value;
-  if (Array.isArray(value)) return value.map((part: unknown) => (typeof (part as { text?: unknown } | null)?.text === 'string' ? (part as { text: string }).text : '')).join('');
+  if (Array.isArray(value))
+    return value
+      .map((part: unknown) =>
+        typeof (part as { text?: unknown } | null)?.text === 'string' ? (part as { text: string }).text : '',
+      )
+      .join('');
   return '';
 }
 
 /** Wire messages to chat messages, without schema validation (the hot path), parsing call arguments losslessly. */
 function toChatMessages(raw: unknown): ChatMessage[] {
-  if (!Array.isArray(raw) || raw.length === 0) throw new HttpError(400, "'messages' must be a non-empty array", 'BadRequestError', 'messages');
+  if (!Array.isArray(raw) || raw.length === 0)
+    throw new HttpError(400, "'messages' must be a non-empty array", 'BadRequestError', 'messages');
   return raw.map((item: unknown, index): ChatMessage => {
-    if (typeof item !== 'object' || item === null) throw new HttpError(400, `messages[${index}] must be an object`, 'BadRequestError', 'messages');
-    const m = item as { role?: unknown; content?: unknown; tool_calls?: unknown; tool_call_id?: unknown; name?: unknown };
+    if (typeof item !== 'object' || item === null)
+      throw new HttpError(400, `messages[${index}] must be an object`, 'BadRequestError', 'messages');
+    const m = item as {
+      role?: unknown;
+      content?: unknown;
+      tool_calls?: unknown;
+      tool_call_id?: unknown;
+      name?: unknown;
+    };
     switch (m.role) {
       case 'system':
       case 'developer':
@@ -154,18 +187,37 @@ function toChatMessages(raw: unknown): ChatMessage[] {
       case 'user':
         return { role: 'user', content: textContent(m.content) };
       case 'tool':
-        return { role: 'tool', content: textContent(m.content), ...(typeof m.tool_call_id === 'string' ? { tool_call_id: m.tool_call_id } : {}) };
+        return {
+          role: 'tool',
+          content: textContent(m.content),
+          ...(typeof m.tool_call_id === 'string' ? { tool_call_id: m.tool_call_id } : {}),
+        };
       case 'assistant': {
         const calls = Array.isArray(m.tool_calls) ? m.tool_calls : [];
         const toolCalls = calls.map((call: unknown) => {
           const fn = (call as { function?: { name?: unknown; arguments?: unknown } }).function ?? {};
-          const args = typeof fn.arguments === 'string' ? parseJson(fn.arguments || '{}') : { ok: true as const, value: (fn.arguments ?? {}) as JsonValue };
-          return { type: 'function' as const, function: { name: String(fn.name ?? ''), arguments: args.ok && isJsonObject(args.value) ? args.value : {} } };
+          const args =
+            typeof fn.arguments === 'string'
+              ? parseJson(fn.arguments || '{}')
+              : { ok: true as const, value: (fn.arguments ?? {}) as JsonValue };
+          return {
+            type: 'function' as const,
+            function: { name: String(fn.name ?? ''), arguments: args.ok && isJsonObject(args.value) ? args.value : {} },
+          };
         });
-        return { role: 'assistant', content: m.content === null || m.content === undefined ? null : textContent(m.content), ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) };
+        return {
+          role: 'assistant',
+          content: m.content === null || m.content === undefined ? null : textContent(m.content),
+          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+        };
       }
       default:
-        throw new HttpError(400, `messages[${index}].role ${JSON.stringify(m.role)} is not supported`, 'BadRequestError', 'messages');
+        throw new HttpError(
+          400,
+          `messages[${index}].role ${JSON.stringify(m.role)} is not supported`,
+          'BadRequestError',
+          'messages',
+        );
     }
   });
 }
@@ -175,7 +227,13 @@ function toolsOf(raw: unknown): FunctionDefinition[] {
   if (!Array.isArray(raw)) throw new HttpError(400, "'tools' must be an array", 'BadRequestError', 'tools');
   return raw.map((tool: unknown, index) => {
     const fn = (tool as { function?: unknown })?.function as FunctionDefinition | undefined;
-    if (!fn || typeof fn.name !== 'string') throw new HttpError(400, `tools[${index}] must be {type: "function", function: {name, ...}}`, 'BadRequestError', 'tools');
+    if (!fn || typeof fn.name !== 'string')
+      throw new HttpError(
+        400,
+        `tools[${index}] must be {type: "function", function: {name, ...}}`,
+        'BadRequestError',
+        'tools',
+      );
     return fn;
   });
 }
@@ -188,7 +246,11 @@ interface Adapter {
 
 type Task = 'student' | 'judge' | 'validator' | 'generator';
 
-const SCHEMA_TASKS: Readonly<Record<string, Task>> = { judge_verdict: 'judge', sample_validation: 'validator', generated_sample: 'generator' };
+const SCHEMA_TASKS: Readonly<Record<string, Task>> = {
+  judge_verdict: 'judge',
+  sample_validation: 'validator',
+  generated_sample: 'generator',
+};
 
 /**
  * Starts the sim server and resolves once it listens. See the module comment for the endpoints; sim/README.md has the
@@ -201,14 +263,21 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
   const generatorModel = options.generatorModel ?? 'sim-generator';
   const world = getWorld();
   const resolver = new TruthResolver({ world, ...(options.bfclDir !== undefined ? { bfclDir: options.bfclDir } : {}) });
-  const student = new SimStudent(resolver, { seed, ...(options.learning ? { learning: options.learning } : {}), ...(options.checkpointNoise !== undefined ? { checkpointNoise: options.checkpointNoise } : {}) });
+  const student = new SimStudent(resolver, {
+    seed,
+    ...(options.learning ? { learning: options.learning } : {}),
+    ...(options.checkpointNoise !== undefined ? { checkpointNoise: options.checkpointNoise } : {}),
+  });
   const judge = new SimJudge(resolver, {
     seed,
     ...(options.judgeAccuracy !== undefined ? { judgeAccuracy: options.judgeAccuracy } : {}),
     ...(options.validatorAccuracy !== undefined ? { validatorAccuracy: options.validatorAccuracy } : {}),
     ...(options.voteCorrelation !== undefined ? { voteCorrelation: options.voteCorrelation } : {}),
   });
-  const generator = new SimGenerator(world, { seed, ...(options.generatorFlawRate !== undefined ? { flawRate: options.generatorFlawRate } : {}) });
+  const generator = new SimGenerator(world, {
+    seed,
+    ...(options.generatorFlawRate !== undefined ? { flawRate: options.generatorFlawRate } : {}),
+  });
   const trainer = new SimTrainer({ resolver, ...options.trainer });
   const faults = new FaultInjector(options.faults ?? []);
   const adapters = new Map<string, Adapter>();
@@ -220,18 +289,35 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
   const created = Math.floor(Date.now() / 1000);
 
   const stats: SimStats = {
-    requests: { total: 0, byRole: { policy: 0, judge: 0, generator: 0 }, byModel: {}, byTask: { student: 0, judge: 0, validator: 0, generator: 0 } },
+    requests: {
+      total: 0,
+      aborted: 0,
+      byRole: { policy: 0, judge: 0, generator: 0 },
+      byModel: {},
+      byTask: { student: 0, judge: 0, validator: 0, generator: 0 },
+    },
     faults: faults.counts(),
-    student: { answered: 0, correct: 0, wrong: 0, unknownTruth: 0, byErrorKind: Object.fromEntries(ANSWER_ERROR_KINDS.map((k) => [k, 0])) as Record<AnswerErrorKind, number> },
+    student: {
+      answered: 0,
+      correct: 0,
+      wrong: 0,
+      unknownTruth: 0,
+      byErrorKind: Object.fromEntries(ANSWER_ERROR_KINDS.map((k) => [k, 0])) as Record<AnswerErrorKind, number>,
+    },
     judge: { votes: 0, truthKnown: 0, agreedWithTruth: 0, validations: 0, validationsAgreed: 0 },
-    generator: { outputs: 0, flawed: Object.fromEntries(GENERATOR_FLAWS.map((k) => [k, 0])) as Record<GeneratorFlaw, number> },
+    generator: {
+      outputs: 0,
+      flawed: Object.fromEntries(GENERATOR_FLAWS.map((k) => [k, 0])) as Record<GeneratorFlaw, number>,
+    },
     trainer: trainer.statusCounts(),
     adapters: [],
   };
 
   const loadAdapter = async (name: string, location: string): Promise<void> => {
-    if (adapters.has(name)) throw new HttpError(400, `The lora adapter '${name}' has already been loaded.`, 'InvalidUserInput');
-    if (name === policyModel || name === judgeModel || name === generatorModel) throw new HttpError(400, `'${name}' is the name of a served model.`, 'InvalidUserInput');
+    if (adapters.has(name))
+      throw new HttpError(400, `The lora adapter '${name}' has already been loaded.`, 'InvalidUserInput');
+    if (name === policyModel || name === judgeModel || name === generatorModel)
+      throw new HttpError(400, `'${name}' is the name of a served model.`, 'InvalidUserInput');
     let checkpoint;
     try {
       checkpoint = await readCheckpoint(location);
@@ -249,13 +335,18 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     return undefined;
   };
 
-  const wait = (ms: number): Promise<void> =>
+  /** Resolves after `ms`, or as soon as the client closes `res` (its timer cleared: nothing answers a closed socket). */
+  const wait = (ms: number, res: ServerResponse): Promise<void> =>
     new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const done = () => {
+        clearTimeout(timer);
         timers.delete(timer);
+        res.off('close', done);
         resolve();
-      }, ms);
+      };
+      const timer = setTimeout(done, ms);
       timers.add(timer);
+      res.once('close', done);
     });
 
   /** The salt of a request: empty for greedy decoding, the request's seed or its repeat count when sampling. */
@@ -268,12 +359,25 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     return `n:${n}`;
   };
 
-  const completion = (model: string, body: Record<string, unknown>, text: string, meanLogprob: number, key: string, promptChars: number, extra: { toolCalls?: unknown[] } = {}): string => {
+  const completion = (
+    model: string,
+    body: Record<string, unknown>,
+    text: string,
+    meanLogprob: number,
+    key: string,
+    promptChars: number,
+    extra: { toolCalls?: unknown[] } = {},
+  ): string => {
     let tokens = pseudoTokens(text);
     let finish = extra.toolCalls ? 'tool_calls' : 'stop';
     let toolCalls = extra.toolCalls;
     let content: string | null = toolCalls ? null : text;
-    const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : typeof body.max_completion_tokens === 'number' ? body.max_completion_tokens : undefined;
+    const maxTokens =
+      typeof body.max_tokens === 'number'
+        ? body.max_tokens
+        : typeof body.max_completion_tokens === 'number'
+          ? body.max_completion_tokens
+          : undefined;
     if (maxTokens !== undefined && tokens.length > maxTokens) {
       // Cut off mid-output, as vLLM does at max_tokens: the partial text comes back and no call is parsed from it.
       tokens = tokens.slice(0, maxTokens);
@@ -286,10 +390,24 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     const promptTokens = Math.max(1, Math.ceil(promptChars / 4));
     completionSeq++;
     // Written as text around the logprobs JSON, which tokens.ts writes directly (the hot path of every probe).
-    const head = JSON.stringify({ id: `chatcmpl-${hashHex(`${seed}|${completionSeq}|${key}`)}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model });
-    const message = JSON.stringify({ role: 'assistant', content, tool_calls: toolCalls ?? [], reasoning_content: null });
+    const head = JSON.stringify({
+      id: `chatcmpl-${hashHex(`${seed}|${completionSeq}|${key}`)}`,
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model,
+    });
+    const message = JSON.stringify({
+      role: 'assistant',
+      content,
+      tool_calls: toolCalls ?? [],
+      reasoning_content: null,
+    });
     const logprobs = wantLogprobs ? `{"content":${tokenLogprobsJson(tokens, meanLogprob, key, top)}}` : 'null';
-    const usage = JSON.stringify({ prompt_tokens: promptTokens, completion_tokens: tokens.length, total_tokens: promptTokens + tokens.length });
+    const usage = JSON.stringify({
+      prompt_tokens: promptTokens,
+      completion_tokens: tokens.length,
+      total_tokens: promptTokens + tokens.length,
+    });
     return `${head.slice(0, -1)},"choices":[{"index":0,"message":${message},"logprobs":${logprobs},"finish_reason":"${finish}","stop_reason":null}],"usage":${usage},"prompt_logprobs":null}`;
   };
 
@@ -318,13 +436,23 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
         type: 'function',
         function: { name: call.name, arguments: args[index] as string },
       }));
-      const text = output.calls.map((call, index) => `<tool_call>\n{"name": ${JSON.stringify(call.name)}, "arguments": ${args[index] as string}}\n</tool_call>`).join('\n');
+      const text = output.calls
+        .map(
+          (call, index) =>
+            `<tool_call>\n{"name": ${JSON.stringify(call.name)}, "arguments": ${args[index] as string}}\n</tool_call>`,
+        )
+        .join('\n');
       return completion(model, body, text, answer.meanLogprob, responseKey, bodyChars, { toolCalls });
     }
     return completion(model, body, output.text, answer.meanLogprob, responseKey, bodyChars);
   };
 
-  const structuredCompletion = (task: Exclude<Task, 'student'>, model: string, body: Record<string, unknown>, bodyChars: number): string => {
+  const structuredCompletion = (
+    task: Exclude<Task, 'student'>,
+    model: string,
+    body: Record<string, unknown>,
+    bodyChars: number,
+  ): string => {
     const messages = (Array.isArray(body.messages) ? body.messages : []).map((m: unknown) => ({
       role: String((m as { role?: unknown }).role ?? ''),
       content: textContent((m as { content?: unknown }).content),
@@ -357,14 +485,19 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     const schemaName = typeof format?.json_schema?.name === 'string' ? format.json_schema.name : undefined;
     if (schemaName && SCHEMA_TASKS[schemaName]) return SCHEMA_TASKS[schemaName];
     if (role === 'policy') return 'student';
-    const user = Array.isArray(body.messages) ? body.messages.map((m: unknown) => textContent((m as { content?: unknown }).content)).join('\n') : '';
+    const user = Array.isArray(body.messages)
+      ? body.messages.map((m: unknown) => textContent((m as { content?: unknown }).content)).join('\n')
+      : '';
     if (user.includes('<response_1>')) return 'judge';
     if (user.includes('<seed_conversation>')) return 'generator';
     if (user.includes('<response>')) return 'validator';
-    throw new HttpError(400, `sim: cannot tell what this request asks of ${role} model (no known json_schema name and no known prompt tags)`);
+    throw new HttpError(
+      400,
+      `sim: cannot tell what this request asks of ${role} model (no known json_schema name and no known prompt tags)`,
+    );
   };
 
-  const chatCompletions = async (req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> => {
+  const chatCompletions = async (res: ServerResponse, raw: string): Promise<void> => {
     let body: Record<string, unknown>;
     try {
       const parsed: unknown = JSON.parse(raw);
@@ -380,10 +513,17 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     stats.requests.total++;
     stats.requests.byRole[role]++;
     stats.requests.byModel[model] = (stats.requests.byModel[model] ?? 0) + 1;
+    let closed = false;
+    res.once('close', () => {
+      closed = true;
+      if (!res.writableFinished) stats.requests.aborted++;
+    });
     const fault = faults.take(role, model);
     if (fault?.kind === 'rate_limit') {
       const seconds = fault.retryAfterSeconds ?? 1;
-      sendError(res, 429, 'Rate limit exceeded (sim fault)', 'RateLimitError', null, { 'retry-after': String(seconds) });
+      sendError(res, 429, 'Rate limit exceeded (sim fault)', 'RateLimitError', null, {
+        'retry-after': String(seconds),
+      });
       return;
     }
     if (fault?.kind === 'server_error') {
@@ -393,14 +533,20 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     if (fault?.kind === 'timeout') {
       // Never answered: the client gives up on its own timeout; close() drops the connection.
       held.add(res);
-      req.on('close', () => held.delete(res));
+      res.once('close', () => held.delete(res));
       return;
     }
-    if (fault?.kind === 'latency') await wait(fault.latencyMs ?? 1000);
+    if (fault?.kind === 'latency') {
+      await wait(fault.latencyMs ?? 1000, res);
+      if (closed) return;
+    }
     if (body.stream === true) throw new HttpError(400, 'streaming is not supported by the sim server');
     const task = taskOf(role, body);
     stats.requests.byTask[task]++;
-    const text = task === 'student' ? studentCompletion(model, body, raw.length) : structuredCompletion(task, model, body, raw.length);
+    const text =
+      task === 'student'
+        ? studentCompletion(model, body, raw.length)
+        : structuredCompletion(task, model, body, raw.length);
     if (res.destroyed) return;
     if (fault?.kind === 'truncated') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -411,7 +557,16 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
   };
 
   const models = () => {
-    const entry = (id: string, root: string, parent: string | null) => ({ id, object: 'model', created, owned_by: 'vllm', root, parent, max_model_len: 32768, permission: [] });
+    const entry = (id: string, root: string, parent: string | null) => ({
+      id,
+      object: 'model',
+      created,
+      owned_by: 'vllm',
+      root,
+      parent,
+      max_model_len: 32768,
+      permission: [],
+    });
     return {
       object: 'list',
       data: [
@@ -437,10 +592,18 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       const parsed = TrainerJobRequest.safeParse(parseObject(raw));
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new HttpError(422, `invalid job: ${issue ? `${issue.path.join('.') || '(body)'}: ${issue.message}` : 'invalid'}`, 'ValidationError');
+        throw new HttpError(
+          422,
+          `invalid job: ${issue ? `${issue.path.join('.') || '(body)'}: ${issue.message}` : 'invalid'}`,
+          'ValidationError',
+        );
       }
       const result = trainer.submit(parsed.data);
-      if (result.kind === 'conflict') sendJson(res, 409, { error: { message: result.reason, type: 'ConflictError', param: 'job_key', code: 409 }, job: result.job });
+      if (result.kind === 'conflict')
+        sendJson(res, 409, {
+          error: { message: result.reason, type: 'ConflictError', param: 'job_key', code: 409 },
+          job: result.job,
+        });
       else sendJson(res, result.kind === 'created' ? 201 : 200, result.job);
       return true;
     }
@@ -487,11 +650,12 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
         sendJson(res, 200, models());
         return;
       case 'POST /v1/chat/completions':
-        await chatCompletions(req, res, raw);
+        await chatCompletions(res, raw);
         return;
       case 'POST /v1/load_lora_adapter': {
         const body = parseObject(raw);
-        if (typeof body.lora_name !== 'string' || typeof body.lora_path !== 'string') throw new HttpError(400, "'lora_name' and 'lora_path' are required", 'BadRequestError');
+        if (typeof body.lora_name !== 'string' || typeof body.lora_path !== 'string')
+          throw new HttpError(400, "'lora_name' and 'lora_path' are required", 'BadRequestError');
         await loadAdapter(body.lora_name, body.lora_path);
         sendText(res, 200, `Success: LoRA adapter '${body.lora_name}' added successfully.`);
         return;
@@ -499,7 +663,8 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       case 'POST /v1/unload_lora_adapter': {
         const body = parseObject(raw);
         if (typeof body.lora_name !== 'string') throw new HttpError(400, "'lora_name' is required", 'BadRequestError');
-        if (!adapters.delete(body.lora_name)) throw new HttpError(404, `The lora adapter '${body.lora_name}' cannot be found.`, 'NotFoundError');
+        if (!adapters.delete(body.lora_name))
+          throw new HttpError(404, `The lora adapter '${body.lora_name}' cannot be found.`, 'NotFoundError');
         sendText(res, 200, `Success: LoRA adapter '${body.lora_name}' removed successfully.`);
         return;
       }
@@ -511,7 +676,12 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
         return;
       case 'POST /sim/faults': {
         const parsed = FaultRequest.safeParse(parseObject(raw.trim().startsWith('[') ? `{"rules": ${raw}}` : raw));
-        if (!parsed.success) throw new HttpError(422, `invalid fault rule: ${parsed.error.issues[0]?.message ?? 'invalid'}`, 'ValidationError');
+        if (!parsed.success)
+          throw new HttpError(
+            422,
+            `invalid fault rule: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+            'ValidationError',
+          );
         const value = parsed.data;
         faults.add(Array.isArray(value) ? value : 'rules' in value ? value.rules : [value]);
         sendJson(res, 200, { rules: faults.list() });
@@ -522,7 +692,8 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
         sendJson(res, 200, { rules: [] });
         return;
     }
-    if (pathname.startsWith('/trainer/v1/') && (await trainerRoutes(req, res, new URL(target, 'http://sim'), raw))) return;
+    if (pathname.startsWith('/trainer/v1/') && (await trainerRoutes(req, res, new URL(target, 'http://sim'), raw)))
+      return;
     sendJson(res, 404, { detail: 'Not Found' });
   };
 
@@ -562,6 +733,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     generatorModel,
     faults,
     stats: snapshot,
+    holdTraining: (held) => trainer.hold(held),
     close: async () => {
       trainer.close();
       for (const timer of timers) clearTimeout(timer);

@@ -143,7 +143,11 @@ export function competence(skill: Skill, exposure: Exposure, params: LearningPar
 }
 
 /** The chance of a right answer: the product of the competences a sample needs. */
-export function successProbability(skills: readonly Skill[], exposure: Exposure, params: LearningParams = DEFAULT_LEARNING): number {
+export function successProbability(
+  skills: readonly Skill[],
+  exposure: Exposure,
+  params: LearningParams = DEFAULT_LEARNING,
+): number {
   let p = 1;
   for (const skill of skills) p *= competence(skill, exposure, params);
   return p;
@@ -153,7 +157,12 @@ export function successProbability(skills: readonly Skill[], exposure: Exposure,
  * The skill most likely to have failed when an answer is wrong, drawn with weight (1 − competence): the error a wrong
  * answer shows follows from it (a weak `parallel` drops a call, a weak `float` gets a number wrong).
  */
-export function failingSkill(skills: readonly Skill[], exposure: Exposure, u: number, params: LearningParams = DEFAULT_LEARNING): Skill {
+export function failingSkill(
+  skills: readonly Skill[],
+  exposure: Exposure,
+  u: number,
+  params: LearningParams = DEFAULT_LEARNING,
+): Skill {
   const weights = skills.map((s) => [s, 1 - competence(s, exposure, params)] as const);
   const total = weights.reduce((sum, [, w]) => sum + w, 0);
   let r = u * total;

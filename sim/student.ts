@@ -7,9 +7,23 @@ import type { FunctionDefinition } from '../core/schemas/function-def.js';
 import type { ChatMessage } from '../core/schemas/messages.js';
 import type { ToolCall } from '../core/schemas/tool-call.js';
 import { renderAssistantText } from '../core/formats/qwen.js';
-import { inventCall, mutateCalls, type AnswerErrorKind, type CallErrorKind, type MutationContext } from './mutations.js';
+import {
+  inventCall,
+  mutateCalls,
+  type AnswerErrorKind,
+  type CallErrorKind,
+  type MutationContext,
+} from './mutations.js';
 import { BoundedCache, Rng, uniform } from './random.js';
-import { DEFAULT_LEARNING, EMPTY_EXPOSURE, failingSkill, successProbability, type Exposure, type LearningParams, type Skill } from './skills.js';
+import {
+  DEFAULT_LEARNING,
+  EMPTY_EXPOSURE,
+  failingSkill,
+  successProbability,
+  type Exposure,
+  type LearningParams,
+  type Skill,
+} from './skills.js';
 import { replyOf, type Response, type Truth, type TruthResolver } from './truth.js';
 import { NO_TOOL_ANSWERS } from './vocab.js';
 
@@ -31,7 +45,8 @@ export interface StudentOptions {
   checkpointNoise?: number;
 }
 
-export type StudentOutput = { kind: 'calls'; calls: ToolCall[] } | { kind: 'text'; text: string } | { kind: 'malformed'; text: string };
+export type StudentOutput =
+  { kind: 'calls'; calls: ToolCall[] } | { kind: 'text'; text: string } | { kind: 'malformed'; text: string };
 
 export interface StudentAnswer {
   output: StudentOutput;
@@ -59,7 +74,10 @@ const CLARIFICATIONS = [
 ] as const;
 
 /** The failure a skill's weakness shows as. */
-function errorForSkill(skill: Skill, rng: Rng): { kind: CallErrorKind | 'malformed_json' | 'text_instead_of_call'; preferType?: MutationContext['preferType'] } {
+function errorForSkill(
+  skill: Skill,
+  rng: Rng,
+): { kind: CallErrorKind | 'malformed_json' | 'text_instead_of_call'; preferType?: MutationContext['preferType'] } {
   switch (skill) {
     case 'no_call':
       return { kind: 'hallucinated_call' };
@@ -115,7 +133,11 @@ export class SimStudent {
     private readonly resolver: TruthResolver,
     private readonly options: StudentOptions,
   ) {
-    this.learning = { ...DEFAULT_LEARNING, ...options.learning, base: { ...DEFAULT_LEARNING.base, ...options.learning?.base } };
+    this.learning = {
+      ...DEFAULT_LEARNING,
+      ...options.learning,
+      base: { ...DEFAULT_LEARNING.base, ...options.learning?.base },
+    };
     this.checkpointNoise = options.checkpointNoise ?? 0.2;
   }
 
@@ -135,7 +157,11 @@ export class SimStudent {
    * Answers one request. `key` identifies the sample's content (the same conversation and tools give the same key);
    * `salt` is empty for greedy decoding and varies per sampled request.
    */
-  answer(input: { key: string; tools: readonly FunctionDefinition[]; messages: readonly ChatMessage[] }, checkpoint: StudentCheckpoint, salt = ''): StudentAnswer {
+  answer(
+    input: { key: string; tools: readonly FunctionDefinition[]; messages: readonly ChatMessage[] },
+    checkpoint: StudentCheckpoint,
+    salt = '',
+  ): StudentAnswer {
     const { seed } = this.options;
     const { truth, skills } = this.analyze(input.key, input.tools, input.messages);
     const own = uniform(seed, 'student', input.key, salt);
@@ -145,25 +171,57 @@ export class SimStudent {
     if (!truth) {
       const tool = input.tools[0];
       const ctx: MutationContext = { tools: input.tools, rng, world: this.resolver.world };
-      const output: StudentOutput = tool && rng.chance(0.7) ? { kind: 'calls', calls: [inventCall(ctx, tool)] } : { kind: 'text', text: rng.pick(CLARIFICATIONS) };
+      const output: StudentOutput =
+        tool && rng.chance(0.7)
+          ? { kind: 'calls', calls: [inventCall(ctx, tool)] }
+          : { kind: 'text', text: rng.pick(CLARIFICATIONS) };
       return { output, correct: undefined, p: 0, u, meanLogprob: -0.9, skills };
     }
     const p = successProbability(skills, checkpoint.exposure, this.learning);
     if (u < p) {
-      const output: StudentOutput = truth.calls === 'no_call' ? { kind: 'text', text: rng.pick(NO_TOOL_ANSWERS) } : { kind: 'calls', calls: truth.calls };
+      const output: StudentOutput =
+        truth.calls === 'no_call'
+          ? { kind: 'text', text: rng.pick(NO_TOOL_ANSWERS) }
+          : { kind: 'calls', calls: truth.calls };
       return { output, correct: true, p, u, meanLogprob: -(0.01 + 0.5 * Math.exp(-(p - u) / 0.06)), skills };
     }
-    const failed = failingSkill(skills, checkpoint.exposure, uniform(seed, 'student-skill', input.key, checkpoint.id, salt), this.learning);
+    const failed = failingSkill(
+      skills,
+      checkpoint.exposure,
+      uniform(seed, 'student-skill', input.key, checkpoint.id, salt),
+      this.learning,
+    );
     const meanLogprob = -(0.25 + 0.9 * Math.exp(-(u - p) / 0.08));
     const wrong = this.wrongAnswer(truth, input.tools, failed, rng, input.key);
-    return { output: wrong.output, correct: false, errorKind: wrong.kind, failingSkill: failed, p, u, meanLogprob, skills };
+    return {
+      output: wrong.output,
+      correct: false,
+      errorKind: wrong.kind,
+      failingSkill: failed,
+      p,
+      u,
+      meanLogprob,
+      skills,
+    };
   }
 
-  private wrongAnswer(truth: Truth, tools: readonly FunctionDefinition[], failed: Skill, rng: Rng, key: string): { output: StudentOutput; kind: AnswerErrorKind } {
+  private wrongAnswer(
+    truth: Truth,
+    tools: readonly FunctionDefinition[],
+    failed: Skill,
+    rng: Rng,
+    key: string,
+  ): { output: StudentOutput; kind: AnswerErrorKind } {
     const truthCalls = truth.calls === 'no_call' ? [] : truth.calls;
     const ctx: MutationContext = { tools, rng, world: this.resolver.world };
     const wanted = errorForSkill(failed, rng);
-    const attempts: (CallErrorKind | 'malformed_json' | 'text_instead_of_call')[] = [wanted.kind, 'wrong_value', 'missing_argument', 'hallucinated_call', 'text_instead_of_call'];
+    const attempts: (CallErrorKind | 'malformed_json' | 'text_instead_of_call')[] = [
+      wanted.kind,
+      'wrong_value',
+      'missing_argument',
+      'hallucinated_call',
+      'text_instead_of_call',
+    ];
     for (const kind of attempts) {
       if (kind === 'malformed_json') return { output: { kind: 'malformed', text: malformed(truthCalls, rng) }, kind };
       if (kind === 'text_instead_of_call') {
@@ -172,7 +230,10 @@ export class SimStudent {
       }
       if (truth.calls === 'no_call' && kind !== 'hallucinated_call') continue;
       if (truth.calls !== 'no_call' && kind === 'hallucinated_call') continue;
-      const calls = mutateCalls(kind, truthCalls, { ...ctx, ...(kind === wanted.kind && wanted.preferType ? { preferType: wanted.preferType } : {}) });
+      const calls = mutateCalls(kind, truthCalls, {
+        ...ctx,
+        ...(kind === wanted.kind && wanted.preferType ? { preferType: wanted.preferType } : {}),
+      });
       if (!calls || calls.length === 0) continue;
       const response: Response = { kind: 'calls', calls };
       // A slip can land on another acceptable answer (BFCL allows several values); then it is not an error.

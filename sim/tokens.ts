@@ -27,7 +27,12 @@ const encoder = new TextEncoder();
  * Per-token logprobs whose mean is exactly `meanLogprob` (≤ 0), spread by a hash of `key` so the same output always gets
  * the same numbers. With `topLogprobs` > 0 each entry lists the token itself first, then lower-ranked alternatives.
  */
-export function tokenLogprobs(tokens: readonly string[], meanLogprob: number, key: string, topLogprobs = 0): TokenLogprob[] {
+export function tokenLogprobs(
+  tokens: readonly string[],
+  meanLogprob: number,
+  key: string,
+  topLogprobs = 0,
+): TokenLogprob[] {
   const logprobs = spread(tokens.length, meanLogprob, key);
   return tokens.map((token, i) => {
     const logprob = logprobs[i] as number;
@@ -37,7 +42,11 @@ export function tokenLogprobs(tokens: readonly string[], meanLogprob: number, ke
       top.push({ token, logprob, bytes });
       for (let k = 1; k < topLogprobs; k++) {
         const alt = `${token}${'_'.repeat(k)}`;
-        top.push({ token: alt, logprob: Math.min(logprob, -0.01) - 1.5 * k - 1, bytes: Array.from(encoder.encode(alt)) });
+        top.push({
+          token: alt,
+          logprob: Math.min(logprob, -0.01) - 1.5 * k - 1,
+          bytes: Array.from(encoder.encode(alt)),
+        });
       }
     }
     return { token, logprob, bytes, top_logprobs: top };
@@ -81,7 +90,12 @@ function tokenPrefix(token: string): string {
  * The JSON text of `logprobs.content`, the same data as {@link tokenLogprobs} written straight to a string: the
  * server's hot path, where building thousands of small objects per second only feeds the garbage collector.
  */
-export function tokenLogprobsJson(tokens: readonly string[], meanLogprob: number, key: string, topLogprobs = 0): string {
+export function tokenLogprobsJson(
+  tokens: readonly string[],
+  meanLogprob: number,
+  key: string,
+  topLogprobs = 0,
+): string {
   if (topLogprobs > 0) return JSON.stringify(tokenLogprobs(tokens, meanLogprob, key, topLogprobs));
   const logprobs = spread(tokens.length, meanLogprob, key);
   let out = '[';

@@ -48,7 +48,13 @@ export interface TrainerJob {
   created_at: string;
   started_at?: string;
   finished_at?: string;
-  metrics?: { samples: number; correct_labels: number; wrong_labels: number; unknown_labels: number; rejected_rows: number };
+  metrics?: {
+    samples: number;
+    correct_labels: number;
+    wrong_labels: number;
+    unknown_labels: number;
+    rejected_rows: number;
+  };
 }
 
 export interface TrainerOptions {
@@ -72,12 +78,19 @@ interface JobState {
   timer?: NodeJS.Timeout;
 }
 
-export type SubmitResult = { kind: 'created' | 'existing'; job: TrainerJob } | { kind: 'conflict'; job: TrainerJob; reason: string };
+export type SubmitResult =
+  { kind: 'created' | 'existing'; job: TrainerJob } | { kind: 'conflict'; job: TrainerJob; reason: string };
 
 function replyForTarget(target: Target): ModelReply | undefined {
   if (target.kind === 'acceptable') return undefined;
   if (target.kind === 'text') return target.text ?? '';
-  return { content: null, tool_calls: target.calls.map((c) => ({ type: 'function', function: { name: c.name, arguments: stringifyJson(c.arguments) } })) };
+  return {
+    content: null,
+    tool_calls: target.calls.map((c) => ({
+      type: 'function',
+      function: { name: c.name, arguments: stringifyJson(c.arguments) },
+    })),
+  };
 }
 
 /** The simulated trainer: jobs in memory, run in submission order. */
@@ -87,6 +100,7 @@ export class SimTrainer {
   private readonly queue: JobState[] = [];
   private running = 0;
   private closed = false;
+  private held = false;
   private readonly jobSeconds: number;
   private readonly batchSize: number;
   private readonly concurrency: number;
@@ -113,7 +127,12 @@ export class SimTrainer {
         existing.base_checkpoint !== (request.base_checkpoint ?? null) ||
         existing.output_dir !== request.output_dir ||
         existing.epochs !== epochs;
-      if (differs) return { kind: 'conflict', job: { ...existing }, reason: `job key ${request.job_key} was submitted before with different parameters` };
+      if (differs)
+        return {
+          kind: 'conflict',
+          job: { ...existing },
+          reason: `job key ${request.job_key} was submitted before with different parameters`,
+        };
       return { kind: 'existing', job: { ...existing } };
     }
     const id = `job-${hashHex(request.job_key)}`;
@@ -136,7 +155,10 @@ export class SimTrainer {
     };
     this.jobs.set(id, state);
     this.byKey.set(request.job_key, id);
-    this.log(state, `queued: dataset ${request.dataset_path}, base ${request.base_checkpoint ?? 'base model'}, ${epochs} epochs`);
+    this.log(
+      state,
+      `queued: dataset ${request.dataset_path}, base ${request.base_checkpoint ?? 'base model'}, ${epochs} epochs`,
+    );
     this.queue.push(state);
     this.pump();
     return { kind: 'created', job: { ...state.job } };
@@ -173,6 +195,11 @@ export class SimTrainer {
       state.wake?.();
     }
     return { ...state.job };
+  }
+
+  /** While held, running jobs do not finish: they stay `running` after their last step until `hold(false)`. */
+  hold(held: boolean): void {
+    this.held = held;
   }
 
   /** Counts of jobs by status. */
@@ -233,7 +260,9 @@ export class SimTrainer {
       this.log(state, `reading ${job.dataset_path}`);
       const data = await readTrainingData(path.resolve(job.dataset_path));
       if (state.cancelled || this.closed) return;
-      const base: SimCheckpoint | undefined = job.base_checkpoint ? await readCheckpoint(path.resolve(job.base_checkpoint)) : undefined;
+      const base: SimCheckpoint | undefined = job.base_checkpoint
+        ? await readCheckpoint(path.resolve(job.base_checkpoint))
+        : undefined;
       const exposure: Exposure = exposureOf(base);
       let correct = 0;
       let wrong = 0;
@@ -250,13 +279,23 @@ export class SimTrainer {
         else wrong++;
         addExposure(exposure, this.options.resolver.skills(truth, sample.tools), right, job.epochs);
       }
-      job.metrics = { samples: data.samples.length, correct_labels: correct, wrong_labels: wrong, unknown_labels: unknown, rejected_rows: data.rejected };
+      job.metrics = {
+        samples: data.samples.length,
+        correct_labels: correct,
+        wrong_labels: wrong,
+        unknown_labels: unknown,
+        rejected_rows: data.rejected,
+      };
       job.total_steps = Math.max(1, Math.ceil((data.samples.length * job.epochs) / this.batchSize));
-      this.log(state, `${data.format}: ${data.samples.length} samples (${correct} correct labels, ${wrong} wrong, ${unknown} unknown, ${data.rejected} rejected rows); ${job.total_steps} steps`);
+      this.log(
+        state,
+        `${data.format}: ${data.samples.length} samples (${correct} correct labels, ${wrong} wrong, ${unknown} unknown, ${data.rejected} rejected rows); ${job.total_steps} steps`,
+      );
       const durationMs = this.jobSeconds * 1000;
       const tickMs = Math.max(10, Math.min(200, durationMs / job.total_steps));
       const trainStart = Date.now();
       let nextLog = 0;
+      let holdLogged = false;
       while (!state.cancelled && !this.closed) {
         const fraction = durationMs === 0 ? 1 : Math.min(1, (Date.now() - trainStart) / durationMs);
         job.step = Math.floor(job.total_steps * fraction);
@@ -267,12 +306,19 @@ export class SimTrainer {
           this.log(state, `epoch ${epoch}/${job.epochs} step ${job.step}/${job.total_steps} reward ${reward}`);
           nextLog += 0.25;
         }
-        if (fraction >= 1) break;
+        if (fraction >= 1) {
+          if (!this.held) break;
+          if (!holdLogged) this.log(state, `held at step ${job.step}/${job.total_steps} until the hold is released`);
+          holdLogged = true;
+        }
         await this.sleep(state, tickMs);
       }
       if (state.cancelled || this.closed) return;
       const baseId = base?.id ?? null;
-      const id = `ckpt-${createHash('sha256').update(`${baseId ?? 'base'}|${data.sha256}|${job.epochs}`).digest('hex').slice(0, 16)}`;
+      const id = `ckpt-${createHash('sha256')
+        .update(`${baseId ?? 'base'}|${data.sha256}|${job.epochs}`)
+        .digest('hex')
+        .slice(0, 16)}`;
       const checkpoint: SimCheckpoint = {
         format: CHECKPOINT_FORMAT,
         id,

@@ -67,7 +67,10 @@ export async function readTrainingData(file: string): Promise<TrainingData> {
       const instruction = row.prompt?.[0]?.content;
       const input = row.prompt?.[1]?.content;
       const output = row.reward_model?.ground_truth;
-      const converted = typeof instruction === 'string' && typeof input === 'string' && typeof output === 'string' ? loopToolToSample({ instruction, input, output }) : undefined;
+      const converted =
+        typeof instruction === 'string' && typeof input === 'string' && typeof output === 'string'
+          ? loopToolToSample({ instruction, input, output })
+          : undefined;
       if (converted?.ok) samples.push(converted.value);
       else rejected++;
     }
@@ -79,6 +82,9 @@ export async function readTrainingData(file: string): Promise<TrainingData> {
       else rejected++;
     }
   }
-  if (samples.length === 0) throw new Error(`${file} holds no trainable samples (${rejected} rows rejected; expected verl parquet or JSON Lines of OpenAI chat or LoopTool records)`);
+  if (samples.length === 0)
+    throw new Error(
+      `${file} holds no trainable samples (${rejected} rows rejected; expected verl parquet or JSON Lines of OpenAI chat or LoopTool records)`,
+    );
   return { samples, rejected, format, sha256 };
 }

@@ -24,7 +24,13 @@ export type Response = { kind: 'calls'; calls: ToolCall[] } | { kind: 'text'; te
 /** The reply the checker reads for a response. */
 export function replyOf(response: Response): ModelReply {
   if (response.kind === 'text') return response.text;
-  return { content: null, tool_calls: response.calls.map((c) => ({ type: 'function', function: { name: c.name, arguments: stringifyJson(c.arguments) } })) };
+  return {
+    content: null,
+    tool_calls: response.calls.map((c) => ({
+      type: 'function',
+      function: { name: c.name, arguments: stringifyJson(c.arguments) },
+    })),
+  };
 }
 
 export interface TruthResolverOptions {
@@ -62,9 +68,21 @@ export class TruthResolver {
   /** The skills answering this conversation takes. */
   skills(truth: Truth, tools: readonly FunctionDefinition[]): Skill[] {
     if (truth.source === 'world') {
-      return skillsOf({ tools, truth: truth.calls, priorTurns: truth.analysis.priorTurns, dependent: truth.analysis.dependent, unfamiliar: false });
+      return skillsOf({
+        tools,
+        truth: truth.calls,
+        priorTurns: truth.analysis.priorTurns,
+        dependent: truth.analysis.dependent,
+        unfamiliar: false,
+      });
     }
-    return skillsOf({ tools: truth.entry.functions, truth: truth.calls, priorTurns: 0, dependent: false, unfamiliar: true });
+    return skillsOf({
+      tools: truth.entry.functions,
+      truth: truth.calls,
+      priorTurns: 0,
+      dependent: false,
+      unfamiliar: true,
+    });
   }
 
   /**
@@ -77,7 +95,11 @@ export class TruthResolver {
     if (checker === undefined) {
       const sample: Sample =
         truth.source === 'world'
-          ? { tools: [...tools], messages: [{ role: 'user', content: '' }], target: truth.calls === 'no_call' ? { kind: 'text' } : { kind: 'calls', calls: truth.calls } }
+          ? {
+              tools: [...tools],
+              messages: [{ role: 'user', content: '' }],
+              target: truth.calls === 'no_call' ? { kind: 'text' } : { kind: 'calls', calls: truth.calls },
+            }
           : {
               tools: truth.entry.functions,
               messages: [{ role: 'user', content: '' }],

@@ -7,7 +7,15 @@ import { formatFloat, JsonFloat, type JsonObject, type JsonValue } from '../core
 import type { FunctionDefinition, ParameterSchema } from '../core/schemas/function-def.js';
 import type { ChatMessage } from '../core/schemas/messages.js';
 import type { ToolCall } from '../core/schemas/tool-call.js';
-import { CATALOGUE, CHITCHAT_TEMPLATES, ENTITY_PATTERNS, type EntityKind, type ParamSpec, type ToolSpec, type ValueSpec } from './catalogue.js';
+import {
+  CATALOGUE,
+  CHITCHAT_TEMPLATES,
+  ENTITY_PATTERNS,
+  type EntityKind,
+  type ParamSpec,
+  type ToolSpec,
+  type ValueSpec,
+} from './catalogue.js';
 import { BoundedCache, type Rng } from './random.js';
 import { CONNECTORS, FILLER_SENTENCES, VOCAB } from './vocab.js';
 
@@ -76,7 +84,10 @@ function escapeRegex(text: string): string {
 function valuePattern(spec: ValueSpec): string {
   switch (spec.kind) {
     case 'vocab':
-      return `(?:${[...VOCAB[spec.vocab]].sort((a, b) => b.length - a.length).map(escapeRegex).join('|')})`;
+      return `(?:${[...VOCAB[spec.vocab]]
+        .sort((a, b) => b.length - a.length)
+        .map(escapeRegex)
+        .join('|')})`;
     case 'pattern':
       return `(?:${spec.regex})`;
     case 'quoted':
@@ -88,7 +99,10 @@ function valuePattern(spec: ValueSpec): string {
     case 'boolean':
       return `(?:${spec.phrases.map(escapeRegex).join('|')})`;
     case 'enum':
-      return `(?:${[...spec.values].sort((a, b) => b.length - a.length).map(escapeRegex).join('|')})`;
+      return `(?:${[...spec.values]
+        .sort((a, b) => b.length - a.length)
+        .map(escapeRegex)
+        .join('|')})`;
     case 'list': {
       const item = valuePattern(spec.item);
       return `(?:${item}(?:, ${item})*(?: and ${item})?)`;
@@ -105,7 +119,11 @@ function valuePattern(spec: ValueSpec): string {
 const SLOT = /\{([a-z_]+(?:\.[a-z_]+)?)\}/g;
 
 /** Compiles an object-list item format into a regex; with `capture`, one capture group per field, in order. */
-function formatPattern(format: string, fields: Readonly<Record<string, ValueSpec>>, capture = true): { source: string; order: string[] } {
+function formatPattern(
+  format: string,
+  fields: Readonly<Record<string, ValueSpec>>,
+  capture = true,
+): { source: string; order: string[] } {
   let source = '';
   const order: string[] = [];
   let last = 0;
@@ -148,7 +166,8 @@ function compileTemplate(tool: ToolSpec, index: number, text: string, refs: read
   if (/[A-Za-z]/.test(first)) source = `^[${first.toUpperCase()}${first.toLowerCase()}]` + source.slice(2);
   const params = new Set([...slots.map((s) => s.split('.')[0] as string), ...refs]);
   for (const param of tool.params) {
-    if (param.required && !params.has(param.name)) throw new Error(`${tool.name} template ${index} misses required ${param.name}`);
+    if (param.required && !params.has(param.name))
+      throw new Error(`${tool.name} template ${index} misses required ${param.name}`);
   }
   return { id: `${tool.name}#${index}`, tool, text, slots, refs, params, regex: new RegExp(source) };
 }
@@ -204,7 +223,11 @@ export function renderValue(spec: ValueSpec, value: JsonValue): string {
       return joinList((value as JsonValue[]).map((item) => renderValue(spec.item, item)));
     case 'object-list':
       return joinList(
-        (value as JsonObject[]).map((item) => spec.format.replace(SLOT, (_, field: string) => renderValue(spec.fields[field] as ValueSpec, item[field] as JsonValue))),
+        (value as JsonObject[]).map((item) =>
+          spec.format.replace(SLOT, (_, field: string) =>
+            renderValue(spec.fields[field] as ValueSpec, item[field] as JsonValue),
+          ),
+        ),
       );
     case 'object':
       throw new Error('objects are rendered field by field');
@@ -250,7 +273,10 @@ export function generateValue(spec: ValueSpec, rng: Rng): JsonValue {
     }
     case 'object-list': {
       const count = rng.int(spec.min, spec.max);
-      return Array.from({ length: count }, () => Object.fromEntries(Object.entries(spec.fields).map(([k, s]) => [k, generateValue(s, rng)])) as JsonObject);
+      return Array.from(
+        { length: count },
+        () => Object.fromEntries(Object.entries(spec.fields).map(([k, s]) => [k, generateValue(s, rng)])) as JsonObject,
+      );
     }
     case 'object':
       return Object.fromEntries(Object.entries(spec.fields).map(([k, s]) => [k, generateValue(s, rng)])) as JsonObject;
@@ -320,7 +346,9 @@ export class SimWorld {
       if (tools.has(tool.name)) throw new Error(`duplicate tool ${tool.name}`);
       tools.set(tool.name, tool);
       this.definitions.set(tool.name, definitionOf(tool));
-      tool.templates.forEach((template, index) => templates.push(compileTemplate(tool, index, template.text, template.refs ?? [])));
+      tool.templates.forEach((template, index) =>
+        templates.push(compileTemplate(tool, index, template.text, template.refs ?? [])),
+      );
     }
     this.tools = tools;
     this.templates = templates;
@@ -334,7 +362,9 @@ export class SimWorld {
       let source = '^';
       let last = 0;
       for (const match of template.text.matchAll(SLOT)) {
-        source += escapeRegex(template.text.slice(last, match.index)) + valuePattern(template.slots[match[1] as string] as ValueSpec);
+        source +=
+          escapeRegex(template.text.slice(last, match.index)) +
+          valuePattern(template.slots[match[1] as string] as ValueSpec);
         last = (match.index ?? 0) + match[0].length;
       }
       source += escapeRegex(template.text.slice(last)) + '$';
@@ -425,7 +455,12 @@ export class SimWorld {
           if (value === undefined) resolved = false;
           else args[ref] = value;
         }
-        clauses.push({ template: match.template, call: { name: match.template.tool.name, arguments: orderArgs(match.template.tool, args) }, offered: offered.has(match.template.tool.name), resolved });
+        clauses.push({
+          template: match.template,
+          call: { name: match.template.tool.name, arguments: orderArgs(match.template.tool, args) },
+          offered: offered.has(match.template.tool.name),
+          resolved,
+        });
       }
     }
     const served = clauses.filter((c) => c.offered);
@@ -476,7 +511,11 @@ export class SimWorld {
   }
 
   /** A request of one or more clauses, joined with connectors ("Also, …"), between optional filler sentences. */
-  renderRequest(plans: readonly ClausePlan[], rng: Rng, options: { before?: readonly string[]; after?: readonly string[] } = {}): string {
+  renderRequest(
+    plans: readonly ClausePlan[],
+    rng: Rng,
+    options: { before?: readonly string[]; after?: readonly string[] } = {},
+  ): string {
     const sentences = plans.map((plan, index) => {
       const text = this.renderClause(plan);
       if (index === 0) return text;
@@ -488,7 +527,9 @@ export class SimWorld {
   /** A chit-chat request (no tool serves it). */
   renderChitchat(rng: Rng): string {
     const template = rng.pick(CHITCHAT_TEMPLATES);
-    return template.text.replace(SLOT, (_, name: string) => renderValue(template.slots[name] as ValueSpec, generateValue(template.slots[name] as ValueSpec, rng)));
+    return template.text.replace(SLOT, (_, name: string) =>
+      renderValue(template.slots[name] as ValueSpec, generateValue(template.slots[name] as ValueSpec, rng)),
+    );
   }
 
   /** A fresh value for one parameter of a catalogue tool (for wrong values and corrupted labels). */
@@ -506,7 +547,8 @@ function firstWord(sentence: string): string {
 /** Arguments in the order the tool declares its parameters, as a model writes them. */
 function orderArgs(tool: ToolSpec, args: JsonObject): JsonObject {
   const out: JsonObject = {};
-  for (const param of tool.params as readonly ParamSpec[]) if (param.name in args) out[param.name] = args[param.name] as JsonValue;
+  for (const param of tool.params as readonly ParamSpec[])
+    if (param.name in args) out[param.name] = args[param.name] as JsonValue;
   return out;
 }
 

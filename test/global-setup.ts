@@ -64,7 +64,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
       project.provide('adminDatabaseUrl', databaseUrl);
     } else {
       const stateDir = path.join(scratch, 'postgres');
-      const server = await startEmbeddedPostgres({ stateDir, port: await freePort(), database: 'postgres', unsafeNoFsync: true });
+      const server = await startEmbeddedPostgres({
+        stateDir,
+        port: await freePort(),
+        database: 'postgres',
+        unsafeNoFsync: true,
+      });
       teardowns.push(() => stopEmbeddedPostgres(stateDir));
       project.provide('adminDatabaseUrl', server.url);
     }

@@ -60,8 +60,18 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
       workers.push(
         await Worker.create(
           queue === 'control'
-            ? { ...common, taskQueue: config.queues.control, ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }) }
-            : { ...common, taskQueue: config.queues[queue], maxConcurrentActivityTaskExecutions: queue === 'llm' ? config.llmConcurrency : config.gpuConcurrency },
+            ? {
+                ...common,
+                taskQueue: config.queues.control,
+                ...(options.workflowBundle
+                  ? { workflowBundle: options.workflowBundle }
+                  : { workflowsPath: WORKFLOWS_PATH }),
+              }
+            : {
+                ...common,
+                taskQueue: config.queues[queue],
+                maxConcurrentActivityTaskExecutions: queue === 'llm' ? config.llmConcurrency : config.gpuConcurrency,
+              },
         ),
       );
     }

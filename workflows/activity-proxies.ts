@@ -63,7 +63,8 @@ export function loopActivities(queues: TaskQueues, timeouts: TimeoutsConfig) {
     db: proxyActivities<Activities>(options.db),
     llm: proxyActivities<Activities>(options.llm),
     cleanup: proxyActivities<Activities>(options.cleanup),
-    summarized: (group: keyof typeof options, summary: string) => proxyActivities<Activities>({ ...options[group], summary }),
+    summarized: (group: keyof typeof options, summary: string) =>
+      proxyActivities<Activities>({ ...options[group], summary }),
   };
 }
 

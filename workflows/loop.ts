@@ -15,9 +15,23 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { LoopConfig } from '../core/config.js';
-import { SEARCH_ATTRIBUTES, STAGE_BATCHES_PER_RUN, taskQueues, type TaskQueues, workflowIds } from '../core/constants.js';
-import type { LoopState} from '../core/inputs.js';
-import { InjectDataInput, type IterationSummary, LoopWorkflowInput, type ModelTarget, parseInput, type StageWorkflowInput, type VersionRef } from '../core/inputs.js';
+import {
+  SEARCH_ATTRIBUTES,
+  STAGE_BATCHES_PER_RUN,
+  taskQueues,
+  type TaskQueues,
+  workflowIds,
+} from '../core/constants.js';
+import type { LoopState } from '../core/inputs.js';
+import {
+  InjectDataInput,
+  type IterationSummary,
+  LoopWorkflowInput,
+  type ModelTarget,
+  parseInput,
+  type StageWorkflowInput,
+  type VersionRef,
+} from '../core/inputs.js';
 import { iterationTable, markdownTable } from '../core/iteration-table.js';
 import {
   injectDataUpdate,
@@ -101,7 +115,11 @@ class LoopRun {
     };
     // A continued run's next step is training; the first run starts with its setup.
     this.phase = input.state ? 'train' : 'setup';
-    this.summary = { iteration: this.state.iteration, dataset: this.state.dataset?.ref ?? '', countsByRole: this.state.dataset?.countsByRole ?? {} };
+    this.summary = {
+      iteration: this.state.iteration,
+      dataset: this.state.dataset?.ref ?? '',
+      countsByRole: this.state.dataset?.countsByRole ?? {},
+    };
     this.registerHandlers();
     upsertSearchAttributes([
       { key: SEARCH_ATTRIBUTES.loopName, value: input.loopName },
@@ -109,7 +127,11 @@ class LoopRun {
       { key: SEARCH_ATTRIBUTES.loopStage, value: this.phase },
       { key: SEARCH_ATTRIBUTES.loopPaused, value: this.state.paused },
     ]);
-    upsertMemo({ configHash: input.configHash, dataset: this.state.dataset?.ref ?? null, checkpoint: this.state.checkpoint });
+    upsertMemo({
+      configHash: input.configHash,
+      dataset: this.state.dataset?.ref ?? null,
+      checkpoint: this.state.checkpoint,
+    });
     this.refreshDetails();
   }
 
@@ -150,7 +172,8 @@ class LoopRun {
       },
       {
         validator: () => {
-          if (!this.state.paused) throw ApplicationFailure.create({ message: `loop ${this.loopName} is not paused`, nonRetryable: true });
+          if (!this.state.paused)
+            throw ApplicationFailure.create({ message: `loop ${this.loopName} is not paused`, nonRetryable: true });
         },
       },
     );
@@ -181,7 +204,10 @@ class LoopRun {
     this.state.paused = paused;
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopPaused, value: paused }]);
     this.refreshDetails();
-    if (this.runningChild) await getExternalWorkflowHandle(this.runningChild).signal(stagePausedSignal, paused).catch(() => {});
+    if (this.runningChild)
+      await getExternalWorkflowHandle(this.runningChild)
+        .signal(stagePausedSignal, paused)
+        .catch(() => {});
   }
 
   /** The UI's "current details": where the loop is and what each iteration did (the CLI shows the same table). */
@@ -193,7 +219,8 @@ class LoopRun {
       '',
       markdownTable(table.headers, table.rows),
     ];
-    if (status.pendingInjections.length > 0) lines.push('', `Injections waiting for the next dataset: ${status.pendingInjections.length}`);
+    if (status.pendingInjections.length > 0)
+      lines.push('', `Injections waiting for the next dataset: ${status.pendingInjections.length}`);
     setCurrentDetails(lines.join('\n'));
   }
 
@@ -226,7 +253,11 @@ class LoopRun {
       configHash: this.input.configHash,
     });
     const dataset = { versionId: initial.versionId, ref: initial.ref, countsByRole: initial.countsByRole };
-    Object.assign(this.state, { dataset, seedVersionId: initial.seedVersionId, budget: config.data.budget ?? initial.memberCount });
+    Object.assign(this.state, {
+      dataset,
+      seedVersionId: initial.seedVersionId,
+      budget: config.data.budget ?? initial.memberCount,
+    });
     Object.assign(this.summary, { dataset: dataset.ref, countsByRole: dataset.countsByRole });
     upsertMemo({ dataset: dataset.ref });
     if (config.evaluation.sets.length > 0) {
@@ -268,12 +299,23 @@ class LoopRun {
   probe(dataset: VersionRef, policy: ModelTarget): Promise<void> {
     const { probe } = this.config;
     const checker = { mode: CHECKER_OF_REWARD[this.config.reward] };
-    return this.runStage({ stage: 'probe', versionId: dataset.versionId, batchSize: probe.batchSize, settings: { versionId: dataset.versionId, policy, checker, maxTokens: probe.maxTokens } });
+    return this.runStage({
+      stage: 'probe',
+      versionId: dataset.versionId,
+      batchSize: probe.batchSize,
+      settings: { versionId: dataset.versionId, policy, checker, maxTokens: probe.maxTokens },
+    });
   }
 
   judge(): Promise<void> {
     const { judge } = this.config;
-    const settings = { judge: this.model('judge'), seed: this.config.seed, votes: judge.votes, voteTemperature: judge.voteTemperature, parseRetries: judge.parseRetries };
+    const settings = {
+      judge: this.model('judge'),
+      seed: this.config.seed,
+      votes: judge.votes,
+      voteTemperature: judge.voteTemperature,
+      parseRetries: judge.parseRetries,
+    };
     return this.runStage({ stage: 'judge', batchSize: judge.batchSize, settings });
   }
 
@@ -310,7 +352,8 @@ class LoopRun {
       configHash: this.input.configHash,
       injectBatchIds: injections,
     });
-    if (assembled.skippedInjections.length > 0) log.warn('injections skipped (not ready or merged elsewhere)', { batches: assembled.skippedInjections });
+    if (assembled.skippedInjections.length > 0)
+      log.warn('injections skipped (not ready or merged elsewhere)', { batches: assembled.skippedInjections });
     this.state.pendingInjections = this.state.pendingInjections.filter((id) => !injections.includes(id));
     this.summary.nextDataset = assembled.ref;
     return { versionId: assembled.versionId, ref: assembled.ref, countsByRole: assembled.countsByRole };
@@ -320,7 +363,8 @@ class LoopRun {
     if (this.config.evaluation.sets.length === 0) return;
     await this.enter('evaluate');
     this.summary.accuracy = await this.scoreOnHeldOut(this.iteration, policy);
-    if (this.summary.accuracy !== null) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopAccuracy, value: this.summary.accuracy }]);
+    if (this.summary.accuracy !== null)
+      upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopAccuracy, value: this.summary.accuracy }]);
   }
 
   /** Ends the loop after the last (or a stopped) iteration; otherwise continues as new with D_{j+1}. */
@@ -341,7 +385,12 @@ class LoopRun {
     }
     return continueAsNew<typeof loopWorkflow>({
       ...this.input,
-      state: { ...this.state, iteration: this.iteration + 1, dataset: next, checkpoint: this.summary.checkpoint ?? this.state.checkpoint },
+      state: {
+        ...this.state,
+        iteration: this.iteration + 1,
+        dataset: next,
+        checkpoint: this.summary.checkpoint ?? this.state.checkpoint,
+      },
     });
   }
 
@@ -356,7 +405,11 @@ class LoopRun {
     } catch (err) {
       if (isCancellation(err) && this.phase === 'train') {
         await CancellationScope.nonCancellable(() =>
-          this.act.cleanup.cancelTrainingJob({ loopName: this.loopName, iteration: this.iteration, training: this.config.training }),
+          this.act.cleanup.cancelTrainingJob({
+            loopName: this.loopName,
+            iteration: this.iteration,
+            training: this.config.training,
+          }),
         );
       }
       throw err;
@@ -406,17 +459,15 @@ class LoopRun {
     let overall: number | null = null;
     const who = iteration === 0 ? 'the base model' : `π_${iteration}`;
     for (const set of this.config.evaluation.sets) {
-      await Promise.all(
-        set.files.map((file) =>
-          this.act
-            .summarized('llm', `evaluate ${who} on ${file.questions.split('/').pop()}`)
-            .evaluateFile({ loopName: this.loopName, iteration, evalSet: set.name, file, policy, maxTokens: this.config.probe.maxTokens }),
-        ),
-      );
+      const evaluate = (file: (typeof set.files)[number]) => {
+        const llm = this.act.summarized('llm', `evaluate ${who} on ${file.questions.split('/').pop()}`);
+        const { maxTokens } = this.config.probe;
+        return llm.evaluateFile({ loopName: this.loopName, iteration, evalSet: set.name, file, policy, maxTokens });
+      };
+      await Promise.all(set.files.map(evaluate));
       const summary = await this.act.db.summarizeEvaluation({ loopName: this.loopName, iteration, evalSet: set.name });
       overall ??= summary.overall;
     }
     return overall;
   }
 }
-

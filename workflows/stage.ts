@@ -16,7 +16,10 @@ function addCounts(totals: Record<string, number>, result: object): void {
  * summed per key), then flattened with each map's keys sorted. So the totals, and the order people read them in, are
  * the same whichever batch happened to finish first.
  */
-function stageTotals(carried: StageTotals, results: readonly object[]): { totals: StageTotals; flat: Record<string, number> } {
+function stageTotals(
+  carried: StageTotals,
+  results: readonly object[],
+): { totals: StageTotals; flat: Record<string, number> } {
   // A copy (the sandbox has no structuredClone): the carried totals stay as the run received them.
   const totals: StageTotals = JSON.parse(JSON.stringify(carried)) as StageTotals;
   for (const result of results) {
@@ -65,7 +68,10 @@ export async function stageWorkflow(rawInput: StageWorkflowInput): Promise<Recor
   const key = { loopName: input.loopName, iteration: input.iteration };
   const runBatch = (batchNo: number): Promise<object> => {
     const batch = { batchNo };
-    const llm = summarized('llm', `${input.stage} batch ${batchNo + 1}/${progress.total}, iteration ${input.iteration}`);
+    const llm = summarized(
+      'llm',
+      `${input.stage} batch ${batchNo + 1}/${progress.total}, iteration ${input.iteration}`,
+    );
     switch (input.stage) {
       case 'probe':
         return llm.probeBatch({ ...input.settings, ...key, batch });

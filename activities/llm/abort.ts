@@ -3,7 +3,10 @@
  * the link is removed when the request ends. Passing the activity's signal straight to the OpenAI client would leave
  * one listener behind per request (openai-node#1811), which over a long batch makes every new listener slower.
  */
-export async function withRequestSignal<T>(parent: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withRequestSignal<T>(
+  parent: AbortSignal | undefined,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const controller = new AbortController();
   if (!parent) return fn(controller.signal);
   parent.throwIfAborted();

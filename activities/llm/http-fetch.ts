@@ -20,23 +20,32 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
       const headers: Record<string, string> = {};
       new Headers(init.headers).forEach((value, key) => (headers[key] = value));
       const transport = protocol === 'https:' ? https : http;
-      const request = transport.request(url, { method: init.method ?? 'GET', headers, agent: agents[protocol] }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', reject);
-        response.on('end', () => {
-          signal?.removeEventListener('abort', onAbort);
-          const status = response.statusCode ?? 500;
-          const responseHeaders = new Headers();
-          for (const [key, value] of Object.entries(response.headers)) {
-            if (Array.isArray(value)) for (const v of value) responseHeaders.append(key, v);
-            else if (value !== undefined) responseHeaders.set(key, value);
-          }
-          const body = status === 204 || status === 304 ? null : Buffer.concat(chunks);
-          resolve(new Response(body, { status, statusText: response.statusMessage ?? '', headers: responseHeaders }));
-        });
-      });
-      const onAbort = () => request.destroy(signal?.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError'));
+      const request = transport.request(
+        url,
+        { method: init.method ?? 'GET', headers, agent: agents[protocol] },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', reject);
+          response.on('end', () => {
+            signal?.removeEventListener('abort', onAbort);
+            const status = response.statusCode ?? 500;
+            const responseHeaders = new Headers();
+            for (const [key, value] of Object.entries(response.headers)) {
+              if (Array.isArray(value)) for (const v of value) responseHeaders.append(key, v);
+              else if (value !== undefined) responseHeaders.set(key, value);
+            }
+            const body = status === 204 || status === 304 ? null : Buffer.concat(chunks);
+            resolve(new Response(body, { status, statusText: response.statusMessage ?? '', headers: responseHeaders }));
+          });
+        },
+      );
+      const onAbort = () =>
+        request.destroy(
+          signal?.reason instanceof Error
+            ? signal.reason
+            : new DOMException('This operation was aborted', 'AbortError'),
+        );
       signal?.addEventListener('abort', onAbort, { once: true });
       request.on('error', (err) => {
         signal?.removeEventListener('abort', onAbort);

@@ -51,7 +51,9 @@ export async function policyChat(endpoint: Endpoint, request: PolicyChatRequest)
         {
           model: request.model,
           messages: openAiMessages(request.messages) as unknown as OpenAI.Chat.ChatCompletionMessageParam[],
-          ...(request.tools.length > 0 ? { tools: openAiTools(request.tools) as unknown as OpenAI.Chat.ChatCompletionTool[] } : {}),
+          ...(request.tools.length > 0
+            ? { tools: openAiTools(request.tools) as unknown as OpenAI.Chat.ChatCompletionTool[] }
+            : {}),
           temperature: 0,
           max_tokens: request.maxTokens,
           ...(request.logprobs ? { logprobs: true } : {}),
@@ -67,14 +69,17 @@ export async function policyChat(endpoint: Endpoint, request: PolicyChatRequest)
   }
   const choice = completion.choices[0];
   const message = choice?.message;
-  const toolCalls = message?.tool_calls && message.tool_calls.length > 0 ? (message.tool_calls as unknown as JsonValue[]) : null;
+  const toolCalls =
+    message?.tool_calls && message.tool_calls.length > 0 ? (message.tool_calls as unknown as JsonValue[]) : null;
   return {
     kind: 'reply',
     content: message?.content ?? null,
     toolCalls,
     rawOutput: toolCalls ? canonicalJson(toolCalls) : (message?.content ?? ''),
     logprobs: choice?.logprobs?.content ?? null,
-    usage: completion.usage ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens } : undefined,
+    usage: completion.usage
+      ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens }
+      : undefined,
     latencyMs: elapsed(),
   };
 }

@@ -27,7 +27,11 @@ export function loadPrompts(dir: string = PROMPTS_DIR): Map<string, PromptTempla
     const text = readFileSync(path.join(dir, file), 'utf8');
     const system = section(text, 'system');
     if (system === undefined) throw new Error(`${path.join(dir, file)}: missing a "## system" section`);
-    templates.set(file.slice(0, -'.md'.length), { version: file.slice(0, -'.md'.length), system, user: section(text, 'user') ?? '' });
+    templates.set(file.slice(0, -'.md'.length), {
+      version: file.slice(0, -'.md'.length),
+      system,
+      user: section(text, 'user') ?? '',
+    });
   }
   return templates;
 }

@@ -20,7 +20,10 @@ export function openAiMessages(messages: readonly ChatMessage[]): Record<string,
       tool_calls: message.tool_calls.map((call, index) => ({
         id: call.id ?? `call_${index}`,
         type: 'function',
-        function: { name: toOpenAiTool({ name: call.function.name }).function.name, arguments: stringifyJson(call.function.arguments) },
+        function: {
+          name: toOpenAiTool({ name: call.function.name }).function.name,
+          arguments: stringifyJson(call.function.arguments),
+        },
       })),
     };
   });
@@ -39,9 +42,14 @@ export function promptConversation(messages: readonly ChatMessage[]): string {
 }
 
 /** A response (calls or text) as the prompts show it: `{"tool_calls": [...]}` or `{"content": "..."}`. */
-export function promptResponse(response: { calls: readonly { name: string; arguments: JsonValue }[] } | { text: string }): string {
+export function promptResponse(
+  response: { calls: readonly { name: string; arguments: JsonValue }[] } | { text: string },
+): string {
   if ('calls' in response) {
-    return stringifyJson({ tool_calls: response.calls.map((call) => ({ name: call.name, arguments: call.arguments })) }, { separators: 'python' });
+    return stringifyJson(
+      { tool_calls: response.calls.map((call) => ({ name: call.name, arguments: call.arguments })) },
+      { separators: 'python' },
+    );
   }
   return stringifyJson({ content: response.text }, { separators: 'python' });
 }
@@ -53,7 +61,11 @@ export function promptTarget(target: Target): string {
   return promptResponse({
     calls: target.calls.map((call) => ({
       name: call.name,
-      arguments: Object.fromEntries(Object.entries(call.arguments).filter(([, values]) => values[0] !== '').map(([k, values]) => [k, values[0]!])),
+      arguments: Object.fromEntries(
+        Object.entries(call.arguments)
+          .filter(([, values]) => values[0] !== '')
+          .map(([k, values]) => [k, values[0]!]),
+      ),
     })),
   });
 }

@@ -4,12 +4,8 @@ import { z } from 'zod';
 import { parseJson } from '../../core/json.js';
 import { stripThinking } from '../../core/parse/model-output.js';
 import { withRequestSignal } from './abort.js';
+import type { ModelUsage } from './calls.js';
 import type { Endpoint } from './endpoint-pool.js';
-
-export interface ModelUsage {
-  promptTokens: number;
-  completionTokens: number;
-}
 
 export type StructuredResult<T> =
   | { ok: true; value: T; raw: string; usage: ModelUsage; latencyMs: number }
@@ -57,30 +53,54 @@ export function responseJsonSchema(schema: z.ZodType): Record<string, unknown> {
  * decoding), the reply's `<think>` part is dropped, the rest parsed losslessly and validated. A reply that does not fit
  * comes back as `{ok: false}` with the raw text, never thrown; HTTP failures are thrown for the caller to map.
  */
-export async function completeStructured<T>(endpoint: Endpoint, request: StructuredRequest<T>): Promise<StructuredResult<T>> {
+export async function completeStructured<T>(
+  endpoint: Endpoint,
+  request: StructuredRequest<T>,
+): Promise<StructuredResult<T>> {
   const started = performance.now();
-  const completion = await withRequestSignal(request.signal, (signal) => endpoint.client.chat.completions.create(
-    {
-      model: request.model,
-      messages: request.messages,
-      temperature: request.temperature ?? 0,
-      ...(request.topP !== undefined ? { top_p: request.topP } : {}),
-      ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
-      ...(request.seed !== undefined ? { seed: request.seed } : {}),
-      response_format: { type: 'json_schema', json_schema: { name: request.name, schema: responseJsonSchema(request.schema), strict: true } },
-    },
-    { signal },
-  ));
+  const completion = await withRequestSignal(request.signal, (signal) =>
+    endpoint.client.chat.completions.create(
+      {
+        model: request.model,
+        messages: request.messages,
+        temperature: request.temperature ?? 0,
+        ...(request.topP !== undefined ? { top_p: request.topP } : {}),
+        ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
+        ...(request.seed !== undefined ? { seed: request.seed } : {}),
+        response_format: {
+          type: 'json_schema',
+          json_schema: { name: request.name, schema: responseJsonSchema(request.schema), strict: true },
+        },
+      },
+      { signal },
+    ),
+  );
   const latencyMs = Math.round(performance.now() - started);
-  const usage = { promptTokens: completion.usage?.prompt_tokens ?? 0, completionTokens: completion.usage?.completion_tokens ?? 0 };
+  const usage = {
+    promptTokens: completion.usage?.prompt_tokens ?? 0,
+    completionTokens: completion.usage?.completion_tokens ?? 0,
+  };
   const raw = completion.choices[0]?.message?.content ?? '';
   const { content } = stripThinking(raw);
   const parsed = parseJson(content.trim());
-  if (!parsed.ok) return { ok: false, reason: `not JSON: ${parsed.error.message} at column ${parsed.error.column}`, raw, usage, latencyMs };
+  if (!parsed.ok)
+    return {
+      ok: false,
+      reason: `not JSON: ${parsed.error.message} at column ${parsed.error.column}`,
+      raw,
+      usage,
+      latencyMs,
+    };
   const validated = request.schema.safeParse(parsed.value);
   if (!validated.success) {
     const issue = validated.error.issues[0];
-    return { ok: false, reason: `does not fit the schema: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`, raw, usage, latencyMs };
+    return {
+      ok: false,
+      reason: `does not fit the schema: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
+      raw,
+      usage,
+      latencyMs,
+    };
   }
   return { ok: true, value: validated.data, raw, usage, latencyMs };
 }

@@ -7,7 +7,13 @@ import type { TrainingBackend, TrainingJobSpec, TrainingJobState } from './backe
 const RUNNER = fileURLToPath(new URL('./local-runner.js', import.meta.url));
 
 /** The files of one job in its folder: what the runner writes, and what a re-attaching worker reads. */
-const JOB_FILES = { spec: 'spec.json', pid: 'runner.pid', exit: 'exit.json', progress: 'progress.json', log: 'log.txt' } as const;
+const JOB_FILES = {
+  spec: 'spec.json',
+  pid: 'runner.pid',
+  exit: 'exit.json',
+  progress: 'progress.json',
+  log: 'log.txt',
+} as const;
 type JobFiles = { dir: string } & Record<keyof typeof JOB_FILES, string>;
 
 function isAlive(pid: number): boolean {
@@ -44,7 +50,13 @@ export class LocalTrainingBackend implements TrainingBackend {
 
   private files(jobKey: string): JobFiles {
     const dir = path.join(this.options.workDir, 'jobs', jobKey.replace(/[^A-Za-z0-9._-]/g, '_'));
-    return { dir, ...(Object.fromEntries(Object.entries(JOB_FILES).map(([key, file]) => [key, path.join(dir, file)])) as Record<keyof typeof JOB_FILES, string>) };
+    return {
+      dir,
+      ...(Object.fromEntries(Object.entries(JOB_FILES).map(([key, file]) => [key, path.join(dir, file)])) as Record<
+        keyof typeof JOB_FILES,
+        string
+      >),
+    };
   }
 
   async submit(spec: TrainingJobSpec): Promise<TrainingJobState> {
@@ -53,8 +65,15 @@ export class LocalTrainingBackend implements TrainingBackend {
     mkdirSync(spec.outputDir, { recursive: true });
     mkdirSync(files.dir, { recursive: true });
     const substitute = (arg: string) =>
-      arg.replaceAll('{dataset}', spec.datasetPath).replaceAll('{base}', spec.baseCheckpoint ?? '').replaceAll('{output}', spec.outputDir).replaceAll('{job}', spec.jobKey);
-    writeFileSync(files.spec, JSON.stringify({ ...spec, argv: this.options.command.map(substitute), cwd: this.options.workDir }, null, 2));
+      arg
+        .replaceAll('{dataset}', spec.datasetPath)
+        .replaceAll('{base}', spec.baseCheckpoint ?? '')
+        .replaceAll('{output}', spec.outputDir)
+        .replaceAll('{job}', spec.jobKey);
+    writeFileSync(
+      files.spec,
+      JSON.stringify({ ...spec, argv: this.options.command.map(substitute), cwd: this.options.workDir }, null, 2),
+    );
     const log = openSync(files.log, 'a');
     try {
       const runner = spawn(process.execPath, [RUNNER, files.dir], { detached: true, stdio: ['ignore', log, log] });
@@ -70,17 +89,28 @@ export class LocalTrainingBackend implements TrainingBackend {
     const files = this.files(jobKey);
     const spec = readJson<TrainingJobSpec>(files.spec);
     if (!spec) throw new Error(`no local training job ${jobKey}`);
-    const progress = readJson<{ step?: number; total_steps?: number }>(path.join(spec.outputDir, 'progress.json')) ?? {};
+    const progress =
+      readJson<{ step?: number; total_steps?: number }>(path.join(spec.outputDir, 'progress.json')) ?? {};
     const base = { externalId: jobKey, step: progress.step ?? 0, totalSteps: progress.total_steps ?? 0 };
-    const exit = readJson<{ code: number | null; signal?: string | null; error?: string; cancelled?: boolean }>(files.exit);
+    const exit = readJson<{ code: number | null; signal?: string | null; error?: string; cancelled?: boolean }>(
+      files.exit,
+    );
     if (exit) {
       if (exit.cancelled) return { ...base, status: 'cancelled' };
       if (exit.code === 0) return { ...base, status: 'succeeded', checkpointUri: spec.outputDir };
-      return { ...base, status: 'failed', error: exit.error ?? `exited with ${exit.code ?? exit.signal}; see ${files.log}` };
+      return {
+        ...base,
+        status: 'failed',
+        error: exit.error ?? `exited with ${exit.code ?? exit.signal}; see ${files.log}`,
+      };
     }
     const pid = Number(readFileSync(files.pid, 'utf8'));
     if (isAlive(pid)) return { ...base, status: 'running' };
-    return { ...base, status: 'failed', error: `the job runner (pid ${pid}) is gone without recording an exit; see ${files.log}` };
+    return {
+      ...base,
+      status: 'failed',
+      error: `the job runner (pid ${pid}) is gone without recording an exit; see ${files.log}`,
+    };
   }
 
   async cancel(jobKey: string): Promise<void> {

@@ -44,7 +44,12 @@ export class SimTrainingBackend implements TrainingBackend {
       headers: { 'content-type': 'application/json', ...(init.headers ?? {}) },
     });
     const text = await response.text();
-    if (!response.ok) throw new HttpStatusError(response.status, `trainer ${init.method ?? 'GET'} ${path}: ${text.slice(0, 300)}`, response.headers);
+    if (!response.ok)
+      throw new HttpStatusError(
+        response.status,
+        `trainer ${init.method ?? 'GET'} ${path}: ${text.slice(0, 300)}`,
+        response.headers,
+      );
     try {
       return text ? JSON.parse(text) : {};
     } catch {
@@ -62,11 +67,19 @@ export class SimTrainingBackend implements TrainingBackend {
       epochs: spec.grpo.epochs,
       grpo: spec.grpo,
     };
-    return toState((await this.request('/trainer/v1/jobs', { method: 'POST', body: JSON.stringify(body), ...(signal ? { signal } : {}) })) as JobBody);
+    return toState(
+      (await this.request('/trainer/v1/jobs', {
+        method: 'POST',
+        body: JSON.stringify(body),
+        ...(signal ? { signal } : {}),
+      })) as JobBody,
+    );
   }
 
   async status(externalId: string, signal?: AbortSignal): Promise<TrainingJobState> {
-    return toState((await this.request(`/trainer/v1/jobs/${encodeURIComponent(externalId)}`, signal ? { signal } : {})) as JobBody);
+    return toState(
+      (await this.request(`/trainer/v1/jobs/${encodeURIComponent(externalId)}`, signal ? { signal } : {})) as JobBody,
+    );
   }
 
   async cancel(externalId: string): Promise<void> {

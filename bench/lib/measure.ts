@@ -18,7 +18,12 @@ export interface MeasureOptions {
  * Runs `fn` over `inputs` repeatedly, first for a warm-up period and then for a measured period, and reports the
  * operations and time of the measured part. `sink` keeps results alive so the optimiser cannot drop the work.
  */
-export function measure<T>(name: string, inputs: readonly T[], fn: (input: T) => unknown, options: MeasureOptions = {}): Measurement {
+export function measure<T>(
+  name: string,
+  inputs: readonly T[],
+  fn: (input: T) => unknown,
+  options: MeasureOptions = {},
+): Measurement {
   if (inputs.length === 0) throw new Error(`${name}: no inputs`);
   const warmupMs = options.warmupMs ?? 300;
   const minMs = options.minMs ?? 1000;
@@ -50,18 +55,25 @@ export function formatMeasurements(title: string, rows: readonly Measurement[], 
     ((row.seconds * 1e6) / row.operations).toFixed(2),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (c: string[]): string => c.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ');
+  const line = (c: string[]): string =>
+    c.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ');
   return [`== ${title}`, line(header), ...cells.map(line)].join('\n');
 }
 
 /** Runs `fn`, timing it and sampling this process's RSS every 20 ms. */
-export async function measurePhase<T>(fn: () => Promise<T>): Promise<{ result: T; seconds: number; peakRssMb: number }> {
+export async function measurePhase<T>(
+  fn: () => Promise<T>,
+): Promise<{ result: T; seconds: number; peakRssMb: number }> {
   let peak = process.memoryUsage().rss;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const start = performance.now();
   try {
     const result = await fn();
-    return { result, seconds: (performance.now() - start) / 1000, peakRssMb: Math.round(Math.max(peak, process.memoryUsage().rss) / 1e6) };
+    return {
+      result,
+      seconds: (performance.now() - start) / 1000,
+      peakRssMb: Math.round(Math.max(peak, process.memoryUsage().rss) / 1e6),
+    };
   } finally {
     clearInterval(sampler);
   }

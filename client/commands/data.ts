@@ -5,7 +5,13 @@ import { exportVersion } from '../../datasets/export.js';
 import { DEFAULT_MAX_LINE_CHARS, stageFile, versionFromImport } from '../../datasets/import.js';
 import { getLineage } from '../../db/queries/origins.js';
 import { getSamples, resolveSampleId } from '../../db/queries/samples.js';
-import { countByRoleAndOrigin, diffVersions, getVersion, listVersions, streamMembers } from '../../db/queries/versions.js';
+import {
+  countByRoleAndOrigin,
+  diffVersions,
+  getVersion,
+  listVersions,
+  streamMembers,
+} from '../../db/queries/versions.js';
 import { withCliDatabase } from '../database.js';
 import { formatTable } from '../format.js';
 
@@ -15,36 +21,59 @@ export function register(program: Command): Command {
 
   data
     .command('import <file>')
-    .description('Import a file as the next version of a dataset (streamed; deduplicated by content; bad lines reported)')
+    .description(
+      'Import a file as the next version of a dataset (streamed; deduplicated by content; bad lines reported)',
+    )
     .addOption(new Option('--format <format>', 'input format').choices(ImportFormat.options).makeOptionMandatory())
     .requiredOption('--name <dataset>', 'dataset name')
     .option('--answers <file>', 'BFCL possible-answer file (format bfcl)')
-    .addOption(new Option('--split <mode>', 'chat records: a sample for the last assistant turn, or for each').choices(SplitMode.options).default('last'))
+    .addOption(
+      new Option('--split <mode>', 'chat records: a sample for the last assistant turn, or for each')
+        .choices(SplitMode.options)
+        .default('last'),
+    )
     .option('--max-line-chars <n>', 'reject longer lines unread', (v) => Number.parseInt(v, 10), DEFAULT_MAX_LINE_CHARS)
-    .action(async (file: string, options: { format: ImportFormat; name: string; answers?: string; split: 'last' | 'each'; maxLineChars: number }) => {
-      await withCliDatabase(async (pool) => {
-        const staged = await stageFile({
-          pool,
-          file,
-          format: options.format,
-          purpose: 'import',
-          target: options.name,
-          split: options.split,
-          maxLineChars: options.maxLineChars,
-          ...(options.answers ? { answersFile: options.answers } : {}),
-        });
-        const { version, added } = await versionFromImport(pool, { dataset: options.name, batchId: staged.batchId, note: `import of ${file}` });
-        console.log(`${file}: ${staged.lines} records: ${staged.staged} samples imported, ${staged.duplicates} duplicates, ${staged.rejected} rejected (${staged.newToStore} new to the store)`);
-        console.log(version ? `${version.ref}: ${version.memberCount} samples (${added} new to the dataset)` : `${options.name}: unchanged (every sample was already in it)`);
-        if (staged.rejected > 0) {
-          for (const rejection of staged.rejections) console.error(formatRejection(rejection));
-          if (staged.rejected > staged.rejections.length) {
-            console.error(`… and ${staged.rejected - staged.rejections.length} more; all are stored in staging_rejections (batch ${staged.batchId})`);
+    .action(
+      async (
+        file: string,
+        options: { format: ImportFormat; name: string; answers?: string; split: 'last' | 'each'; maxLineChars: number },
+      ) => {
+        await withCliDatabase(async (pool) => {
+          const staged = await stageFile({
+            pool,
+            file,
+            format: options.format,
+            purpose: 'import',
+            target: options.name,
+            split: options.split,
+            maxLineChars: options.maxLineChars,
+            ...(options.answers ? { answersFile: options.answers } : {}),
+          });
+          const { version, added } = await versionFromImport(pool, {
+            dataset: options.name,
+            batchId: staged.batchId,
+            note: `import of ${file}`,
+          });
+          console.log(
+            `${file}: ${staged.lines} records: ${staged.staged} samples imported, ${staged.duplicates} duplicates, ${staged.rejected} rejected (${staged.newToStore} new to the store)`,
+          );
+          console.log(
+            version
+              ? `${version.ref}: ${version.memberCount} samples (${added} new to the dataset)`
+              : `${options.name}: unchanged (every sample was already in it)`,
+          );
+          if (staged.rejected > 0) {
+            for (const rejection of staged.rejections) console.error(formatRejection(rejection));
+            if (staged.rejected > staged.rejections.length) {
+              console.error(
+                `… and ${staged.rejected - staged.rejections.length} more; all are stored in staging_rejections (batch ${staged.batchId})`,
+              );
+            }
+            process.exitCode = 1;
           }
-          process.exitCode = 1;
-        }
-      });
-    });
+        });
+      },
+    );
 
   data
     .command('export <version>')
@@ -72,7 +101,8 @@ export function register(program: Command): Command {
           ...(options.dataset ? { dataset: options.dataset } : {}),
         });
         if (options.json) return console.log(JSON.stringify(versions, null, 2));
-        if (versions.length === 0) return console.log('No dataset versions yet. Import one with `looptool data import`.');
+        if (versions.length === 0)
+          return console.log('No dataset versions yet. Import one with `looptool data import`.');
         console.log(
           formatTable(
             ['version', 'id', 'parent', 'loop', 'iter', 'status', 'members', 'by role', 'created'],
@@ -84,7 +114,9 @@ export function register(program: Command): Command {
               v.iteration ?? '',
               v.status,
               v.memberCount ?? '',
-              Object.entries(v.countsByRole ?? {}).map(([role, n]) => `${role} ${n}`).join(', '),
+              Object.entries(v.countsByRole ?? {})
+                .map(([role, n]) => `${role} ${n}`)
+                .join(', '),
               v.createdAt.toISOString().slice(0, 19).replace('T', ' '),
             ]),
           ),
@@ -110,10 +142,17 @@ export function register(program: Command): Command {
         if (options.json) {
           return console.log(JSON.stringify({ version, byRoleAndOrigin: byOrigin, samples }, null, 2));
         }
-        console.log(`${version.ref} (id ${version.id}), ${version.status}${version.parentId ? `, parent id ${version.parentId}` : ''}`);
+        console.log(
+          `${version.ref} (id ${version.id}), ${version.status}${version.parentId ? `, parent id ${version.parentId}` : ''}`,
+        );
         if (version.loopName) console.log(`loop ${version.loopName}, iteration ${version.iteration}`);
         if (version.note) console.log(version.note);
-        console.log(formatTable(['role', 'origin', 'samples'], byOrigin.map((r) => [r.role, r.origin ?? 'unknown', r.n])));
+        console.log(
+          formatTable(
+            ['role', 'origin', 'samples'],
+            byOrigin.map((r) => [r.role, r.origin ?? 'unknown', r.n]),
+          ),
+        );
         for (const sample of samples) {
           console.log(`\n${sample.id}`);
           console.log(`  tools:    ${sample.nTools}`);
@@ -145,7 +184,8 @@ export function register(program: Command): Command {
           ),
         );
         const breakdown = (title: string, counts: Record<string, number>) =>
-          Object.keys(counts).length > 0 && console.log(`\n${title}\n${formatTable(['', 'samples'], Object.entries(counts))}`);
+          Object.keys(counts).length > 0 &&
+          console.log(`\n${title}\n${formatTable(['', 'samples'], Object.entries(counts))}`);
         breakdown('added by role', diff.addedByRole);
         breakdown('added by origin', diff.addedByOrigin);
         breakdown('removed by role', diff.removedByRole);
@@ -165,12 +205,16 @@ export function register(program: Command): Command {
         if (options.json) return console.log(JSON.stringify(lineage, null, 2));
         console.log(sampleId);
         for (const origin of lineage.origins) {
-          console.log(`  origin: ${origin.kind}${origin.loopName ? ` (loop ${origin.loopName}, iteration ${origin.iteration})` : ''} ${JSON.stringify(origin.detail)}`);
+          console.log(
+            `  origin: ${origin.kind}${origin.loopName ? ` (loop ${origin.loopName}, iteration ${origin.iteration})` : ''} ${JSON.stringify(origin.detail)}`,
+          );
         }
         const edges = (title: string, list: typeof lineage.ancestors, pick: (e: (typeof list)[number]) => string) => {
           console.log(`${title}:${list.length === 0 ? ' none' : ''}`);
           for (const edge of list) {
-            console.log(`  ${'  '.repeat(edge.depth - 1)}${edge.kind} ${pick(edge)}${edge.iteration ? ` (iteration ${edge.iteration})` : ''}`);
+            console.log(
+              `  ${'  '.repeat(edge.depth - 1)}${edge.kind} ${pick(edge)}${edge.iteration ? ` (iteration ${edge.iteration})` : ''}`,
+            );
           }
         };
         edges('came from', lineage.ancestors, (e) => `← ${e.parentSampleId}`);

@@ -19,13 +19,22 @@ import { buildLoopReport, writeReport } from '../report.js';
 import { cliSettings } from '../settings.js';
 import { renderStatus } from './loop.js';
 
-const BFCL_EVAL_FILES = ['simple_python', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance'].map((category) => ({
-  questions: `data/bfcl/BFCL_v4_${category}.json`,
-  ...(category === 'irrelevance' ? {} : { answers: `data/bfcl/possible_answer/BFCL_v4_${category}.json` }),
-}));
+const BFCL_EVAL_FILES = ['simple_python', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance'].map(
+  (category) => ({
+    questions: `data/bfcl/BFCL_v4_${category}.json`,
+    ...(category === 'irrelevance' ? {} : { answers: `data/bfcl/possible_answer/BFCL_v4_${category}.json` }),
+  }),
+);
 
 /** The demo loop's config: the simulated stack for every role, BFCL's non-live files as the held-out set. */
-export function demoConfig(input: { name: string; simUrl: string; seedDataset: string; iterations: number; seed: number; initialSize: number }): LoopConfig {
+export function demoConfig(input: {
+  name: string;
+  simUrl: string;
+  seedDataset: string;
+  iterations: number;
+  seed: number;
+  initialSize: number;
+}): LoopConfig {
   const v1 = `${input.simUrl}/v1`;
   return LoopConfig.parse({
     name: input.name,
@@ -55,7 +64,9 @@ export function demoConfig(input: { name: string; simUrl: string; seedDataset: s
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('Run a complete LoopTool loop on the embedded default (embedded Temporal + PostgreSQL, simulated models)')
+    .description(
+      'Run a complete LoopTool loop on the embedded default (embedded Temporal + PostgreSQL, simulated models)',
+    )
     .option('--name <loop>', 'loop name (default: demo-s<seed>-<time>)')
     .option('--iterations <n>', 'iterations to run', (value) => Number.parseInt(value, 10), 3)
     .option('--seed <n>', 'seed of the simulated world and of the loop', (value) => Number.parseInt(value, 10), 7)
@@ -78,17 +89,40 @@ export function register(program: Command): void {
         const seedFile = path.join(demoDir, `seed-${options.seed}-${options.samples}.jsonl`);
         const summary = await writeSeedData(seedFile, { count: options.samples, seed: options.seed });
         const seedDataset = `demo-seed-s${options.seed}-n${options.samples}`;
-        const staged = await stageFile({ pool, file: seedFile, format: 'openai', purpose: 'import', target: seedDataset });
-        await versionFromImport(pool, { dataset: seedDataset, batchId: staged.batchId, note: `simulated seed data, seed ${options.seed}` });
-        console.log(`Seed data: ${staged.staged} samples (${summary.corrupted} with wrong labels) imported as ${seedDataset}.`);
+        const staged = await stageFile({
+          pool,
+          file: seedFile,
+          format: 'openai',
+          purpose: 'import',
+          target: seedDataset,
+        });
+        await versionFromImport(pool, {
+          dataset: seedDataset,
+          batchId: staged.batchId,
+          note: `simulated seed data, seed ${options.seed}`,
+        });
+        console.log(
+          `Seed data: ${staged.staged} samples (${summary.corrupted} with wrong labels) imported as ${seedDataset}.`,
+        );
 
         // The same worker `looptool worker` runs, configured by the same environment, against the services just started.
         worker = await startWorker(loadWorkerConfig());
 
-        const loopName = options.name ?? `demo-s${options.seed}-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '').toLowerCase()}`;
-        const config = demoConfig({ name: loopName, simUrl: sim.url, seedDataset, iterations: options.iterations, seed: options.seed, initialSize: Math.round(options.samples * 0.65) });
+        const loopName =
+          options.name ??
+          `demo-s${options.seed}-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '').toLowerCase()}`;
+        const config = demoConfig({
+          name: loopName,
+          simUrl: sim.url,
+          seedDataset,
+          iterations: options.iterations,
+          seed: options.seed,
+          initialSize: Math.round(options.samples * 0.65),
+        });
         const start = await loops.start({ loopName, config, configHash: contentHash(config), queues: settings.queues });
-        console.log(`${start.started ? 'Started' : 'Joined'} loop ${loopName}; UI: ${services.temporal.uiUrl ?? services.temporal.address}/namespaces/${settings.temporal.namespace}/workflows/${encodeURIComponent(start.workflowId)}`);
+        console.log(
+          `${start.started ? 'Started' : 'Joined'} loop ${loopName}; UI: ${services.temporal.uiUrl ?? services.temporal.address}/namespaces/${settings.temporal.namespace}/workflows/${encodeURIComponent(start.workflowId)}`,
+        );
 
         const handle = loops.handle(loopName);
         const result = handle.result();
@@ -109,11 +143,19 @@ export function register(program: Command): void {
         console.log(`\n${renderStatus(final)}`);
         const corrected = await countCorrectedLabels(pool, loopName);
         const expansions = await countExpansionsByStatus(pool, loopName);
-        console.log(`\nLabels corrected: ${corrected}. Expansions: ${expansions.map((r) => `${r.status} ${r.n}`).join(', ') || 'none'}.`);
-        const report = writeReport(await buildLoopReport(pool, loopName), path.join(settings.dataDir, 'reports', loopName));
+        console.log(
+          `\nLabels corrected: ${corrected}. Expansions: ${expansions.map((r) => `${r.status} ${r.n}`).join(', ') || 'none'}.`,
+        );
+        const report = writeReport(
+          await buildLoopReport(pool, loopName),
+          path.join(settings.dataDir, 'reports', loopName),
+        );
         console.log(`Done in ${Math.round((Date.now() - started) / 1000)} s.`);
         console.log(`Report:      ${report.html}${report.pngNote ? ` (${report.pngNote})` : ''}`);
-        if (services.temporal.uiUrl) console.log(`Temporal UI: ${services.temporal.uiUrl}/namespaces/${settings.temporal.namespace}/workflows/${encodeURIComponent(start.workflowId)}`);
+        if (services.temporal.uiUrl)
+          console.log(
+            `Temporal UI: ${services.temporal.uiUrl}/namespaces/${settings.temporal.namespace}/workflows/${encodeURIComponent(start.workflowId)}`,
+          );
         console.log(`Datasets:    looptool data versions --loop ${loopName}`);
         console.log('The services keep running for inspection; stop them with `npm run services:down`.');
       } finally {
@@ -125,11 +167,12 @@ export function register(program: Command): void {
     });
 }
 
-function progressLine(status: LoopStatus & { running?: { done: number; total: number; counts: Record<string, number> } }): string {
+function progressLine(
+  status: LoopStatus & { running?: { done: number; total: number; counts: Record<string, number> } },
+): string {
   const running = status.running ? ` ${status.running.done}/${status.running.total} batches` : '';
   const accuracy = status.history.at(-1)?.accuracy;
   return `  iteration ${status.iteration}/${status.iterations}: ${status.stage}${running}${status.paused ? ' (paused)' : ''}${
     accuracy !== undefined && accuracy !== null ? `, last accuracy ${(accuracy * 100).toFixed(1)}%` : ''
   }`;
 }
-

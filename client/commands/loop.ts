@@ -29,22 +29,36 @@ function bar(done: number, total: number, width = 30): string {
 }
 
 /** The status as a person reads it: where the loop is, the running stage's progress, the metrics history. */
-export function renderStatus(status: LoopStatus & { workflowStatus: string; running?: { done: number; total: number; counts: Record<string, number> } }): string {
+export function renderStatus(
+  status: LoopStatus & {
+    workflowStatus: string;
+    running?: { done: number; total: number; counts: Record<string, number> };
+  },
+): string {
   const lines = [
     `loop ${status.loopName}: ${status.workflowStatus.toLowerCase()}, iteration ${status.iteration}/${status.iterations}, stage ${status.stage}` +
       `${status.paused ? ' (PAUSED)' : ''}${status.stopAfterIteration ? ' (stopping after this iteration)' : ''}`,
   ];
   if (status.running) {
-    const counts = Object.entries(status.running.counts).map(([k, v]) => `${k} ${v}`).join(', ');
-    lines.push(`  ${status.stage.padEnd(8)} ${bar(status.running.done, status.running.total)} batches${counts ? `  ${counts}` : ''}`);
+    const counts = Object.entries(status.running.counts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    lines.push(
+      `  ${status.stage.padEnd(8)} ${bar(status.running.done, status.running.total)} batches${counts ? `  ${counts}` : ''}`,
+    );
   }
   for (const [stage, progress] of Object.entries(status.progress)) {
     if (!progress) continue;
-    lines.push(`  ${stage.padEnd(8)} done: ${Object.entries(progress.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    lines.push(
+      `  ${stage.padEnd(8)} done: ${Object.entries(progress.counts)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
   }
   const table = iterationTable(status);
   lines.push('', formatTable(table.headers, table.rows));
-  if (status.pendingInjections.length > 0) lines.push(`\n${status.pendingInjections.length} injected batch(es) wait for the next dataset`);
+  if (status.pendingInjections.length > 0)
+    lines.push(`\n${status.pendingInjections.length} injected batch(es) wait for the next dataset`);
   return lines.join('\n');
 }
 
@@ -69,8 +83,12 @@ function registerLoop(program: Command): void {
       if (!loopName) throw new Error(`${options.config}: give the loop a name (name: in the config, or --name)`);
       await withLoops(async (loops) => {
         const started = await loops.start({ loopName, config, configHash, queues: cliSettings().queues });
-        if (started.started) console.log(`Started loop ${loopName} (workflow ${started.workflowId}, config ${configHash.slice(0, 12)}).`);
-        else console.log(`Loop ${loopName} already exists (workflow ${started.workflowId}, ${started.status?.toLowerCase()}); not started again.`);
+        if (started.started)
+          console.log(`Started loop ${loopName} (workflow ${started.workflowId}, config ${configHash.slice(0, 12)}).`);
+        else
+          console.log(
+            `Loop ${loopName} already exists (workflow ${started.workflowId}, ${started.status?.toLowerCase()}); not started again.`,
+          );
       });
     });
 
@@ -95,7 +113,11 @@ function registerLoop(program: Command): void {
     });
 
   for (const [command, description, action] of [
-    ['pause', 'Hold new batches, training jobs and deployments; in-flight work finishes', (l: LoopClient, n: string) => l.pause(n)],
+    [
+      'pause',
+      'Hold new batches, training jobs and deployments; in-flight work finishes',
+      (l: LoopClient, n: string) => l.pause(n),
+    ],
     ['resume', 'Continue a paused loop where it stopped', (l: LoopClient, n: string) => l.resume(n)],
     ['stop', 'Finish the current iteration, then end the loop', (l: LoopClient, n: string) => l.stopAfterIteration(n)],
   ] as const) {
@@ -105,7 +127,9 @@ function registerLoop(program: Command): void {
       .action(async (name: string) => {
         await withLoops(async (loops) => {
           const status = await action(loops, name);
-          console.log(`${name}: iteration ${status.iteration}, stage ${status.stage}, ${status.paused ? 'paused' : 'running'}${status.stopAfterIteration ? ', stopping after this iteration' : ''}`);
+          console.log(
+            `${name}: iteration ${status.iteration}, stage ${status.stage}, ${status.paused ? 'paused' : 'running'}${status.stopAfterIteration ? ', stopping after this iteration' : ''}`,
+          );
         });
       });
   }
@@ -116,11 +140,19 @@ function registerLoop(program: Command): void {
     .action(async () => {
       await withLoops(async (loops) => {
         const list = await loops.list();
-        if (list.length === 0) return console.log('No loops yet. Start one with `looptool loop start --config <file>`.');
+        if (list.length === 0)
+          return console.log('No loops yet. Start one with `looptool loop start --config <file>`.');
         console.log(
           formatTable(
             ['loop', 'status', 'iteration', 'stage', 'accuracy', 'started'],
-            list.map((l) => [l.loopName, l.status.toLowerCase(), l.iteration ?? '', l.stage ?? '', formatPercent(l.accuracy), l.startTime.toISOString().slice(0, 19).replace('T', ' ')]),
+            list.map((l) => [
+              l.loopName,
+              l.status.toLowerCase(),
+              l.iteration ?? '',
+              l.stage ?? '',
+              formatPercent(l.accuracy),
+              l.startTime.toISOString().slice(0, 19).replace('T', ' '),
+            ]),
           ),
         );
       });
@@ -128,11 +160,15 @@ function registerLoop(program: Command): void {
 
   loop
     .command('report <loop>')
-    .description('Write an HTML report (accuracy, composition, label corrections, expansion yield, tokens and time) with SVG charts and the data as JSON')
+    .description(
+      'Write an HTML report (accuracy, composition, label corrections, expansion yield, tokens and time) with SVG charts and the data as JSON',
+    )
     .requiredOption('--out <dir>', 'output folder')
     .action(async (name: string, options: { out: string }) => {
       const { buildLoopReport, writeReport } = await import('../report.js');
-      await (await database()).withCliDatabase(async (pool) => {
+      await (
+        await database()
+      ).withCliDatabase(async (pool) => {
         const report = await buildLoopReport(pool, name);
         if (report.composition.length === 0) throw new Error(`no data for loop ${name} in this database`);
         const written = writeReport(report, options.out);
@@ -141,7 +177,6 @@ function registerLoop(program: Command): void {
         if (written.pngNote) console.log(`PNG charts skipped: ${written.pngNote}`);
       });
     });
-
 }
 
 function registerInject(program: Command): void {
@@ -152,8 +187,18 @@ function registerInject(program: Command): void {
     .option('--answers <file>', 'BFCL possible-answer file (format bfcl)')
     .action(async (name: string, file: string, options: { format: ImportFormat; answers?: string }) => {
       const { DEFAULT_MAX_LINE_CHARS, stageFile } = await import('../../datasets/import.js');
-      const staged = await (await database()).withCliDatabase((pool) =>
-        stageFile({ pool, file, format: options.format, purpose: 'injection', target: name, maxLineChars: DEFAULT_MAX_LINE_CHARS, ...(options.answers ? { answersFile: options.answers } : {}) }),
+      const staged = await (
+        await database()
+      ).withCliDatabase((pool) =>
+        stageFile({
+          pool,
+          file,
+          format: options.format,
+          purpose: 'injection',
+          target: name,
+          maxLineChars: DEFAULT_MAX_LINE_CHARS,
+          ...(options.answers ? { answersFile: options.answers } : {}),
+        }),
       );
       for (const rejection of staged.rejections) console.error(formatRejection(rejection));
       if (staged.staged === 0) {
@@ -163,7 +208,9 @@ function registerInject(program: Command): void {
       }
       await withLoops(async (loops) => {
         const status = await loops.inject(name, staged.batchId, staged.batchId);
-        console.log(`Injected ${staged.staged} samples (batch ${staged.batchId}) into ${name}; they join the next dataset (${status.pendingInjections.length} batch(es) waiting).`);
+        console.log(
+          `Injected ${staged.staged} samples (batch ${staged.batchId}) into ${name}; they join the next dataset (${status.pendingInjections.length} batch(es) waiting).`,
+        );
       });
       if (staged.rejected > 0) process.exitCode = 1;
     });

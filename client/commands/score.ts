@@ -11,7 +11,12 @@ import {
   type CompiledBfclQuestion,
   type Verdict,
 } from '../../core/checker/index.js';
-import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer, type BfclQuestion } from '../../core/formats/bfcl.js';
+import {
+  bfclAnswerFromRecord,
+  bfclQuestionFromRecord,
+  type BfclAnswer,
+  type BfclQuestion,
+} from '../../core/formats/bfcl.js';
 import { categoryFromId } from '../../core/checker/categories.js';
 import { formatRejection, locate, type LocatedRejection } from '../../core/formats/rejection.js';
 import { writeJsonLines } from '../../datasets/writers.js';
@@ -47,7 +52,8 @@ export interface CategoryScore {
   total: number;
 }
 
-export type ScoreOutcome = { ok: true; categories: CategoryScore[]; unpredicted: number } | { ok: false; problems: LocatedRejection[] };
+export type ScoreOutcome =
+  { ok: true; categories: CategoryScore[]; unpredicted: number } | { ok: false; problems: LocatedRejection[] };
 
 interface Located<T> {
   value: T;
@@ -63,7 +69,8 @@ async function readQuestions(file: string, problems: LocatedRejection[]): Promis
     }
     const question = bfclQuestionFromRecord(item.value);
     if (!question.ok) problems.push(locate(question.rejection, item));
-    else if (out.has(question.value.id)) problems.push({ file, line: item.line, field: 'id', reason: `duplicate id ${question.value.id}` });
+    else if (out.has(question.value.id))
+      problems.push({ file, line: item.line, field: 'id', reason: `duplicate id ${question.value.id}` });
     else out.set(question.value.id, { value: question.value, line: item.line });
   }
   return out;
@@ -92,7 +99,9 @@ async function readAnswers(file: string, problems: LocatedRejection[]): Promise<
 export async function scorePredictions(options: ScoreOptions): Promise<ScoreOutcome> {
   const problems: LocatedRejection[] = [];
   const questions = await readQuestions(options.questions, problems);
-  const answers = options.answers ? await readAnswers(options.answers, problems) : new Map<string, Located<BfclAnswer>>();
+  const answers = options.answers
+    ? await readAnswers(options.answers, problems)
+    : new Map<string, Located<BfclAnswer>>();
   if (problems.length > 0) return { ok: false, problems };
 
   const compiled = new Map<string, { category: string; question?: CompiledBfclQuestion; error?: LocatedRejection }>();
@@ -104,17 +113,39 @@ export async function scorePredictions(options: ScoreOptions): Promise<ScoreOutc
     const kind: BfclCheckKind | undefined = bfclCheckKind(category);
     let entry: { category: string; question?: CompiledBfclQuestion; error?: LocatedRejection };
     if (!kind) {
-      entry = { category, error: { file: options.questions, line, field: 'id', reason: `category ${category} is not scored by this checker (single-turn Python categories only)` } };
+      entry = {
+        category,
+        error: {
+          file: options.questions,
+          line,
+          field: 'id',
+          reason: `category ${category} is not scored by this checker (single-turn Python categories only)`,
+        },
+      };
     } else {
       const answer = answers.get(id);
       if (!answer && kind !== 'irrelevance' && kind !== 'relevance') {
-        const reason = options.answers ? `no possible answer for ${id} in ${options.answers}` : `category ${category} needs --answers`;
+        const reason = options.answers
+          ? `no possible answer for ${id} in ${options.answers}`
+          : `category ${category} needs --answers`;
         entry = { category, error: { file: options.questions, line, field: 'id', reason } };
       } else {
-        const result = compileBfclQuestion({ kind, functions: question.functions, possibleAnswer: answer?.value.calls });
+        const result = compileBfclQuestion({
+          kind,
+          functions: question.functions,
+          possibleAnswer: answer?.value.calls,
+        });
         entry = result.ok
           ? { category, question: result.question }
-          : { category, error: { file: answer ? (options.answers as string) : options.questions, line: answer?.line ?? line, field: 'ground_truth', reason: result.error } };
+          : {
+              category,
+              error: {
+                file: answer ? (options.answers as string) : options.questions,
+                line: answer?.line ?? line,
+                field: 'ground_truth',
+                reason: result.error,
+              },
+            };
       }
     }
     compiled.set(id, entry);
@@ -158,7 +189,10 @@ export async function scorePredictions(options: ScoreOptions): Promise<ScoreOutc
       problems.push(entry.error);
       continue;
     }
-    const verdict: Verdict = scoreBfcl(entry.question as CompiledBfclQuestion, decodeBfclResult(record.result as JsonValue, options.decoder));
+    const verdict: Verdict = scoreBfcl(
+      entry.question as CompiledBfclQuestion,
+      decodeBfclResult(record.result as JsonValue, options.decoder),
+    );
     const score = scores.get(entry.category) ?? { category: entry.category, correct: 0, total: 0 };
     score.total++;
     if (verdict.valid) score.correct++;
@@ -198,11 +232,22 @@ function dedupe(problems: LocatedRejection[]): LocatedRejection[] {
 /** The accuracy table: one row per category, then all predictions together. */
 export function formatScoreTable(categories: readonly CategoryScore[]): string {
   const rows = [...categories].sort((a, b) => a.category.localeCompare(b.category));
-  const all = rows.reduce((sum, row) => ({ category: 'all', correct: sum.correct + row.correct, total: sum.total + row.total }), { category: 'all', correct: 0, total: 0 });
-  const lines = [...rows, all].map((row) => [row.category, String(row.correct), String(row.total), `${((100 * row.correct) / Math.max(1, row.total)).toFixed(2)}%`]);
+  const all = rows.reduce(
+    (sum, row) => ({ category: 'all', correct: sum.correct + row.correct, total: sum.total + row.total }),
+    { category: 'all', correct: 0, total: 0 },
+  );
+  const lines = [...rows, all].map((row) => [
+    row.category,
+    String(row.correct),
+    String(row.total),
+    `${((100 * row.correct) / Math.max(1, row.total)).toFixed(2)}%`,
+  ]);
   const header = ['category', 'correct', 'total', 'accuracy'];
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => (line[i] as string).length)));
-  const format = (cells: string[]): string => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ');
+  const format = (cells: string[]): string =>
+    cells
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number)))
+      .join('  ');
   return [format(header), ...lines.slice(0, -1).map(format), format(lines.at(-1) as string[])].join('\n');
 }
 
@@ -216,13 +261,18 @@ export function register(program: Command): void {
     .description('Score BFCL predictions with the BFCL-exact AST checker and print per-category accuracy')
     .requiredOption('--questions <file>', 'BFCL question file (JSONL: id, question, function)')
     .option('--answers <file>', 'BFCL possible-answer file (not needed for irrelevance categories)')
-    .requiredOption('--predictions <file>', 'JSONL of {"id", "result"}: raw model text, [{name: {arg: value}}], or OpenAI tool_calls')
+    .requiredOption(
+      '--predictions <file>',
+      'JSONL of {"id", "result"}: raw model text, [{name: {arg: value}}], or OpenAI tool_calls',
+    )
     .option('--category <name>', "BFCL category for every prediction (default: from each id, e.g. 'simple_python')")
     .option('--out <file>', 'write one verdict per prediction: {"id", "valid", "error_type"?, "error"?}')
     .option('--decoder <name>', `how raw text is decoded: ${DECODERS.join(', ')}`, 'auto')
     .action(async (options: ScoreOptions) => {
       if (!DECODERS.includes(options.decoder)) {
-        console.error(`--decoder: unknown decoder ${JSON.stringify(options.decoder)} (expected one of ${DECODERS.join(', ')})`);
+        console.error(
+          `--decoder: unknown decoder ${JSON.stringify(options.decoder)} (expected one of ${DECODERS.join(', ')})`,
+        );
         process.exitCode = EXIT_BAD_INPUT;
         return;
       }
@@ -240,12 +290,14 @@ export function register(program: Command): void {
       }
       if (!outcome.ok) {
         for (const problem of outcome.problems.slice(0, MAX_REPORTED)) console.error(formatRejection(problem));
-        if (outcome.problems.length > MAX_REPORTED) console.error(`… and ${outcome.problems.length - MAX_REPORTED} more problems`);
+        if (outcome.problems.length > MAX_REPORTED)
+          console.error(`… and ${outcome.problems.length - MAX_REPORTED} more problems`);
         console.error('Nothing was scored: fix the input above and run again.');
         process.exitCode = EXIT_BAD_INPUT;
         return;
       }
       console.log(formatScoreTable(outcome.categories));
-      if (outcome.unpredicted > 0) console.error(`note: ${outcome.unpredicted} questions have no prediction and were not scored`);
+      if (outcome.unpredicted > 0)
+        console.error(`note: ${outcome.unpredicted} questions have no prediction and were not scored`);
     });
 }

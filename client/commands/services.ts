@@ -5,16 +5,25 @@ import { cliSettings } from '../settings.js';
 
 /** `looptool services up|down|status`: the embedded Temporal dev server and PostgreSQL of the local default. */
 export function register(program: Command): void {
-  const services = program.command('services').description('Start, stop or inspect the embedded Temporal server and PostgreSQL');
+  const services = program
+    .command('services')
+    .description('Start, stop or inspect the embedded Temporal server and PostgreSQL');
 
   services
     .command('up')
-    .description('Start both (installing the Temporal CLI if needed), apply migrations, print their addresses; harmless when already up')
+    .description(
+      'Start both (installing the Temporal CLI if needed), apply migrations, print their addresses; harmless when already up',
+    )
     .action(async () => {
       const settings = cliSettings();
       const up = await servicesUp(settings, (line) => console.log(line));
       const applied: string[] = [];
-      const pool = await openDatabase({ url: up.database.url, applicationName: 'looptool-cli', max: 1, log: (line) => applied.push(line.replace(/^applied /, '')) });
+      const pool = await openDatabase({
+        url: up.database.url,
+        applicationName: 'looptool-cli',
+        max: 1,
+        log: (line) => applied.push(line.replace(/^applied /, '')),
+      });
       await pool.end();
       if (applied.length > 0) console.log(`Applied migrations: ${applied.join(', ')}`);
       console.log(`Temporal address:  ${up.temporal.address} (${up.temporal.origin})`);
@@ -43,7 +52,9 @@ export function register(program: Command): void {
         return;
       }
       const t = status.temporal;
-      console.log(`Temporal dev server: ${t.running ? `running (pid ${t.pid}) at ${t.address}, UI ${t.uiUrl}` : 'stopped'}`);
+      console.log(
+        `Temporal dev server: ${t.running ? `running (pid ${t.pid}) at ${t.address}, UI ${t.uiUrl}` : 'stopped'}`,
+      );
       console.log(`PostgreSQL:          ${status.postgres.running ? `running at ${status.postgres.url}` : 'stopped'}`);
     });
 }

@@ -5,7 +5,8 @@ import { startSimServer } from '../../sim/server.js';
 function number(min: number, max: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}`);
+    if (!Number.isFinite(n) || n < min || n > max)
+      throw new InvalidArgumentError(`expected a number from ${min} to ${max}`);
     return n;
   };
 }
@@ -13,7 +14,8 @@ function number(min: number, max: number): (value: string) => number {
 function integer(min: number, max: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
     return n;
   };
 }
@@ -38,7 +40,9 @@ interface ServeOptions {
  * GPU, and the seed data generator for it.
  */
 export function register(program: Command): void {
-  const sim = program.command('sim').description('The simulated model stack (vLLM-compatible server, trainer) and its seed data');
+  const sim = program
+    .command('sim')
+    .description('The simulated model stack (vLLM-compatible server, trainer) and its seed data');
 
   sim
     .command('serve')
@@ -47,7 +51,11 @@ export function register(program: Command): void {
     .option('--port <port>', 'port (0 picks a free one)', integer(0, 65535), 8010)
     .option('--seed <n>', 'seed of every simulated decision', integer(0, 2 ** 31), 7)
     .option('--judge-accuracy <p>', 'chance one judge vote is right', number(0, 1), 0.9)
-    .option('--validator-accuracy <p>', 'chance one validation verdict is right (default: the judge accuracy)', number(0, 1))
+    .option(
+      '--validator-accuracy <p>',
+      'chance one validation verdict is right (default: the judge accuracy)',
+      number(0, 1),
+    )
     .option('--generator-flaw-rate <p>', 'share of generator outputs with a flaw', number(0, 1), 0.1)
     .option('--train-seconds <s>', 'simulated training time per job', number(0, 3600), 1.5)
     .option('--learning-scale <n>', 'sample-epochs per skill that close 63% of the gap to the ceiling', number(1, 1e9))
@@ -71,7 +79,9 @@ export function register(program: Command): void {
         ...(options.bfcl ? {} : { bfclDir: false as const }),
       });
       console.log(`Sim server: ${server.url}`);
-      console.log(`OpenAI base URL: ${server.baseURL} (models ${server.policyModel}, ${server.judgeModel}, ${server.generatorModel})`);
+      console.log(
+        `OpenAI base URL: ${server.baseURL} (models ${server.policyModel}, ${server.judgeModel}, ${server.generatorModel})`,
+      );
       console.log(`Trainer API:     ${server.trainerURL}`);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
@@ -91,16 +101,34 @@ export function register(program: Command): void {
     .option('--wrong-label-rate <p>', 'share of samples with a corrupted label', number(0, 1), 0.15)
     .option('--corrupted-out <file>', 'also write the corrupted sample ids ({id, index, corruption} lines)')
     .option('--no-system-prompt', 'leave out the system prompt with the conversation date')
-    .action(async (options: { out: string; count: number; seed: number; wrongLabelRate: number; corruptedOut?: string; systemPrompt: boolean }) => {
-      const summary = await writeSeedData(options.out, {
-        count: options.count,
-        seed: options.seed,
-        wrongLabelRate: options.wrongLabelRate,
-        systemPrompt: options.systemPrompt,
-        ...(options.corruptedOut ? { corruptedOut: options.corruptedOut } : {}),
-      });
-      console.log(`Wrote ${summary.written} samples to ${options.out} (${summary.corrupted} with a wrong label).`);
-      console.log(`By profile: ${Object.entries(summary.byProfile).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-      if (summary.corrupted > 0) console.log(`Wrong labels: ${Object.entries(summary.byCorruption).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    });
+    .action(
+      async (options: {
+        out: string;
+        count: number;
+        seed: number;
+        wrongLabelRate: number;
+        corruptedOut?: string;
+        systemPrompt: boolean;
+      }) => {
+        const summary = await writeSeedData(options.out, {
+          count: options.count,
+          seed: options.seed,
+          wrongLabelRate: options.wrongLabelRate,
+          systemPrompt: options.systemPrompt,
+          ...(options.corruptedOut ? { corruptedOut: options.corruptedOut } : {}),
+        });
+        console.log(`Wrote ${summary.written} samples to ${options.out} (${summary.corrupted} with a wrong label).`);
+        console.log(
+          `By profile: ${Object.entries(summary.byProfile)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}`,
+        );
+        if (summary.corrupted > 0)
+          console.log(
+            `Wrong labels: ${Object.entries(summary.byCorruption)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')}`,
+          );
+      },
+    );
 }

@@ -7,7 +7,12 @@
 import { isJsonObject, JsonFloat, type JsonValue } from '../json.js';
 import { pyEqualityKey, pyRepr, PyTuple, pyTypeName, type PyDict, type PyTypeName, type PyValue } from '../python.js';
 import type { ParsedCall } from '../parse/types.js';
-import { wireToolName, type FunctionDefinition, type ParameterSchema, type ParamType } from '../schemas/function-def.js';
+import {
+  wireToolName,
+  type FunctionDefinition,
+  type ParameterSchema,
+  type ParamType,
+} from '../schemas/function-def.js';
 import type { AcceptableCall } from '../schemas/tool-call.js';
 import type { BfclCheckKind } from './categories.js';
 
@@ -212,7 +217,9 @@ function compileAlternatives(raw: JsonValue[], param: CompiledParam | undefined)
     standardizedStrings: new Set(raw.filter((v): v is string => typeof v === 'string').map(standardizeString)),
     standardizedLists,
     dictAlternatives: wantsDicts ? raw.map((alt) => (alt === '' ? null : compileDictAlternative(alt))) : [],
-    listDictAlternatives: wantsListDicts ? raw.map((alt) => (Array.isArray(alt) ? alt.map((d) => compileDictAlternative(d) ?? { keys: new Map() }) : null)) : [],
+    listDictAlternatives: wantsListDicts
+      ? raw.map((alt) => (Array.isArray(alt) ? alt.map((d) => compileDictAlternative(d) ?? { keys: new Map() }) : null))
+      : [],
   };
 }
 
@@ -234,7 +241,8 @@ export function compileBfclQuestion(input: {
   const { kind, functions } = input;
   if (kind === 'irrelevance' || kind === 'relevance') return { ok: true, question: { kind, expected: [] } };
   const answer = input.possibleAnswer ?? [];
-  if (answer.length === 0) return { ok: false, error: `a ${kind} question needs a possible answer with at least one call` };
+  if (answer.length === 0)
+    return { ok: false, error: `a ${kind} question needs a possible answer with at least one call` };
   const compiled = new Map<FunctionDefinition, CompiledFunction>();
   const compileOnce = (doc: FunctionDefinition): CompiledFunction => {
     let fn = compiled.get(doc);
@@ -244,10 +252,15 @@ export function compileBfclQuestion(input: {
   const expected: CompiledExpectedCall[] = [];
   for (const [index, call] of answer.entries()) {
     const doc = kind === 'simple' ? functions[0] : findDescription(functions, call.name);
-    if (!doc) return { ok: false, error: `expected call ${index} (${call.name}) names no function in the question's function docs` };
+    if (!doc)
+      return {
+        ok: false,
+        error: `expected call ${index} (${call.name}) names no function in the question's function docs`,
+      };
     const fn = compileOnce(doc);
     const args = new Map<string, CompiledAlternatives>();
-    for (const [param, alternatives] of Object.entries(call.arguments)) args.set(param, compileAlternatives(alternatives, fn.params.get(param)));
+    for (const [param, alternatives] of Object.entries(call.arguments))
+      args.set(param, compileAlternatives(alternatives, fn.params.get(param)));
     expected.push({ name: call.name, fn, args });
   }
   return { ok: true, question: { kind, expected } };
@@ -262,14 +275,28 @@ export function checkBfcl(question: CompiledBfclQuestion, calls: readonly Parsed
   const expected = question.expected;
   switch (question.kind) {
     case 'irrelevance':
-      return calls.length === 0 ? VALID : { valid: false, errorType: BFCL_ERROR.irrelevanceDecoderSuccess, error: 'Valid syntax. Successfully decode AST when it should not.' };
+      return calls.length === 0
+        ? VALID
+        : {
+            valid: false,
+            errorType: BFCL_ERROR.irrelevanceDecoderSuccess,
+            error: 'Valid syntax. Successfully decode AST when it should not.',
+          };
     case 'relevance':
-      return calls.length > 0 ? VALID : { valid: false, errorType: BFCL_ERROR.relevanceDecoderFailed, error: 'Invalid syntax. Failed to decode AST when it should have. None' };
+      return calls.length > 0
+        ? VALID
+        : {
+            valid: false,
+            errorType: BFCL_ERROR.relevanceDecoderFailed,
+            error: 'Invalid syntax. Failed to decode AST when it should have. None',
+          };
     case 'simple':
-      if (calls.length !== 1) return { valid: false, errorType: BFCL_ERROR.simpleWrongCount, error: 'Wrong number of functions.' };
+      if (calls.length !== 1)
+        return { valid: false, errorType: BFCL_ERROR.simpleWrongCount, error: 'Wrong number of functions.' };
       return simpleFunctionCheck(expected[0] as CompiledExpectedCall, calls[0] as ParsedCall);
     case 'multiple':
-      if (calls.length !== expected.length) return { valid: false, errorType: BFCL_ERROR.multipleWrongCount, error: 'Wrong number of functions.' };
+      if (calls.length !== expected.length)
+        return { valid: false, errorType: BFCL_ERROR.multipleWrongCount, error: 'Wrong number of functions.' };
       return simpleFunctionCheck(expected[0] as CompiledExpectedCall, calls[0] as ParsedCall);
     case 'parallel':
       return parallelNoOrder(expected, calls);
@@ -277,7 +304,8 @@ export function checkBfcl(question: CompiledBfclQuestion, calls: readonly Parsed
 }
 
 function parallelNoOrder(expected: readonly CompiledExpectedCall[], calls: readonly ParsedCall[]): Verdict {
-  if (calls.length !== expected.length) return { valid: false, errorType: BFCL_ERROR.parallelWrongCount, error: 'Wrong number of functions.' };
+  if (calls.length !== expected.length)
+    return { valid: false, errorType: BFCL_ERROR.parallelWrongCount, error: 'Wrong number of functions.' };
   const matched = new Array<boolean>(calls.length).fill(false);
   // Greedy, as BFCL: each expected call in order takes the first unmatched model call that passes. Not an optimal
   // assignment, on purpose: an optimal one would accept outputs BFCL rejects.
@@ -314,10 +342,12 @@ function fail(errorType: string, error: string): Verdict {
 /** `simple_function_checker`: name, required, per-parameter type and value, then missing optional markers. */
 function simpleFunctionCheck(want: CompiledExpectedCall, call: ParsedCall): Verdict {
   const fn = want.fn;
-  if (wireToolName(call.name) !== fn.wireName) return fail(BFCL_ERROR.wrongFuncName, `Function name ${pyRepr(fn.name)} not found in model output.`);
+  if (wireToolName(call.name) !== fn.wireName)
+    return fail(BFCL_ERROR.wrongFuncName, `Function name ${pyRepr(fn.name)} not found in model output.`);
   const modelParams = call.arguments;
   for (const param of fn.required) {
-    if (!Object.hasOwn(modelParams, param)) return fail(BFCL_ERROR.missingRequired, `Missing required parameter: ${pyRepr(param)}.`);
+    if (!Object.hasOwn(modelParams, param))
+      return fail(BFCL_ERROR.missingRequired, `Missing required parameter: ${pyRepr(param)}.`);
   }
   for (const param of Object.keys(modelParams)) {
     const details = fn.params.get(param);
@@ -328,7 +358,10 @@ function simpleFunctionCheck(want: CompiledExpectedCall, call: ParsedCall): Verd
   }
   for (const [param, alternatives] of want.args) {
     if (!Object.hasOwn(modelParams, param) && !alternatives.optional) {
-      return fail(BFCL_ERROR.missingOptional, `Optional parameter ${pyRepr(param)} not provided and not marked as optional.`);
+      return fail(
+        BFCL_ERROR.missingOptional,
+        `Optional parameter ${pyRepr(param)} not provided and not marked as optional.`,
+      );
     }
   }
   return VALID;
@@ -347,14 +380,19 @@ function checkParam(param: string, raw: PyValue, details: CompiledParam, alterna
   }
 
   if (!isVariable) {
-    const expected = details.expected ?? (typeof value === 'string' ? 'str' : Array.isArray(value) ? 'list' : isJsonObject(value) ? 'dict' : null);
+    const expected =
+      details.expected ??
+      (typeof value === 'string' ? 'str' : Array.isArray(value) ? 'list' : isJsonObject(value) ? 'dict' : null);
     if (expected === 'dict') return dictCheck(value, alternatives.dictAlternatives);
     if (expected === 'list' && details.nested === 'dict') return listDictCheck(value as PyValue[], alternatives);
     if (expected === 'str') return stringCheck(param, value as string, alternatives);
     if (expected === 'list') return listCheck(param, value as PyValue[], alternatives);
   }
   if (!alternatives.valueKeys.has(pyEqualityKey(value))) {
-    return fail(BFCL_ERROR.valueOthers, `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${pyRepr(alternatives.raw)}.`);
+    return fail(
+      BFCL_ERROR.valueOthers,
+      `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${pyRepr(alternatives.raw)}.`,
+    );
   }
   return VALID;
 }
@@ -376,14 +414,16 @@ function typeCheck(
     const items = value as PyValue[];
     for (const alternative of alternatives.items) {
       // A non-list alternative (the "" marker, a variable name) leaves the flag set: it passes trivially, as in BFCL.
-      if (!alternative.isList || items.every((item) => nestedItemOk(item, details, alternative.elementType))) return { isVariable };
+      if (!alternative.isList || items.every((item) => nestedItemOk(item, details, alternative.elementType)))
+        return { isVariable };
     }
     nestedFailure = fail(
       BFCL_ERROR.typeNested,
       `Nested type checking failed for parameter ${pyRepr(param)}. Expected outer type ${details.typeDescription} with inner type ${details.nestedDescription}. Parameter value: ${pyRepr(value)}.`,
     );
   }
-  if (answerType !== null && valueType === answerType) return nestedFailure ? { verdict: nestedFailure, isVariable: true } : { isVariable: true };
+  if (answerType !== null && valueType === answerType)
+    return nestedFailure ? { verdict: nestedFailure, isVariable: true } : { isVariable: true };
   return {
     verdict: fail(
       BFCL_ERROR.typeSimple,
@@ -394,18 +434,25 @@ function typeCheck(
 }
 
 function nestedItemOk(item: PyValue, details: CompiledParam, elementType: PyTypeName | null): boolean {
-  const itemType = details.convertNestedIntToFloat && typeof item === 'number' && Number.isInteger(item) ? 'float' : pyTypeName(item);
+  const itemType =
+    details.convertNestedIntToFloat && typeof item === 'number' && Number.isInteger(item) ? 'float' : pyTypeName(item);
   return itemType === details.nested || (elementType !== null && itemType === elementType);
 }
 
 function stringCheck(param: string, value: string, alternatives: CompiledAlternatives): Verdict {
   if (alternatives.standardizedStrings.has(standardizeString(value))) return VALID;
-  return fail(BFCL_ERROR.valueString, `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${pyRepr(alternatives.raw)}. Case insensitive.`);
+  return fail(
+    BFCL_ERROR.valueString,
+    `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${pyRepr(alternatives.raw)}. Case insensitive.`,
+  );
 }
 
 function listCheck(param: string, value: PyValue[], alternatives: CompiledAlternatives): Verdict {
   if (alternatives.standardizedLists.has(standardizedListKey(value))) return VALID;
-  return fail(BFCL_ERROR.valueList, `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${pyRepr(alternatives.raw)}.`);
+  return fail(
+    BFCL_ERROR.valueList,
+    `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${pyRepr(alternatives.raw)}.`,
+  );
 }
 
 /** `dict_checker`: the first alternative that fully passes wins; otherwise the last alternative's failure is reported. */
@@ -426,7 +473,10 @@ function dictCheck(value: PyValue, alternatives: readonly (CompiledDictAlternati
         break;
       }
       if (!accepted.keys.has(standardizedKey(item))) {
-        error = fail(BFCL_ERROR.valueDictValue, `Invalid value for parameter ${pyRepr(key)}: ${pyRepr(item)}. Expected one of ${pyRepr(accepted.values.map((v) => (typeof v === 'string' ? standardizeString(v) : v)))}.`);
+        error = fail(
+          BFCL_ERROR.valueDictValue,
+          `Invalid value for parameter ${pyRepr(key)}: ${pyRepr(item)}. Expected one of ${pyRepr(accepted.values.map((v) => (typeof v === 'string' ? standardizeString(v) : v)))}.`,
+        );
         break;
       }
     }

@@ -26,13 +26,18 @@ const LOOKS_LIKE_JSON_ARRAY = /^\[\s*\{/;
 
 function fromParse(result: ParseResult): BfclDecoded {
   if (result.ok) return { ok: true, calls: result.calls };
-  return { ok: false, errorType: BFCL_ERROR.decoderFailed, error: `Invalid syntax. Failed to decode AST. ${result.error.reason}` };
+  return {
+    ok: false,
+    errorType: BFCL_ERROR.decoderFailed,
+    error: `Invalid syntax. Failed to decode AST. ${result.error.reason}`,
+  };
 }
 
 const WRONG_FORMAT: BfclDecoded = {
   ok: false,
   errorType: BFCL_ERROR.wrongOutputFormat,
-  error: 'Did not output in the specified format. Note: the model_result is wrapped in a string to ensure json serializability.',
+  error:
+    'Did not output in the specified format. Note: the model_result is wrapped in a string to ensure json serializability.',
 };
 
 /** Decodes raw model text with one of BFCL's decoders (reasoning in `<think>` removed first, as BFCL's handlers store it). */
@@ -41,7 +46,11 @@ export function decodeBfclText(text: string, decoder: BfclDecoder = 'auto'): Bfc
   let chosen = decoder;
   if (chosen === 'auto') {
     const trimmed = content.trim();
-    chosen = content.includes('<tool_call>') ? 'hermes' : trimmed.startsWith('{') || LOOKS_LIKE_JSON_ARRAY.test(trimmed) ? 'json' : 'python';
+    chosen = content.includes('<tool_call>')
+      ? 'hermes'
+      : trimmed.startsWith('{') || LOOKS_LIKE_JSON_ARRAY.test(trimmed)
+        ? 'json'
+        : 'python';
   }
   switch (chosen) {
     case 'hermes':
@@ -61,12 +70,22 @@ export function decodeBfclText(text: string, decoder: BfclDecoder = 'auto'): Bfc
 export function decodeBfclResult(result: JsonValue, decoder: BfclDecoder = 'auto'): BfclDecoded {
   if (typeof result === 'string') return decodeBfclText(result, decoder);
   // BFCL's handlers raise on anything but text or a list before its format check runs.
-  if (!Array.isArray(result)) return { ok: false, errorType: BFCL_ERROR.decoderFailed, error: 'Invalid syntax. Failed to decode AST. result must be text or a list of calls' };
+  if (!Array.isArray(result))
+    return {
+      ok: false,
+      errorType: BFCL_ERROR.decoderFailed,
+      error: 'Invalid syntax. Failed to decode AST. result must be text or a list of calls',
+    };
   if (result.length > 0 && result.every(isOpenAiToolCall)) {
     const calls: ParsedCall[] = [];
     for (const item of result) {
       const read = callFromJson(item);
-      if (!read.ok) return { ok: false, errorType: BFCL_ERROR.decoderFailed, error: `Invalid syntax. Failed to decode AST. ${read.reason}` };
+      if (!read.ok)
+        return {
+          ok: false,
+          errorType: BFCL_ERROR.decoderFailed,
+          error: `Invalid syntax. Failed to decode AST. ${read.reason}`,
+        };
       calls.push(read.call);
     }
     return { ok: true, calls };
@@ -81,7 +100,12 @@ export function decodeBfclResult(result: JsonValue, decoder: BfclDecoder = 'auto
     if (typeof args === 'string') {
       // BFCL's FC handlers store arguments as the JSON string the API returned and json.loads them when decoding.
       const parsed = parseJson(args);
-      if (!parsed.ok) return { ok: false, errorType: BFCL_ERROR.decoderFailed, error: `Invalid syntax. Failed to decode AST. ${parsed.error.message}` };
+      if (!parsed.ok)
+        return {
+          ok: false,
+          errorType: BFCL_ERROR.decoderFailed,
+          error: `Invalid syntax. Failed to decode AST. ${parsed.error.message}`,
+        };
       args = parsed.value;
     }
     if (!isJsonObject(args)) return WRONG_FORMAT;
@@ -95,7 +119,12 @@ export function decodeBfclResult(result: JsonValue, decoder: BfclDecoder = 'auto
 function isOpenAiToolCall(item: JsonValue): boolean {
   if (!isJsonObject(item)) return false;
   const fn = item.function;
-  return isJsonObject(fn) && typeof fn.name === 'string' && 'arguments' in fn && Object.keys(item).every((k) => k === 'function' || k === 'id' || k === 'type' || k === 'index');
+  return (
+    isJsonObject(fn) &&
+    typeof fn.name === 'string' &&
+    'arguments' in fn &&
+    Object.keys(item).every((k) => k === 'function' || k === 'id' || k === 'type' || k === 'index')
+  );
 }
 
 /**
@@ -108,7 +137,11 @@ export function scoreBfcl(question: CompiledBfclQuestion, decoded: BfclDecoded):
   if (question.kind === 'relevance') {
     if (decoded.ok && decoded.calls.length > 0) return { valid: true };
     const reason = decoded.ok ? 'None' : decoded.error.replace(/^Invalid syntax\. Failed to decode AST\. /, '');
-    return { valid: false, errorType: BFCL_ERROR.relevanceDecoderFailed, error: `Invalid syntax. Failed to decode AST when it should have. ${reason}` };
+    return {
+      valid: false,
+      errorType: BFCL_ERROR.relevanceDecoderFailed,
+      error: `Invalid syntax. Failed to decode AST when it should have. ${reason}`,
+    };
   }
   if (!decoded.ok) return { valid: false, errorType: decoded.errorType, error: decoded.error };
   return checkBfcl(question, decoded.calls);

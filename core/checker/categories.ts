@@ -28,7 +28,8 @@ export type BfclCheckKind = 'simple' | 'multiple' | 'parallel' | 'irrelevance' |
  * converters, multi-turn state simulators, agentic and memory suites), which this port does not cover.
  */
 export function bfclCheckKind(category: string): BfclCheckKind | undefined {
-  if (/java|multi_turn|memory|web_search|agentic|format_sensitivity|sql|exec|rest|chatable/.test(category)) return undefined;
+  if (/java|multi_turn|memory|web_search|agentic|format_sensitivity|sql|exec|rest|chatable/.test(category))
+    return undefined;
   if (category.includes('irrelevance')) return 'irrelevance';
   if (category.includes('relevance')) return 'relevance';
   if (category.includes('parallel')) return 'parallel';

@@ -32,7 +32,8 @@ function compileSchema(schema: ParameterSchema | undefined): SchemaNode | undefi
   const node: SchemaNode = { unordered: schema.uniqueItems === true };
   const items = compileSchema(schema.items);
   if (items) node.items = items;
-  if (schema.properties) node.properties = new Map(Object.entries(schema.properties).map(([k, v]) => [k, compileSchema(v) as SchemaNode]));
+  if (schema.properties)
+    node.properties = new Map(Object.entries(schema.properties).map(([k, v]) => [k, compileSchema(v) as SchemaNode]));
   return node;
 }
 
@@ -40,7 +41,8 @@ function compileTools(tools: readonly FunctionDefinition[]): Map<string, Map<str
   const out = new Map<string, Map<string, SchemaNode>>();
   for (const tool of tools) {
     const params = new Map<string, SchemaNode>();
-    for (const [name, schema] of Object.entries(tool.parameters?.properties ?? {})) params.set(name, compileSchema(schema) as SchemaNode);
+    for (const [name, schema] of Object.entries(tool.parameters?.properties ?? {}))
+      params.set(name, compileSchema(schema) as SchemaNode);
     out.set(wireToolName(tool.name), params);
   }
   return out;
@@ -89,7 +91,10 @@ export type CompiledExactTarget =
   | { kind: 'calls'; tools: Map<string, Map<string, SchemaNode>>; expectedKeys: Map<string, number>; count: number }
   | { kind: 'acceptable'; tools: Map<string, Map<string, SchemaNode>>; expected: ExpectedAcceptable[] };
 
-function callKey(call: { name: string; arguments: Record<string, PyValue> }, tools: Map<string, Map<string, SchemaNode>>): string {
+function callKey(
+  call: { name: string; arguments: Record<string, PyValue> },
+  tools: Map<string, Map<string, SchemaNode>>,
+): string {
   const name = wireToolName(call.name);
   return `${JSON.stringify(name)}${argumentsKey(call.arguments, tools.get(name))}`;
 }
@@ -100,7 +105,10 @@ function callKey(call: { name: string; arguments: Record<string, PyValue> }, too
  * `""` is among them; each acceptable value is compared literally (the BFCL checker is the one that understands its
  * nested dict alternatives and string normalisation).
  */
-export function compileExactTarget(input: { target: Target; tools: readonly FunctionDefinition[] }): CompiledExactTarget {
+export function compileExactTarget(input: {
+  target: Target;
+  tools: readonly FunctionDefinition[];
+}): CompiledExactTarget {
   const { target } = input;
   if (target.kind === 'text') return { kind: 'text' };
   const tools = compileTools(input.tools);
@@ -127,13 +135,18 @@ export function compileExactTarget(input: { target: Target; tools: readonly Func
   return { kind: 'acceptable', tools, expected };
 }
 
-function acceptableMatches(want: ExpectedAcceptable, call: ParsedCall, schema: Map<string, SchemaNode> | undefined): boolean {
+function acceptableMatches(
+  want: ExpectedAcceptable,
+  call: ParsedCall,
+  schema: Map<string, SchemaNode> | undefined,
+): boolean {
   if (wireToolName(call.name) !== want.name) return false;
   for (const [param, value] of Object.entries(call.arguments)) {
     const accepted = want.params.get(param);
     if (!accepted || !accepted.keys.has(exactKey(value, schema?.get(param)))) return false;
   }
-  for (const [param, accepted] of want.params) if (!Object.hasOwn(call.arguments, param) && !accepted.optional) return false;
+  for (const [param, accepted] of want.params)
+    if (!Object.hasOwn(call.arguments, param) && !accepted.optional) return false;
   return true;
 }
 
@@ -160,27 +173,44 @@ function maximumMatching(compatible: boolean[][], right: number): number[] {
  * text target passes only when the output has no calls at all.
  */
 export function checkExact(target: CompiledExactTarget, parsed: ParseResult): Verdict {
-  if (!parsed.ok) return { valid: false, errorType: EXACT_ERROR.parseError, error: `${parsed.error.kind}: ${parsed.error.reason}` };
+  if (!parsed.ok)
+    return { valid: false, errorType: EXACT_ERROR.parseError, error: `${parsed.error.kind}: ${parsed.error.reason}` };
   const calls = parsed.calls;
   if (target.kind === 'text') {
-    return calls.length === 0 ? { valid: true } : { valid: false, errorType: EXACT_ERROR.expectedNoCall, error: `expected no tool call, got ${calls.length}` };
+    return calls.length === 0
+      ? { valid: true }
+      : { valid: false, errorType: EXACT_ERROR.expectedNoCall, error: `expected no tool call, got ${calls.length}` };
   }
-  if (calls.length === 0) return { valid: false, errorType: EXACT_ERROR.expectedCall, error: 'expected tool calls, got none' };
+  if (calls.length === 0)
+    return { valid: false, errorType: EXACT_ERROR.expectedCall, error: 'expected tool calls, got none' };
   const count = target.kind === 'calls' ? target.count : target.expected.length;
-  if (calls.length !== count) return { valid: false, errorType: EXACT_ERROR.wrongCount, error: `expected ${count} calls, got ${calls.length}` };
+  if (calls.length !== count)
+    return { valid: false, errorType: EXACT_ERROR.wrongCount, error: `expected ${count} calls, got ${calls.length}` };
   if (target.kind === 'calls') {
     const remaining = new Map(target.expectedKeys);
     for (const [index, call] of calls.entries()) {
       const key = callKey(call, target.tools);
       const left = remaining.get(key) ?? 0;
-      if (left === 0) return { valid: false, errorType: EXACT_ERROR.noMatch, error: `call ${index} (${call.name}) matches no remaining expected call` };
+      if (left === 0)
+        return {
+          valid: false,
+          errorType: EXACT_ERROR.noMatch,
+          error: `call ${index} (${call.name}) matches no remaining expected call`,
+        };
       remaining.set(key, left - 1);
     }
     return { valid: true };
   }
-  const compatible = target.expected.map((want) => calls.map((call) => acceptableMatches(want, call, target.tools.get(wireToolName(call.name)))));
+  const compatible = target.expected.map((want) =>
+    calls.map((call) => acceptableMatches(want, call, target.tools.get(wireToolName(call.name)))),
+  );
   const owner = maximumMatching(compatible, calls.length);
   const unmatched = owner.indexOf(-1);
-  if (unmatched >= 0) return { valid: false, errorType: EXACT_ERROR.noMatch, error: `call ${unmatched} (${calls[unmatched]?.name}) matches no remaining expected call` };
+  if (unmatched >= 0)
+    return {
+      valid: false,
+      errorType: EXACT_ERROR.noMatch,
+      error: `call ${unmatched} (${calls[unmatched]?.name}) matches no remaining expected call`,
+    };
   return { valid: true };
 }

@@ -56,7 +56,11 @@ export function callsToAcceptable(calls: readonly ToolCall[], tools: readonly Fu
       const wrapDict = (dict: JsonValue): JsonValue =>
         isJsonObject(dict) ? Object.fromEntries(Object.entries(dict).map(([k, v]) => [k, [v]])) : dict;
       if ((type === 'dict' || type === 'object') && isJsonObject(value)) args[param] = [wrapDict(value)];
-      else if ((type === 'array' || type === 'tuple') && (itemType === 'dict' || itemType === 'object') && Array.isArray(value)) {
+      else if (
+        (type === 'array' || type === 'tuple') &&
+        (itemType === 'dict' || itemType === 'object') &&
+        Array.isArray(value)
+      ) {
         args[param] = [value.map(wrapDict)];
       } else args[param] = [value];
     }
@@ -73,7 +77,11 @@ function bfclKindFor(sample: Sample): BfclCheckKind {
 
 function toDecoded(parsed: ParseResult): BfclDecoded {
   if (parsed.ok) return { ok: true, calls: parsed.calls };
-  return { ok: false, errorType: BFCL_ERROR.decoderFailed, error: `Invalid syntax. Failed to decode AST. ${parsed.error.reason}` };
+  return {
+    ok: false,
+    errorType: BFCL_ERROR.decoderFailed,
+    error: `Invalid syntax. Failed to decode AST. ${parsed.error.reason}`,
+  };
 }
 
 /**
@@ -81,22 +89,42 @@ function toDecoded(parsed: ParseResult): BfclDecoded {
  * `irrelevance`, several expected calls `parallel`, one call among several tools `multiple`, else `simple`. Fails with a
  * reason when the target names a tool the sample does not offer.
  */
-export function compileSampleChecker(input: { sample: Sample; config: CheckerConfig }): { ok: true; checker: SampleChecker } | { ok: false; error: string } {
+export function compileSampleChecker(input: {
+  sample: Sample;
+  config: CheckerConfig;
+}): { ok: true; checker: SampleChecker } | { ok: false; error: string } {
   const { sample, config } = input;
   const parse = (reply: ModelReply): ParseResult =>
-    parseModelOutput(reply, { format: config.contentFormat ?? 'auto', onMalformedBlock: config.onMalformedBlock ?? 'error' });
+    parseModelOutput(reply, {
+      format: config.contentFormat ?? 'auto',
+      onMalformedBlock: config.onMalformedBlock ?? 'error',
+    });
   if (config.mode === 'exact') {
     const target: CompiledExactTarget = compileExactTarget({ target: sample.target, tools: sample.tools });
-    return { ok: true, checker: { check: (reply) => checkExact(target, parse(reply)), checkParsed: (parsed) => checkExact(target, parsed) } };
+    return {
+      ok: true,
+      checker: {
+        check: (reply) => checkExact(target, parse(reply)),
+        checkParsed: (parsed) => checkExact(target, parsed),
+      },
+    };
   }
   const target = sample.target;
-  const possibleAnswer = target.kind === 'calls' ? callsToAcceptable(target.calls, sample.tools) : target.kind === 'acceptable' ? target.calls : [];
+  const possibleAnswer =
+    target.kind === 'calls'
+      ? callsToAcceptable(target.calls, sample.tools)
+      : target.kind === 'acceptable'
+        ? target.calls
+        : [];
   const compiled = compileBfclQuestion({ kind: bfclKindFor(sample), functions: sample.tools, possibleAnswer });
   if (!compiled.ok) return compiled;
   const question: CompiledBfclQuestion = compiled.question;
   return {
     ok: true,
-    checker: { check: (reply) => scoreBfcl(question, toDecoded(parse(reply))), checkParsed: (parsed) => scoreBfcl(question, toDecoded(parsed)) },
+    checker: {
+      check: (reply) => scoreBfcl(question, toDecoded(parse(reply))),
+      checkParsed: (parsed) => scoreBfcl(question, toDecoded(parsed)),
+    },
   };
 }
 

@@ -40,7 +40,8 @@ export function bfclQuestionFromRecord(record: JsonValue): Converted<BfclQuestio
   const parsed = parseWith(BfclQuestionRecord, record);
   if (!parsed.ok) return parsed;
   const { id, question, function: functions } = parsed.value;
-  if (question.length !== 1) return reject('question', `has ${question.length} turns; only single-turn questions are supported`);
+  if (question.length !== 1)
+    return reject('question', `has ${question.length} turns; only single-turn questions are supported`);
   const messages = question[0] as ChatMessage[];
   if (messages.length === 0) return reject('question[0]', 'has no messages');
   return accept({ id, category: categoryFromId(id), functions, messages });
@@ -56,7 +57,8 @@ export function bfclAnswerFromRecord(record: JsonValue): Converted<BfclAnswer> {
   const calls: AcceptableCall[] = [];
   for (const [index, entry] of parsed.value.ground_truth.entries()) {
     const names = Object.keys(entry);
-    if (names.length !== 1) return reject(`ground_truth[${index}]`, `must name exactly one function, names ${names.length}`);
+    if (names.length !== 1)
+      return reject(`ground_truth[${index}]`, `must name exactly one function, names ${names.length}`);
     const name = names[0] as string;
     if (name.length === 0) return reject(`ground_truth[${index}]`, 'has an empty function name');
     calls.push({ name, arguments: entry[name] as Record<string, JsonValue[]> });
@@ -70,9 +72,13 @@ export function bfclAnswerFromRecord(record: JsonValue): Converted<BfclAnswer> {
  */
 export function bfclToSample(input: { question: BfclQuestion; answer?: BfclAnswer }): Converted<Sample> {
   const { question, answer } = input;
-  if (answer && answer.id !== question.id) return reject('id', `answer id ${answer.id} does not match question id ${question.id}`);
-  if (!answer && !question.category.includes('irrelevance')) return reject('id', `${question.id} has no possible answer`);
-  const target: Sample['target'] = answer ? ({ kind: 'acceptable', calls: answer.calls } satisfies AcceptableTarget) : { kind: 'text' };
+  if (answer && answer.id !== question.id)
+    return reject('id', `answer id ${answer.id} does not match question id ${question.id}`);
+  if (!answer && !question.category.includes('irrelevance'))
+    return reject('id', `${question.id} has no possible answer`);
+  const target: Sample['target'] = answer
+    ? ({ kind: 'acceptable', calls: answer.calls } satisfies AcceptableTarget)
+    : { kind: 'text' };
   return parseWith(Sample, { tools: question.functions, messages: question.messages, target });
 }
 
@@ -80,7 +86,10 @@ export function bfclToSample(input: { question: BfclQuestion; answer?: BfclAnswe
  * A sample as BFCL records: the question record and, for `acceptable` and `calls` targets, the possible-answer record
  * (plain calls become one acceptable value per argument). Text targets have no answer record, as in BFCL.
  */
-export function sampleToBfclRecords(input: { sample: Sample; id: string }): { question: JsonValue; answer?: JsonValue } {
+export function sampleToBfclRecords(input: { sample: Sample; id: string }): {
+  question: JsonValue;
+  answer?: JsonValue;
+} {
   const { sample, id } = input;
   const question = { id, question: [sample.messages], function: sample.tools } as unknown as JsonValue;
   const target = sample.target;
@@ -88,7 +97,9 @@ export function sampleToBfclRecords(input: { sample: Sample; id: string }): { qu
   const groundTruth =
     target.kind === 'acceptable'
       ? target.calls.map((call) => ({ [call.name]: call.arguments }))
-      : target.calls.map((call) => ({ [call.name]: Object.fromEntries(Object.entries(call.arguments).map(([k, v]) => [k, [v]])) }));
+      : target.calls.map((call) => ({
+          [call.name]: Object.fromEntries(Object.entries(call.arguments).map(([k, v]) => [k, [v]])),
+        }));
   return { question, answer: { id, ground_truth: groundTruth } as unknown as JsonValue };
 }
 

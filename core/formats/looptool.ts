@@ -14,7 +14,17 @@ import type { ChatMessage } from '../schemas/messages.js';
 import type { ToolCall } from '../schemas/tool-call.js';
 import { Sample, type Target } from '../schemas/sample.js';
 import { toolsFromJson } from './openai-chat.js';
-import { IM_END, IM_START, parseToolResponses, parseTurns, renderAssistantText, renderToolsBlock, renderToolsSection, renderTurns, TOOLS_SLOT } from './qwen.js';
+import {
+  IM_END,
+  IM_START,
+  parseToolResponses,
+  parseTurns,
+  renderAssistantText,
+  renderToolsBlock,
+  renderToolsSection,
+  renderTurns,
+  TOOLS_SLOT,
+} from './qwen.js';
 import { accept, parseWith, reject, type Converted } from './rejection.js';
 
 /** The three strings of a LoopTool record. */
@@ -45,7 +55,10 @@ function toolsFromInstruction(instruction: string): Converted<{ tools: FunctionD
   }
   const tools = toolsFromJson(items, 'instruction.tools');
   if (!tools.ok) return tools;
-  return accept({ tools: tools.value, system: instruction.slice(0, open) + TOOLS_SLOT + instruction.slice(close + TOOLS_CLOSE.length) });
+  return accept({
+    tools: tools.value,
+    system: instruction.slice(0, open) + TOOLS_SLOT + instruction.slice(close + TOOLS_CLOSE.length),
+  });
 }
 
 // `<tool_call>` blocks are JSON, so their arguments are JSON objects already; the check keeps the types honest.
@@ -63,7 +76,11 @@ function assistantFromText(text: string, field: string): Converted<ChatMessage> 
   let content: string | null = text.slice(0, first);
   if (content.endsWith('\n')) content = content.slice(0, -1);
   if (content === '') content = null;
-  return accept({ role: 'assistant', content, tool_calls: blocks.calls.map((call) => ({ type: 'function', function: jsonCall(call) })) });
+  return accept({
+    role: 'assistant',
+    content,
+    tool_calls: blocks.calls.map((call) => ({ type: 'function', function: jsonCall(call) })),
+  });
 }
 
 function targetFromOutput(output: string): Converted<Target> {
@@ -120,7 +137,8 @@ export function renderInstruction(sample: Sample): string {
 /** The history as LoopTool stores it: template turns without the outermost `<|im_start|>user\n` and final `<|im_end|>\n`. */
 export function renderInput(sample: Sample): Converted<string> {
   const history = sample.messages[0]?.role === 'system' ? sample.messages.slice(1) : sample.messages;
-  if (history[0]?.role !== 'user') return reject('messages', 'LoopTool input must start with a user turn after the system prompt');
+  if (history[0]?.role !== 'user')
+    return reject('messages', 'LoopTool input must start with a user turn after the system prompt');
   const rendered = renderTurns(history);
   const prefix = `${IM_START}user\n`;
   const suffix = `${IM_END}\n`;

@@ -26,7 +26,8 @@ export function toolsFromJson(value: JsonValue | undefined, field = 'tools'): Co
   if (!Array.isArray(list)) return reject(field, 'must be an array of tools');
   const tools: FunctionDefinition[] = [];
   for (const [index, item] of list.entries()) {
-    const definition = isJsonObject(item) && item.type === 'function' && isJsonObject(item.function) ? item.function : item;
+    const definition =
+      isJsonObject(item) && item.type === 'function' && isJsonObject(item.function) ? item.function : item;
     const where = definition === item ? `${field}[${index}]` : `${field}[${index}].function`;
     const parsed = parseWith(FunctionDefinition, definition, where);
     if (!parsed.ok) return parsed;
@@ -42,7 +43,8 @@ function contentText(value: JsonValue | undefined, field: string): Converted<str
     // Content parts: only text can be represented in a sample.
     let text = '';
     for (const [index, part] of value.entries()) {
-      if (!isJsonObject(part) || part.type !== 'text' || typeof part.text !== 'string') return reject(`${field}[${index}]`, 'only text content parts are supported');
+      if (!isJsonObject(part) || part.type !== 'text' || typeof part.text !== 'string')
+        return reject(`${field}[${index}]`, 'only text content parts are supported');
       text += part.text;
     }
     return accept(text);
@@ -67,10 +69,15 @@ export function messageFromJson(value: JsonValue, field: string): Converted<Chat
       const calls: unknown[] = [];
       for (const [index, call] of toolCalls.entries()) {
         const where = `${field}.tool_calls[${index}]`;
-        if (!isJsonObject(call) || !isJsonObject(call.function)) return reject(where, 'must be {type: "function", function: {name, arguments}}');
+        if (!isJsonObject(call) || !isJsonObject(call.function))
+          return reject(where, 'must be {type: "function", function: {name, arguments}}');
         const args = argumentsFromJson(call.function.arguments, `${where}.function.arguments`);
         if (!args.ok) return args;
-        calls.push({ ...(typeof call.id === 'string' ? { id: call.id } : {}), type: 'function', function: { name: call.function.name, arguments: args.value } });
+        calls.push({
+          ...(typeof call.id === 'string' ? { id: call.id } : {}),
+          type: 'function',
+          function: { name: call.function.name, arguments: args.value },
+        });
       }
       message.tool_calls = calls;
       // "" next to tool calls carries nothing; null is the canonical form, so both sources hash alike.
@@ -102,19 +109,28 @@ export function argumentsFromJson(value: JsonValue | undefined, field: string): 
 /** The target an assistant message expresses: its tool calls, or its text (empty text means no reference answer). */
 export function targetFromAssistant(message: AssistantMessage): Target {
   if (message.tool_calls && message.tool_calls.length > 0) {
-    return { kind: 'calls', calls: message.tool_calls.map((call) => ({ name: call.function.name, arguments: call.function.arguments })) };
+    return {
+      kind: 'calls',
+      calls: message.tool_calls.map((call) => ({ name: call.function.name, arguments: call.function.arguments })),
+    };
   }
   return message.content ? { kind: 'text', text: message.content } : { kind: 'text' };
 }
 
 /** Builds samples from a full conversation: the last turn, or every assistant turn after at least one message. */
-export function samplesFromConversation(input: { tools: FunctionDefinition[]; messages: ChatMessage[]; split: SplitMode; field?: string }): Converted<Sample[]> {
+export function samplesFromConversation(input: {
+  tools: FunctionDefinition[];
+  messages: ChatMessage[];
+  split: SplitMode;
+  field?: string;
+}): Converted<Sample[]> {
   const { tools, messages, split } = input;
   const field = input.field ?? 'messages';
   const indices: number[] = [];
   if (split === 'last') {
     const last = messages.length - 1;
-    if (last < 1 || messages[last]?.role !== 'assistant') return reject(field, 'the last message must be an assistant turn that follows at least one message');
+    if (last < 1 || messages[last]?.role !== 'assistant')
+      return reject(field, 'the last message must be an assistant turn that follows at least one message');
     indices.push(last);
   } else {
     messages.forEach((message, index) => {
@@ -154,7 +170,14 @@ export function openAiChatToSamples(record: JsonValue, options: { split?: SplitM
 export function targetToAssistant(target: Target): AssistantMessage | undefined {
   if (target.kind === 'acceptable') return undefined;
   if (target.kind === 'text') return { role: 'assistant', content: target.text ?? '' };
-  return { role: 'assistant', content: null, tool_calls: target.calls.map((call) => ({ type: 'function', function: { name: call.name, arguments: call.arguments } })) };
+  return {
+    role: 'assistant',
+    content: null,
+    tool_calls: target.calls.map((call) => ({
+      type: 'function',
+      function: { name: call.name, arguments: call.arguments },
+    })),
+  };
 }
 
 /** Arguments on the wire are JSON text; written here so floats stay floats (`5.0`). */
@@ -164,7 +187,10 @@ function withWireArguments(message: ChatMessage, asString: boolean): unknown {
     ...message,
     tool_calls: message.tool_calls.map((call) => ({
       ...call,
-      function: { name: call.function.name, arguments: asString ? stringifyJson(call.function.arguments) : call.function.arguments },
+      function: {
+        name: call.function.name,
+        arguments: asString ? stringifyJson(call.function.arguments) : call.function.arguments,
+      },
     })),
   };
 }
@@ -173,7 +199,10 @@ function chatRecord(sample: Sample, argumentsAsString: boolean): Converted<JsonV
   const last = targetToAssistant(sample.target);
   if (!last) return reject('target', 'an acceptable-values target cannot be written as a chat turn');
   const messages = [...sample.messages, last].map((message) => withWireArguments(message, argumentsAsString));
-  return accept({ messages, tools: sample.tools.map((tool) => ({ type: 'function', function: tool })) } as unknown as JsonValue);
+  return accept({
+    messages,
+    tools: sample.tools.map((tool) => ({ type: 'function', function: tool })),
+  } as unknown as JsonValue);
 }
 
 /**
@@ -195,7 +224,13 @@ export function sampleToTrl(sample: Sample): Converted<JsonValue> {
   if (!last) return reject('target', 'an acceptable-values target cannot be written as a chat turn');
   const messages = [...sample.messages, last].map((message) =>
     message.role === 'assistant' && message.tool_calls
-      ? { ...message, tool_calls: message.tool_calls.map((call) => ({ ...call, function: { ...call.function, name: wireToolName(call.function.name) } })) }
+      ? {
+          ...message,
+          tool_calls: message.tool_calls.map((call) => ({
+            ...call,
+            function: { ...call.function, name: wireToolName(call.function.name) },
+          })),
+        }
       : message,
   );
   return accept({ messages, tools: sample.tools.map(toOpenAiTool) } as unknown as JsonValue);

@@ -72,7 +72,10 @@ export function renderTurns(messages: readonly ChatMessage[]): string {
       message.role === 'assistant'
         ? renderAssistantText(
             message.content,
-            (message.tool_calls ?? []).map((call) => ({ name: call.function.name, arguments: call.function.arguments })),
+            (message.tool_calls ?? []).map((call) => ({
+              name: call.function.name,
+              arguments: call.function.arguments,
+            })),
           )
         : message.content;
     out += `${IM_START}${message.role}\n${text}${IM_END}\n`;

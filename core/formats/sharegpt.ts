@@ -84,7 +84,13 @@ export function parseToolAceCalls(text: string): ParseResult | undefined {
   }
   const parsed = parsePythonCalls(`${rewritten}]`);
   if (!parsed.ok) return parsed;
-  return { ...parsed, calls: parsed.calls.map((call) => ({ ...call, name: names[Number(PLACEHOLDER.exec(call.name)?.[1] ?? -1)] ?? call.name })) };
+  return {
+    ...parsed,
+    calls: parsed.calls.map((call) => ({
+      ...call,
+      name: names[Number(PLACEHOLDER.exec(call.name)?.[1] ?? -1)] ?? call.name,
+    })),
+  };
 }
 
 /** An assistant turn's calls, or undefined when the text is a plain answer. */
@@ -96,13 +102,16 @@ function callsFromAssistantText(text: string, field: string): Converted<ChatMess
   else return accept(undefined);
   if (!parsed.ok) {
     // Text that merely starts like a call ("{note}" or "f(x) is…") stays text; a list of calls that fails is an error.
-    return LOOKS_LIKE_CALL_LIST.test(text) || text.trimStart().startsWith('[{') ? reject(field, parsed.error.reason) : accept(undefined);
+    return LOOKS_LIKE_CALL_LIST.test(text) || text.trimStart().startsWith('[{')
+      ? reject(field, parsed.error.reason)
+      : accept(undefined);
   }
   if (parsed.calls.length === 0) return accept(undefined);
   const toolCalls = [];
   for (const [index, call] of parsed.calls.entries()) {
     const args = pyToJson(call.arguments);
-    if (args === undefined || !isJsonObject(args)) return reject(`${field}[${index}]`, 'has an argument JSON cannot hold (complex or bytes)');
+    if (args === undefined || !isJsonObject(args))
+      return reject(`${field}[${index}]`, 'has an argument JSON cannot hold (complex or bytes)');
     toolCalls.push({ type: 'function' as const, function: { name: call.name, arguments: args } });
   }
   return accept({ role: 'assistant', content: null, tool_calls: toolCalls });
@@ -126,7 +135,8 @@ export function findJsonArray(text: string): JsonValue[] | undefined {
         depth--;
         if (depth === 0) {
           const parsed = parseJson(text.slice(start, i + 1));
-          if (parsed.ok && Array.isArray(parsed.value) && parsed.value.length > 0 && parsed.value.every(isJsonObject)) return parsed.value;
+          if (parsed.ok && Array.isArray(parsed.value) && parsed.value.length > 0 && parsed.value.every(isJsonObject))
+            return parsed.value;
           break;
         }
       }
@@ -141,7 +151,8 @@ export function shareGptToSamples(record: JsonValue, options: { split?: SplitMod
   const conversations = record.conversations;
   if (!Array.isArray(conversations)) return reject('conversations', 'must be an array');
   const system = typeof record.system === 'string' ? record.system : undefined;
-  const toolSource = record.tools !== undefined ? record.tools : system !== undefined ? (findJsonArray(system) ?? null) : null;
+  const toolSource =
+    record.tools !== undefined ? record.tools : system !== undefined ? (findJsonArray(system) ?? null) : null;
   const tools = toolsFromJson(toolSource, record.tools !== undefined ? 'tools' : 'system');
   if (!tools.ok) return tools;
   const messages: ChatMessage[] = [];
@@ -162,5 +173,10 @@ export function shareGptToSamples(record: JsonValue, options: { split?: SplitMod
       messages.push({ role, content: text });
     }
   }
-  return samplesFromConversation({ tools: tools.value, messages, split: options.split ?? 'last', field: 'conversations' });
+  return samplesFromConversation({
+    tools: tools.value,
+    messages,
+    split: options.split ?? 'last',
+    field: 'conversations',
+  });
 }

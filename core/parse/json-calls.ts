@@ -17,7 +17,8 @@ export function callFromJson(value: JsonValue, options: { hermesOnly?: boolean }
   if (!isJsonObject(value)) return { ok: false, reason: `a call must be a JSON object, got ${describe(value)}` };
   if (options.hermesOnly) {
     if (typeof value.name !== 'string') return { ok: false, reason: 'a call needs a string "name"' };
-    if (!isJsonObject(value.arguments)) return { ok: false, reason: `call ${JSON.stringify(value.name)} needs an "arguments" object` };
+    if (!isJsonObject(value.arguments))
+      return { ok: false, reason: `call ${JSON.stringify(value.name)} needs an "arguments" object` };
     return { ok: true, call: { name: value.name, arguments: value.arguments } };
   }
   if (typeof value.name === 'string') {
@@ -43,11 +44,14 @@ function argumentsOf(name: string, args: JsonValue): CallOrError {
   if (name.length === 0) return { ok: false, reason: 'a call has an empty name' };
   if (typeof args === 'string') {
     const parsed = parseJson(args);
-    if (!parsed.ok) return { ok: false, reason: `arguments of ${JSON.stringify(name)} are not valid JSON: ${parsed.error.message}` };
-    if (!isJsonObject(parsed.value)) return { ok: false, reason: `arguments of ${JSON.stringify(name)} must be a JSON object` };
+    if (!parsed.ok)
+      return { ok: false, reason: `arguments of ${JSON.stringify(name)} are not valid JSON: ${parsed.error.message}` };
+    if (!isJsonObject(parsed.value))
+      return { ok: false, reason: `arguments of ${JSON.stringify(name)} must be a JSON object` };
     return { ok: true, call: { name, arguments: parsed.value } };
   }
-  if (!isJsonObject(args)) return { ok: false, reason: `arguments of ${JSON.stringify(name)} must be a JSON object, got ${describe(args)}` };
+  if (!isJsonObject(args))
+    return { ok: false, reason: `arguments of ${JSON.stringify(name)} must be a JSON object, got ${describe(args)}` };
   return { ok: true, call: { name, arguments: args as JsonObject } };
 }
 
@@ -64,7 +68,17 @@ export function parseJsonCalls(text: string, format: OutputFormat = 'json'): Par
   if (!parsed.ok) {
     const offset = parsed.error.offset + leading;
     const { line, column } = positionAt(text, offset);
-    return { ok: false, error: { kind: 'invalid_json', format, reason: `${parsed.error.message} (line ${line}, column ${column})`, offset, line, column } };
+    return {
+      ok: false,
+      error: {
+        kind: 'invalid_json',
+        format,
+        reason: `${parsed.error.message} (line ${line}, column ${column})`,
+        offset,
+        line,
+        column,
+      },
+    };
   }
   return callsFromJsonValue(parsed.value, format);
 }
@@ -76,7 +90,11 @@ export function callsFromJsonValue(value: JsonValue, format: OutputFormat): Pars
   for (const [index, item] of items.entries()) {
     const read = callFromJson(item);
     if (!read.ok) {
-      const error: ParseError = { kind: 'invalid_call', format, reason: Array.isArray(value) ? `call ${index}: ${read.reason}` : read.reason };
+      const error: ParseError = {
+        kind: 'invalid_call',
+        format,
+        reason: Array.isArray(value) ? `call ${index}: ${read.reason}` : read.reason,
+      };
       return { ok: false, error };
     }
     calls.push(read.call);

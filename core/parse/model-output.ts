@@ -25,14 +25,15 @@ export function stripThinking(text: string): { content: string; reasoning: strin
   if (close >= 0) {
     const before = text.slice(0, close);
     const open = before.indexOf(THINK_OPEN);
-    return { content: text.slice(close + THINK_CLOSE.length), reasoning: open >= 0 ? before.slice(open + THINK_OPEN.length) : before };
+    return {
+      content: text.slice(close + THINK_CLOSE.length),
+      reasoning: open >= 0 ? before.slice(open + THINK_OPEN.length) : before,
+    };
   }
   const open = text.indexOf(THINK_OPEN);
   if (open >= 0) return { content: text.slice(0, open), reasoning: text.slice(open + THINK_OPEN.length) };
   return { content: text, reasoning: '' };
 }
-
-
 
 /**
  * Parses `<tool_call>…</tool_call>` blocks, each holding exactly `{"name": …, "arguments": {…}}`. Whitespace around
@@ -53,7 +54,14 @@ export function parseToolCallBlocks(text: string, options: { onMalformed?: Malfo
       const { line, column } = positionAt(text, open);
       return {
         ok: false,
-        error: { kind: 'unclosed_tool_call', format: 'tool_call_blocks', reason: `<tool_call> ${index} is never closed (line ${line}, column ${column})`, offset: open, line, column },
+        error: {
+          kind: 'unclosed_tool_call',
+          format: 'tool_call_blocks',
+          reason: `<tool_call> ${index} is never closed (line ${line}, column ${column})`,
+          offset: open,
+          line,
+          column,
+        },
       };
     }
     const body = text.slice(bodyStart, close);
@@ -68,13 +76,24 @@ export function parseToolCallBlocks(text: string, options: { onMalformed?: Malfo
       const { line, column } = positionAt(text, offset);
       return {
         ok: false,
-        error: { kind: 'invalid_json', format: 'tool_call_blocks', reason: `<tool_call> ${index}: ${parsed.error.message} (line ${line}, column ${column})`, offset, line, column },
+        error: {
+          kind: 'invalid_json',
+          format: 'tool_call_blocks',
+          reason: `<tool_call> ${index}: ${parsed.error.message} (line ${line}, column ${column})`,
+          offset,
+          line,
+          column,
+        },
       };
     }
     // Only the shape the Qwen/Hermes template defines: BFCL's Qwen handler indexes call["name"] and
     // call["arguments"].items(), and LoopTool's reward compares the arguments object itself.
     const read = callFromJson(parsed.value, { hermesOnly: true });
-    if (!read.ok) return { ok: false, error: { kind: 'invalid_call', format: 'tool_call_blocks', reason: `<tool_call> ${index}: ${read.reason}` } };
+    if (!read.ok)
+      return {
+        ok: false,
+        error: { kind: 'invalid_call', format: 'tool_call_blocks', reason: `<tool_call> ${index}: ${read.reason}` },
+      };
     calls.push(read.call);
     index++;
   }
@@ -89,8 +108,6 @@ export function parseOpenAiToolCalls(toolCalls: readonly JsonValue[]): ParseResu
   const result = callsFromJsonValue(toolCalls as JsonValue[], 'openai_tool_calls');
   return result;
 }
-
-
 
 export interface ParseModelOutputOptions {
   format?: ContentFormat;
@@ -128,7 +145,14 @@ export function parseModelOutput(
   }
   if (content.includes(CALL_OPEN) || content.includes(CALL_CLOSE)) {
     if (!content.includes(CALL_OPEN)) {
-      return { ok: false, error: { kind: 'invalid_call', format: 'tool_call_blocks', reason: '</tool_call> without an opening <tool_call>' } };
+      return {
+        ok: false,
+        error: {
+          kind: 'invalid_call',
+          format: 'tool_call_blocks',
+          reason: '</tool_call> without an opening <tool_call>',
+        },
+      };
     }
     return parseToolCallBlocks(content, blockOptions);
   }

@@ -49,7 +49,14 @@ export type UnaryOperator = '-' | '+' | '~' | 'not';
 export type BinaryOperator = '+' | '-' | '*' | '@' | '/' | '//' | '%' | '**' | '<<' | '>>' | '&' | '|' | '^';
 
 // Binary operators by binding strength, loosest first (below comparisons, above unary operators).
-const BINARY_LEVELS: readonly (readonly BinaryOperator[])[] = [['|'], ['^'], ['&'], ['<<', '>>'], ['+', '-'], ['*', '/', '//', '%', '@']];
+const BINARY_LEVELS: readonly (readonly BinaryOperator[])[] = [
+  ['|'],
+  ['^'],
+  ['&'],
+  ['<<', '>>'],
+  ['+', '-'],
+  ['*', '/', '//', '%', '@'],
+];
 
 /** A syntax error at an offset of the parsed text. */
 export class PySyntaxError {
@@ -75,25 +82,104 @@ interface StringLiteral {
 
 /** Python keywords that can never be names (`True`, `False`, `None` included). */
 export const HARD_KEYWORDS: ReadonlySet<string> = new Set([
-  'False', 'None', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue', 'def', 'del', 'elif', 'else',
-  'except', 'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not', 'or', 'pass',
-  'raise', 'return', 'try', 'while', 'with', 'yield',
+  'False',
+  'None',
+  'True',
+  'and',
+  'as',
+  'assert',
+  'async',
+  'await',
+  'break',
+  'class',
+  'continue',
+  'def',
+  'del',
+  'elif',
+  'else',
+  'except',
+  'finally',
+  'for',
+  'from',
+  'global',
+  'if',
+  'import',
+  'in',
+  'is',
+  'lambda',
+  'nonlocal',
+  'not',
+  'or',
+  'pass',
+  'raise',
+  'return',
+  'try',
+  'while',
+  'with',
+  'yield',
 ]);
 
 // Longest first, so `**` wins over `*` and `//` over `/`.
 const OPERATORS = [
-  '**=', '//=', '>>=', '<<=', '...', '->', ':=', '**', '//', '<<', '>>', '<=', '>=', '==', '!=', '+=', '-=', '*=', '/=', '%=',
-  '&=', '|=', '^=', '@=', '(', ')', '[', ']', '{', '}', ',', ':', '.', ';', '@', '=', '+', '-', '*', '/', '%', '&', '|',
-  '^', '~', '<', '>',
+  '**=',
+  '//=',
+  '>>=',
+  '<<=',
+  '...',
+  '->',
+  ':=',
+  '**',
+  '//',
+  '<<',
+  '>>',
+  '<=',
+  '>=',
+  '==',
+  '!=',
+  '+=',
+  '-=',
+  '*=',
+  '/=',
+  '%=',
+  '&=',
+  '|=',
+  '^=',
+  '@=',
+  '(',
+  ')',
+  '[',
+  ']',
+  '{',
+  '}',
+  ',',
+  ':',
+  '.',
+  ';',
+  '@',
+  '=',
+  '+',
+  '-',
+  '*',
+  '/',
+  '%',
+  '&',
+  '|',
+  '^',
+  '~',
+  '<',
+  '>',
 ];
 
 const OPERATORS_BY_FIRST = new Map<string, string[]>();
 const NO_OPERATORS: readonly string[] = [];
-for (const op of OPERATORS) OPERATORS_BY_FIRST.set(op[0] as string, [...(OPERATORS_BY_FIRST.get(op[0] as string) ?? []), op]);
+for (const op of OPERATORS)
+  OPERATORS_BY_FIRST.set(op[0] as string, [...(OPERATORS_BY_FIRST.get(op[0] as string) ?? []), op]);
 
 // ASCII first: model output is almost all ASCII, and a Unicode-property regex per character is the slow path.
 function isAsciiIdContinue(code: number): boolean {
-  return (code >= 0x61 && code <= 0x7a) || (code >= 0x41 && code <= 0x5a) || (code >= 0x30 && code <= 0x39) || code === 0x5f;
+  return (
+    (code >= 0x61 && code <= 0x7a) || (code >= 0x41 && code <= 0x5a) || (code >= 0x30 && code <= 0x39) || code === 0x5f
+  );
 }
 
 function isIdStart(code: number, cp: string): boolean {
@@ -106,7 +192,18 @@ const ID_START = /[\p{L}\p{Nl}_]/u;
 const ID_CONTINUE = /[\p{L}\p{Nl}\p{Mn}\p{Mc}\p{Nd}\p{Pc}_\u00b7\u0387\u1369-\u1371\u19da]/u;
 const STRING_PREFIX = /^(?:[rRuUfFbB]|[fFrR][rRfF]|[bBrR][rRbB])$/;
 const HEX_DIGITS = /^[0-9a-fA-F]+$/;
-const SIMPLE_ESCAPES: Record<string, string> = { '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+const SIMPLE_ESCAPES: Record<string, string> = {
+  '\\': '\\',
+  "'": "'",
+  '"': '"',
+  a: '\x07',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  v: '\v',
+};
 
 function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
@@ -225,7 +322,10 @@ function readNumber(text: string, start: number): [Token, number] {
   if (!isFloat) {
     const decimal = DECIMAL_INT.exec(rest);
     if (!decimal || decimal[0].length !== len) {
-      throw new PySyntaxError('leading zeros in decimal integer literals are not permitted; use an 0o prefix for octal integers', start);
+      throw new PySyntaxError(
+        'leading zeros in decimal integer literals are not permitted; use an 0o prefix for octal integers',
+        start,
+      );
     }
   }
   const end = start + len;
@@ -241,7 +341,8 @@ function formatImaginary(x: number): string {
 
 function assertNumberEnd(text: string, end: number): void {
   const next = text.codePointAt(end);
-  if (next !== undefined && ID_CONTINUE.test(String.fromCodePoint(next))) throw new PySyntaxError('invalid decimal literal', end);
+  if (next !== undefined && ID_CONTINUE.test(String.fromCodePoint(next)))
+    throw new PySyntaxError('invalid decimal literal', end);
 }
 
 function bigToNumber(value: bigint): number {
@@ -279,7 +380,8 @@ function readString(text: string, quoteStart: number, prefix: string): [StringLi
       pos += consumed;
       continue;
     }
-    if (kind === 'bytes' && ch.charCodeAt(0) > 0x7f) throw new PySyntaxError('bytes can only contain ASCII literal characters', pos);
+    if (kind === 'bytes' && ch.charCodeAt(0) > 0x7f)
+      throw new PySyntaxError('bytes can only contain ASCII literal characters', pos);
     value += ch;
     pos++;
   }
@@ -343,7 +445,8 @@ class ExpressionParser {
   }
 
   private expectOp(value: string): void {
-    if (!this.isOp(value)) this.fail(this.current.t === 'end' ? `'${value}' was never closed or is missing` : 'invalid syntax');
+    if (!this.isOp(value))
+      this.fail(this.current.t === 'end' ? `'${value}' was never closed or is missing` : 'invalid syntax');
     this.index++;
   }
 
@@ -371,7 +474,11 @@ class ExpressionParser {
 
   private atExpressionEnd(): boolean {
     const token = this.current;
-    return token.t === 'end' || (token.t === 'op' && [')', ']', '}', '=', ':'].includes(token.v)) || this.isKeyword('for', token);
+    return (
+      token.t === 'end' ||
+      (token.t === 'op' && [')', ']', '}', '=', ':'].includes(token.v)) ||
+      this.isKeyword('for', token)
+    );
   }
 
   private parseStarOrNamed(allowStar: boolean): PyNode {
@@ -596,9 +703,11 @@ class ExpressionParser {
         let value = this.parseNamed();
         if (this.isKeyword('for') || this.isKeyword('async')) {
           value = { k: 'GeneratorExp', elt: value, generators: this.parseComprehensions() };
-          if (args.length > 0 || keywords.length > 0 || !this.isOp(')')) this.fail('Generator expression must be parenthesized', start);
+          if (args.length > 0 || keywords.length > 0 || !this.isOp(')'))
+            this.fail('Generator expression must be parenthesized', start);
         }
-        if (keywords.some((keyword) => keyword.arg === null)) this.fail('positional argument follows keyword argument unpacking', start);
+        if (keywords.some((keyword) => keyword.arg === null))
+          this.fail('positional argument follows keyword argument unpacking', start);
         if (keywords.length > 0) this.fail('positional argument follows keyword argument', start);
         args.push(value);
       }
@@ -692,7 +801,8 @@ class ExpressionParser {
     const first = parts[0] as StringLiteral;
     const hasBytes = parts.some((part) => part.kind === 'bytes');
     if (hasBytes && !parts.every((part) => part.kind === 'bytes')) this.fail('cannot mix bytes and nonbytes literals');
-    if (parts.some((part) => part.kind === 'f')) return { k: 'JoinedStr', source: parts.map((part) => part.source).join(' ') };
+    if (parts.some((part) => part.kind === 'f'))
+      return { k: 'JoinedStr', source: parts.map((part) => part.source).join(' ') };
     const value = parts.map((part) => part.value).join('');
     if (hasBytes) return { k: 'Constant', value: new PyOpaque('bytes', `b${pyStrRepr(value)}`) };
     return first.unicodePrefix ? { k: 'Constant', value, kind: 'u' } : { k: 'Constant', value };
@@ -866,13 +976,18 @@ export function unparsePython(node: PyNode, precedence: number = P.TEST): string
       return node.id;
     case 'Attribute': {
       const value = unparsePython(node.value, P.ATOM);
-      const spacer = node.value.k === 'Constant' && typeof node.value.value === 'number' && Number.isInteger(node.value.value) ? ' ' : '';
+      const spacer =
+        node.value.k === 'Constant' && typeof node.value.value === 'number' && Number.isInteger(node.value.value)
+          ? ' '
+          : '';
       return `${value}${spacer}.${node.attr}`;
     }
     case 'Call': {
       const parts = [
         ...node.args.map((arg) => unparsePython(arg)),
-        ...node.keywords.map((kw) => (kw.arg === null ? `**${unparsePython(kw.value)}` : `${kw.arg}=${unparsePython(kw.value)}`)),
+        ...node.keywords.map((kw) =>
+          kw.arg === null ? `**${unparsePython(kw.value)}` : `${kw.arg}=${unparsePython(kw.value)}`,
+        ),
       ];
       return `${unparsePython(node.func, P.ATOM)}(${parts.join(', ')})`;
     }
@@ -881,7 +996,10 @@ export function unparsePython(node: PyNode, precedence: number = P.TEST): string
     case 'Set':
       return `{${node.elts.map((elt) => unparsePython(elt)).join(', ')}}`;
     case 'Tuple': {
-      const body = node.elts.length === 1 ? `${unparsePython(node.elts[0] as PyNode)},` : node.elts.map((elt) => unparsePython(elt)).join(', ');
+      const body =
+        node.elts.length === 1
+          ? `${unparsePython(node.elts[0] as PyNode)},`
+          : node.elts.map((elt) => unparsePython(elt)).join(', ');
       return node.elts.length === 0 || precedence > P.TUPLE ? `(${body})` : body;
     }
     case 'Dict':
@@ -963,7 +1081,8 @@ function unparseComprehensions(generators: PyComprehension[]): string {
 
 function unparseConstant(value: ConstantValue, kind: 'u' | undefined): string {
   if (value === ELLIPSIS) return '...';
-  if (value instanceof JsonFloat) return pyFloatRepr(value.value).replace('inf', '1e309').replace('nan', '(1e309-1e309)');
+  if (value instanceof JsonFloat)
+    return pyFloatRepr(value.value).replace('inf', '1e309').replace('nan', '(1e309-1e309)');
   if (value instanceof PyOpaque) return value.repr.replace('inf', '1e309');
   return (kind === 'u' ? 'u' : '') + pyRepr(value);
 }

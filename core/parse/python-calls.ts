@@ -5,7 +5,16 @@
  */
 import { isJsonObject, JsonFloat, positionAt, setOwn, type JsonObject, type JsonValue } from '../json.js';
 import { PyOpaque, pyStrip, PyTuple, pyTypeName, type PyDict, type PyValue } from '../python.js';
-import { decodeEscape, ELLIPSIS, HARD_KEYWORDS, parsePythonExpression, PySyntaxError, unparsePython, type BinaryOperator, type PyNode } from './python-ast.js';
+import {
+  decodeEscape,
+  ELLIPSIS,
+  HARD_KEYWORDS,
+  parsePythonExpression,
+  PySyntaxError,
+  unparsePython,
+  type BinaryOperator,
+  type PyNode,
+} from './python-ast.js';
 import type { ParsedCall, ParseResult } from './types.js';
 
 /** Raised while resolving a parsed node; becomes an `unsupported_value` parse error (BFCL: decoder_failed). */
@@ -14,7 +23,12 @@ class ResolveError {
 }
 
 // Python's ast class names, for error messages that match BFCL's "Unsupported AST type: <class 'ast.X'>".
-const AST_CLASS: Partial<Record<PyNode['k'], string>> = { JoinedStr: 'JoinedStr', Set: 'Set', BoolOp: 'BoolOp', Compare: 'Compare' };
+const AST_CLASS: Partial<Record<PyNode['k'], string>> = {
+  JoinedStr: 'JoinedStr',
+  Set: 'Set',
+  BoolOp: 'BoolOp',
+  Compare: 'Compare',
+};
 
 /**
  * Decodes Python call syntax as BFCL does for prompting models: strip backticks, newlines and spaces, wrap in `[...]`
@@ -64,7 +78,17 @@ function decodePythonCalls(text: string, fast: boolean): ParseResult {
     if (!(err instanceof PySyntaxError)) throw err;
     const offset = Math.max(0, Math.min(text.length, err.offset + shift));
     const { line, column } = positionAt(text, offset);
-    return { ok: false, error: { kind: 'invalid_python', format: 'python', reason: `${err.message} (line ${line}, column ${column})`, offset, line, column } };
+    return {
+      ok: false,
+      error: {
+        kind: 'invalid_python',
+        format: 'python',
+        reason: `${err.message} (line ${line}, column ${column})`,
+        offset,
+        line,
+        column,
+      },
+    };
   }
   try {
     const calls: ParsedCall[] = [];
@@ -79,7 +103,8 @@ function decodePythonCalls(text: string, fast: boolean): ParseResult {
     }
     return { ok: true, format: 'python', calls };
   } catch (err) {
-    if (err instanceof ResolveError) return { ok: false, error: { kind: 'unsupported_value', format: 'python', reason: err.message } };
+    if (err instanceof ResolveError)
+      return { ok: false, error: { kind: 'unsupported_value', format: 'python', reason: err.message } };
     throw err;
   }
 }
@@ -89,7 +114,9 @@ function invalidCall(reason: string): ParseResult {
 }
 
 function describeNode(node: PyNode): string {
-  return node.k === 'Constant' ? `a ${node.value === ELLIPSIS ? 'ellipsis' : pyTypeName(node.value)} constant` : `an ast.${node.k}`;
+  return node.k === 'Constant'
+    ? `a ${node.value === ELLIPSIS ? 'ellipsis' : pyTypeName(node.value)} constant`
+    : `an ast.${node.k}`;
 }
 
 /** resolve_ast_call: the dotted name from Attribute/Name nodes, the keyword arguments resolved. */
@@ -127,7 +154,8 @@ function resolveValue(node: PyNode): PyValue {
         const keyNode = node.keys[i] as PyNode | null;
         if (keyNode === null) throw new ResolveError("Unsupported AST type: <class 'NoneType'>");
         const key = resolveValue(keyNode);
-        if (typeof key !== 'string') throw new ResolveError(`dict key ${String(key)} is not a string (only string keys are supported)`);
+        if (typeof key !== 'string')
+          throw new ResolveError(`dict key ${String(key)} is not a string (only string keys are supported)`);
         setOwn(out, key, resolveValue(node.values[i] as PyNode));
       }
       return out;
@@ -186,7 +214,8 @@ function evaluate(node: PyNode): PyValue {
       for (let i = 0; i < node.keys.length; i++) {
         const keyNode = node.keys[i] as PyNode | null;
         const key = keyNode === null ? undefined : evaluate(keyNode);
-        if (typeof key !== 'string') throw new ResolveError('only string dict keys are supported in evaluated expressions');
+        if (typeof key !== 'string')
+          throw new ResolveError('only string dict keys are supported in evaluated expressions');
         setOwn(out, key, evaluate(node.values[i] as PyNode));
       }
       return out;
@@ -206,7 +235,8 @@ type Num = { kind: 'int'; value: bigint } | { kind: 'float'; value: number };
 
 function asNumber(value: PyValue): Num | undefined {
   if (typeof value === 'boolean') return { kind: 'int', value: value ? 1n : 0n };
-  if (typeof value === 'number') return Number.isInteger(value) ? { kind: 'int', value: BigInt(value) } : { kind: 'float', value };
+  if (typeof value === 'number')
+    return Number.isInteger(value) ? { kind: 'int', value: BigInt(value) } : { kind: 'float', value };
   if (value instanceof JsonFloat) return { kind: 'float', value: value.value };
   return undefined;
 }
@@ -256,7 +286,13 @@ function evaluateBinary(op: BinaryOperator, a: PyValue, b: PyValue): PyValue {
     return fromNumber(numericBinary(op, x, y, a, b));
   }
   const sequence = (value: PyValue): PyValue[] | string | undefined =>
-    typeof value === 'string' ? value : Array.isArray(value) ? value : value instanceof PyTuple ? value.items : undefined;
+    typeof value === 'string'
+      ? value
+      : Array.isArray(value)
+        ? value
+        : value instanceof PyTuple
+          ? value.items
+          : undefined;
   const sa = sequence(a);
   const sb = sequence(b);
   if (op === '+' && sa !== undefined && sb !== undefined && pyTypeName(a) === pyTypeName(b)) {
@@ -293,12 +329,12 @@ function numericBinary(op: BinaryOperator, x: Num, y: Num, a: PyValue, b: PyValu
       case '//': {
         if (q === 0n) throw new ResolveError('integer division or modulo by zero');
         const quotient = p / q;
-        return { kind: 'int', value: (p % q !== 0n && (p < 0n) !== (q < 0n)) ? quotient - 1n : quotient };
+        return { kind: 'int', value: p % q !== 0n && p < 0n !== q < 0n ? quotient - 1n : quotient };
       }
       case '%': {
         if (q === 0n) throw new ResolveError('integer division or modulo by zero');
         const r = p % q;
-        return { kind: 'int', value: r !== 0n && (r < 0n) !== (q < 0n) ? r + q : r };
+        return { kind: 'int', value: r !== 0n && r < 0n !== q < 0n ? r + q : r };
       }
       case '**':
         if (q < 0n) {

@@ -5,7 +5,19 @@ import { JsonValue } from './json-value.js';
  * Parameter types: JSON Schema's, plus BFCL's dialect (`dict`, `float`, `tuple`, `any`). BFCL's checker maps them to
  * Python types; JSON Schema's `object` and `number` are accepted as `dict` and `float` (see core/checker/README.md).
  */
-export const PARAM_TYPES = ['string', 'integer', 'number', 'float', 'boolean', 'array', 'tuple', 'dict', 'object', 'any', 'null'] as const;
+export const PARAM_TYPES = [
+  'string',
+  'integer',
+  'number',
+  'float',
+  'boolean',
+  'array',
+  'tuple',
+  'dict',
+  'object',
+  'any',
+  'null',
+] as const;
 /** One of {@link PARAM_TYPES}, after Python-style aliases (`str`, `int` …) are normalised. */
 export const ParamType = z.enum(PARAM_TYPES);
 export type ParamType = z.infer<typeof ParamType>;
@@ -110,7 +122,9 @@ const OPENAPI_TYPES: Record<ParamType, string> = {
 function toOpenApiParameter(schema: ParameterSchema): ParameterSchema {
   const out: ParameterSchema = { ...schema };
   if (schema.type !== undefined) {
-    out.type = (Array.isArray(schema.type) ? schema.type.map((t) => OPENAPI_TYPES[t]) : OPENAPI_TYPES[schema.type]) as ParamType;
+    out.type = (
+      Array.isArray(schema.type) ? schema.type.map((t) => OPENAPI_TYPES[t]) : OPENAPI_TYPES[schema.type]
+    ) as ParamType;
   }
   if (schema.items) out.items = toOpenApiParameter(schema.items);
   if (schema.properties) {
@@ -128,7 +142,9 @@ export function toOpenAiTool(definition: FunctionDefinition): OpenAiTool {
     ? {
         ...definition.parameters,
         type: 'object' as const,
-        properties: Object.fromEntries(Object.entries(definition.parameters.properties).map(([k, v]) => [k, toOpenApiParameter(v)])),
+        properties: Object.fromEntries(
+          Object.entries(definition.parameters.properties).map(([k, v]) => [k, toOpenApiParameter(v)]),
+        ),
       }
     : { type: 'object' as const, properties: {} };
   return { type: 'function', function: { ...definition, name: wireToolName(definition.name), parameters } };

@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { isJsonObject, JsonFloat, type JsonObject as JsonObjectValue, type JsonValue as JsonValueType } from '../json.js';
+import {
+  isJsonObject,
+  JsonFloat,
+  type JsonObject as JsonObjectValue,
+  type JsonValue as JsonValueType,
+} from '../json.js';
 
 /**
  * Checks the lossless JSON value model (see core/json.ts) by hand: zod cannot infer a recursive union, and a custom

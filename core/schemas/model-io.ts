@@ -54,5 +54,10 @@ export const ValidatorOutput = z.object({
 export type ValidatorOutput = z.infer<typeof ValidatorOutput>;
 
 /** EDDE's four scenario focuses (paper App. G), sampled uniformly, unlike the official code's biased `randint(0,6) % 4`. */
-export const SCENARIO_FOCUSES = ['complexity_variation', 'user_persona', 'interaction_style', 'data_variation'] as const;
+export const SCENARIO_FOCUSES = [
+  'complexity_variation',
+  'user_persona',
+  'interaction_style',
+  'data_variation',
+] as const;
 export type ScenarioFocus = (typeof SCENARIO_FOCUSES)[number];

@@ -6,7 +6,14 @@ export interface CategoryScore {
 
 const NON_LIVE = ['simple', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance'] as const;
 const SIMPLE_PARTS = ['simple_python', 'simple', 'simple_java', 'simple_javascript'];
-const LIVE = ['live_simple', 'live_multiple', 'live_parallel', 'live_parallel_multiple', 'live_irrelevance', 'live_relevance'];
+const LIVE = [
+  'live_simple',
+  'live_multiple',
+  'live_parallel',
+  'live_parallel_multiple',
+  'live_irrelevance',
+  'live_relevance',
+];
 
 /**
  * BFCL v3's summary scores (`eval_runner_helper.py` @65a1c944, BFCL-CHECKER.md §C7) from per-category scores:
@@ -20,7 +27,8 @@ export function bfclV3Summary(scores: readonly CategoryScore[]): { nonLive?: num
   const byName = new Map(scores.map((s) => [s.category, s]));
   const simpleParts = SIMPLE_PARTS.flatMap((name) => (byName.has(name) ? [accuracy(byName.get(name)!)] : []));
   const nonLiveParts = NON_LIVE.flatMap((name) => {
-    if (name === 'simple') return simpleParts.length > 0 ? [simpleParts.reduce((a, b) => a + b, 0) / simpleParts.length] : [];
+    if (name === 'simple')
+      return simpleParts.length > 0 ? [simpleParts.reduce((a, b) => a + b, 0) / simpleParts.length] : [];
     return byName.has(name) ? [accuracy(byName.get(name)!)] : [];
   });
   const liveScores = LIVE.flatMap((name) => (byName.has(name) ? [byName.get(name)!] : []));

@@ -4,7 +4,9 @@
  * of the valid votes; a single valid vote is its own consensus. Failed votes (unparseable replies) count for nothing.
  * With no valid vote the verdict is undefined. Ties go to the verdict seen first, without consensus.
  */
-export function majorityVerdict<V extends string>(votes: readonly (V | undefined)[]): { verdict: V | undefined; consensus: boolean; validVotes: number } {
+export function majorityVerdict<V extends string>(
+  votes: readonly (V | undefined)[],
+): { verdict: V | undefined; consensus: boolean; validVotes: number } {
   const counts = new Map<V, number>();
   for (const vote of votes) if (vote !== undefined) counts.set(vote, (counts.get(vote) ?? 0) + 1);
   let verdict: V | undefined;

@@ -1,5 +1,10 @@
 import { isJsonFloat, isJsonInt, isJsonObject, JsonFloat, type JsonValue } from '../json.js';
-import { type FunctionDefinition, type ParamType, type ParameterSchema, wireToolName } from '../schemas/function-def.js';
+import {
+  type FunctionDefinition,
+  type ParamType,
+  type ParameterSchema,
+  wireToolName,
+} from '../schemas/function-def.js';
 
 /** One reason a call does not fit its tool schema. */
 export interface CallViolation {
@@ -38,13 +43,18 @@ function typeMatches(value: JsonValue, type: ParamType): boolean {
 function checkValue(value: JsonValue, schema: ParameterSchema, field: string, out: CallViolation[]): void {
   const types = schema.type === undefined ? [] : Array.isArray(schema.type) ? schema.type : [schema.type];
   if (types.length > 0 && !types.some((type) => typeMatches(value, type))) {
-    out.push({ field, rule: 'wrong_type', message: `${field} should be ${types.join(' or ')}, got ${describe(value)}` });
+    out.push({
+      field,
+      rule: 'wrong_type',
+      message: `${field} should be ${types.join(' or ')}, got ${describe(value)}`,
+    });
     return;
   }
   if (schema.enum && !schema.enum.some((allowed) => sameJson(allowed, value))) {
     out.push({ field, rule: 'not_in_enum', message: `${field} must be one of ${JSON.stringify(schema.enum)}` });
   }
-  if (Array.isArray(value) && schema.items) value.forEach((item, i) => checkValue(item, schema.items!, `${field}[${i}]`, out));
+  if (Array.isArray(value) && schema.items)
+    value.forEach((item, i) => checkValue(item, schema.items!, `${field}[${i}]`, out));
 }
 
 function describe(value: JsonValue): string {
@@ -65,26 +75,41 @@ function sameJson(a: JsonValue, b: JsonValue): boolean {
  * exists among the tools, every required parameter is present, no parameter outside the declared properties, and
  * values have the declared JSON types (and enum values). Returns every violation, empty when the calls are valid.
  */
-export function validateCalls(calls: readonly { name: string; arguments: Record<string, JsonValue> }[], tools: readonly FunctionDefinition[]): CallViolation[] {
+export function validateCalls(
+  calls: readonly { name: string; arguments: Record<string, JsonValue> }[],
+  tools: readonly FunctionDefinition[],
+): CallViolation[] {
   const byName = new Map(tools.map((tool) => [wireToolName(tool.name), tool]));
   const violations: CallViolation[] = [];
   calls.forEach((call, index) => {
     const base = `tool_calls[${index}]`;
     const tool = byName.get(wireToolName(call.name));
     if (!tool) {
-      violations.push({ field: `${base}.name`, rule: 'unknown_function', message: `${call.name} is not one of the offered tools` });
+      violations.push({
+        field: `${base}.name`,
+        rule: 'unknown_function',
+        message: `${call.name} is not one of the offered tools`,
+      });
       return;
     }
     const properties = tool.parameters?.properties ?? {};
     for (const required of tool.parameters?.required ?? []) {
       if (!(required in call.arguments)) {
-        violations.push({ field: `${base}.arguments.${required}`, rule: 'missing_required', message: `${call.name} requires ${required}` });
+        violations.push({
+          field: `${base}.arguments.${required}`,
+          rule: 'missing_required',
+          message: `${call.name} requires ${required}`,
+        });
       }
     }
     for (const [name, value] of Object.entries(call.arguments)) {
       const schema = properties[name];
       if (!schema) {
-        violations.push({ field: `${base}.arguments.${name}`, rule: 'unknown_parameter', message: `${call.name} has no parameter ${name}` });
+        violations.push({
+          field: `${base}.arguments.${name}`,
+          rule: 'unknown_parameter',
+          message: `${call.name} has no parameter ${name}`,
+        });
         continue;
       }
       checkValue(value, schema, `${base}.arguments.${name}`, violations);

@@ -1,8 +1,7 @@
 import type { Queryable } from '../tx.js';
-import { insertRows } from './unnest.js';
 import type { ErrorVerdict, ExpansionStatus } from '../../core/vocabulary.js';
 import type { SeqRange } from '../../core/inputs.js';
-import type { BatchItem, StageKey } from './stage-batches.js';
+import { type BatchItem, insertStageRows, type ProducedBy, type StageKey } from './stage-batches.js';
 
 export interface ExpansionSeed extends BatchItem {
   verdict: ErrorVerdict;
@@ -15,10 +14,19 @@ export interface ExpansionSeed extends BatchItem {
 }
 
 /** Error seeds (consensus PRED_WRONG / LABEL_WRONG) in the range with fewer than `k` expansions recorded. */
-export async function pendingExpansionSeeds(q: Queryable, input: StageKey & SeqRange & { k: number; limit: number }): Promise<ExpansionSeed[]> {
+export async function pendingExpansionSeeds(
+  q: Queryable,
+  input: StageKey & SeqRange & { k: number; limit: number },
+): Promise<ExpansionSeed[]> {
   const { rows } = await q.query<{
-    seq: string; sample_id: string; verdict: ErrorVerdict; error_analysis: string | null;
-    corrected_sample_id: string | null; parsed_calls: string | null; raw_output: string; done_k: number[];
+    seq: string;
+    sample_id: string;
+    verdict: ErrorVerdict;
+    error_analysis: string | null;
+    corrected_sample_id: string | null;
+    parsed_calls: string | null;
+    raw_output: string;
+    done_k: number[];
   }>(
     `SELECT s.seq, j.sample_id, j.verdict, j.error_analysis, j.corrected_sample_id, p.parsed_calls::text AS parsed_calls, p.raw_output,
             coalesce((SELECT array_agg(e.k ORDER BY e.k) FROM expansions e
@@ -43,7 +51,7 @@ export async function pendingExpansionSeeds(q: Queryable, input: StageKey & SeqR
   }));
 }
 
-export interface ExpansionRow {
+export interface ExpansionRow extends ProducedBy {
   seedSampleId: string;
   k: number;
   status: ExpansionStatus;
@@ -52,14 +60,11 @@ export interface ExpansionRow {
   attempts: number;
   rawOutput: string | null;
   rejectionReason: string | null;
-  model: string;
-  promptVersion: string;
 }
 
 /** Writes expansion slots; a slot already recorded (a retried batch) is kept as first written. */
-export function insertExpansions(q: Queryable, key: StageKey, rows: readonly ExpansionRow[]): Promise<number> {
-  return insertRows(q, 'expansions', rows, { shared: { loop_name: key.loopName, iteration: key.iteration }, onConflict: 'ON CONFLICT (loop_name, iteration, seed_sample_id, k) DO NOTHING' });
-}
+export const insertExpansions = (q: Queryable, key: StageKey, rows: readonly ExpansionRow[]): Promise<number> =>
+  insertStageRows(q, 'expansions', key, rows, 'seed_sample_id, k');
 
 /**
  * Which of these samples the loop has already (EDDE's dedup before acceptance): in one of its dataset versions, or
@@ -78,9 +83,11 @@ export async function samplesKnownToLoop(q: Queryable, loopName: string, ids: re
   return new Set(rows.map((r) => r.id));
 }
 
-
 /** A loop's expansion slots by status, over all its iterations. */
-export async function countExpansionsByStatus(q: Queryable, loopName: string): Promise<{ status: ExpansionStatus; n: number }[]> {
+export async function countExpansionsByStatus(
+  q: Queryable,
+  loopName: string,
+): Promise<{ status: ExpansionStatus; n: number }[]> {
   const { rows } = await q.query<{ status: ExpansionStatus; n: number }>(
     'SELECT status, count(*)::int AS n FROM expansions WHERE loop_name = $1::text GROUP BY status ORDER BY status',
     [loopName],

@@ -1,8 +1,7 @@
 import type { Queryable } from '../tx.js';
-import { insertRows } from './unnest.js';
 import type { JudgeVerdict } from '../../core/vocabulary.js';
 import type { SeqRange } from '../../core/inputs.js';
-import type { BatchItem, StageKey } from './stage-batches.js';
+import { type BatchItem, insertStageRows, type ProducedBy, type StageKey } from './stage-batches.js';
 
 export interface JudgeItem extends BatchItem {
   outcome: 'mismatch' | 'parse_error';
@@ -12,8 +11,18 @@ export interface JudgeItem extends BatchItem {
 }
 
 /** This iteration's mismatches and parse errors in the range that have no judgement yet (resume = what is left). */
-export async function pendingJudgeItems(q: Queryable, input: StageKey & SeqRange & { limit: number }): Promise<JudgeItem[]> {
-  const { rows } = await q.query<{ seq: string; sample_id: string; outcome: 'mismatch' | 'parse_error'; parsed_calls: string | null; raw_output: string; error: string | null }>(
+export async function pendingJudgeItems(
+  q: Queryable,
+  input: StageKey & SeqRange & { limit: number },
+): Promise<JudgeItem[]> {
+  const { rows } = await q.query<{
+    seq: string;
+    sample_id: string;
+    outcome: 'mismatch' | 'parse_error';
+    parsed_calls: string | null;
+    raw_output: string;
+    error: string | null;
+  }>(
     `SELECT s.seq, p.sample_id, p.outcome, p.parsed_calls::text AS parsed_calls, p.raw_output, p.error
      FROM probe_results p JOIN samples s ON s.id = p.sample_id
      WHERE p.loop_name = $1::text AND p.iteration = $2::int AND p.outcome <> 'match'
@@ -32,7 +41,7 @@ export async function pendingJudgeItems(q: Queryable, input: StageKey & SeqRange
   }));
 }
 
-export interface JudgementRow {
+export interface JudgementRow extends ProducedBy {
   sampleId: string;
   verdict: JudgeVerdict;
   consensus: boolean;
@@ -41,18 +50,17 @@ export interface JudgementRow {
   errorAnalysis: string | null;
   correctApproach: string | null;
   correctedSampleId: string | null;
-  model: string;
-  promptVersion: string;
 }
 
 /** Writes judgements; an existing row (a retried batch) is kept as first written. */
-export function insertJudgements(q: Queryable, key: StageKey, rows: readonly JudgementRow[]): Promise<number> {
-  return insertRows(q, 'judgements', rows, { shared: { loop_name: key.loopName, iteration: key.iteration }, onConflict: 'ON CONFLICT (loop_name, iteration, sample_id) DO NOTHING' });
-}
-
+export const insertJudgements = (q: Queryable, key: StageKey, rows: readonly JudgementRow[]): Promise<number> =>
+  insertStageRows(q, 'judgements', key, rows, 'sample_id');
 
 /** Labels a loop's judge corrected, over all its iterations. */
 export async function countCorrectedLabels(q: Queryable, loopName: string): Promise<number> {
-  const { rows } = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM judgements WHERE loop_name = $1::text AND corrected_sample_id IS NOT NULL', [loopName]);
+  const { rows } = await q.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM judgements WHERE loop_name = $1::text AND corrected_sample_id IS NOT NULL',
+    [loopName],
+  );
   return rows[0]?.n ?? 0;
 }

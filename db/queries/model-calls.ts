@@ -20,4 +20,3 @@ export interface ModelCallRow {
 export async function recordModelCalls(q: Queryable, rows: readonly ModelCallRow[]): Promise<void> {
   await insertRows(q, 'model_calls', rows, { onConflict: 'ON CONFLICT (call_key) DO NOTHING' });
 }
-

@@ -1,7 +1,6 @@
 import type { OriginKind } from '../../core/vocabulary.js';
 import type { Queryable } from '../tx.js';
 
-
 export interface SampleOrigin {
   sampleId: string;
   kind: OriginKind;
@@ -76,10 +75,14 @@ const toEdge = (row: EdgeRow): LineageEdge => ({
 
 /** Walks lineage both ways from one sample with recursive queries (bounded depth, so a cycle cannot loop forever). */
 export async function getLineage(q: Queryable, sampleId: string, maxDepth = 50): Promise<Lineage> {
-  const origins = await q.query<{ kind: OriginKind; loop_name: string | null; iteration: number | null; detail: Record<string, unknown> }>(
-    'SELECT kind, loop_name, iteration, detail FROM sample_origins WHERE sample_id = $1::text ORDER BY id',
-    [sampleId],
-  );
+  const origins = await q.query<{
+    kind: OriginKind;
+    loop_name: string | null;
+    iteration: number | null;
+    detail: Record<string, unknown>;
+  }>('SELECT kind, loop_name, iteration, detail FROM sample_origins WHERE sample_id = $1::text ORDER BY id', [
+    sampleId,
+  ]);
   const ancestors = await q.query<EdgeRow>(
     `WITH RECURSIVE up AS (
        SELECT sample_id, parent_sample_id, kind, loop_name, iteration, detail, 1 AS depth
@@ -106,7 +109,12 @@ export async function getLineage(q: Queryable, sampleId: string, maxDepth = 50):
   );
   return {
     sampleId,
-    origins: origins.rows.map((r) => ({ kind: r.kind, loopName: r.loop_name, iteration: r.iteration, detail: r.detail })),
+    origins: origins.rows.map((r) => ({
+      kind: r.kind,
+      loopName: r.loop_name,
+      iteration: r.iteration,
+      detail: r.detail,
+    })),
     ancestors: ancestors.rows.map(toEdge),
     descendants: descendants.rows.map(toEdge),
   };

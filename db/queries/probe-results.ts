@@ -1,15 +1,17 @@
 import type { Queryable } from '../tx.js';
-import { insertRows } from './unnest.js';
 import type { ProbeOutcome } from '../../core/vocabulary.js';
 import type { SeqRange } from '../../core/inputs.js';
-import type { BatchItem, StageKey } from './stage-batches.js';
+import { type BatchItem, insertStageRows, type ProducedBy, type StageKey } from './stage-batches.js';
 
 /**
  * Members of a version in the range that have no probe result yet for this iteration. Reading "what is left" from
  * the results table, rather than trusting a cursor, is what makes a retried probe resume after its last written sample
  * and never probe a sample twice.
  */
-export async function pendingProbeItems(q: Queryable, input: StageKey & SeqRange & { versionId: number; limit: number }): Promise<BatchItem[]> {
+export async function pendingProbeItems(
+  q: Queryable,
+  input: StageKey & SeqRange & { versionId: number; limit: number },
+): Promise<BatchItem[]> {
   const { rows } = await q.query<{ seq: string; sample_id: string }>(
     `SELECT m.sample_seq AS seq, s.id AS sample_id
      FROM dataset_members m JOIN samples s ON s.seq = m.sample_seq
@@ -21,7 +23,7 @@ export async function pendingProbeItems(q: Queryable, input: StageKey & SeqRange
   return rows.map((r) => ({ seq: Number(r.seq), sampleId: r.sample_id }));
 }
 
-export interface ProbeResultRow {
+export interface ProbeResultRow extends ProducedBy {
   sampleId: string;
   outcome: ProbeOutcome;
   rawOutput: string;
@@ -34,12 +36,8 @@ export interface ProbeResultRow {
   promptTokens: number | null;
   completionTokens: number | null;
   latencyMs: number | null;
-  model: string;
-  promptVersion: string;
 }
 
 /** Writes probe results; a row that exists (a retried batch) is kept as first written. Returns rows inserted. */
-export function insertProbeResults(q: Queryable, key: StageKey, rows: readonly ProbeResultRow[]): Promise<number> {
-  return insertRows(q, 'probe_results', rows, { shared: { loop_name: key.loopName, iteration: key.iteration }, onConflict: 'ON CONFLICT (loop_name, iteration, sample_id) DO NOTHING' });
-}
-
+export const insertProbeResults = (q: Queryable, key: StageKey, rows: readonly ProbeResultRow[]): Promise<number> =>
+  insertStageRows(q, 'probe_results', key, rows, 'sample_id');

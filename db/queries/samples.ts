@@ -17,29 +17,9 @@ export interface StoredSample {
   nTools: number;
 }
 
-interface SampleRow {
-  id: string;
-  toolset_id: string;
-  tools_json: string;
-  messages_json: string;
-  target_json: string;
-  n_tools: number;
-}
-
-function toStoredSample(row: SampleRow): StoredSample {
-  return {
-    id: row.id,
-    toolsetId: row.toolset_id,
-    toolsJson: row.tools_json,
-    messagesJson: row.messages_json,
-    targetJson: row.target_json,
-    nTools: row.n_tools,
-  };
-}
-
-/** The columns that rebuild a StoredSample; JSON comes back as text so nothing is lost in a JS number. */
-export const SAMPLE_COLUMNS = `s.id, s.toolset_id, t.tools::text AS tools_json, s.messages::text AS messages_json,
-  s.target::text AS target_json, t.n_tools`;
+/** The columns that rebuild a StoredSample, named as its fields; JSON comes back as text so nothing is lost in a JS number. */
+export const SAMPLE_COLUMNS = `s.id, s.toolset_id AS "toolsetId", t.tools::text AS "toolsJson", s.messages::text AS "messagesJson",
+  s.target::text AS "targetJson", t.n_tools AS "nTools"`;
 
 /**
  * Writes samples and their tool lists in two set-based statements. Idempotent: content-addressed rows that exist are
@@ -57,7 +37,11 @@ export async function insertSamples(q: Queryable, samples: readonly StoredSample
     `INSERT INTO toolsets (id, tools, n_tools)
      SELECT id, tools, n_tools FROM unnest($1::text[], $2::json[], $3::int[]) AS u(id, tools, n_tools)
      ON CONFLICT (id) DO NOTHING`,
-    [sortedToolsets.map((s) => s.toolsetId), sortedToolsets.map((s) => s.toolsJson), sortedToolsets.map((s) => s.nTools)],
+    [
+      sortedToolsets.map((s) => s.toolsetId),
+      sortedToolsets.map((s) => s.toolsJson),
+      sortedToolsets.map((s) => s.nTools),
+    ],
   );
   const { rows } = await q.query<{ id: string }>(
     `INSERT INTO samples (id, toolset_id, messages, target)
@@ -65,7 +49,12 @@ export async function insertSamples(q: Queryable, samples: readonly StoredSample
      FROM unnest($1::text[], $2::text[], $3::json[], $4::json[]) AS u(id, toolset_id, messages, target)
      ON CONFLICT (id) DO NOTHING
      RETURNING id`,
-    [unique.map((s) => s.id), unique.map((s) => s.toolsetId), unique.map((s) => s.messagesJson), unique.map((s) => s.targetJson)],
+    [
+      unique.map((s) => s.id),
+      unique.map((s) => s.toolsetId),
+      unique.map((s) => s.messagesJson),
+      unique.map((s) => s.targetJson),
+    ],
   );
   return rows.map((r) => r.id);
 }
@@ -73,11 +62,11 @@ export async function insertSamples(q: Queryable, samples: readonly StoredSample
 /** Reads samples by id, in the order asked; ids that do not exist are left out. */
 export async function getSamples(q: Queryable, ids: readonly string[]): Promise<StoredSample[]> {
   if (ids.length === 0) return [];
-  const { rows } = await q.query<SampleRow>(
+  const { rows } = await q.query<StoredSample>(
     `SELECT ${SAMPLE_COLUMNS} FROM samples s JOIN toolsets t ON t.id = s.toolset_id WHERE s.id = ANY($1::text[])`,
     [ids],
   );
-  const byId = new Map(rows.map((row) => [row.id, toStoredSample(row)]));
+  const byId = new Map(rows.map((row) => [row.id, row]));
   return ids.flatMap((id) => byId.get(id) ?? []);
 }
 
@@ -90,5 +79,3 @@ export async function resolveSampleId(q: Queryable, prefix: string): Promise<str
   );
   return rows.length === 1 ? rows[0]!.id : undefined;
 }
-
-export { toStoredSample, type SampleRow };

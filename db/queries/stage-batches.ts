@@ -1,4 +1,5 @@
 import type { Queryable } from '../tx.js';
+import { insertRows } from './unnest.js';
 import type { SeqRange } from '../../core/inputs.js';
 import type { BatchedStage } from '../../core/vocabulary.js';
 
@@ -8,11 +9,33 @@ export interface BatchItem {
   sampleId: string;
 }
 
+/** What every stage result row records about who produced it. */
+export interface ProducedBy {
+  model: string;
+  promptVersion: string;
+}
+
+/**
+ * Writes one stage's result rows for (loop, iteration); a row whose natural key exists (a retried batch) is kept as
+ * first written. `key` names the columns that, with loop and iteration, identify a row. Returns rows inserted.
+ */
+export function insertStageRows<R extends object>(
+  q: Queryable,
+  table: string,
+  stage: StageKey,
+  rows: readonly R[],
+  key: string,
+): Promise<number> {
+  return insertRows(q, table, rows, {
+    shared: { loop_name: stage.loopName, iteration: stage.iteration },
+    onConflict: `ON CONFLICT (loop_name, iteration, ${key}) DO NOTHING`,
+  });
+}
+
 export interface StageKey {
   loopName: string;
   iteration: number;
 }
-
 
 /**
  * Splits the rows a stage will work through into batches of about `size`, as seq ranges: the workflow then fans out
@@ -77,12 +100,18 @@ export async function planStage(
   return ranges.length;
 }
 
-export async function getStageBatch(q: Queryable, input: StageKey & { stage: BatchedStage; batchNo: number }): Promise<SeqRange> {
+export async function getStageBatch(
+  q: Queryable,
+  input: StageKey & { stage: BatchedStage; batchNo: number },
+): Promise<SeqRange> {
   const { rows } = await q.query<{ after_seq: string; last_seq: string }>(
     'SELECT after_seq, last_seq FROM stage_batches WHERE loop_name = $1::text AND iteration = $2::int AND stage = $3::text AND batch_no = $4::int',
     [input.loopName, input.iteration, input.stage, input.batchNo],
   );
-  if (!rows[0]) throw new Error(`no batch ${input.batchNo} planned for ${input.stage} of ${input.loopName} iteration ${input.iteration}`);
+  if (!rows[0])
+    throw new Error(
+      `no batch ${input.batchNo} planned for ${input.stage} of ${input.loopName} iteration ${input.iteration}`,
+    );
   return { afterSeq: Number(rows[0].after_seq), lastSeq: Number(rows[0].last_seq) };
 }
 
@@ -90,7 +119,10 @@ export async function getStageBatch(q: Queryable, input: StageKey & { stage: Bat
  * What a stage has recorded for the rows of one batch, counted from the tables: a batch's result then says the same
  * whether it ran once or was retried after writing part of its work.
  */
-export async function batchCounts(q: Queryable, input: StageKey & SeqRange & { stage: BatchedStage }): Promise<Record<string, number>> {
+export async function batchCounts(
+  q: Queryable,
+  input: StageKey & SeqRange & { stage: BatchedStage },
+): Promise<Record<string, number>> {
   const sql = {
     probe: `SELECT p.outcome AS key, count(*)::int AS n FROM probe_results p JOIN samples s ON s.id = p.sample_id
             WHERE p.loop_name = $1::text AND p.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint GROUP BY 1`,
@@ -106,11 +138,9 @@ export async function batchCounts(q: Queryable, input: StageKey & SeqRange & { s
              WHERE e.loop_name = $1::text AND e.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint`,
   }[input.stage];
   // In key order, so a batch's result (and the stage's totals folded from it) reads the same on every run.
-  const { rows } = await q.query<{ key: string; n: number }>(`SELECT key, n FROM (${sql}) counts ORDER BY key COLLATE "C"`, [
-    input.loopName,
-    input.iteration,
-    input.afterSeq,
-    input.lastSeq,
-  ]);
+  const { rows } = await q.query<{ key: string; n: number }>(
+    `SELECT key, n FROM (${sql}) counts ORDER BY key COLLATE "C"`,
+    [input.loopName, input.iteration, input.afterSeq, input.lastSeq],
+  );
   return Object.fromEntries(rows.map((r) => [r.key, r.n]));
 }

@@ -1,5 +1,6 @@
 import type { StagingPurpose, StagingStatus } from '../../core/vocabulary.js';
 import type { Queryable } from '../tx.js';
+import { insertRows } from './unnest.js';
 
 export interface StagingBatch {
   id: string;
@@ -53,15 +54,15 @@ export async function getStagingBatch(q: Queryable, id: string): Promise<Staging
  * Adds accepted samples (already written to `samples`) to a batch with the line they came from. Returns how many were
  * new to the batch; the rest are duplicates within the file (same content on two lines).
  */
-export async function addStagingMembers(q: Queryable, batchId: string, members: readonly { sampleId: string; line: number }[]): Promise<number> {
-  if (members.length === 0) return 0;
-  const result = await q.query(
-    `INSERT INTO staging_members (batch_id, sample_id, line)
-     SELECT $1::text, sample_id, line FROM unnest($2::text[], $3::int[]) AS u(sample_id, line)
-     ON CONFLICT (batch_id, sample_id) DO NOTHING`,
-    [batchId, members.map((m) => m.sampleId), members.map((m) => m.line)],
-  );
-  return result.rowCount ?? 0;
+export function addStagingMembers(
+  q: Queryable,
+  batchId: string,
+  members: readonly { sampleId: string; line: number }[],
+): Promise<number> {
+  return insertRows(q, 'staging_members', members, {
+    shared: { batch_id: batchId },
+    onConflict: 'ON CONFLICT (batch_id, sample_id) DO NOTHING',
+  });
 }
 
 /** Records rejected lines as data, with the field and the reason (idempotent by line). */
@@ -80,7 +81,11 @@ export async function addStagingRejections(
 }
 
 /** Marks a fully loaded batch ready, with its final counts. */
-export async function markStagingReady(q: Queryable, batchId: string, counts: { imported: number; duplicates: number; rejected: number }): Promise<void> {
+export async function markStagingReady(
+  q: Queryable,
+  batchId: string,
+  counts: { imported: number; duplicates: number; rejected: number },
+): Promise<void> {
   await q.query(
     `UPDATE staging_batches SET status = 'ready', imported = $2::int, duplicates = $3::int, rejected = $4::int
      WHERE id = $1::text AND status = 'loading'`,
@@ -101,7 +106,10 @@ export async function consumeStagingBatch(q: Queryable, batchId: string, version
   return (result.rowCount ?? 0) > 0;
 }
 
-export async function getStagingRejections(q: Queryable, batchId: string): Promise<{ line: number; field: string | null; reason: string }[]> {
+export async function getStagingRejections(
+  q: Queryable,
+  batchId: string,
+): Promise<{ line: number; field: string | null; reason: string }[]> {
   const { rows } = await q.query<{ line: number; field: string | null; reason: string }>(
     'SELECT line, field, reason FROM staging_rejections WHERE batch_id = $1::text ORDER BY line',
     [batchId],

@@ -22,13 +22,26 @@ export async function upsertTrainingRun(q: Queryable, key: StageKey, row: Traini
      ON CONFLICT (loop_name, iteration) DO UPDATE SET external_id = coalesce(excluded.external_id, training_runs.external_id),
        status = excluded.status, checkpoint_uri = coalesce(excluded.checkpoint_uri, training_runs.checkpoint_uri),
        metrics = excluded.metrics, finished_at = excluded.finished_at`,
-    [key.loopName, key.iteration, row.backend, row.jobKey, row.externalId, row.datasetVersionId, row.baseCheckpoint, row.status, row.checkpointUri, JSON.stringify(row.metrics)],
+    [
+      key.loopName,
+      key.iteration,
+      row.backend,
+      row.jobKey,
+      row.externalId,
+      row.datasetVersionId,
+      row.baseCheckpoint,
+      row.status,
+      row.checkpointUri,
+      JSON.stringify(row.metrics),
+    ],
   );
 }
 
-
 /** The recorded training run of an iteration, if its job was ever submitted. */
-export async function getTrainingRun(q: Queryable, key: StageKey): Promise<(TrainingRunRow & { iteration: number }) | undefined> {
+export async function getTrainingRun(
+  q: Queryable,
+  key: StageKey,
+): Promise<(TrainingRunRow & { iteration: number }) | undefined> {
   const { rows } = await q.query<{
     backend: string;
     job_key: string;

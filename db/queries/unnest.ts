@@ -42,13 +42,23 @@ export async function insertRows<R extends object>(
     if (!type) throw new Error(`${table} has no column ${column}`);
     return type;
   };
-  const shared = Object.entries(options.shared ?? {}).map(([column, value]) => ({ column, type: typeOf(column), value }));
+  const shared = Object.entries(options.shared ?? {}).map(([column, value]) => ({
+    column,
+    type: typeOf(column),
+    value,
+  }));
   const columns = Object.keys(rows[0]!).map((key) => ({ key, column: snakeCase(key), type: typeOf(snakeCase(key)) }));
-  const encode = (type: string, value: unknown) => ((type === 'json' || type === 'jsonb') && value !== null && typeof value !== 'string' ? JSON.stringify(value) : value);
+  const encode = (type: string, value: unknown) =>
+    (type === 'json' || type === 'jsonb') && value !== null && typeof value !== 'string'
+      ? JSON.stringify(value)
+      : value;
   const sql =
     `INSERT INTO ${table} (${[...shared, ...columns].map((c) => c.column).join(', ')}) ` +
     `SELECT ${[...shared.map((c, i) => `$${i + 1}::${c.type}`), '*'].join(', ')} ` +
     `FROM unnest(${columns.map((c, i) => `$${shared.length + i + 1}::${c.type}[]`).join(', ')}) ${options.onConflict}`;
-  const params = [...shared.map((c) => c.value), ...columns.map((c) => rows.map((row) => encode(c.type, (row as Record<string, unknown>)[c.key])))];
+  const params = [
+    ...shared.map((c) => c.value),
+    ...columns.map((c) => rows.map((row) => encode(c.type, (row as Record<string, unknown>)[c.key]))),
+  ];
   return (await q.query(sql, params)).rowCount ?? 0;
 }

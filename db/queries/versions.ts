@@ -85,30 +85,47 @@ export async function createVersion(pool: pg.Pool, input: CreateVersionInput): P
   return withTransaction(pool, async (tx) => {
     // Serialises version numbering per dataset; the unique key makes the retry case a read.
     await tx.query('SELECT pg_advisory_xact_lock(hashtext($1::text))', [`dataset:${input.dataset}`]);
-    const existing = await tx.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE idempotency_key = $1::text', [input.idempotencyKey]);
+    const existing = await tx.query<DatasetVersionRow>(
+      'SELECT * FROM dataset_versions WHERE idempotency_key = $1::text',
+      [input.idempotencyKey],
+    );
     if (existing.rows[0]) return toDatasetVersion(existing.rows[0]);
     const { rows } = await tx.query<DatasetVersionRow>(
       `INSERT INTO dataset_versions (dataset, version, parent_id, loop_name, iteration, config_hash, idempotency_key, note)
        SELECT $1::text, coalesce(max(version), 0) + 1, $2::bigint, $3::text, $4::int, $5::text, $6::text, $7::text
        FROM dataset_versions WHERE dataset = $1::text
        RETURNING *`,
-      [input.dataset, input.parentId ?? null, input.loopName ?? null, input.iteration ?? null, input.configHash ?? null, input.idempotencyKey, input.note ?? null],
+      [
+        input.dataset,
+        input.parentId ?? null,
+        input.loopName ?? null,
+        input.iteration ?? null,
+        input.configHash ?? null,
+        input.idempotencyKey,
+        input.note ?? null,
+      ],
     );
     return toDatasetVersion(rows[0]!);
   });
 }
 
 async function requireOpen(q: Queryable, versionId: number): Promise<void> {
-  const { rows } = await q.query<{ status: string }>('SELECT status FROM dataset_versions WHERE id = $1::bigint', [versionId]);
+  const { rows } = await q.query<{ status: string }>('SELECT status FROM dataset_versions WHERE id = $1::bigint', [
+    versionId,
+  ]);
   if (!rows[0]) throw new DatasetVersionError(`dataset version ${versionId} does not exist`);
-  if (rows[0].status !== 'open') throw new DatasetVersionError(`dataset version ${versionId} is frozen; make a new version instead`);
+  if (rows[0].status !== 'open')
+    throw new DatasetVersionError(`dataset version ${versionId} is frozen; make a new version instead`);
 }
 
 /**
  * Copies every member of `fromVersionId` into the open version `versionId`, keeping roles unless `role` is given.
  * One set-based statement; idempotent (existing members are left as they are).
  */
-export async function inheritMembers(q: Queryable, input: { versionId: number; fromVersionId: number; role?: MemberRole }): Promise<number> {
+export async function inheritMembers(
+  q: Queryable,
+  input: { versionId: number; fromVersionId: number; role?: MemberRole },
+): Promise<number> {
   await requireOpen(q, input.versionId);
   const result = await q.query(
     `INSERT INTO dataset_members (version_id, sample_seq, role)
@@ -124,7 +141,11 @@ export async function inheritMembers(q: Queryable, input: { versionId: number; f
  * changes nothing. Ids that name no stored sample are an error (nothing of the batch is written). Returns how many rows
  * were new.
  */
-export async function addMembers(q: Queryable, versionId: number, members: readonly { sampleId: string; role: MemberRole }[]): Promise<number> {
+export async function addMembers(
+  q: Queryable,
+  versionId: number,
+  members: readonly { sampleId: string; role: MemberRole }[],
+): Promise<number> {
   if (members.length === 0) return 0;
   await requireOpen(q, versionId);
   const { rows } = await q.query<{ inserted: number; missing: string | null }>(
@@ -164,7 +185,10 @@ export async function removeMembers(q: Queryable, versionId: number, sampleIds: 
  */
 export async function freezeVersion(pool: pg.Pool, versionId: number): Promise<DatasetVersion> {
   return withTransaction(pool, async (tx) => {
-    const { rows } = await tx.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE id = $1::bigint FOR UPDATE', [versionId]);
+    const { rows } = await tx.query<DatasetVersionRow>(
+      'SELECT * FROM dataset_versions WHERE id = $1::bigint FOR UPDATE',
+      [versionId],
+    );
     const row = rows[0];
     if (!row) throw new DatasetVersionError(`dataset version ${versionId} does not exist`);
     if (row.status === 'frozen') return toDatasetVersion(row);
@@ -194,15 +218,25 @@ export async function getVersion(q: Queryable, ref: string | number): Promise<Da
   if (typeof ref === 'number' || /^\d+$/.test(text)) {
     result = await q.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE id = $1::bigint', [Number(text)]);
   } else if (at) {
-    result = await q.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE dataset = $1::text AND version = $2::int', [at[1], Number(at[2])]);
+    result = await q.query<DatasetVersionRow>(
+      'SELECT * FROM dataset_versions WHERE dataset = $1::text AND version = $2::int',
+      [at[1], Number(at[2])],
+    );
   } else {
-    result = await q.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE dataset = $1::text ORDER BY version DESC LIMIT 1', [text]);
+    result = await q.query<DatasetVersionRow>(
+      'SELECT * FROM dataset_versions WHERE dataset = $1::text ORDER BY version DESC LIMIT 1',
+      [text],
+    );
   }
-  if (!result.rows[0]) throw new DatasetVersionError(`no dataset version ${text} (expected dataset@n, a dataset name, or a version id)`);
+  if (!result.rows[0])
+    throw new DatasetVersionError(`no dataset version ${text} (expected dataset@n, a dataset name, or a version id)`);
   return toDatasetVersion(result.rows[0]);
 }
 
-export async function listVersions(q: Queryable, filter: { dataset?: string; loopName?: string } = {}): Promise<DatasetVersion[]> {
+export async function listVersions(
+  q: Queryable,
+  filter: { dataset?: string; loopName?: string } = {},
+): Promise<DatasetVersion[]> {
   const { rows } = await q.query<DatasetVersionRow>(
     `SELECT * FROM dataset_versions
      WHERE ($1::text IS NULL OR dataset = $1::text) AND ($2::text IS NULL OR loop_name = $2::text)
@@ -264,7 +298,11 @@ export interface VersionDiff {
  * Compares two versions set-wise in the database. A removed sample whose label correction was added counts as
  * relabeled, not as one removal plus one addition. Origins are each sample's first recorded origin kind.
  */
-export async function diffVersions(q: Queryable, fromRef: string | number, toRef: string | number): Promise<VersionDiff> {
+export async function diffVersions(
+  q: Queryable,
+  fromRef: string | number,
+  toRef: string | number,
+): Promise<VersionDiff> {
   const [from, to] = [await getVersion(q, fromRef), await getVersion(q, toRef)];
   const { rows } = await q.query<{ change: string; role: string; origin: string | null; n: number }>(
     `WITH a AS (SELECT s.id AS sample_id, m.role FROM dataset_members m JOIN samples s ON s.seq = m.sample_seq WHERE m.version_id = $1::bigint),
@@ -303,8 +341,17 @@ export async function diffVersions(q: Queryable, fromRef: string | number, toRef
     [from.id, to.id],
   );
   const diff: VersionDiff = {
-    from: from.ref, to: to.ref, added: 0, removed: 0, relabeled: 0, roleChanged: 0, unchanged: 0,
-    addedByRole: {}, removedByRole: {}, addedByOrigin: {}, removedByOrigin: {},
+    from: from.ref,
+    to: to.ref,
+    added: 0,
+    removed: 0,
+    relabeled: 0,
+    roleChanged: 0,
+    unchanged: 0,
+    addedByRole: {},
+    removedByRole: {},
+    addedByOrigin: {},
+    removedByOrigin: {},
   };
   const bump = (counts: Record<string, number>, key: string, n: number) => (counts[key] = (counts[key] ?? 0) + n);
   for (const row of rows) {
@@ -325,7 +372,10 @@ export async function diffVersions(q: Queryable, fromRef: string | number, toRef
 }
 
 /** Adds every sample of a staging batch to an open version with `role` (idempotent, one statement). */
-export async function addMembersFromStaging(q: Queryable, input: { versionId: number; batchId: string; role: MemberRole }): Promise<number> {
+export async function addMembersFromStaging(
+  q: Queryable,
+  input: { versionId: number; batchId: string; role: MemberRole },
+): Promise<number> {
   await requireOpen(q, input.versionId);
   const result = await q.query(
     `INSERT INTO dataset_members (version_id, sample_seq, role)
@@ -339,7 +389,10 @@ export async function addMembersFromStaging(q: Queryable, input: { versionId: nu
 }
 
 /** How many samples of a staging batch a version does not have yet (all of them when `versionId` is null). */
-export async function countStagedNotIn(q: Queryable, input: { batchId: string; versionId: number | null }): Promise<number> {
+export async function countStagedNotIn(
+  q: Queryable,
+  input: { batchId: string; versionId: number | null },
+): Promise<number> {
   const { rows } = await q.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM staging_members sm JOIN samples s ON s.id = sm.sample_id
      WHERE sm.batch_id = $1::text
@@ -351,12 +404,17 @@ export async function countStagedNotIn(q: Queryable, input: { batchId: string; v
 
 /** The newest version of a dataset, or undefined when it has none. */
 export async function latestVersion(q: Queryable, dataset: string): Promise<DatasetVersion | undefined> {
-  const { rows } = await q.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE dataset = $1::text ORDER BY version DESC LIMIT 1', [dataset]);
+  const { rows } = await q.query<DatasetVersionRow>(
+    'SELECT * FROM dataset_versions WHERE dataset = $1::text ORDER BY version DESC LIMIT 1',
+    [dataset],
+  );
   return rows[0] ? toDatasetVersion(rows[0]) : undefined;
 }
 
 export async function findVersionByKey(q: Queryable, idempotencyKey: string): Promise<DatasetVersion | undefined> {
-  const { rows } = await q.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE idempotency_key = $1::text', [idempotencyKey]);
+  const { rows } = await q.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE idempotency_key = $1::text', [
+    idempotencyKey,
+  ]);
   return rows[0] ? toDatasetVersion(rows[0]) : undefined;
 }
 
@@ -365,7 +423,11 @@ export async function findVersionByKey(q: Queryable, idempotencyKey: string): Pr
  * (storage order, which depends on when each sample happened to be inserted), this order is the same in every
  * database holding the same version, so an export of it is byte-identical wherever it is made.
  */
-export async function* streamMemberIdsInContentOrder(q: Queryable, versionId: number, pageSize = 5_000): AsyncGenerator<string[]> {
+export async function* streamMemberIdsInContentOrder(
+  q: Queryable,
+  versionId: number,
+  pageSize = 5_000,
+): AsyncGenerator<string[]> {
   let after = '';
   for (;;) {
     const { rows } = await q.query<{ id: string }>(
@@ -381,7 +443,10 @@ export async function* streamMemberIdsInContentOrder(q: Queryable, versionId: nu
 }
 
 /** A version's members counted by role and by how each sample first entered the store (`looptool data show`). */
-export async function countByRoleAndOrigin(q: Queryable, versionId: number): Promise<{ role: MemberRole; origin: string | null; n: number }[]> {
+export async function countByRoleAndOrigin(
+  q: Queryable,
+  versionId: number,
+): Promise<{ role: MemberRole; origin: string | null; n: number }[]> {
   const { rows } = await q.query<{ role: MemberRole; origin: string | null; n: number }>(
     `SELECT m.role, o.kind AS origin, count(*)::int AS n
      FROM dataset_members m JOIN samples s ON s.seq = m.sample_seq

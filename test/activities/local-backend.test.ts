@@ -11,28 +11,71 @@ const workDir = mkdtempSync(path.join(os.tmpdir(), 'looptool-local-train-'));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
 const backend = (steps: number, mode = 'ok') =>
-  new LocalTrainingBackend({ command: [process.execPath, FAKE_TRAINER, '{dataset}', '{base}', '{output}', String(steps), mode], workDir });
+  new LocalTrainingBackend({
+    command: [process.execPath, FAKE_TRAINER, '{dataset}', '{base}', '{output}', String(steps), mode],
+    workDir,
+  });
 
-async function until(b: LocalTrainingBackend, job: string, done: (s: TrainingJobState) => boolean): Promise<TrainingJobState> {
-  for (let i = 0; i < 200; i++) {
-    const state = await b.status(job);
-    if (done(state)) return state;
+/** Polls for a condition (the deadline only turns a hang into a failure; nothing is asserted on time). */
+async function poll<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error(`job ${job} did not get there`);
+}
+
+const until = (
+  b: LocalTrainingBackend,
+  job: string,
+  done: (s: TrainingJobState) => boolean,
+): Promise<TrainingJobState> =>
+  poll(`job ${job} to get there`, async () => {
+    const state = await b.status(job);
+    return done(state) ? state : undefined;
+  });
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 describe('local training backend', () => {
   const dataset = path.join(workDir, 'train.parquet');
   writeFileSync(dataset, 'not really parquet');
-  const spec = (job: string) => ({ jobKey: job, datasetPath: dataset, baseCheckpoint: null, outputDir: path.join(workDir, job, 'checkpoint'), grpo: {} });
+  const spec = (job: string) => ({
+    jobKey: job,
+    datasetPath: dataset,
+    baseCheckpoint: null,
+    outputDir: path.join(workDir, job, 'checkpoint'),
+    grpo: {},
+  });
 
   test('runs the command detached, reports progress, and succeeds with the checkpoint folder', async () => {
     const first = await backend(6).submit(spec('ok-job'));
     expect(first.status).toBe('running');
     const done = await until(backend(6), 'ok-job', (s) => s.status === 'succeeded');
-    expect(done).toMatchObject({ status: 'succeeded', step: 6, totalSteps: 6, checkpointUri: path.join(workDir, 'ok-job', 'checkpoint') });
-    expect(JSON.parse(readFileSync(path.join(done.checkpointUri!, 'adapter.json'), 'utf8'))).toEqual({ dataset, base: null, exists: true });
+    expect(done).toMatchObject({
+      status: 'succeeded',
+      step: 6,
+      totalSteps: 6,
+      checkpointUri: path.join(workDir, 'ok-job', 'checkpoint'),
+    });
+    expect(JSON.parse(readFileSync(path.join(done.checkpointUri!, 'adapter.json'), 'utf8'))).toEqual({
+      dataset,
+      base: null,
+      exists: true,
+    });
   });
 
   test('submitting the same job key again re-attaches instead of starting a second run', async () => {
@@ -41,7 +84,11 @@ describe('local training backend', () => {
     // A new backend object stands for a restarted worker.
     await backend(4).submit(spec('twice'));
     await until(b, 'twice', (s) => s.status === 'succeeded');
-    expect(readFileSync(path.join(workDir, 'twice', 'checkpoint', 'runs.log'), 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(
+      readFileSync(path.join(workDir, 'twice', 'checkpoint', 'runs.log'), 'utf8')
+        .trim()
+        .split('\n'),
+    ).toHaveLength(1);
   });
 
   test('a failing command is a failed job that points at its log', async () => {
@@ -59,7 +106,8 @@ describe('local training backend', () => {
     await b.cancel('long');
     expect((await b.status('long')).status).toBe('cancelled');
     const pid = Number(readFileSync(path.join(workDir, 'jobs', 'long', 'runner.pid'), 'utf8'));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The runner (and its process group) was sent SIGTERM: polled until it is gone, then it stays recorded as cancelled.
+    await poll('the job runner to exit', () => (isAlive(pid) ? undefined : true));
     expect(() => process.kill(pid, 0)).toThrow();
     expect((await b.status('long')).status).toBe('cancelled');
     expect(existsSync(path.join(workDir, 'long', 'checkpoint', 'adapter.json'))).toBe(false);

@@ -45,7 +45,12 @@ const policy = () => ({ baseUrls: [f.sim.baseURL], maxConcurrency: 16, model: f.
 const judgeModel = () => ({ baseUrls: [f.sim.baseURL], maxConcurrency: 16, model: f.sim.judgeModel });
 const generatorModel = () => ({ baseUrls: [f.sim.baseURL], maxConcurrency: 16, model: f.sim.generatorModel });
 
-const probeInput = (loopName: string, versionId: number, batch: ProbeBatchInput['batch'], extra: Partial<ProbeBatchInput> = {}): ProbeBatchInput => ({
+const probeInput = (
+  loopName: string,
+  versionId: number,
+  batch: ProbeBatchInput['batch'],
+  extra: Partial<ProbeBatchInput> = {},
+): ProbeBatchInput => ({
   loopName,
   iteration: 1,
   versionId,
@@ -61,14 +66,26 @@ async function probeAll(loopName: string, versionId: number) {
 }
 
 async function judgeAll(loopName: string, votes: number) {
-  return runActivity(f.activities.judgeBatch, [{ loopName, iteration: 1, batch: ALL, judge: judgeModel(), seed: 0, votes }]);
+  return runActivity(f.activities.judgeBatch, [
+    { loopName, iteration: 1, batch: ALL, judge: judgeModel(), seed: 0, votes },
+  ]);
 }
 
 /** Each loop's seed, from which its scenario focuses and sampling seeds derive. */
 const LOOP_SEED: Record<string, number> = { main: 101, single: 202 };
 
 async function expandAll(loopName: string, extra: { k?: number; temperature?: number } = {}) {
-  return runActivity(f.activities.expandBatch, [{ loopName, iteration: 1, batch: ALL, generator: generatorModel(), validator: judgeModel(), seed: LOOP_SEED[loopName]!, ...extra }]);
+  return runActivity(f.activities.expandBatch, [
+    {
+      loopName,
+      iteration: 1,
+      batch: ALL,
+      generator: generatorModel(),
+      validator: judgeModel(),
+      seed: LOOP_SEED[loopName]!,
+      ...extra,
+    },
+  ]);
 }
 
 async function samplesById(ids: readonly string[]): Promise<Map<string, Sample>> {
@@ -185,7 +202,9 @@ beforeAll(async () => {
   f = await createStageFixture(SEED_DATA);
   for (const loopName of ['main', 'single', 'parse', 'resume']) await addLoop(f, loopName);
   for (const loopName of ['main', 'single']) {
-    const initial = await runActivity(f.activities.createInitialVersion, [{ loopName, seedDataset: f.seedVersion.ref, size: D1_SIZE, seed: 5, configHash: 'test' }]);
+    const initial = await runActivity(f.activities.createInitialVersion, [
+      { loopName, seedDataset: f.seedVersion.ref, size: D1_SIZE, seed: 5, configHash: 'test' },
+    ]);
     versions[loopName] = { d1: initial.versionId };
   }
 });
@@ -224,7 +243,8 @@ describe('probe (greedy capability probing)', () => {
       const sample = samples.get(row.sample_id)!;
       const seed = f.seedById.get(row.sample_id)!;
       expect(row.outcome === 'parse_error').toBe(row.parsed_calls === null);
-      if (row.outcome !== 'parse_error') expect(row.outcome === 'match').toBe(replyIsRight(sample, sample.target, replyOf(row.raw_output)));
+      if (row.outcome !== 'parse_error')
+        expect(row.outcome === 'match').toBe(replyIsRight(sample, sample.target, replyOf(row.raw_output)));
       const right = replyIsRight(sample, seed.trueTarget, replyOf(row.raw_output));
       if (right) rightByTruth++;
       if (right && seed.corruption) {
@@ -241,9 +261,18 @@ describe('probe (greedy capability probing)', () => {
     expect(rightByTruth).toBe(run.after.student.correct - run.before.student.correct);
     expect(corruptedButRight).toBeGreaterThan(0);
     const parseErrors = rows.filter((r) => r.outcome === 'parse_error').length;
-    expect(parseErrors).toBe(run.after.student.byErrorKind.malformed_json - run.before.student.byErrorKind.malformed_json);
+    expect(parseErrors).toBe(
+      run.after.student.byErrorKind.malformed_json - run.before.student.byErrorKind.malformed_json,
+    );
 
-    const ledger = await f.db.pool.query<{ n: string; ok: boolean; model: string; endpoint: string; prompt: string; completion: string }>(
+    const ledger = await f.db.pool.query<{
+      n: string;
+      ok: boolean;
+      model: string;
+      endpoint: string;
+      prompt: string;
+      completion: string;
+    }>(
       `SELECT count(*) AS n, bool_and(ok) AS ok, min(model) AS model, min(endpoint) AS endpoint, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion
        FROM model_calls WHERE loop_name = 'main' AND iteration = 1 AND stage = 'probe' AND role = 'policy' GROUP BY model, endpoint`,
     );
@@ -268,7 +297,9 @@ describe('probe (greedy capability probing)', () => {
     const before = await fingerprint('main');
     const again = await simDelta(f.sim, () => probeAll('main', d1));
     // The result counts what the batch has recorded (so a retried batch reports all of its work), not this attempt's calls.
-    expect(again.result.probed).toBe(await count(f, `SELECT count(*) AS n FROM probe_results WHERE loop_name = 'main' AND iteration = 1`));
+    expect(again.result.probed).toBe(
+      await count(f, `SELECT count(*) AS n FROM probe_results WHERE loop_name = 'main' AND iteration = 1`),
+    );
     expect(again.after.requests.total - again.before.requests.total).toBe(0);
     expect(await fingerprint('main')).toBe(before);
   });
@@ -276,10 +307,14 @@ describe('probe (greedy capability probing)', () => {
   test('cancelled after its first page, the probe stops before the next request, and a retry probes only what is left', async () => {
     const version = f.seedVersion.id;
     const range = await wholeVersion(f, version);
-    const members = await count(f, 'SELECT count(*) AS n FROM dataset_members WHERE version_id = $1::bigint', [version]);
+    const members = await count(f, 'SELECT count(*) AS n FROM dataset_members WHERE version_id = $1::bigint', [
+      version,
+    ]);
     const pageSize = 25;
     const cancelled = await simDelta(f.sim, () =>
-      runActivity(f.activities.probeBatch, [probeInput('resume', version, range, { pageSize })], { onHeartbeat: (_, env) => env.cancel() }).then(
+      runActivity(f.activities.probeBatch, [probeInput('resume', version, range, { pageSize })], {
+        onHeartbeat: (_, env) => env.cancel(),
+      }).then(
         () => undefined,
         (err: unknown) => err,
       ),
@@ -291,8 +326,12 @@ describe('probe (greedy capability probing)', () => {
     const resumed = await simDelta(f.sim, () => probeAll('resume', version));
     expect(resumed.result.probed).toBe(members);
     expect(resumed.requests('policy')).toBe(members - pageSize);
-    expect(await count(f, `SELECT count(DISTINCT sample_id) AS n FROM probe_results WHERE loop_name = 'resume'`)).toBe(members);
-    expect(await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'resume' AND stage = 'probe'`)).toBe(members);
+    expect(await count(f, `SELECT count(DISTINCT sample_id) AS n FROM probe_results WHERE loop_name = 'resume'`)).toBe(
+      members,
+    );
+    expect(await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'resume' AND stage = 'probe'`)).toBe(
+      members,
+    );
   });
 });
 
@@ -309,11 +348,22 @@ describe('judge (judgement-guided label verification)', () => {
     const mismatches = probed.filter((r) => r.outcome === 'mismatch');
     const parseErrors = probed.filter((r) => r.outcome === 'parse_error');
 
-    expect(rows.map((r) => r.sample_id).sort()).toEqual(probed.filter((r) => r.outcome !== 'match').map((r) => r.sample_id).sort());
+    expect(rows.map((r) => r.sample_id).sort()).toEqual(
+      probed
+        .filter((r) => r.outcome !== 'match')
+        .map((r) => r.sample_id)
+        .sort(),
+    );
     expect(run.result.judged).toBe(rows.length);
     expect(run.requests('judge')).toBe(3 * mismatches.length);
     expect(run.after.judge.votes - run.before.judge.votes).toBe(3 * mismatches.length);
-    expect(await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'main' AND stage = 'judge' AND model = $1::text`, [f.sim.judgeModel])).toBe(3 * mismatches.length);
+    expect(
+      await count(
+        f,
+        `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'main' AND stage = 'judge' AND model = $1::text`,
+        [f.sim.judgeModel],
+      ),
+    ).toBe(3 * mismatches.length);
 
     for (const row of rows) {
       if (row.outcome === 'parse_error') {
@@ -329,7 +379,12 @@ describe('judge (judgement-guided label verification)', () => {
         const parsed = parseJson(vote.raw);
         expect(parsed.ok).toBe(true);
         const output = JudgeOutput.parse(JSON.parse(vote.raw));
-        expect(vote).toMatchObject({ ok: true, token: output.verdict, verdict: VERDICT_OF_JUDGE_TOKEN[output.verdict], attempts: 1 });
+        expect(vote).toMatchObject({
+          ok: true,
+          token: output.verdict,
+          verdict: VERDICT_OF_JUDGE_TOKEN[output.verdict],
+          attempts: 1,
+        });
         tally.set(vote.verdict!, (tally.get(vote.verdict!) ?? 0) + 1);
       }
       const [top, votes] = [...tally.entries()].sort((a, b) => b[1] - a[1])[0]!;
@@ -345,7 +400,9 @@ describe('judge (judgement-guided label verification)', () => {
     const run = await simDelta(f.sim, () => judgeAll('main', 3));
     expect(run.requests('judge')).toBe(0);
     const rows = (await judgementRows('main')).filter((r) => r.outcome === 'mismatch');
-    const samples = await samplesById(rows.flatMap((r) => [r.sample_id, ...(r.corrected_sample_id ? [r.corrected_sample_id] : [])]));
+    const samples = await samplesById(
+      rows.flatMap((r) => [r.sample_id, ...(r.corrected_sample_id ? [r.corrected_sample_id] : [])]),
+    );
     const stats = f.sim.stats().judge;
     const corrupted = corruptedSampleIds(SEED_DATA);
 
@@ -355,7 +412,10 @@ describe('judge (judgement-guided label verification)', () => {
     for (const row of rows) {
       const sample = samples.get(row.sample_id)!;
       const seed = f.seedById.get(row.sample_id)!;
-      const truth = trueVerdict(!corrupted.has(row.sample_id), replyIsRight(sample, seed.trueTarget, replyOf(row.raw_output)));
+      const truth = trueVerdict(
+        !corrupted.has(row.sample_id),
+        replyIsRight(sample, seed.trueTarget, replyOf(row.raw_output)),
+      );
       if (row.verdict === truth) agreed++;
       if (truth === 'label_wrong') labelWrongByTruth++;
       if (row.verdict === 'label_wrong' && row.consensus) {
@@ -373,7 +433,9 @@ describe('judge (judgement-guided label verification)', () => {
           `SELECT parent_sample_id, loop_name, iteration, detail->>'verdict' AS verdict FROM sample_origins WHERE sample_id = $1::text AND kind = 'label_correction'`,
           [row.corrected_sample_id],
         );
-        expect(origin.rows).toEqual([{ parent_sample_id: row.sample_id, loop_name: 'main', iteration: 1, verdict: 'label_wrong' }]);
+        expect(origin.rows).toEqual([
+          { parent_sample_id: row.sample_id, loop_name: 'main', iteration: 1, verdict: 'label_wrong' },
+        ]);
       } else {
         expect(row.corrected_sample_id).toBeNull();
       }
@@ -406,7 +468,8 @@ describe('judge (judgement-guided label verification)', () => {
     // Judge replies rewritten on the wire by the prompt they answer: class 0 always prose naming every option (a
     // token-search parser would read RESPONSE1_INCORRECT), class 1 an invalid verdict on its first attempt only, class
     // 2 a <think> block that lists the options before the real JSON.
-    const prose = 'The options are RESPONSE1_INCORRECT, RESPONSE2_INCORRECT, BOTH_CORRECT and BOTH_INCORRECT; I would say RESPONSE1_INCORRECT.';
+    const prose =
+      'The options are RESPONSE1_INCORRECT, RESPONSE2_INCORRECT, BOTH_CORRECT and BOTH_INCORRECT; I would say RESPONSE1_INCORRECT.';
     const attempts = new Map<string, number>();
     const classes = [new Set<string>(), new Set<string>(), new Set<string>()];
     const fetchImpl = rewritingFetch(({ schemaName, body }, content) => {
@@ -418,13 +481,22 @@ describe('judge (judgement-guided label verification)', () => {
       const n = (attempts.get(key) ?? 0) + 1;
       attempts.set(key, n);
       if (cls === 0) return prose;
-      if (cls === 1) return n === 1 ? content.replace(/"verdict": "[A-Z0-9_]+"/, '"verdict": "RESPONSE1_INCORRECT or RESPONSE2_INCORRECT"') : content;
+      if (cls === 1)
+        return n === 1
+          ? content.replace(/"verdict": "[A-Z0-9_]+"/, '"verdict": "RESPONSE1_INCORRECT or RESPONSE2_INCORRECT"')
+          : content;
       return `<think>The options are RESPONSE1_INCORRECT, RESPONSE2_INCORRECT, BOTH_CORRECT and BOTH_INCORRECT. Response 1 looks off.</think>\n${content}`;
     });
     const activities = activitiesWith(f, registryWith(fetchImpl));
-    await runActivity(activities.probeBatch, [probeInput('parse', versions.single!.d1, await wholeVersion(f, versions.single!.d1))]);
+    await runActivity(activities.probeBatch, [
+      probeInput('parse', versions.single!.d1, await wholeVersion(f, versions.single!.d1)),
+    ]);
     await judgeAll('single', 1);
-    const run = await simDelta(f.sim, () => runActivity(activities.judgeBatch, [{ loopName: 'parse', iteration: 1, batch: ALL, judge: judgeModel(), seed: 0, votes: 1, parseRetries: 2 }]));
+    const run = await simDelta(f.sim, () =>
+      runActivity(activities.judgeBatch, [
+        { loopName: 'parse', iteration: 1, batch: ALL, judge: judgeModel(), seed: 0, votes: 1, parseRetries: 2 },
+      ]),
+    );
 
     const reference = new Map((await judgementRows('single')).map((r) => [r.sample_id, r]));
     const rows = (await judgementRows('parse')).filter((r) => r.outcome === 'mismatch');
@@ -445,13 +517,17 @@ describe('judge (judgement-guided label verification)', () => {
     }
     expect(run.result.byVerdict.judge_failed).toBe(failed.length);
     expect(run.requests('judge')).toBe(3 * failed.length + 2 * retried.length + thinking.length);
-    expect(await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'parse' AND stage = 'judge' AND NOT ok`)).toBe(3 * failed.length + retried.length);
+    expect(
+      await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'parse' AND stage = 'judge' AND NOT ok`),
+    ).toBe(3 * failed.length + retried.length);
   });
 
   test('a retried judge batch asks the judge nothing and writes nothing twice', async () => {
     const before = await fingerprint('main');
     const again = await simDelta(f.sim, () => judgeAll('main', 3));
-    expect(again.result.judged).toBe(await count(f, `SELECT count(*) AS n FROM judgements WHERE loop_name = 'main' AND iteration = 1`));
+    expect(again.result.judged).toBe(
+      await count(f, `SELECT count(*) AS n FROM judgements WHERE loop_name = 'main' AND iteration = 1`),
+    );
     expect(again.requests('judge')).toBe(0);
     expect(await fingerprint('main')).toBe(before);
   });
@@ -467,21 +543,27 @@ describe('expand (error-driven data expansion)', () => {
 
   test('records k=4 slots per error seed with status, reason and raw output; accepted samples get lineage to the seed (or its corrected sample) and the scenario focus', async () => {
     const run = await simDelta(f.sim, () => expandAll('main'));
-    const seeds = (await judgementRows('main')).filter((r) => r.consensus && (r.verdict === 'pred_wrong' || r.verdict === 'label_wrong'));
+    const seeds = (await judgementRows('main')).filter(
+      (r) => r.consensus && (r.verdict === 'pred_wrong' || r.verdict === 'label_wrong'),
+    );
     const rows = await expansionRows('main');
     const bySeed = new Map(seeds.map((s) => [s.sample_id, s]));
 
     expect(run.result.seeds).toBe(seeds.length);
     expect(rows).toHaveLength(4 * seeds.length);
-    for (const seed of seeds) expect(rows.filter((r) => r.seed_sample_id === seed.sample_id).map((r) => r.k)).toEqual([0, 1, 2, 3]);
+    for (const seed of seeds)
+      expect(rows.filter((r) => r.seed_sample_id === seed.sample_id).map((r) => r.k)).toEqual([0, 1, 2, 3]);
     const byStatus: Record<string, number> = {};
     for (const row of rows) byStatus[row.status] = (byStatus[row.status] ?? 0) + 1;
     expect(run.result.byStatus).toEqual(byStatus);
     expect(byStatus.accepted).toBeGreaterThan(0);
 
     // Rule validation rejects exactly the outputs the sim made invalid; unparseable replies were retried.
-    const flawed = (kind: keyof typeof run.after.generator.flawed) => run.after.generator.flawed[kind] - run.before.generator.flawed[kind];
-    expect(byStatus.rejected_rule ?? 0).toBe(flawed('unknown_parameter') + flawed('missing_required') + flawed('wrong_type'));
+    const flawed = (kind: keyof typeof run.after.generator.flawed) =>
+      run.after.generator.flawed[kind] - run.before.generator.flawed[kind];
+    expect(byStatus.rejected_rule ?? 0).toBe(
+      flawed('unknown_parameter') + flawed('missing_required') + flawed('wrong_type'),
+    );
     const attempts = rows.reduce((sum, r) => sum + r.attempts, 0);
     expect(run.requests('generator')).toBe(attempts);
     expect(flawed('unparseable')).toBe(attempts - rows.filter((r) => r.status !== 'generation_failed').length);
@@ -505,7 +587,11 @@ describe('expand (error-driven data expansion)', () => {
     }
 
     const accepted = rows.filter((r) => r.status === 'accepted');
-    const origins = await f.db.pool.query<{ sample_id: string; parent_sample_id: string; detail: { k: number; scenarioFocus: string; judgeAnalysis: string | null } }>(
+    const origins = await f.db.pool.query<{
+      sample_id: string;
+      parent_sample_id: string;
+      detail: { k: number; scenarioFocus: string; judgeAnalysis: string | null };
+    }>(
       `SELECT sample_id, parent_sample_id, detail FROM sample_origins WHERE kind = 'expansion' AND loop_name = 'main' AND iteration = 1`,
     );
     expect(origins.rows).toHaveLength(accepted.length);
@@ -517,7 +603,11 @@ describe('expand (error-driven data expansion)', () => {
       const origin = originOf.get(row.sample_id!)!;
       const parent = seed.verdict === 'label_wrong' ? seed.corrected_sample_id! : seed.sample_id;
       if (seed.verdict === 'label_wrong') fromCorrected++;
-      expect(origin).toEqual({ sample_id: row.sample_id, parent_sample_id: parent, detail: { k: row.k, scenarioFocus: row.scenario_focus, judgeAnalysis: seed.error_analysis } });
+      expect(origin).toEqual({
+        sample_id: row.sample_id,
+        parent_sample_id: parent,
+        detail: { k: row.k, scenarioFocus: row.scenario_focus, judgeAnalysis: seed.error_analysis },
+      });
       const sample = samples.get(row.sample_id!)!;
       expect(sample.tools).toEqual(samples.get(seed.sample_id)!.tools);
       expect(sample.messages.at(-1)!.role).toBe('user');
@@ -528,18 +618,33 @@ describe('expand (error-driven data expansion)', () => {
   test('generator requests carry the configured model name (the official code passed a string and picked one character)', async () => {
     await expandAll('main');
     const stats = f.sim.stats();
-    const generatorCalls = await count(f, `SELECT count(*) AS n FROM model_calls WHERE stage = 'expand' AND role = 'generator' AND model = $1::text`, [f.sim.generatorModel]);
+    const generatorCalls = await count(
+      f,
+      `SELECT count(*) AS n FROM model_calls WHERE stage = 'expand' AND role = 'generator' AND model = $1::text`,
+      [f.sim.generatorModel],
+    );
     expect(generatorCalls).toBeGreaterThan(0);
-    expect(await count(f, `SELECT count(*) AS n FROM model_calls WHERE stage = 'expand' AND model <> $1::text`, [f.sim.generatorModel])).toBe(0);
+    expect(
+      await count(f, `SELECT count(*) AS n FROM model_calls WHERE stage = 'expand' AND model <> $1::text`, [
+        f.sim.generatorModel,
+      ]),
+    ).toBe(0);
     expect(stats.requests.byModel[f.sim.generatorModel]).toBe(stats.requests.byRole.generator);
     expect(stats.requests.byRole.generator).toBe(generatorCalls);
-    expect(Object.keys(stats.requests.byModel).sort()).toEqual([f.sim.generatorModel, f.sim.judgeModel, f.sim.policyModel].sort());
+    expect(Object.keys(stats.requests.byModel).sort()).toEqual(
+      [f.sim.generatorModel, f.sim.judgeModel, f.sim.policyModel].sort(),
+    );
   });
 
   test('a retried expand batch generates nothing and writes nothing twice', async () => {
     const before = await fingerprint('main');
     const again = await simDelta(f.sim, () => expandAll('main'));
-    expect(again.result.seeds).toBe(await count(f, `SELECT count(DISTINCT seed_sample_id) AS n FROM expansions WHERE loop_name = 'main' AND iteration = 1`));
+    expect(again.result.seeds).toBe(
+      await count(
+        f,
+        `SELECT count(DISTINCT seed_sample_id) AS n FROM expansions WHERE loop_name = 'main' AND iteration = 1`,
+      ),
+    );
     expect(again.after.requests.total - again.before.requests.total).toBe(0);
     expect(await fingerprint('main')).toBe(before);
   });
@@ -563,7 +668,11 @@ describe('expand (error-driven data expansion)', () => {
     // an accepted sample makes the later ones duplicates, within a page or against the store.
     let duplicates = 0;
     const groups = new Map<string, ExpansionRow[]>();
-    for (const row of rows) groups.set(`${row.seed_sample_id}|${row.scenario_focus}`, [...(groups.get(`${row.seed_sample_id}|${row.scenario_focus}`) ?? []), row]);
+    for (const row of rows)
+      groups.set(`${row.seed_sample_id}|${row.scenario_focus}`, [
+        ...(groups.get(`${row.seed_sample_id}|${row.scenario_focus}`) ?? []),
+        row,
+      ]);
     for (const [lead, ...rest] of groups.values()) {
       for (const row of rest) {
         if (lead!.status === 'accepted') {
@@ -579,9 +688,16 @@ describe('expand (error-driven data expansion)', () => {
     expect(duplicates).toBeGreaterThan(0);
     expect(rows.filter((r) => r.status === 'duplicate')).toHaveLength(duplicates);
     // Every status shows up here; a slot whose greedy reply never parses is recorded after all its attempts, raw text kept.
-    expect(new Set(rows.map((r) => r.status))).toEqual(new Set(['accepted', 'rejected_rule', 'rejected_judge', 'duplicate', 'generation_failed']));
+    expect(new Set(rows.map((r) => r.status))).toEqual(
+      new Set(['accepted', 'rejected_rule', 'rejected_judge', 'duplicate', 'generation_failed']),
+    );
     for (const row of rows.filter((r) => r.status === 'generation_failed')) {
-      expect(row).toMatchObject({ attempts: 3, sample_id: null, rejection_reason: expect.stringMatching(/^not JSON/), raw_output: expect.any(String) });
+      expect(row).toMatchObject({
+        attempts: 3,
+        sample_id: null,
+        rejection_reason: expect.stringMatching(/^not JSON/),
+        raw_output: expect.any(String),
+      });
     }
   });
 
@@ -592,7 +708,9 @@ describe('expand (error-driven data expansion)', () => {
     const slots = new Map<string, string>();
     for (const loopName of ['main', 'single']) {
       for (const row of await expansionRows(loopName)) {
-        expect(row.scenario_focus).toBe(scenarioFocusFor({ seed: LOOP_SEED[loopName]!, iteration: 1, seedSampleId: row.seed_sample_id, k: row.k }));
+        expect(row.scenario_focus).toBe(
+          scenarioFocusFor({ seed: LOOP_SEED[loopName]!, iteration: 1, seedSampleId: row.seed_sample_id, k: row.k }),
+        );
         slots.set(`${LOOP_SEED[loopName]}|${row.seed_sample_id}|${row.k}`, row.scenario_focus);
       }
     }
@@ -608,7 +726,10 @@ describe('expand (error-driven data expansion)', () => {
 
 describe('assemble (Eq. 5 within a budget)', () => {
   beforeAll(async () => {
-    for (const [loopName, votes] of [['main', 3], ['single', 1]] as const) {
+    for (const [loopName, votes] of [
+      ['main', 3],
+      ['single', 1],
+    ] as const) {
       await probeAll(loopName, versions[loopName]!.d1);
       await judgeAll(loopName, votes);
       await expandAll(loopName, loopName === 'single' ? { temperature: 0 } : {});
@@ -616,7 +737,8 @@ describe('assemble (Eq. 5 within a budget)', () => {
   });
 
   async function plan(loopName: string) {
-    const q = async (sql: string, params: unknown[] = []) => new Set((await f.db.pool.query<{ seq: string }>(sql, params)).rows.map((r) => Number(r.seq)));
+    const q = async (sql: string, params: unknown[] = []) =>
+      new Set((await f.db.pool.query<{ seq: string }>(sql, params)).rows.map((r) => Number(r.seq)));
     const errorSeeds = await q(
       `SELECT s.seq FROM judgements j JOIN samples s ON s.id = j.sample_id WHERE j.loop_name = $1::text AND j.iteration = 1 AND j.consensus AND j.verdict = 'pred_wrong'`,
       [loopName],
@@ -625,10 +747,17 @@ describe('assemble (Eq. 5 within a budget)', () => {
       `SELECT s.seq FROM judgements j JOIN samples s ON s.id = j.corrected_sample_id WHERE j.loop_name = $1::text AND j.iteration = 1 AND j.consensus AND j.verdict = 'label_wrong'`,
       [loopName],
     );
-    const d1 = await q('SELECT sample_seq AS seq FROM dataset_members WHERE version_id = $1::bigint', [versions[loopName]!.d1]);
-    const fresh = await q('SELECT sample_seq AS seq FROM dataset_members WHERE version_id = $1::bigint', [f.seedVersion.id]);
+    const d1 = await q('SELECT sample_seq AS seq FROM dataset_members WHERE version_id = $1::bigint', [
+      versions[loopName]!.d1,
+    ]);
+    const fresh = await q('SELECT sample_seq AS seq FROM dataset_members WHERE version_id = $1::bigint', [
+      f.seedVersion.id,
+    ]);
     for (const seq of d1) fresh.delete(seq);
-    const expanded = await q(`SELECT s.seq FROM expansions e JOIN samples s ON s.id = e.sample_id WHERE e.loop_name = $1::text AND e.iteration = 1 AND e.status = 'accepted'`, [loopName]);
+    const expanded = await q(
+      `SELECT s.seq FROM expansions e JOIN samples s ON s.id = e.sample_id WHERE e.loop_name = $1::text AND e.iteration = 1 AND e.status = 'accepted'`,
+      [loopName],
+    );
     const mastered = (
       await f.db.pool.query<{ seq: string; perplexity: number }>(
         `SELECT s.seq, p.perplexity FROM probe_results p JOIN samples s ON s.id = p.sample_id
@@ -641,10 +770,18 @@ describe('assemble (Eq. 5 within a budget)', () => {
   }
 
   async function members(versionId: number): Promise<Map<number, string>> {
-    return new Map((await f.db.pool.query<{ seq: string; role: string }>('SELECT sample_seq AS seq, role FROM dataset_members WHERE version_id = $1::bigint', [versionId])).rows.map((r) => [Number(r.seq), r.role]));
+    return new Map(
+      (
+        await f.db.pool.query<{ seq: string; role: string }>(
+          'SELECT sample_seq AS seq, role FROM dataset_members WHERE version_id = $1::bigint',
+          [versionId],
+        )
+      ).rows.map((r) => [Number(r.seq), r.role]),
+    );
   }
 
-  const withRole = (m: Map<number, string>, role: string) => new Set([...m].filter(([, r]) => r === role).map(([seq]) => seq));
+  const withRole = (m: Map<number, string>, role: string) =>
+    new Set([...m].filter(([, r]) => r === role).map(([seq]) => seq));
 
   const assembleInput = (loopName: string, budget: number, seedNewCount: number) => ({
     loopName,
@@ -669,18 +806,32 @@ describe('assemble (Eq. 5 within a budget)', () => {
     const m = await members(result.versionId);
 
     expect(result.memberCount).toBe(budget);
-    expect(result.countsByRole).toEqual({ error_seed: p.errorSeeds.size, relabeled: p.relabeled.size, seed_new: seedNew, expanded: p.expanded.size, high_ppl: highPpl });
+    expect(result.countsByRole).toEqual({
+      error_seed: p.errorSeeds.size,
+      relabeled: p.relabeled.size,
+      seed_new: seedNew,
+      expanded: p.expanded.size,
+      high_ppl: highPpl,
+    });
     expect(withRole(m, 'error_seed')).toEqual(p.errorSeeds);
     expect(withRole(m, 'relabeled')).toEqual(p.relabeled);
     expect(withRole(m, 'expanded')).toEqual(p.expanded);
     expect([...withRole(m, 'seed_new')].every((seq) => p.fresh.has(seq))).toBe(true);
     const chosen = withRole(m, 'high_ppl');
-    const ppl = (seqs: Iterable<number>) => p.mastered.filter((x) => [...seqs].includes(x.seq)).map((x) => x.perplexity);
+    const ppl = (seqs: Iterable<number>) =>
+      p.mastered.filter((x) => [...seqs].includes(x.seq)).map((x) => x.perplexity);
     expect(ppl(chosen)).toHaveLength(highPpl);
-    expect(Math.min(...ppl(chosen))).toBeGreaterThanOrEqual(Math.max(...p.mastered.filter((x) => !chosen.has(x.seq)).map((x) => x.perplexity)));
+    expect(Math.min(...ppl(chosen))).toBeGreaterThanOrEqual(
+      Math.max(...p.mastered.filter((x) => !chosen.has(x.seq)).map((x) => x.perplexity)),
+    );
 
-    const version = await f.db.pool.query('SELECT status, loop_name, iteration, parent_id FROM dataset_versions WHERE id = $1::bigint', [result.versionId]);
-    expect(version.rows).toEqual([{ status: 'frozen', loop_name: 'main', iteration: 2, parent_id: String(versions.main!.d1) }]);
+    const version = await f.db.pool.query(
+      'SELECT status, loop_name, iteration, parent_id FROM dataset_versions WHERE id = $1::bigint',
+      [result.versionId],
+    );
+    expect(version.rows).toEqual([
+      { status: 'frozen', loop_name: 'main', iteration: 2, parent_id: String(versions.main!.d1) },
+    ]);
   });
 
   test('assembling again (a retried activity) returns the same frozen version unchanged', async () => {
@@ -689,7 +840,9 @@ describe('assemble (Eq. 5 within a budget)', () => {
     const again = await runActivity(f.activities.assembleNextVersion, [assembleInput('main', 10_000, 500)]);
     expect(again).toEqual(first);
     expect(await members(again.versionId)).toEqual(before);
-    expect(await count(f, `SELECT count(*) AS n FROM dataset_versions WHERE loop_name = 'main' AND iteration = 2`)).toBe(1);
+    expect(
+      await count(f, `SELECT count(*) AS n FROM dataset_versions WHERE loop_name = 'main' AND iteration = 2`),
+    ).toBe(1);
   });
 
   test('fresh seed data is capped by what the loop never used, and expansions are cut at the budget', async () => {
@@ -697,9 +850,16 @@ describe('assemble (Eq. 5 within a budget)', () => {
     const expandedRoom = 10;
     expect(p.expanded.size).toBeGreaterThan(expandedRoom);
     const budget = p.errorSeeds.size + p.relabeled.size + p.fresh.size + expandedRoom;
-    const result = await runActivity(f.activities.assembleNextVersion, [assembleInput('single', budget, p.fresh.size + 50)]);
+    const result = await runActivity(f.activities.assembleNextVersion, [
+      assembleInput('single', budget, p.fresh.size + 50),
+    ]);
     const m = await members(result.versionId);
-    expect(result.countsByRole).toEqual({ error_seed: p.errorSeeds.size, relabeled: p.relabeled.size, seed_new: p.fresh.size, expanded: expandedRoom });
+    expect(result.countsByRole).toEqual({
+      error_seed: p.errorSeeds.size,
+      relabeled: p.relabeled.size,
+      seed_new: p.fresh.size,
+      expanded: expandedRoom,
+    });
     expect(withRole(m, 'seed_new')).toEqual(p.fresh);
     expect([...withRole(m, 'seed_new')].some((seq) => p.d1.has(seq))).toBe(false);
     expect([...withRole(m, 'expanded')].every((seq) => p.expanded.has(seq))).toBe(true);
@@ -716,7 +876,11 @@ describe('evaluate (held-out BFCL files)', () => {
     ];
     const scores: CategoryScore[] = [];
     for (const file of files) {
-      const run = await simDelta(f.sim, () => runActivity(f.activities.evaluateFile, [{ loopName: 'eval', iteration: 1, evalSet: 'bfcl', file, policy: policy(), maxTokens: 1024 }]));
+      const run = await simDelta(f.sim, () =>
+        runActivity(f.activities.evaluateFile, [
+          { loopName: 'eval', iteration: 1, evalSet: 'bfcl', file, policy: policy(), maxTokens: 1024 },
+        ]),
+      );
       expect(run.result).toHaveLength(1);
       const score = run.result[0]!;
       expect(run.requests('policy')).toBe(score.total);
@@ -730,10 +894,14 @@ describe('evaluate (held-out BFCL files)', () => {
     expect(scores.map((s) => s.category)).toEqual(['multiple', 'irrelevance']);
     expect(scores.map((s) => s.total)).toEqual([200, 240]);
 
-    const summary = await runActivity(f.activities.summarizeEvaluation, [{ loopName: 'eval', iteration: 1, evalSet: 'bfcl' }]);
-    const rows = (await f.db.pool.query<{ category: string; total: number; correct: number; accuracy: number }>(
-      `SELECT category, total, correct, accuracy FROM evaluations WHERE loop_name = 'eval' AND iteration = 1 AND eval_set = 'bfcl' ORDER BY category`,
-    )).rows;
+    const summary = await runActivity(f.activities.summarizeEvaluation, [
+      { loopName: 'eval', iteration: 1, evalSet: 'bfcl' },
+    ]);
+    const rows = (
+      await f.db.pool.query<{ category: string; total: number; correct: number; accuracy: number }>(
+        `SELECT category, total, correct, accuracy FROM evaluations WHERE loop_name = 'eval' AND iteration = 1 AND eval_set = 'bfcl' ORDER BY category`,
+      )
+    ).rows;
     expect(rows.map((r) => r.category)).toEqual(['irrelevance', 'multiple', 'non_live', 'overall']);
     for (const row of rows) {
       expect(row.accuracy).toBeGreaterThanOrEqual(0);
@@ -744,13 +912,23 @@ describe('evaluate (held-out BFCL files)', () => {
     expect(accuracy('non_live')).toBeCloseTo((accuracy('multiple') + accuracy('irrelevance')) / 2, 12);
     expect(accuracy('overall')).toBeCloseTo(accuracy('non_live'), 12);
     expect(summary.overall).toBeCloseTo(accuracy('overall'), 12);
-    expect(await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'eval' AND stage = 'evaluate'`)).toBe(440);
+    expect(
+      await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'eval' AND stage = 'evaluate'`),
+    ).toBe(440);
 
     // Evaluating a file again rewrites its row with the same numbers and counts no call twice.
-    await runActivity(f.activities.evaluateFile, [{ loopName: 'eval', iteration: 1, evalSet: 'bfcl', file: files[0]!, policy: policy(), maxTokens: 1024 }]);
-    expect((await f.db.pool.query(`SELECT total, correct FROM evaluations WHERE loop_name = 'eval' AND category = 'multiple'`)).rows).toEqual([
-      { total: 200, correct: scores.find((s) => s.category === 'multiple')!.correct },
+    await runActivity(f.activities.evaluateFile, [
+      { loopName: 'eval', iteration: 1, evalSet: 'bfcl', file: files[0]!, policy: policy(), maxTokens: 1024 },
     ]);
-    expect(await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'eval' AND stage = 'evaluate'`)).toBe(440);
+    expect(
+      (
+        await f.db.pool.query(
+          `SELECT total, correct FROM evaluations WHERE loop_name = 'eval' AND category = 'multiple'`,
+        )
+      ).rows,
+    ).toEqual([{ total: 200, correct: scores.find((s) => s.category === 'multiple')!.correct }]);
+    expect(
+      await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'eval' AND stage = 'evaluate'`),
+    ).toBe(440);
   });
 });

@@ -24,7 +24,8 @@ describe('migrate', () => {
 
   // Extra files take the numbers after the project's own migrations, so these tests hold as migrations are added.
   const existing = loadMigrations();
-  const extraName = (offset: number, name: string) => `${String(existing.length + offset).padStart(4, '0')}_${name}.sql`;
+  const extraName = (offset: number, name: string) =>
+    `${String(existing.length + offset).padStart(4, '0')}_${name}.sql`;
 
   beforeEach(() => {
     scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-migrations-'));
@@ -55,7 +56,11 @@ describe('migrate', () => {
   test('two workers migrating at once apply each migration exactly once (advisory lock)', async () => {
     const db = await freshDatabase();
     const [a, b] = await Promise.all([run(db), run(db)]);
-    expect([...a.applied, ...b.applied].sort()).toEqual(loadMigrations().map((f) => f.name).sort());
+    expect([...a.applied, ...b.applied].sort()).toEqual(
+      loadMigrations()
+        .map((f) => f.name)
+        .sort(),
+    );
     const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM schema_migrations');
     expect(rows[0].n).toBe(loadMigrations().length);
   });
@@ -68,7 +73,9 @@ describe('migrate', () => {
     const attempt = run(db, dir);
     await expect(attempt).rejects.toThrow(MigrationError);
     await expect(attempt).rejects.toThrow(/0001_loops\.sql was edited after it was applied.*immutable/s);
-    const columns = await db.pool.query("SELECT 1 FROM information_schema.columns WHERE table_name = 'loops' AND column_name = 'sneaky'");
+    const columns = await db.pool.query(
+      "SELECT 1 FROM information_schema.columns WHERE table_name = 'loops' AND column_name = 'sneaky'",
+    );
     expect(columns.rowCount).toBe(0);
   });
 
@@ -83,10 +90,17 @@ describe('migrate', () => {
   test('a failing migration is rolled back whole, reported with file and line, and stops the run', async () => {
     const db = await freshDatabase();
     const dir = copyOfMigrations();
-    writeFileSync(path.join(dir, extraName(1, 'broken')), 'CREATE TABLE half (id int);\n\nSELECT no_such_column FROM half;\n');
+    writeFileSync(
+      path.join(dir, extraName(1, 'broken')),
+      'CREATE TABLE half (id int);\n\nSELECT no_such_column FROM half;\n',
+    );
     writeFileSync(path.join(dir, extraName(2, 'after')), 'CREATE TABLE after_broken (id int);\n');
-    await expect(run(db, dir)).rejects.toThrow(new RegExp(`${extraName(1, 'broken')}:3: column "no_such_column" does not exist.*rolled back`, 's'));
-    const leftovers = await db.pool.query("SELECT to_regclass('public.half') AS half, to_regclass('public.after_broken') AS after");
+    await expect(run(db, dir)).rejects.toThrow(
+      new RegExp(`${extraName(1, 'broken')}:3: column "no_such_column" does not exist.*rolled back`, 's'),
+    );
+    const leftovers = await db.pool.query(
+      "SELECT to_regclass('public.half') AS half, to_regclass('public.after_broken') AS after",
+    );
     expect(leftovers.rows[0]).toEqual({ half: null, after: null });
     const { rows } = await db.pool.query('SELECT name FROM schema_migrations ORDER BY id');
     expect(rows.map((r) => r.name)).toEqual(existing.map((m) => m.name));
@@ -98,13 +112,18 @@ describe('migrate', () => {
     expect(() => loadMigrations(badName)).toThrow(/2_oops\.sql: migration files are named NNNN_lower_snake_name\.sql/);
     const gap = copyOfMigrations();
     writeFileSync(path.join(gap, extraName(2, 'skipped')), 'SELECT 1;');
-    expect(() => loadMigrations(gap)).toThrow(new RegExp(`${extraName(2, 'skipped')}: expected migration number ${extraName(1, '').slice(0, 4)}`));
+    expect(() => loadMigrations(gap)).toThrow(
+      new RegExp(`${extraName(2, 'skipped')}: expected migration number ${extraName(1, '').slice(0, 4)}`),
+    );
   });
 
   test('a -- no-transaction migration runs outside a transaction (CREATE INDEX CONCURRENTLY works)', async () => {
     const db = await freshDatabase();
     const dir = copyOfMigrations();
-    writeFileSync(path.join(dir, extraName(1, 'concurrent_index')), '-- no-transaction\nCREATE INDEX CONCURRENTLY loops_created_at ON loops (created_at);\n');
+    writeFileSync(
+      path.join(dir, extraName(1, 'concurrent_index')),
+      '-- no-transaction\nCREATE INDEX CONCURRENTLY loops_created_at ON loops (created_at);\n',
+    );
     expect(loadMigrations(dir).at(-1)?.transactional).toBe(false);
     expect(existing.every((m) => m.transactional)).toBe(true);
     await run(db, dir);

@@ -26,11 +26,14 @@ describe('dataset store on a real PostgreSQL', () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase();
-    await db.pool.query(`INSERT INTO loops (name, config, config_hash, workflow_id) VALUES ('chain', '{}', 'h', 'loop/chain')`);
+    await db.pool.query(
+      `INSERT INTO loops (name, config, config_hash, workflow_id) VALUES ('chain', '{}', 'h', 'loop/chain')`,
+    );
   });
   afterAll(async () => db?.drop());
 
-  const count = async (table: string) => (await db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
+  const count = async (table: string) =>
+    (await db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
 
   test('a retried batch write adds nothing, and shared tool lists are stored once', async () => {
     const batch = Array.from({ length: 50 }, (_, i) => storedSample(10_000 + i));
@@ -46,7 +49,11 @@ describe('dataset store on a real PostgreSQL', () => {
 
   test('stored JSON comes back byte for byte, so int and float stay distinct (5 vs 5.0 vs 1e+16)', async () => {
     const base = storedSample(424242);
-    const asFloat = { ...base, id: 'f'.repeat(63) + '0', targetJson: base.targetJson.replace(/"x":(\d+)/, '"x":$1.0,"y":1e+16') };
+    const asFloat = {
+      ...base,
+      id: 'f'.repeat(63) + '0',
+      targetJson: base.targetJson.replace(/"x":(\d+)/, '"x":$1.0,"y":1e+16'),
+    };
     await insertSamples(db.pool, [asFloat]);
     const [read] = await getSamples(db.pool, [asFloat.id]);
     expect(read?.targetJson).toBe(asFloat.targetJson);
@@ -76,19 +83,41 @@ describe('dataset store on a real PostgreSQL', () => {
     const samples = Array.from({ length: 5 }, (_, i) => storedSample(30_000 + i));
     await insertSamples(db.pool, samples);
     const version = await createVersion(db.pool, { dataset: 'frozen', idempotencyKey: 'frozen:1' });
-    await addMembers(db.pool, version.id, samples.slice(0, 4).map((s) => ({ sampleId: s.id, role: 'seed' as const })));
+    await addMembers(
+      db.pool,
+      version.id,
+      samples.slice(0, 4).map((s) => ({ sampleId: s.id, role: 'seed' as const })),
+    );
     const frozen = await freezeVersion(db.pool, version.id);
     expect(frozen).toMatchObject({ status: 'frozen', memberCount: 4, countsByRole: { seed: 4 } });
     expect((await freezeVersion(db.pool, version.id)).frozenAt).toEqual(frozen.frozenAt);
 
-    await expect(addMembers(db.pool, version.id, [{ sampleId: samples[4]!.id, role: 'seed' }])).rejects.toBeInstanceOf(DatasetVersionError);
+    await expect(addMembers(db.pool, version.id, [{ sampleId: samples[4]!.id, role: 'seed' }])).rejects.toBeInstanceOf(
+      DatasetVersionError,
+    );
     await expect(removeMembers(db.pool, version.id, [samples[0]!.id])).rejects.toThrow(/frozen/);
-    await expect(db.pool.query(`INSERT INTO dataset_members SELECT $1, seq, 'seed' FROM samples WHERE id = $2`, [version.id, samples[4]!.id])).rejects.toThrow(/is frozen/);
-    await expect(db.pool.query('DELETE FROM dataset_members WHERE version_id = $1', [version.id])).rejects.toThrow(/is frozen/);
-    await expect(db.pool.query(`UPDATE dataset_members SET role = 'injected' WHERE version_id = $1`, [version.id])).rejects.toThrow(/is frozen/);
-    await expect(db.pool.query(`UPDATE dataset_versions SET note = 'x' WHERE id = $1`, [version.id])).rejects.toThrow(/is frozen/);
-    await expect(db.pool.query('UPDATE samples SET target = $2 WHERE id = $1', [samples[0]!.id, '{}'])).rejects.toThrow(/immutable/);
-    expect((await db.pool.query('SELECT count(*)::int AS n FROM dataset_members WHERE version_id = $1', [version.id])).rows[0].n).toBe(4);
+    await expect(
+      db.pool.query(`INSERT INTO dataset_members SELECT $1, seq, 'seed' FROM samples WHERE id = $2`, [
+        version.id,
+        samples[4]!.id,
+      ]),
+    ).rejects.toThrow(/is frozen/);
+    await expect(db.pool.query('DELETE FROM dataset_members WHERE version_id = $1', [version.id])).rejects.toThrow(
+      /is frozen/,
+    );
+    await expect(
+      db.pool.query(`UPDATE dataset_members SET role = 'injected' WHERE version_id = $1`, [version.id]),
+    ).rejects.toThrow(/is frozen/);
+    await expect(db.pool.query(`UPDATE dataset_versions SET note = 'x' WHERE id = $1`, [version.id])).rejects.toThrow(
+      /is frozen/,
+    );
+    await expect(db.pool.query('UPDATE samples SET target = $2 WHERE id = $1', [samples[0]!.id, '{}'])).rejects.toThrow(
+      /immutable/,
+    );
+    expect(
+      (await db.pool.query('SELECT count(*)::int AS n FROM dataset_members WHERE version_id = $1', [version.id]))
+        .rows[0].n,
+    ).toBe(4);
   });
 
   test('diff and lineage answer correctly on a 3-version chain with expansions and relabelings', async () => {
@@ -98,22 +127,70 @@ describe('dataset store on a real PostgreSQL', () => {
     const corrected2 = storedSample(41_000, 1); // the fixed label of an expansion: lineage two deep
     const expanded2 = storedSample(42_000); // expanded from corrected2 in iteration 2
     await insertSamples(db.pool, [...seeds, corrected1, ...expanded1, corrected2, expanded2]);
-    await recordOrigins(db.pool, seeds.map((s, i) => ({ sampleId: s.id, kind: 'seed_import' as const, detail: { line: i + 1 } })));
+    await recordOrigins(
+      db.pool,
+      seeds.map((s, i) => ({ sampleId: s.id, kind: 'seed_import' as const, detail: { line: i + 1 } })),
+    );
     await recordOrigins(db.pool, [
-      { sampleId: corrected1.id, kind: 'label_correction', parentSampleId: seeds[1]!.id, loopName: 'chain', iteration: 1 },
-      ...expanded1.map((s, k) => ({ sampleId: s.id, kind: 'expansion' as const, parentSampleId: seeds[2]!.id, loopName: 'chain', iteration: 1, detail: { k } })),
-      { sampleId: corrected2.id, kind: 'label_correction', parentSampleId: expanded1[0]!.id, loopName: 'chain', iteration: 2 },
-      { sampleId: expanded2.id, kind: 'expansion', parentSampleId: corrected2.id, loopName: 'chain', iteration: 2, detail: { k: 0 } },
+      {
+        sampleId: corrected1.id,
+        kind: 'label_correction',
+        parentSampleId: seeds[1]!.id,
+        loopName: 'chain',
+        iteration: 1,
+      },
+      ...expanded1.map((s, k) => ({
+        sampleId: s.id,
+        kind: 'expansion' as const,
+        parentSampleId: seeds[2]!.id,
+        loopName: 'chain',
+        iteration: 1,
+        detail: { k },
+      })),
+      {
+        sampleId: corrected2.id,
+        kind: 'label_correction',
+        parentSampleId: expanded1[0]!.id,
+        loopName: 'chain',
+        iteration: 2,
+      },
+      {
+        sampleId: expanded2.id,
+        kind: 'expansion',
+        parentSampleId: corrected2.id,
+        loopName: 'chain',
+        iteration: 2,
+        detail: { k: 0 },
+      },
     ]);
     // Recording the same origins again changes nothing.
-    expect(await recordOrigins(db.pool, [{ sampleId: expanded2.id, kind: 'expansion', parentSampleId: corrected2.id, loopName: 'chain', iteration: 2 }])).toBe(0);
+    expect(
+      await recordOrigins(db.pool, [
+        { sampleId: expanded2.id, kind: 'expansion', parentSampleId: corrected2.id, loopName: 'chain', iteration: 2 },
+      ]),
+    ).toBe(0);
 
-    const v1 = await createVersion(db.pool, { dataset: 'chain', idempotencyKey: 'chain:1', loopName: 'chain', iteration: 1 });
-    await addMembers(db.pool, v1.id, seeds.slice(0, 8).map((s) => ({ sampleId: s.id, role: 'seed' as const })));
+    const v1 = await createVersion(db.pool, {
+      dataset: 'chain',
+      idempotencyKey: 'chain:1',
+      loopName: 'chain',
+      iteration: 1,
+    });
+    await addMembers(
+      db.pool,
+      v1.id,
+      seeds.slice(0, 8).map((s) => ({ sampleId: s.id, role: 'seed' as const })),
+    );
     await freezeVersion(db.pool, v1.id);
 
     // D2: error seeds kept (one relabeled), two expansions, two seeds dropped, two new seeds.
-    const v2 = await createVersion(db.pool, { dataset: 'chain', idempotencyKey: 'chain:2', parentId: v1.id, loopName: 'chain', iteration: 2 });
+    const v2 = await createVersion(db.pool, {
+      dataset: 'chain',
+      idempotencyKey: 'chain:2',
+      parentId: v1.id,
+      loopName: 'chain',
+      iteration: 2,
+    });
     await inheritMembers(db.pool, { versionId: v2.id, fromVersionId: v1.id, role: 'high_ppl' });
     await removeMembers(db.pool, v2.id, [seeds[1]!.id, seeds[2]!.id, seeds[6]!.id, seeds[7]!.id]);
     await addMembers(db.pool, v2.id, [
@@ -126,23 +203,44 @@ describe('dataset store on a real PostgreSQL', () => {
     await freezeVersion(db.pool, v2.id);
 
     // D3: the first expansion's label corrected, its correction expanded again.
-    const v3 = await createVersion(db.pool, { dataset: 'chain', idempotencyKey: 'chain:3', parentId: v2.id, loopName: 'chain', iteration: 3 });
+    const v3 = await createVersion(db.pool, {
+      dataset: 'chain',
+      idempotencyKey: 'chain:3',
+      parentId: v2.id,
+      loopName: 'chain',
+      iteration: 3,
+    });
     await inheritMembers(db.pool, { versionId: v3.id, fromVersionId: v2.id });
     await removeMembers(db.pool, v3.id, [expanded1[0]!.id]);
-    await addMembers(db.pool, v3.id, [{ sampleId: corrected2.id, role: 'relabeled' }, { sampleId: expanded2.id, role: 'expanded' }]);
+    await addMembers(db.pool, v3.id, [
+      { sampleId: corrected2.id, role: 'relabeled' },
+      { sampleId: expanded2.id, role: 'expanded' },
+    ]);
     const frozen3 = await freezeVersion(db.pool, v3.id);
     expect(frozen3.countsByRole).toEqual({ high_ppl: 4, relabeled: 2, error_seed: 1, expanded: 2, seed_new: 2 });
 
     expect(await diffVersions(db.pool, 'chain@1', 'chain@2')).toEqual({
-      from: 'chain@1', to: 'chain@2',
-      added: 4, removed: 2, relabeled: 1, roleChanged: 5, unchanged: 0,
+      from: 'chain@1',
+      to: 'chain@2',
+      added: 4,
+      removed: 2,
+      relabeled: 1,
+      roleChanged: 5,
+      unchanged: 0,
       addedByRole: { expanded: 2, seed_new: 2 },
       removedByRole: { seed: 2 },
       addedByOrigin: { expansion: 2, seed_import: 2 },
       removedByOrigin: { seed_import: 2 },
     });
     const d23 = await diffVersions(db.pool, 'chain@2', 'chain@3');
-    expect(d23).toMatchObject({ added: 1, removed: 0, relabeled: 1, unchanged: 9, addedByRole: { expanded: 1 }, addedByOrigin: { expansion: 1 } });
+    expect(d23).toMatchObject({
+      added: 1,
+      removed: 0,
+      relabeled: 1,
+      unchanged: 9,
+      addedByRole: { expanded: 1 },
+      addedByOrigin: { expansion: 1 },
+    });
     const d13 = await diffVersions(db.pool, 'chain@1', 'chain@3');
     // Across two steps the expansion-then-relabel is an addition (its parent was never in chain@1).
     expect(d13).toMatchObject({ relabeled: 1, removed: 2, added: 5, roleChanged: 5 });
@@ -168,7 +266,11 @@ describe('dataset store on a real PostgreSQL', () => {
     const samples = Array.from({ length: 23 }, (_, i) => storedSample(50_000 + i));
     await insertSamples(db.pool, samples);
     const version = await createVersion(db.pool, { dataset: 'paged', idempotencyKey: 'paged:1' });
-    await addMembers(db.pool, version.id, samples.map((s) => ({ sampleId: s.id, role: 'seed' as const })));
+    await addMembers(
+      db.pool,
+      version.id,
+      samples.map((s) => ({ sampleId: s.id, role: 'seed' as const })),
+    );
     const pages: number[] = [];
     const seen: string[] = [];
     for await (const page of streamMembers(db.pool, version.id, { pageSize: 5 })) {
@@ -183,8 +285,20 @@ describe('dataset store on a real PostgreSQL', () => {
   test('a staging batch is consumed by one version only, however often it is retried', async () => {
     const samples = Array.from({ length: 3 }, (_, i) => storedSample(60_000 + i));
     await insertSamples(db.pool, samples);
-    const batch = await openStagingBatch(db.pool, { id: 'inject-1', purpose: 'injection', target: 'chain', source: 'x.jsonl', format: 'openai' });
-    expect(await addStagingMembers(db.pool, batch.id, samples.map((s, i) => ({ sampleId: s.id, line: i + 1 })))).toBe(3);
+    const batch = await openStagingBatch(db.pool, {
+      id: 'inject-1',
+      purpose: 'injection',
+      target: 'chain',
+      source: 'x.jsonl',
+      format: 'openai',
+    });
+    expect(
+      await addStagingMembers(
+        db.pool,
+        batch.id,
+        samples.map((s, i) => ({ sampleId: s.id, line: i + 1 })),
+      ),
+    ).toBe(3);
     expect(await addStagingMembers(db.pool, batch.id, [{ sampleId: samples[0]!.id, line: 9 }])).toBe(0);
     await markStagingReady(db.pool, batch.id, { imported: 3, duplicates: 0, rejected: 0 });
     const [first, second] = [

@@ -9,10 +9,31 @@ import { runLooptool } from '../helpers/cli.js';
 
 const chat = (n: number, extra: Record<string, unknown> = {}) =>
   JSON.stringify({
-    tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city'] } } }],
+    tools: [
+      {
+        type: 'function',
+        function: {
+          name: 'get_weather',
+          parameters: {
+            type: 'object',
+            properties: { city: { type: 'string' }, days: { type: 'integer' } },
+            required: ['city'],
+          },
+        },
+      },
+    ],
     messages: [
       { role: 'user', content: `Weather in city ${n}?` },
-      { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'get_weather', arguments: JSON.stringify({ city: `c${n}`, days: n }) } }] },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          {
+            type: 'function',
+            function: { name: 'get_weather', arguments: JSON.stringify({ city: `c${n}`, days: n }) },
+          },
+        ],
+      },
     ],
     ...extra,
   });
@@ -65,13 +86,20 @@ describe('looptool data, as a user runs it', () => {
   test('importing the same file again changes nothing; a new file makes the next version', async () => {
     const file = path.join(scratch, 'weather-more.jsonl');
     writeFileSync(file, [chat(10), chat(11)].join('\n'));
-    expect((await runLooptool(['data', 'import', file, '--format', 'openai', '--name', 'weather'], { env })).stdout).toMatch(/weather@2: 5 samples \(2 new/);
+    expect(
+      (await runLooptool(['data', 'import', file, '--format', 'openai', '--name', 'weather'], { env })).stdout,
+    ).toMatch(/weather@2: 5 samples \(2 new/);
     const again = await runLooptool(['data', 'import', file, '--format', 'openai', '--name', 'weather'], { env });
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/weather: unchanged/);
 
-    const versions = JSON.parse((await runLooptool(['data', 'versions', '--dataset', 'weather', '--json'], { env })).stdout);
-    expect(versions.map((v: { ref: string; memberCount: number }) => [v.ref, v.memberCount])).toEqual([['weather@1', 3], ['weather@2', 5]]);
+    const versions = JSON.parse(
+      (await runLooptool(['data', 'versions', '--dataset', 'weather', '--json'], { env })).stdout,
+    );
+    expect(versions.map((v: { ref: string; memberCount: number }) => [v.ref, v.memberCount])).toEqual([
+      ['weather@1', 3],
+      ['weather@2', 5],
+    ]);
     const diff = JSON.parse((await runLooptool(['data', 'diff', 'weather@1', 'weather@2', '--json'], { env })).stdout);
     expect(diff).toMatchObject({ added: 2, removed: 0, unchanged: 3, addedByOrigin: { seed_import: 2 } });
   });
@@ -79,22 +107,38 @@ describe('looptool data, as a user runs it', () => {
   test('BFCL questions with possible answers import, and exports round-trip through OpenAI JSONL and verl parquet', async () => {
     const dataDir = path.resolve('data/bfcl');
     const imported = await runLooptool(
-      ['data', 'import', path.join(dataDir, 'BFCL_v4_parallel.json'), '--format', 'bfcl', '--answers', path.join(dataDir, 'possible_answer', 'BFCL_v4_parallel.json'), '--name', 'bfcl-parallel'],
+      [
+        'data',
+        'import',
+        path.join(dataDir, 'BFCL_v4_parallel.json'),
+        '--format',
+        'bfcl',
+        '--answers',
+        path.join(dataDir, 'possible_answer', 'BFCL_v4_parallel.json'),
+        '--name',
+        'bfcl-parallel',
+      ],
       { env },
     );
     expect(imported.code).toBe(0);
     expect(imported.stdout).toMatch(/bfcl-parallel@1: 200 samples/);
 
     const out = path.join(scratch, 'weather.jsonl');
-    const exported = await runLooptool(['data', 'export', 'weather@2', '--format', 'openai-jsonl', '--out', out], { env });
+    const exported = await runLooptool(['data', 'export', 'weather@2', '--format', 'openai-jsonl', '--out', out], {
+      env,
+    });
     expect(exported.stdout).toContain('weather@2: 5 samples written');
-    const reimported = await runLooptool(['data', 'import', out, '--format', 'openai', '--name', 'weather-copy'], { env });
+    const reimported = await runLooptool(['data', 'import', out, '--format', 'openai', '--name', 'weather-copy'], {
+      env,
+    });
     expect(reimported.stdout).toMatch(/5 samples imported, 0 duplicates, 0 rejected \(0 new to the store\)/);
 
     const parquet = path.join(scratch, 'weather.parquet');
     await runLooptool(['data', 'export', 'weather@2', '--format', 'verl-parquet', '--out', parquet], { env });
     const buffer = readFileSync(parquet);
-    const rows = await parquetReadObjects({ file: buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) });
+    const rows = await parquetReadObjects({
+      file: buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength),
+    });
     expect(rows).toHaveLength(5);
     expect(rows[0]).toMatchObject({ data_source: 'looptool', reward_model: { style: 'rule' } });
     expect(String(rows[0]!.reward_model.ground_truth)).toMatch(/^<tool_call>\n\{"name": "get_weather"/);

@@ -1,75 +1,238 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { stringify } from 'yaml';
+import { workflowIds } from '../../core/constants.js';
 import { writeSeedData } from '../../sim/seed-data.js';
 import { runLooptool } from '../helpers/cli.js';
+import {
+  childrenStarted,
+  completedActivities,
+  historyOf,
+  scheduledActivities,
+  signalsReceived,
+  updatesAccepted,
+  updatesCompleted,
+  workflowTaskCompletedAfter,
+} from '../helpers/history.js';
 import { createLoopFixture, type LoopFixture, waitFor } from '../helpers/loop-fixture.js';
 import { quietTemporalLogs } from '../helpers/temporal.js';
 
+/**
+ * Steering one loop through the CLI, step by step (the tests share the loop and run in order). Every point the loop is
+ * steered at is certain, not a matter of speed: the first pause is sent before any worker runs, and iteration 2 is held
+ * in its probe by the simulated server until the test lets it go. What the loop did while paused is read from its
+ * Temporal histories.
+ */
 describe('steering a running loop through the CLI', () => {
+  const name = 'steered';
+  /** π_2 as the policy server serves it (activities/deploy.ts servedModelName). */
+  const iteration2Model = `${name}-iter-2`;
   let f: LoopFixture;
+  let worker: ChildProcess | undefined;
+  let scratch: string;
+  let configFile: string;
+  let firstRunId: string;
+  let injectedBatch: string;
+  const cli = (...args: string[]) => runLooptool(args, { env: f.env });
+  const loop = () => f.loops.handle(name);
+  const firstRun = () => f.loops.client.workflow.getHandle(workflowIds.loop(name), firstRunId);
+  const probe2 = () => f.loops.client.workflow.getHandle(workflowIds.stage(name, 2, 'probe'));
+
   beforeAll(async () => {
     quietTemporalLogs();
     f = await createLoopFixture({ samples: 200, trainSeconds: 1 });
+    scratch = mkdtempSync(path.join(os.tmpdir(), 'steered-'));
+    configFile = path.join(scratch, 'steered.yaml');
+    writeFileSync(configFile, stringify(JSON.parse(JSON.stringify(f.config({ name, iterations: 3 })))));
+    // π_2 is rate-limited until the test clears the rule: iteration 2's probe batches keep failing and being retried
+    // after the server's retry-after (3 s; the batches' retry policy allows 10 attempts), so the loop is certainly in
+    // iteration 2's probe, with its first batches in flight, when the test pauses it there.
+    f.sim.faults.add([{ model: iteration2Model, kind: 'rate_limit', retryAfterSeconds: 3 }]);
   });
-  afterAll(async () => f?.close());
+  afterAll(async () => {
+    worker?.kill('SIGTERM');
+    await f?.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
 
-  test('pause holds the loop, inject lands once in the next dataset, resume continues, stop ends after the iteration; histories replay', async () => {
-    // Slow policy answers (about 2 s of probing per iteration) so the pause surely lands inside the first iteration.
-    await fetch(`${f.sim.url}/sim/faults`, { method: 'POST', body: JSON.stringify({ role: 'policy', kind: 'latency', latencyMs: 120, count: 1_000_000 }) });
-    const config = f.config({ name: 'steered', iterations: 3 });
-    const configFile = path.join(os.tmpdir(), `steered-${Date.now()}.yaml`);
-    writeFileSync(configFile, stringify(JSON.parse(JSON.stringify(config))));
-    const cli = (...args: string[]) => runLooptool(args, { env: f.env });
-
+  test('start is idempotent; a pause sent before any worker runs holds the loop at its first gate (setup, iteration 1)', async () => {
     const started = await cli('loop', 'start', '--config', configFile);
     expect(started.stdout).toMatch(/Started loop steered/);
-    expect((await cli('loop', 'start', '--config', configFile)).stdout).toMatch(/Loop steered already exists .*not started again/);
-    const worker = f.startWorker();
+    expect((await cli('loop', 'start', '--config', configFile)).stdout).toMatch(
+      /Loop steered already exists .*not started again/,
+    );
+    firstRunId = (await loop().describe()).runId;
 
-    const probed = async () => Number((await f.db.pool.query(`SELECT count(*) AS n FROM probe_results WHERE loop_name = 'steered'`)).rows[0].n);
-    await waitFor('probing to start', async () => (await probed()) > 0);
-    const paused = await cli('loop', 'pause', 'steered');
-    expect(paused.stdout).toMatch(/steered: iteration 1, stage \w+, paused/);
-    // In-flight batches finish; then nothing new starts.
-    await new Promise((resolve) => setTimeout(resolve, 2_500));
-    const settled = await probed();
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    expect(await probed()).toBe(settled);
-    const status = JSON.parse((await cli('loop', 'status', 'steered', '--json')).stdout);
-    expect(status).toMatchObject({ paused: true, iteration: 1, workflowStatus: 'RUNNING' });
+    // The loop's handlers are registered before its first await, so the pause is taken in its first workflow task.
+    const pausing = cli('loop', 'pause', name);
+    worker = f.startWorker();
+    const paused = await pausing;
+    expect(paused.code).toBe(0);
+    expect(paused.stdout).toMatch(/steered: iteration 1, stage setup, paused/);
 
-    const extra = path.join(os.tmpdir(), `inject-${Date.now()}.jsonl`);
+    // Setup (recording the loop, drawing D_1) is bookkeeping that a pause does not hold; training is the first thing it
+    // holds. Wait until setup's last activity has completed and the loop has had a workflow task since: it had every
+    // chance to go on, and it did not.
+    const history = await waitFor('setup to finish while paused', async () => {
+      const events = await historyOf(firstRun());
+      const done = events.findIndex((e) => completedActivities([e], events).includes('createInitialVersion'));
+      return done >= 0 && workflowTaskCompletedAfter(events, done) ? events : undefined;
+    });
+    expect(updatesAccepted(history, 'pause')).toHaveLength(1);
+    expect(scheduledActivities(history)).toEqual(['registerLoop', 'createInitialVersion']);
+    expect(childrenStarted(history)).toEqual([]);
+    const status = JSON.parse((await cli('loop', 'status', name, '--json')).stdout);
+    expect(status).toMatchObject({ paused: true, iteration: 1, stage: 'setup', workflowStatus: 'RUNNING' });
+  });
+
+  test('while paused, an injected file is queued once, and an id that is not a staging batch is rejected by the update validator', async () => {
+    const extra = path.join(scratch, 'inject.jsonl');
     await writeSeedData(extra, { count: 12, seed: 99 });
-    const injected = await cli('inject', 'steered', extra, '--format', 'openai');
+    const injected = await cli('inject', name, extra, '--format', 'openai');
     expect(injected.code).toBe(0);
-    expect(injected.stdout).toMatch(/Injected 12 samples .* into steered/);
+    const line = /Injected 12 samples \(batch (injection-[0-9a-f-]+)\) into steered; .*\(1 batch\(es\) waiting\)/.exec(
+      injected.stdout,
+    );
+    expect(line, injected.stdout).not.toBeNull();
+    injectedBatch = line![1]!;
 
-    const rejected = await f.loops.handle('steered').executeUpdate('injectData', { args: [{ stagingBatchId: 'not-a-batch', idempotencyKey: 'x' }] }).catch((err: Error) => err);
-    expect(String((rejected as Error).cause ?? rejected)).toMatch(/stagingBatchId: must name a batch staged by `looptool inject`/);
+    // The CLI's idempotency key is the batch id: the same update again (a retried call) queues nothing more.
+    expect((await f.loops.inject(name, injectedBatch, injectedBatch)).pendingInjections).toEqual([injectedBatch]);
+    // A batch id that `looptool inject` never staged is refused.
+    const rejected = await loop()
+      .executeUpdate('injectData', { args: [{ stagingBatchId: 'not-a-batch', idempotencyKey: 'x' }] })
+      .catch((err: Error) => err);
+    expect(rejected).toBeInstanceOf(Error);
+    expect(String((rejected as Error).cause ?? rejected)).toMatch(
+      /stagingBatchId: must name a batch staged by `looptool inject`/,
+    );
 
-    expect((await cli('loop', 'resume', 'steered')).stdout).toMatch(/running/);
-    const notPaused = await cli('loop', 'resume', 'steered');
+    // The validator refused it before it reached history: only the two injections that were accepted are there.
+    expect(updatesAccepted(await historyOf(firstRun()), 'injectData')).toHaveLength(2);
+    expect(await f.loops.status(name)).toMatchObject({
+      paused: true,
+      iteration: 1,
+      stage: 'setup',
+      pendingInjections: [injectedBatch],
+    });
+  });
+
+  test('resume continues the loop; resuming a loop that is not paused exits 1; nothing new started while it was paused', async () => {
+    const resumed = await cli('loop', 'resume', name);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toMatch(/steered: iteration 1, stage setup, running/);
+    const notPaused = await cli('loop', 'resume', name);
     expect(notPaused.code).toBe(1);
     expect(notPaused.stderr).toMatch(/not paused/);
 
-    await waitFor('the second iteration', async () => (await f.loops.status('steered')).iteration === 2);
-    expect((await cli('loop', 'stop', 'steered')).stdout).toMatch(/stopping after this iteration/);
-    const result = await f.loops.handle('steered').result();
-    worker.kill('SIGTERM');
-    expect(result.iterations).toBe(2);
+    // Between the pause and the resume the loop scheduled only setup's activities and started no child; the first
+    // thing it scheduled after the resume is training.
+    const history = await waitFor('training to be scheduled after the resume', async () => {
+      const events = await historyOf(firstRun());
+      const resumedAt = updatesAccepted(events, 'resume')[0];
+      return resumedAt !== undefined && scheduledActivities(events.slice(resumedAt)).length > 0 ? events : undefined;
+    });
+    const pausedAt = updatesCompleted(history, 'pause')[0]!;
+    const resumedAt = updatesAccepted(history, 'resume')[0]!;
+    expect(updatesAccepted(history, 'resume')).toHaveLength(1);
+    expect(pausedAt).toBeLessThan(resumedAt);
+    const whilePaused = history.slice(pausedAt, resumedAt);
+    expect(
+      scheduledActivities(whilePaused).every((type) => type === 'registerLoop' || type === 'createInitialVersion'),
+    ).toBe(true);
+    expect(childrenStarted(whilePaused)).toEqual([]);
+    expect(scheduledActivities(history.slice(resumedAt))[0]).toBe('trainIteration');
+    expect(childrenStarted(history.slice(0, resumedAt))).toEqual([]);
+  });
 
+  test('a pause while a stage runs holds its new batches; the batches in flight finish', async () => {
+    // Iteration 2's probe: its first two batches (concurrency 2) are scheduled and kept failing by the rate limit.
+    await waitFor('iteration 2’s first probe batches to be held by the rate limit', async () => {
+      const status = await f.loops.status(name);
+      if (status.iteration !== 2 || status.stage !== 'probe') return undefined;
+      const events = await historyOf(probe2());
+      return (
+        scheduledActivities(events).filter((type) => type === 'probeBatch').length === 2 &&
+        (f.sim.stats().requests.byModel[iteration2Model] ?? 0) > 0
+      );
+    });
+    const paused = await cli('loop', 'pause', name);
+    expect(paused.stdout).toMatch(/steered: iteration 2, stage probe, paused/);
+    // The pause update returns once the loop has signalled the stage child, so the child is paused now; let the
+    // batches in flight through.
+    f.sim.faults.clear();
+
+    // Wait until both have completed and the child has had a workflow task since: it had its chance to start more.
+    const history = await waitFor('the batches in flight to finish', async () => {
+      const events = await historyOf(probe2());
+      const completed = events.flatMap((e, index) =>
+        completedActivities([e], events).includes('probeBatch') ? [index] : [],
+      );
+      return completed.length === 2 && workflowTaskCompletedAfter(events, completed[1]!) ? events : undefined;
+    });
+    const pauses = signalsReceived(history, 'stagePaused');
+    expect(pauses.map((s) => s.args)).toEqual([[true]]);
+    const after = history.slice(pauses[0]!.index);
+    expect(completedActivities(after, history)).toEqual(['probeBatch', 'probeBatch']);
+    expect(scheduledActivities(after)).toEqual([]);
+
+    const status = JSON.parse((await cli('loop', 'status', name, '--json')).stdout);
+    expect(status).toMatchObject({
+      paused: true,
+      iteration: 2,
+      stage: 'probe',
+      workflowStatus: 'RUNNING',
+      running: { done: 2 },
+    });
+    // There was more to start: the stage has more batches than the two that ran.
+    expect(status.running.total).toBeGreaterThan(2);
+  });
+
+  test('stop sent during iteration 2 ends the loop after iteration 2', async () => {
+    // The loop is paused inside iteration 2 (previous test), so this is certainly iteration 2's stop.
+    const stopped = await cli('loop', 'stop', name);
+    expect(stopped.code).toBe(0);
+    expect(stopped.stdout).toMatch(/steered: iteration 2, stage probe, paused, stopping after this iteration/);
+    const resumed = await cli('loop', 'resume', name);
+    expect(resumed.stdout).toMatch(/steered: iteration 2, stage probe, running, stopping after this iteration/);
+
+    const result = await loop().result();
+    // Configured for 3 iterations; the stop ended it after the one it was sent in.
+    expect(result.iterations).toBe(2);
+    expect(result.history.map((h) => h.iteration)).toEqual([1, 2]);
+    const versions = await f.db.pool.query(
+      `SELECT max(iteration)::int AS last FROM dataset_versions WHERE loop_name = $1`,
+      [name],
+    );
+    expect(versions.rows[0].last).toBe(2);
+    expect(f.sim.stats().requests.byModel[`${name}-iter-3`]).toBeUndefined();
+
+    // The held batches started after the resume, and the probe finished all of them.
+    const events = await historyOf(probe2());
+    const [pause, resume] = signalsReceived(events, 'stagePaused');
+    expect([pause?.args, resume?.args]).toEqual([[true], [false]]);
+    expect(scheduledActivities(events.slice(pause!.index, resume!.index))).toEqual([]);
+    expect(scheduledActivities(events.slice(resume!.index)).length).toBeGreaterThan(0);
+  });
+
+  test('the injected file landed once, in D_2, with role injected', async () => {
     const roles = await f.db.pool.query(
       `SELECT v.iteration, m.role, count(*)::int AS n FROM dataset_versions v JOIN dataset_members m ON m.version_id = v.id
-       WHERE v.loop_name = 'steered' GROUP BY 1, 2`,
+       WHERE v.loop_name = $1 GROUP BY 1, 2`,
+      [name],
     );
     expect(roles.rows.filter((r) => r.role === 'injected')).toEqual([{ iteration: 2, role: 'injected', n: 12 }]);
-    expect(Math.max(...roles.rows.map((r) => r.iteration))).toBe(2);
-    const reportDir = path.join(os.tmpdir(), `steered-report-${Date.now()}`);
-    const reported = await cli('loop', 'report', 'steered', '--out', reportDir);
+    expect((await f.loops.status(name)).pendingInjections).toEqual([]);
+  });
+
+  test('report writes HTML, JSON and PNG charts; list shows the loop completed', async () => {
+    const reportDir = path.join(scratch, `report-${randomBytes(3).toString('hex')}`);
+    const reported = await cli('loop', 'report', name, '--out', reportDir);
     expect(reported.code).toBe(0);
     // CI installs Chromium (.ci/run), so the PNG charts are made; each starts with the PNG signature.
     expect(reported.stdout).toMatch(/PNG charts: accuracy\.png, composition\.png, judgements\.png, expansions\.png/);
@@ -82,9 +245,10 @@ describe('steering a running loop through the CLI', () => {
     expect(report.composition[1].byRole.injected).toBe(12);
     const list = await cli('loop', 'list');
     expect(list.stdout).toMatch(/steered\s+completed\s+2/);
+  });
 
-    // Replay every run of the loop and its stage children against today's workflow code: a non-deterministic change
-    // to workflows/ fails here.
+  test('every run of the loop and its stage children replays against today’s workflow bundle', async () => {
+    // A non-deterministic change to workflows/ fails here.
     const bundle = { code: readFileSync(inject('workflowBundlePath'), 'utf8') };
     const client = f.loops.client;
     let replayed = 0;

@@ -33,7 +33,9 @@ describe('looptool services and demo, as a user runs them', () => {
     expect(up.code).toBe(0);
     expect(up.stdout).toContain(`Temporal address:  127.0.0.1:${env.LOOPTOOL_TEMPORAL_PORT} (started)`);
     expect(up.stdout).toContain(`Temporal UI:       http://127.0.0.1:${env.LOOPTOOL_TEMPORAL_UI_PORT}`);
-    expect(up.stdout).toContain(`Database URL:      postgres://postgres@127.0.0.1:${env.LOOPTOOL_PG_PORT}/looptool (started)`);
+    expect(up.stdout).toContain(
+      `Database URL:      postgres://postgres@127.0.0.1:${env.LOOPTOOL_PG_PORT}/looptool (started)`,
+    );
     expect(up.stdout).toMatch(/Applied migrations: 0001_loops\.sql/);
 
     const again = await runLooptool(['services', 'up'], { env });
@@ -56,13 +58,18 @@ describe('looptool services and demo, as a user runs them', () => {
     expect(demo.stderr).not.toMatch(/Error/);
     expect(demo.code).toBe(0);
     expect(demo.stdout).toMatch(/loop cli-demo: completed, iteration 3\/3, stage done/);
-    const accuracies = [...demo.stdout.matchAll(/^(\d) (?:\(base\))?.*?(\d+\.\d)%$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+    const accuracies = [...demo.stdout.matchAll(/^(\d) (?:\(base\))?.*?(\d+\.\d)%$/gm)].map((m) => [
+      Number(m[1]),
+      Number(m[2]),
+    ]);
     expect(accuracies.map(([iteration]) => iteration)).toEqual([0, 1, 2, 3]);
     const values = accuracies.map(([, accuracy]) => accuracy!);
     for (let i = 1; i < values.length; i++) expect(values[i]).toBeGreaterThan(values[i - 1]!);
     expect(Number(/Labels corrected: (\d+)/.exec(demo.stdout)?.[1])).toBeGreaterThan(0);
     expect(Number(/Expansions: .*accepted (\d+)/.exec(demo.stdout)?.[1])).toBeGreaterThan(0);
-    expect(demo.stdout).toContain(`http://127.0.0.1:${env.LOOPTOOL_TEMPORAL_UI_PORT}/namespaces/default/workflows/loop%2Fcli-demo`);
+    expect(demo.stdout).toContain(
+      `http://127.0.0.1:${env.LOOPTOOL_TEMPORAL_UI_PORT}/namespaces/default/workflows/loop%2Fcli-demo`,
+    );
     const report = /Report:\s+(\S+report\.html)/.exec(demo.stdout)?.[1];
     expect(report && readFileSync(report, 'utf8')).toContain('<h1>Loop cli-demo</h1>');
   });

@@ -13,7 +13,20 @@ describe('looptool sim, as a user runs it', () => {
     const first = path.join(scratch, 'a.jsonl');
     const second = path.join(scratch, 'b.jsonl');
     const corrupted = path.join(scratch, 'bad.jsonl');
-    const run = await runLooptool(['sim', 'seed', '--out', first, '--count', '200', '--seed', '3', '--wrong-label-rate', '0.1', '--corrupted-out', corrupted]);
+    const run = await runLooptool([
+      'sim',
+      'seed',
+      '--out',
+      first,
+      '--count',
+      '200',
+      '--seed',
+      '3',
+      '--wrong-label-rate',
+      '0.1',
+      '--corrupted-out',
+      corrupted,
+    ]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`Wrote 200 samples to ${first} (20 with a wrong label).`);
     await runLooptool(['sim', 'seed', '--out', second, '--count', '200', '--seed', '3', '--wrong-label-rate', '0.1']);
@@ -25,12 +38,15 @@ describe('looptool sim, as a user runs it', () => {
   });
 
   test('sim serve prints its URLs, serves, and stops cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, [LOOPTOOL_BIN, 'sim', 'serve', '--port', '0', '--no-bfcl'], { stdio: 'pipe' });
+    const child = spawn(process.execPath, [LOOPTOOL_BIN, 'sim', 'serve', '--port', '0', '--no-bfcl'], {
+      stdio: 'pipe',
+    });
     let stdout = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     try {
-      for (let i = 0; i < 300 && !stdout.includes('Trainer API'); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      for (let i = 0; i < 300 && !stdout.includes('Trainer API'); i++)
+        await new Promise((resolve) => setTimeout(resolve, 50));
       const url = /Sim server: (http:\/\/\S+)/.exec(stdout)?.[1];
       expect(url, stdout).toBeDefined();
       expect(stdout).toContain(`OpenAI base URL: ${url}/v1`);

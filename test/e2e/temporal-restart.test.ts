@@ -6,7 +6,11 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, inject, test } from 'vitest';
 import { isAlive } from '../../services/process.js';
-import { startTemporalDevServer, stopTemporalDevServer, type TemporalDevServer } from '../../services/temporal-dev-server.js';
+import {
+  startTemporalDevServer,
+  stopTemporalDevServer,
+  type TemporalDevServer,
+} from '../../services/temporal-dev-server.js';
 import { finishSignal, type waitForFinishWorkflow } from '../fixtures/restart-workflow/index.js';
 import { freeTemporalPorts } from '../helpers/ports.js';
 import { quietTemporalLogs } from '../helpers/temporal.js';
@@ -30,11 +34,14 @@ describe('the Temporal dev server keeps its state in --db-filename', () => {
     const taskQueue = `restart-${Date.now()}`;
     const workflowId = `loop/restart-${Date.now()}`;
     let connection = await Connection.connect({ address: first.address });
-    const started = await new Client({ connection }).workflow.start<typeof waitForFinishWorkflow>('waitForFinishWorkflow', {
-      taskQueue,
-      workflowId,
-      args: [{ label: 'restart' }],
-    });
+    const started = await new Client({ connection }).workflow.start<typeof waitForFinishWorkflow>(
+      'waitForFinishWorkflow',
+      {
+        taskQueue,
+        workflowId,
+        args: [{ label: 'restart' }],
+      },
+    );
     await connection.close();
 
     // A crash, not a shutdown: nothing gets a chance to flush.

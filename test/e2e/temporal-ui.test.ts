@@ -14,7 +14,10 @@ describe('the Temporal web UI shows a loop', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     f = await createLoopFixture({ samples: 120 });
     const executablePath = findChromium();
-    if (!executablePath) throw new Error('no Chromium: `npm test` installs it with apt-get as root; otherwise install it or set CHROMIUM_PATH');
+    if (!executablePath)
+      throw new Error(
+        'no Chromium: `npm test` installs it with apt-get as root; otherwise install it or set CHROMIUM_PATH',
+      );
     browser = await chromium.launch({ executablePath, args: HEADLESS_FLAGS.filter((flag) => flag !== '--headless') });
   });
   afterAll(async () => {
@@ -43,11 +46,27 @@ describe('the Temporal web UI shows a loop', () => {
     await page.getByText('Current Details').first().waitFor({ timeout: 30_000 });
     // The UI renders the markdown in a sandboxed frame (bold names, a table, "1/1" as a fraction glyph), so read the
     // visible text of every frame.
-    const visibleText = async () => (await Promise.all(page.frames().map((frame) => frame.locator('body').innerText().catch(() => '')))).join('\n');
-    await waitFor('the current details to render', async () => /ui-loop: iteration 1.1, stage setup \(paused\)/.test(await visibleText()), 30_000);
+    const visibleText = async () =>
+      (
+        await Promise.all(
+          page.frames().map((frame) =>
+            frame
+              .locator('body')
+              .innerText()
+              .catch(() => ''),
+          ),
+        )
+      ).join('\n');
+    await waitFor(
+      'the current details to render',
+      async () => /ui-loop: iteration 1.1, stage setup \(paused\)/.test(await visibleText()),
+      30_000,
+    );
     // The iteration table the CLI prints too, with the base model's row and every role column.
     expect(await visibleText()).toMatch(/0 \(base\)/);
-    expect(await visibleText()).toMatch(/error_seed[\s\S]*relabeled[\s\S]*expanded[\s\S]*high_ppl[\s\S]*seed_new[\s\S]*injected[\s\S]*accuracy/);
+    expect(await visibleText()).toMatch(
+      /error_seed[\s\S]*relabeled[\s\S]*expanded[\s\S]*high_ppl[\s\S]*seed_new[\s\S]*injected[\s\S]*accuracy/,
+    );
     await page.screenshot({ path: path.join(ARTIFACTS, 'ui-loop-current-details.png'), fullPage: true });
 
     await f.loops.handle('ui-loop').terminate('UI test done');

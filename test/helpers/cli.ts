@@ -10,7 +10,10 @@ export interface CliResult {
 }
 
 /** Runs the real `looptool` command in a child process, as a user would, and collects what it printed. */
-export function runLooptool(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+export function runLooptool(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [LOOPTOOL_BIN, ...args], { env: options.env ?? process.env, stdio: 'pipe' });
     let stdout = '';

@@ -31,14 +31,26 @@ export interface LoopFixture {
   close(): Promise<void>;
 }
 
-export async function createLoopFixture(options: { samples?: number; seed?: number; trainSeconds?: number } = {}): Promise<LoopFixture> {
+export async function createLoopFixture(
+  options: { samples?: number; seed?: number; trainSeconds?: number } = {},
+): Promise<LoopFixture> {
   const db = await createTestDatabase();
-  const sim = await startSimServer({ port: 0, seed: options.seed ?? 7, trainer: { jobSeconds: options.trainSeconds ?? 0.5 } });
+  const sim = await startSimServer({
+    port: 0,
+    seed: options.seed ?? 7,
+    trainer: { jobSeconds: options.trainSeconds ?? 0.5 },
+  });
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-loop-'));
   const seedFile = path.join(scratch, 'seed.jsonl');
   await writeSeedData(seedFile, { count: options.samples ?? 240, seed: options.seed ?? 7 });
   const seedDataset = 'fixture-seed';
-  const staged = await stageFile({ pool: db.pool, file: seedFile, format: 'openai', purpose: 'import', target: seedDataset });
+  const staged = await stageFile({
+    pool: db.pool,
+    file: seedFile,
+    format: 'openai',
+    purpose: 'import',
+    target: seedDataset,
+  });
   await versionFromImport(db.pool, { dataset: seedDataset, batchId: staged.batchId });
   const suffix = `-t${randomBytes(4).toString('hex')}`;
   const loops = await LoopClient.connect(inject('temporalAddress'));
@@ -79,7 +91,12 @@ export async function createLoopFixture(options: { samples?: number; seed?: numb
         ...overrides,
       }),
     start: async (config) => {
-      await loops.start({ loopName: config.name!, config, configHash: contentHash(config), queues: taskQueues(suffix) });
+      await loops.start({
+        loopName: config.name!,
+        config,
+        configHash: contentHash(config),
+        queues: taskQueues(suffix),
+      });
     },
     startWorker: () => {
       const child = spawn(process.execPath, [LOOPTOOL_BIN, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -99,7 +116,11 @@ export async function createLoopFixture(options: { samples?: number; seed?: numb
 }
 
 /** Polls `check` until it returns a truthy value (or the deadline passes, which fails with `what`). */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 120_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check().catch(() => undefined);

@@ -14,7 +14,10 @@ export function storedSample(n: number, variant = 0, toolsetSize = 3): StoredSam
   }));
   const toolsJson = JSON.stringify(tools);
   const messagesJson = JSON.stringify([{ role: 'user', content: `request ${n}` }]);
-  const targetJson = JSON.stringify({ kind: 'calls', calls: [{ name: `tool_${n % 7}_0`, arguments: { x: n + variant * 1000 } }] });
+  const targetJson = JSON.stringify({
+    kind: 'calls',
+    calls: [{ name: `tool_${n % 7}_0`, arguments: { x: n + variant * 1000 } }],
+  });
   return {
     id: sha256(JSON.stringify([toolsJson, messagesJson, targetJson])),
     toolsetId: sha256(toolsJson),

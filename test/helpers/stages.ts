@@ -32,7 +32,12 @@ export interface StageFixture {
   close(): Promise<void>;
 }
 
-export async function createStageFixture(options: { count: number; seed: number; wrongLabelRate: number; sim?: SimServerOptions }): Promise<StageFixture> {
+export async function createStageFixture(options: {
+  count: number;
+  seed: number;
+  wrongLabelRate: number;
+  sim?: SimServerOptions;
+}): Promise<StageFixture> {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-stages-'));
   const db = await createTestDatabase();
   const sim = await startSimServer({ port: 0, seed: 7, trainer: { jobSeconds: 0.2 }, ...options.sim });
@@ -69,7 +74,10 @@ export async function createStageFixture(options: { count: number; seed: number;
 
 /** The anchor row every stage table's foreign keys need. */
 export async function addLoop(fixture: StageFixture, name: string): Promise<void> {
-  await fixture.db.pool.query(`INSERT INTO loops (name, config, config_hash, workflow_id) VALUES ($1::text, '{}', 'test', $2::text)`, [name, `loop/${name}`]);
+  await fixture.db.pool.query(
+    `INSERT INTO loops (name, config, config_hash, workflow_id) VALUES ($1::text, '{}', 'test', $2::text)`,
+    [name, `loop/${name}`],
+  );
 }
 
 /** Activities built on other deps (e.g. a model registry whose fetch rewrites replies), over the same database. */
@@ -97,7 +105,15 @@ export function quietEnvironment(): MockActivityEnvironment {
 }
 
 /** The change in the sim's counters over `fn`. */
-export async function simDelta<T>(sim: SimServer, fn: () => Promise<T>): Promise<{ result: T; before: SimStats; after: SimStats; requests: (role: 'policy' | 'judge' | 'generator') => number }> {
+export async function simDelta<T>(
+  sim: SimServer,
+  fn: () => Promise<T>,
+): Promise<{
+  result: T;
+  before: SimStats;
+  after: SimStats;
+  requests: (role: 'policy' | 'judge' | 'generator') => number;
+}> {
   const before = sim.stats();
   const result = await fn();
   const after = sim.stats();
@@ -108,8 +124,14 @@ export const count = async (fixture: StageFixture, sql: string, params: unknown[
   Number((await fixture.db.pool.query<{ n: string }>(sql, params)).rows[0]!.n);
 
 /** The member seq range of a version: the whole version as one batch. */
-export async function wholeVersion(fixture: StageFixture, versionId: number): Promise<{ afterSeq: number; lastSeq: number }> {
-  const { rows } = await fixture.db.pool.query<{ lo: string; hi: string }>('SELECT min(sample_seq) AS lo, max(sample_seq) AS hi FROM dataset_members WHERE version_id = $1::bigint', [versionId]);
+export async function wholeVersion(
+  fixture: StageFixture,
+  versionId: number,
+): Promise<{ afterSeq: number; lastSeq: number }> {
+  const { rows } = await fixture.db.pool.query<{ lo: string; hi: string }>(
+    'SELECT min(sample_seq) AS lo, max(sample_seq) AS hi FROM dataset_members WHERE version_id = $1::bigint',
+    [versionId],
+  );
   return { afterSeq: Number(rows[0]!.lo) - 1, lastSeq: Number(rows[0]!.hi) };
 }
 
@@ -140,7 +162,11 @@ export function replyFromTarget(target: Target): Reply {
   if (target.kind !== 'calls') throw new Error('acceptable targets have no single reply');
   return {
     content: null,
-    tool_calls: target.calls.map((call, index) => ({ id: `call_${index}`, type: 'function', function: { name: call.name, arguments: canonicalJson(call.arguments) } })),
+    tool_calls: target.calls.map((call, index) => ({
+      id: `call_${index}`,
+      type: 'function',
+      function: { name: call.name, arguments: canonicalJson(call.arguments) },
+    })),
   };
 }
 
@@ -149,7 +175,9 @@ export function replyFromTarget(target: Target): Reply {
  * assistant text of structured replies, e.g. to make the judge echo the verdict options or answer in prose. The
  * request body (parsed) tells which task it was.
  */
-export function rewritingFetch(rewrite: (request: { schemaName: string | undefined; body: Record<string, unknown> }, content: string) => string): typeof fetch {
+export function rewritingFetch(
+  rewrite: (request: { schemaName: string | undefined; body: Record<string, unknown> }, content: string) => string,
+): typeof fetch {
   return async (input, init) => {
     const response = await fetch(input, init);
     if (typeof init?.body !== 'string' || response.status !== 200) return response;
@@ -157,7 +185,8 @@ export function rewritingFetch(rewrite: (request: { schemaName: string | undefin
     const schemaName = (body.response_format as { json_schema?: { name?: string } } | undefined)?.json_schema?.name;
     const json = (await response.json()) as { choices: { message: { content: string | null } }[] };
     const message = json.choices[0]?.message;
-    if (message && typeof message.content === 'string') message.content = rewrite({ schemaName, body }, message.content);
+    if (message && typeof message.content === 'string')
+      message.content = rewrite({ schemaName, body }, message.content);
     return new Response(JSON.stringify(json), { status: 200, headers: { 'content-type': 'application/json' } });
   };
 }

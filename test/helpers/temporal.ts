@@ -20,7 +20,9 @@ export interface TestTemporal {
   /** A task queue name unique to this test, so workers of parallel files never steal each other's tasks. */
   uniqueTaskQueue(prefix?: string): string;
   /** A worker on the suite's server, running the bundle built once in global setup. */
-  createWorker(options: Omit<WorkerOptions, 'connection' | 'workflowBundle' | 'workflowsPath'> & { withWorkflows?: boolean }): Promise<Worker>;
+  createWorker(
+    options: Omit<WorkerOptions, 'connection' | 'workflowBundle' | 'workflowsPath'> & { withWorkflows?: boolean },
+  ): Promise<Worker>;
   close(): Promise<void>;
 }
 

@@ -83,7 +83,11 @@ const cannedResults: StubImplementations = {
   expandBatch: async () => ({ seeds: 1, byStatus: { accepted: 2 } }),
   evaluateFile: async () => [{ category: 'simple', correct: 3, total: 4 }],
   summarizeEvaluation: async () => ({ overall: 0.75 }),
-  trainIteration: async (input) => ({ checkpointUri: checkpointOf(input.loopName, input.iteration), externalId: `job-${input.iteration}`, metrics: {} }),
+  trainIteration: async (input) => ({
+    checkpointUri: checkpointOf(input.loopName, input.iteration),
+    externalId: `job-${input.iteration}`,
+    metrics: {},
+  }),
   cancelTrainingJob: async () => ({ cancelled: false }),
   deployCheckpoint: async (input) => ({ model: `${input.loopName}-iter-${input.iteration}` }),
 };
@@ -106,7 +110,10 @@ export interface StubActivities {
   note(text: string): void;
   inputsOf<K extends ActivityName>(activity: K): ActivityInput<K>[];
   /** Resolves with the input of the first call (made already or still to come) that matches. */
-  called<K extends ActivityName>(activity: K, matches?: (input: ActivityInput<K>) => boolean): Promise<ActivityInput<K>>;
+  called<K extends ActivityName>(
+    activity: K,
+    matches?: (input: ActivityInput<K>) => boolean,
+  ): Promise<ActivityInput<K>>;
 }
 
 /** Stub activities: the canned results, with `overrides` where a test needs a gate or a different answer. */
@@ -127,7 +134,8 @@ export function stubActivities(overrides: Partial<StubImplementations> = {}): St
       return implementation(input);
     };
   }
-  const inputsOf = <K extends ActivityName>(activity: K) => calls.filter((c) => c.activity === activity).map((c) => c.input as ActivityInput<K>);
+  const inputsOf = <K extends ActivityName>(activity: K) =>
+    calls.filter((c) => c.activity === activity).map((c) => c.input as ActivityInput<K>);
   return {
     activities: activities as unknown as StubImplementations,
     calls,
@@ -162,7 +170,12 @@ export const uniqueLoopName = (prefix: string) => `${prefix}-${randomBytes(4).to
 
 /** The loop's input with every activity on one task queue (the test worker's). */
 export function loopInput(loopName: string, config: LoopConfig, taskQueue: string): LoopWorkflowInput {
-  return { loopName, config, configHash: contentHash(config), queues: { control: taskQueue, llm: taskQueue, gpu: taskQueue } };
+  return {
+    loopName,
+    config,
+    configHash: contentHash(config),
+    queues: { control: taskQueue, llm: taskQueue, gpu: taskQueue },
+  };
 }
 
 /**
@@ -185,7 +198,11 @@ export async function withStubWorker<T>(
       return await body({ taskQueue, track });
     } finally {
       gates.openAll();
-      for (const id of tracked) await temporal.client.workflow.getHandle(id).terminate('test ended').catch(() => {});
+      for (const id of tracked)
+        await temporal.client.workflow
+          .getHandle(id)
+          .terminate('test ended')
+          .catch(() => {});
     }
   });
 }
@@ -199,7 +216,9 @@ export const eventId = (event: HistoryEvent): number => Number(event.eventId);
 
 /** Decodes a payload list (workflow input, activity input, signal arguments) with the default converter. */
 export function decodePayloads(payloads: { payloads?: unknown[] | null } | null | undefined): unknown[] {
-  return (payloads?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p as Parameters<typeof defaultPayloadConverter.fromPayload>[0]));
+  return (payloads?.payloads ?? []).map((p) =>
+    defaultPayloadConverter.fromPayload(p as Parameters<typeof defaultPayloadConverter.fromPayload>[0]),
+  );
 }
 
 export interface ScheduledActivity {
@@ -218,7 +237,9 @@ export function scheduledActivities(events: readonly HistoryEvent[], activity?: 
 }
 
 /** Each finished activity (completed, failed, cancelled, timed out) with the scheduled event it belongs to. */
-export function closedActivities(events: readonly HistoryEvent[]): { eventId: number; scheduled: ScheduledActivity; outcome: 'completed' | 'failed' | 'canceled' | 'timedOut' }[] {
+export function closedActivities(
+  events: readonly HistoryEvent[],
+): { eventId: number; scheduled: ScheduledActivity; outcome: 'completed' | 'failed' | 'canceled' | 'timedOut' }[] {
   const scheduled = new Map(scheduledActivities(events).map((s) => [s.eventId, s]));
   return events.flatMap((e) => {
     const outcomes = [
@@ -261,7 +282,8 @@ export function signals(events: readonly HistoryEvent[], name: string): { eventI
 }
 
 /** Whether the workflow has run a workflow task after event `id`, i.e. it has seen that event and acted on it. */
-export const processedAfter = (events: readonly HistoryEvent[], id: number): boolean => events.some((e) => e.workflowTaskCompletedEventAttributes && eventId(e) > id);
+export const processedAfter = (events: readonly HistoryEvent[], id: number): boolean =>
+  events.some((e) => e.workflowTaskCompletedEventAttributes && eventId(e) > id);
 
 /**
  * Polls a workflow's history until `ready` holds (server state has no push channel for tests). The deadline only
@@ -283,9 +305,13 @@ export async function waitForHistory(
 }
 
 /** Every run of a workflow id in order, following its continue-as-new chain from the first run's id. */
-export async function runsOf(client: Client, workflowId: string, firstRunId: string): Promise<{ runId: string; events: HistoryEvent[] }[]> {
+export async function runsOf(
+  client: Client,
+  workflowId: string,
+  firstRunId: string,
+): Promise<{ runId: string; events: HistoryEvent[] }[]> {
   const runs: { runId: string; events: HistoryEvent[] }[] = [];
-  for (let runId: string | undefined = firstRunId; runId; ) {
+  for (let runId: string | undefined = firstRunId; runId;) {
     const events: HistoryEvent[] = (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
     runs.push({ runId, events });
     runId = events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
@@ -294,4 +320,5 @@ export async function runsOf(client: Client, workflowId: string, firstRunId: str
 }
 
 /** The decoded first argument a run was started with. */
-export const runInput = (events: readonly HistoryEvent[]): unknown => decodePayloads(events[0]?.workflowExecutionStartedEventAttributes?.input)[0];
+export const runInput = (events: readonly HistoryEvent[]): unknown =>
+  decodePayloads(events[0]?.workflowExecutionStartedEventAttributes?.input)[0];

@@ -28,14 +28,19 @@ describe('the dist/ build (scripts/build.js)', () => {
     const prompts = readdirSync(projectPath('activities', 'llm', 'prompts')).filter((file) => file.endsWith('.md'));
     expect(prompts.length).toBeGreaterThan(0);
     for (const file of prompts) {
-      expect(readFileSync(path.join(dist, 'activities', 'llm', 'prompts', file), 'utf8')).toBe(readFileSync(projectPath('activities', 'llm', 'prompts', file), 'utf8'));
+      expect(readFileSync(path.join(dist, 'activities', 'llm', 'prompts', file), 'utf8')).toBe(
+        readFileSync(projectPath('activities', 'llm', 'prompts', file), 'utf8'),
+      );
     }
     // Each source has its output: .ts compiled to .js, anything else copied under the same name.
     const state = buildModule.buildState();
-    for (const { rel } of state.files) expect(existsSync(path.join(dist, rel.endsWith('.ts') ? `${rel.slice(0, -3)}.js` : rel)), rel).toBe(true);
+    for (const { rel } of state.files)
+      expect(existsSync(path.join(dist, rel.endsWith('.ts') ? `${rel.slice(0, -3)}.js` : rel)), rel).toBe(true);
 
     expect(state.stale).toBe(false);
-    expect((JSON.parse(readFileSync(buildModule.STAMP, 'utf8')) as { signature: string }).signature).toBe(state.signature);
+    expect((JSON.parse(readFileSync(buildModule.STAMP, 'utf8')) as { signature: string }).signature).toBe(
+      state.signature,
+    );
     expect(await buildModule.ensureBuilt({ quiet: true })).toBe(false);
   });
 
@@ -49,11 +54,14 @@ describe('the dist/ build (scripts/build.js)', () => {
 });
 
 describe('the lazy command table (client/program.ts)', () => {
-  test.each(COMMAND_TABLE.map((entry) => [entry.name, entry] as const))('%s: its module registers a command of that name', async (name, entry) => {
-    const program = new Command('looptool');
-    (await entry.load()).register(program, name);
-    expect(program.commands.map((command) => command.name())).toContain(name);
-    // The table's description is what --help shows without loading the module; it must say the same.
-    expect(program.commands.find((command) => command.name() === name)?.description()).toBe(entry.description);
-  });
+  test.each(COMMAND_TABLE.map((entry) => [entry.name, entry] as const))(
+    '%s: its module registers a command of that name',
+    async (name, entry) => {
+      const program = new Command('looptool');
+      (await entry.load()).register(program, name);
+      expect(program.commands.map((command) => command.name())).toContain(name);
+      // The table's description is what --help shows without loading the module; it must say the same.
+      expect(program.commands.find((command) => command.name() === name)?.description()).toBe(entry.description);
+    },
+  );
 });

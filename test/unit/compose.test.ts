@@ -23,8 +23,10 @@ const compose = parse(composeText, { merge: true }) as { services: Record<string
 const services = compose.services;
 
 /** Compose's `${VAR:-default}` and `${VAR}` with an empty environment, i.e. what `docker compose up` uses by default. */
-const interpolate = (value: string) => value.replace(/\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/g, (_m, _name, fallback) => fallback ?? '');
-const commandArgs = (service: ComposeService) => (Array.isArray(service.command) ? service.command : [service.command ?? '']).map(interpolate);
+const interpolate = (value: string) =>
+  value.replace(/\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/g, (_m, _name, fallback) => fallback ?? '');
+const commandArgs = (service: ComposeService) =>
+  (Array.isArray(service.command) ? service.command : [service.command ?? '']).map(interpolate);
 const listensOn = (name: string): number => {
   const port = commandArgs(services[name]!).find((arg) => arg.startsWith('--port='));
   return Number(port?.split('=')[1]);
@@ -33,7 +35,16 @@ const listensOn = (name: string): number => {
 describe('docker-compose.yml', () => {
   test('has the production-like stack: PostgreSQL 16, Temporal on PostgreSQL, its UI on 8080, the worker, GPU vLLM servers', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['postgresql', 'temporal', 'temporal-admin-tools', 'temporal-setup', 'temporal-ui', 'vllm-judge', 'vllm-policy', 'worker'].sort(),
+      [
+        'postgresql',
+        'temporal',
+        'temporal-admin-tools',
+        'temporal-setup',
+        'temporal-ui',
+        'vllm-judge',
+        'vllm-policy',
+        'worker',
+      ].sort(),
     );
     expect(services.postgresql!.image).toBe('postgres:16');
     expect(services.temporal!.environment).toMatchObject({ DB: 'postgres12', POSTGRES_SEEDS: 'postgresql' });
@@ -43,7 +54,9 @@ describe('docker-compose.yml', () => {
   });
 
   test("the worker's environment parses with the worker's own config schema and uses only variables it knows", () => {
-    const env = Object.fromEntries(Object.entries(services.worker!.environment!).map(([k, v]) => [k, interpolate(String(v))]));
+    const env = Object.fromEntries(
+      Object.entries(services.worker!.environment!).map(([k, v]) => [k, interpolate(String(v))]),
+    );
     const known = Object.keys(WorkerEnvSchema.shape);
     expect(Object.keys(env).filter((key) => !known.includes(key))).toEqual([]);
     const config = loadWorkerConfig(env);
@@ -55,9 +68,15 @@ describe('docker-compose.yml', () => {
     const database = new URL(config.database.url);
     expect(services[database.hostname]?.image).toMatch(/^postgres:/);
     expect(database.pathname).toBe(`/${services[database.hostname]!.environment!.POSTGRES_DB}`);
-    expect(decodeURIComponent(database.password)).toBe(interpolate(services.postgresql!.environment!.POSTGRES_PASSWORD!));
+    expect(decodeURIComponent(database.password)).toBe(
+      interpolate(services.postgresql!.environment!.POSTGRES_PASSWORD!),
+    );
 
-    for (const url of [...config.defaultBaseUrls.policy!, ...config.defaultBaseUrls.judge!, ...config.defaultBaseUrls.generator!]) {
+    for (const url of [
+      ...config.defaultBaseUrls.policy!,
+      ...config.defaultBaseUrls.judge!,
+      ...config.defaultBaseUrls.generator!,
+    ]) {
       const { hostname, port, pathname } = new URL(url);
       expect(services[hostname], `${url} names a compose service`).toBeDefined();
       expect(Number(port)).toBe(listensOn(hostname));
@@ -75,7 +94,10 @@ describe('docker-compose.yml', () => {
     for (const name of ['vllm-policy', 'vllm-judge']) {
       const service = services[name]!;
       expect(service.profiles).toEqual(['gpu']);
-      expect(service.deploy?.resources?.reservations?.devices?.[0]).toMatchObject({ driver: 'nvidia', capabilities: ['gpu'] });
+      expect(service.deploy?.resources?.reservations?.devices?.[0]).toMatchObject({
+        driver: 'nvidia',
+        capabilities: ['gpu'],
+      });
       expect(service.healthcheck?.test.join(' ')).toContain(`http://localhost:${listensOn(name)}/health`);
     }
     expect(commandArgs(services['vllm-policy']!)).toEqual(
@@ -89,7 +111,8 @@ describe('docker-compose.yml', () => {
       for (const [dependency, { condition }] of Object.entries(service.depends_on ?? {})) {
         const target = services[dependency];
         expect(target, `${name} depends on ${dependency}`).toBeDefined();
-        if (condition === 'service_healthy') expect(target!.healthcheck, `${dependency} needs a healthcheck`).toBeDefined();
+        if (condition === 'service_healthy')
+          expect(target!.healthcheck, `${dependency} needs a healthcheck`).toBeDefined();
         expect(target!.profiles ?? [], `${name} must not wait on an optional profile`).toEqual(service.profiles ?? []);
       }
     }

@@ -6,10 +6,13 @@ import { describe, expect, test } from 'vitest';
 async function violations(filePath: string, code: string): Promise<string[]> {
   const eslint = new ESLint({ overrideConfig: [tseslint.configs.disableTypeChecked] });
   const [result] = await eslint.lintText(code, { filePath });
-  return (result?.messages ?? []).filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports').map((m) => m.message);
+  return (result?.messages ?? [])
+    .filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports')
+    .map((m) => m.message);
 }
 
-const importing = (specifier: string, type = false) => `import ${type ? 'type ' : ''}{ x } from '${specifier}';\nexport const y: unknown = ${type ? 'null' : 'x'};\n`;
+const importing = (specifier: string, type = false) =>
+  `import ${type ? 'type ' : ''}{ x } from '${specifier}';\nexport const y: unknown = ${type ? 'null' : 'x'};\n`;
 
 describe('ESLint enforces the direction of imports between rooms (README "Layout")', () => {
   test.each([

@@ -33,14 +33,20 @@ describe('loop config files', () => {
       judge: { votes: 3 },
       expand: { k: 4, validate: true },
       data: { seedNewFraction: 0.3077, seedNewDecay: 0.5 },
-      training: { backend: 'sim', grpo: { groupSize: 16, learningRate: 1e-6, clipLow: 0.2, clipHigh: 0.28, epochs: 2 } },
+      training: {
+        backend: 'sim',
+        grpo: { groupSize: 16, learningRate: 1e-6, clipLow: 0.2, clipHigh: 0.28, epochs: 2 },
+      },
     });
     expect(configHash).toMatch(/^[0-9a-f]{64}$/);
     expect(loadLoopConfig(write('ok2.yaml', valid)).configHash).toBe(configHash);
   });
 
   test('list every problem with its path and line before anything starts', () => {
-    const file = write('bad.yaml', valid.replace('http://judge:8000/v1"], model: Qwen/Qwen3-32B }', 'not a url"], model: "" }') + 'iterations: 0\n');
+    const file = write(
+      'bad.yaml',
+      valid.replace('http://judge:8000/v1"], model: Qwen/Qwen3-32B }', 'not a url"], model: "" }') + 'iterations: 0\n',
+    );
     let error: LoopConfigError | undefined;
     try {
       loadLoopConfig(file);

@@ -38,7 +38,10 @@ function checkLists(): Map<string, string[]> {
   for (const migration of loadMigrations()) {
     for (const table of migration.sql.matchAll(/CREATE TABLE (\w+) \(([\s\S]*?)\n\);/g)) {
       for (const check of table[2]!.matchAll(/CHECK \((\w+) IN \(([^)]*)\)\)/g)) {
-        lists.set(`${table[1]}.${check[1]}`, [...check[2]!.matchAll(/'([^']*)'/g)].map((m) => m[1]!));
+        lists.set(
+          `${table[1]}.${check[1]}`,
+          [...check[2]!.matchAll(/'([^']*)'/g)].map((m) => m[1]!),
+        );
       }
     }
   }

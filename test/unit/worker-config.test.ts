@@ -28,7 +28,12 @@ describe('loadWorkerConfig', () => {
   });
 
   test('honours the side-by-side settings every looptool process shares, exactly as the CLI reads them', () => {
-    const env = { LOOPTOOL_PG_PORT: '55001', LOOPTOOL_TEMPORAL_PORT: '17233', LOOPTOOL_DATA_DIR: '/srv/looptool-b', LOOPTOOL_TASK_QUEUE_SUFFIX: '-b' };
+    const env = {
+      LOOPTOOL_PG_PORT: '55001',
+      LOOPTOOL_TEMPORAL_PORT: '17233',
+      LOOPTOOL_DATA_DIR: '/srv/looptool-b',
+      LOOPTOOL_TASK_QUEUE_SUFFIX: '-b',
+    };
     const config = loadWorkerConfig(env);
     expect(config).toMatchObject({
       temporal: { address: '127.0.0.1:17233', external: false },
@@ -38,14 +43,23 @@ describe('loadWorkerConfig', () => {
       queues: taskQueues('-b'),
     });
     const cli = loadSharedSettings(env);
-    expect({ temporal: config.temporal, database: config.database, dataDir: config.dataDir, queues: config.queues }).toEqual({
+    expect({
+      temporal: config.temporal,
+      database: config.database,
+      dataDir: config.dataDir,
+      queues: config.queues,
+    }).toEqual({
       temporal: cli.temporal,
       database: cli.database,
       dataDir: cli.dataDir,
       queues: cli.queues,
     });
     // An explicit address wins over the port and is marked external: nothing is started for it.
-    expect(loadWorkerConfig({ ...env, TEMPORAL_ADDRESS: 'temporal:7233' }).temporal).toEqual({ address: 'temporal:7233', namespace: 'default', external: true });
+    expect(loadWorkerConfig({ ...env, TEMPORAL_ADDRESS: 'temporal:7233' }).temporal).toEqual({
+      address: 'temporal:7233',
+      namespace: 'default',
+      external: true,
+    });
   });
 
   test('parses lists, numbers and flags, and treats empty strings as unset', () => {
@@ -84,7 +98,13 @@ describe('loadWorkerConfig', () => {
     expect(error).toBeInstanceOf(ConfigError);
     const problems = (error as ConfigError).problems.map((p) => p.split(':')[0]);
     expect(problems).toEqual(
-      expect.arrayContaining(['TEMPORAL_ADDRESS', 'DATABASE_URL', 'LOOPTOOL_TASK_QUEUES.1', 'LOOPTOOL_GPU_CONCURRENCY', 'LOOPTOOL_POLICY_BASE_URLS.0']),
+      expect.arrayContaining([
+        'TEMPORAL_ADDRESS',
+        'DATABASE_URL',
+        'LOOPTOOL_TASK_QUEUES.1',
+        'LOOPTOOL_GPU_CONCURRENCY',
+        'LOOPTOOL_POLICY_BASE_URLS.0',
+      ]),
     );
     expect((error as ConfigError).message).toMatch(/^Invalid worker configuration:\n {2}- /);
   });

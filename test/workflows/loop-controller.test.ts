@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { workflowIds } from '../../core/constants.js';
 import { ErrorType } from '../../core/errors.js';
 import type { LoopState, StageWorkflowInput } from '../../core/inputs.js';
-import { injectDataUpdate, pauseUpdate, resumeUpdate, statusQuery, stopAfterIterationUpdate } from '../../core/messages.js';
+import {
+  injectDataUpdate,
+  pauseUpdate,
+  resumeUpdate,
+  statusQuery,
+  stopAfterIterationUpdate,
+} from '../../core/messages.js';
 import type { LoopResult, loopWorkflow } from '../../workflows/loop.js';
 import type { stageWorkflow } from '../../workflows/stage.js';
 import { connectTestTemporal, quietTemporalLogs, type TestTemporal } from '../helpers/temporal.js';
@@ -63,7 +69,14 @@ describe('loop controller with stub activities', () => {
     const stubs = stubActivities({
       createInitialVersion: async (input) => {
         await gates.wait('setup');
-        return { versionId: 11, ref: `${input.loopName}-d@1`, memberCount: 10, countsByRole: { seed: 10 }, seedVersionId: 1, seedPoolSize: 16 };
+        return {
+          versionId: 11,
+          ref: `${input.loopName}-d@1`,
+          memberCount: 10,
+          countsByRole: { seed: 10 },
+          seedVersionId: 1,
+          seedPoolSize: 16,
+        };
       },
     });
     await withStubWorker(temporal, stubs, gates, async ({ taskQueue, track }) => {
@@ -76,14 +89,29 @@ describe('loop controller with stub activities', () => {
       });
       await stubs.called('createInitialVersion');
 
-      expect(await handle.query(statusQuery)).toMatchObject({ loopName, stage: 'setup', iteration: 1, iterations: 3, paused: false, stopAfterIteration: false });
+      expect(await handle.query(statusQuery)).toMatchObject({
+        loopName,
+        stage: 'setup',
+        iteration: 1,
+        iterations: 3,
+        paused: false,
+        stopAfterIteration: false,
+      });
       expect(await handle.executeUpdate(pauseUpdate)).toMatchObject({ stage: 'setup', paused: true });
-      expect(await handle.executeUpdate(stopAfterIterationUpdate)).toMatchObject({ stage: 'setup', paused: true, stopAfterIteration: true });
+      expect(await handle.executeUpdate(stopAfterIterationUpdate)).toMatchObject({
+        stage: 'setup',
+        paused: true,
+        stopAfterIteration: true,
+      });
       const batch = injectionId();
-      const first = await handle.executeUpdate(injectDataUpdate, { args: [{ stagingBatchId: batch, idempotencyKey: 'inject-once' }] });
+      const first = await handle.executeUpdate(injectDataUpdate, {
+        args: [{ stagingBatchId: batch, idempotencyKey: 'inject-once' }],
+      });
       expect(first.pendingInjections).toEqual([batch]);
       // The same idempotency key again (a retried `looptool inject`): taken once.
-      const again = await handle.executeUpdate(injectDataUpdate, { args: [{ stagingBatchId: batch, idempotencyKey: 'inject-once' }] });
+      const again = await handle.executeUpdate(injectDataUpdate, {
+        args: [{ stagingBatchId: batch, idempotencyKey: 'inject-once' }],
+      });
       expect(again.pendingInjections).toEqual([batch]);
 
       gates.open('setup');
@@ -94,13 +122,27 @@ describe('loop controller with stub activities', () => {
       });
       expect(scheduledActivities(held, 'trainIteration')).toEqual([]);
       expect(stubs.inputsOf('trainIteration')).toEqual([]);
-      expect(await handle.query(statusQuery)).toMatchObject({ paused: true, stopAfterIteration: true, pendingInjections: [batch] });
+      expect(await handle.query(statusQuery)).toMatchObject({
+        paused: true,
+        stopAfterIteration: true,
+        pendingInjections: [batch],
+      });
 
       expect(await handle.executeUpdate(resumeUpdate)).toMatchObject({ paused: false });
       const result: LoopResult = await handle.result();
-      expect(result).toMatchObject({ loopName, iterations: 1, finalDataset: `${loopName}-d@1`, baselineAccuracy: null });
+      expect(result).toMatchObject({
+        loopName,
+        iterations: 1,
+        finalDataset: `${loopName}-d@1`,
+        baselineAccuracy: null,
+      });
       expect(result.history).toEqual([
-        expect.objectContaining({ iteration: 1, dataset: `${loopName}-d@1`, checkpoint: checkpointOf(loopName, 1), probe: expect.any(Object) }),
+        expect.objectContaining({
+          iteration: 1,
+          dataset: `${loopName}-d@1`,
+          checkpoint: checkpointOf(loopName, 1),
+          probe: expect.any(Object),
+        }),
       ]);
       expect(result.history[0]!.nextDataset).toBeUndefined();
 
@@ -140,12 +182,18 @@ describe('loop controller with stub activities', () => {
       const before = (await handle.fetchHistory()).events ?? [];
 
       expect(await rejection(handle.executeUpdate(resumeUpdate))).toMatch(new RegExp(`loop ${loopName} is not paused`));
-      expect(await rejection(handle.executeUpdate(injectDataUpdate, { args: [{ stagingBatchId: 'import-not-an-injection', idempotencyKey: 'k' }] }))).toMatch(
-        /invalid injectData input: stagingBatchId: must name a batch staged by `looptool inject`/,
-      );
-      expect(await rejection(handle.executeUpdate(injectDataUpdate, { args: [{ stagingBatchId: injectionId(), idempotencyKey: '' }] }))).toMatch(
-        /invalid injectData input: idempotencyKey:/,
-      );
+      expect(
+        await rejection(
+          handle.executeUpdate(injectDataUpdate, {
+            args: [{ stagingBatchId: 'import-not-an-injection', idempotencyKey: 'k' }],
+          }),
+        ),
+      ).toMatch(/invalid injectData input: stagingBatchId: must name a batch staged by `looptool inject`/);
+      expect(
+        await rejection(
+          handle.executeUpdate(injectDataUpdate, { args: [{ stagingBatchId: injectionId(), idempotencyKey: '' }] }),
+        ),
+      ).toMatch(/invalid injectData input: idempotencyKey:/);
 
       const after = (await handle.fetchHistory()).events ?? [];
       expect(updateEvents(after)).toEqual([]);
@@ -165,11 +213,23 @@ describe('loop controller with stub activities', () => {
       const config = stubLoopConfig();
       const good = loopInput(uniqueLoopName('input'), config, taskQueue);
       const failures = [
-        { what: 'a loop name with capitals and spaces', args: { ...good, loopName: 'Not A Name' }, field: /invalid loopWorkflow input: loopName: lowercase letters/ },
-        { what: 'a config hash that is not hex', args: { ...good, configHash: 'z'.repeat(64) }, field: /invalid loopWorkflow input: configHash:/ },
+        {
+          what: 'a loop name with capitals and spaces',
+          args: { ...good, loopName: 'Not A Name' },
+          field: /invalid loopWorkflow input: loopName: lowercase letters/,
+        },
+        {
+          what: 'a config hash that is not hex',
+          args: { ...good, configHash: 'z'.repeat(64) },
+          field: /invalid loopWorkflow input: configHash:/,
+        },
       ];
       for (const { what, args, field } of failures) {
-        const handle = await temporal.client.workflow.start<typeof loopWorkflow>('loopWorkflow', { taskQueue, workflowId: track(`bad-input-${randomUUID()}`), args: [args] });
+        const handle = await temporal.client.workflow.start<typeof loopWorkflow>('loopWorkflow', {
+          taskQueue,
+          workflowId: track(`bad-input-${randomUUID()}`),
+          args: [args],
+        });
         const err = await handle.result().then(
           () => undefined,
           (e: unknown) => e,
@@ -182,7 +242,10 @@ describe('loop controller with stub activities', () => {
         expect((cause as ApplicationFailure).nonRetryable, what).toBe(true);
         const events = (await handle.fetchHistory()).events ?? [];
         // One workflow task, no activity, then the failure: no retried task, nothing run on bad input.
-        expect(events.filter((e) => e.workflowTaskStartedEventAttributes), what).toHaveLength(1);
+        expect(
+          events.filter((e) => e.workflowTaskStartedEventAttributes),
+          what,
+        ).toHaveLength(1);
         expect(scheduledActivities(events), what).toEqual([]);
         expect(events.at(-1)?.workflowExecutionFailedEventAttributes, what).toBeTruthy();
       }
@@ -219,7 +282,11 @@ describe('loop controller with stub activities', () => {
     const stubs = stubActivities({
       trainIteration: async (input) => {
         if (input.iteration === 1) await gates.wait('train-1');
-        return { checkpointUri: checkpointOf(input.loopName, input.iteration), externalId: `job-${input.iteration}`, metrics: { reward: input.iteration } };
+        return {
+          checkpointUri: checkpointOf(input.loopName, input.iteration),
+          externalId: `job-${input.iteration}`,
+          metrics: { reward: input.iteration },
+        };
       },
     });
     await withStubWorker(temporal, stubs, gates, async ({ taskQueue, track }) => {
@@ -237,7 +304,11 @@ describe('loop controller with stub activities', () => {
       const result = await handle.result();
 
       const d1 = { versionId: 11, ref: `${loopName}-d@1`, countsByRole: { seed: 10 } };
-      const d2 = { versionId: 12, ref: `${loopName}-d@2`, countsByRole: { seed: 5, seed_new: 1, error_seed: 2, expanded: 2 } };
+      const d2 = {
+        versionId: 12,
+        ref: `${loopName}-d@2`,
+        countsByRole: { seed: 5, seed_new: 1, error_seed: 2, expanded: 2 },
+      };
       expect(result).toMatchObject({ loopName, iterations: 2, finalDataset: d2.ref });
       expect(result.history.map((h) => [h.iteration, h.dataset, h.checkpoint, h.nextDataset])).toEqual([
         [1, d1.ref, checkpointOf(loopName, 1), d2.ref],
@@ -272,9 +343,18 @@ describe('loop controller with stub activities', () => {
         [2, 12, checkpointOf(loopName, 1)],
       ]);
       expect(stubs.inputsOf('assembleNextVersion')).toEqual([
-        expect.objectContaining({ iteration: 1, currentVersionId: 11, seedVersionId: 1, budget: 10, injectBatchIds: [batch] }),
+        expect.objectContaining({
+          iteration: 1,
+          currentVersionId: 11,
+          seedVersionId: 1,
+          budget: 10,
+          injectBatchIds: [batch],
+        }),
       ]);
-      expect(stubs.inputsOf('deployCheckpoint').map((d) => d.checkpointUri)).toEqual([checkpointOf(loopName, 1), checkpointOf(loopName, 2)]);
+      expect(stubs.inputsOf('deployCheckpoint').map((d) => d.checkpointUri)).toEqual([
+        checkpointOf(loopName, 1),
+        checkpointOf(loopName, 2),
+      ]);
     });
   });
 
@@ -314,7 +394,9 @@ describe('loop controller with stub activities', () => {
       const events = (await handle.fetchHistory()).events ?? [];
       const train = scheduledActivities(events, 'trainIteration');
       expect(train).toHaveLength(1);
-      const cancelRequested = events.find((e) => Number(e.activityTaskCancelRequestedEventAttributes?.scheduledEventId) === train[0]!.eventId);
+      const cancelRequested = events.find(
+        (e) => Number(e.activityTaskCancelRequestedEventAttributes?.scheduledEventId) === train[0]!.eventId,
+      );
       const trainClosed = closedActivities(events).find((a) => a.scheduled.eventId === train[0]!.eventId);
       const cleanups = scheduledActivities(events, 'cancelTrainingJob');
       const cleanupClosed = closedActivities(events).find((a) => a.scheduled.activity === 'cancelTrainingJob');

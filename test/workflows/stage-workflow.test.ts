@@ -87,15 +87,30 @@ describe('stage workflow with stub activities', () => {
 
       expect(await handle.executeUpdate(resumeUpdate)).toMatchObject({ stage: 'probe', paused: false });
       const result = await handle.result();
-      expect(result.history[0]!.probe).toEqual({ probed: 10 + 11 + 12 + 13, match: 20, mismatch: 4 + 5 + 6 + 7, parseError: 4 });
+      expect(result.history[0]!.probe).toEqual({
+        probed: 10 + 11 + 12 + 13,
+        match: 20,
+        mismatch: 4 + 5 + 6 + 7,
+        parseError: 4,
+      });
 
       const events = (await child.fetchHistory()).events ?? [];
       const paused = signals(events, 'stagePaused');
       expect(paused.map((s) => s.args)).toEqual([[true], [false]]);
       const probes = scheduledActivities(events, 'probeBatch');
       expect(probes.filter((p) => p.eventId < paused[1]!.eventId).map((p) => batchNoOf(p.input))).toEqual([0, 1]);
-      expect(probes.filter((p) => p.eventId > paused[1]!.eventId).map((p) => batchNoOf(p.input)).sort((a, b) => a - b)).toEqual([2, 3]);
-      expect(stubs.inputsOf('probeBatch').map(batchNoOf).sort((a, b) => a - b)).toEqual([0, 1, 2, 3]);
+      expect(
+        probes
+          .filter((p) => p.eventId > paused[1]!.eventId)
+          .map((p) => batchNoOf(p.input))
+          .sort((a, b) => a - b),
+      ).toEqual([2, 3]);
+      expect(
+        stubs
+          .inputsOf('probeBatch')
+          .map(batchNoOf)
+          .sort((a, b) => a - b),
+      ).toEqual([0, 1, 2, 3]);
     });
   });
 
@@ -132,7 +147,11 @@ describe('stage workflow with stub activities', () => {
         timeouts: config.timeouts,
         settings: { judge: config.models.judge, seed: 7, votes: 3, voteTemperature: 0.7, parseRetries: 2 },
       };
-      const handle = await temporal.client.workflow.start<typeof stageWorkflow>('stageWorkflow', { taskQueue, workflowId, args: [input] });
+      const handle = await temporal.client.workflow.start<typeof stageWorkflow>('stageWorkflow', {
+        taskQueue,
+        workflowId,
+        args: [input],
+      });
       const latest = temporal.client.workflow.getHandle(workflowId);
       // In each of the first two runs, the later batch finishes first.
       for (const [early, late] of [
@@ -142,7 +161,9 @@ describe('stage workflow with stub activities', () => {
         await stubs.called('judgeBatch', (i) => batchNoOf(i) === early);
         await stubs.called('judgeBatch', (i) => batchNoOf(i) === late);
         gates.open(`judge-${late}`);
-        await waitForHistory(latest, `batch ${late} to finish`, (events) => batchesOf(events, 'judgeBatch').finished.includes(late));
+        await waitForHistory(latest, `batch ${late} to finish`, (events) =>
+          batchesOf(events, 'judgeBatch').finished.includes(late),
+        );
         gates.open(`judge-${early}`);
       }
       const totals = await handle.result();
@@ -160,7 +181,9 @@ describe('stage workflow with stub activities', () => {
 
       const runs = await runsOf(temporal.client, workflowId, handle.firstExecutionRunId);
       expect(runs).toHaveLength(3);
-      expect(runs.map((r) => r.events.filter((e) => e.workflowExecutionContinuedAsNewEventAttributes).length)).toEqual([1, 1, 0]);
+      expect(runs.map((r) => r.events.filter((e) => e.workflowExecutionContinuedAsNewEventAttributes).length)).toEqual([
+        1, 1, 0,
+      ]);
       expect(runs[2]!.events.at(-1)?.workflowExecutionCompletedEventAttributes).toBeTruthy();
       expect(runs.map((r) => batchesOf(r.events, 'judgeBatch'))).toEqual([
         { scheduled: [0, 1], finished: [1, 0] },
@@ -170,17 +193,36 @@ describe('stage workflow with stub activities', () => {
       // What each run carried: the next batch, and the totals so far in their nested shape.
       expect(runs.map((r) => (runInput(r.events) as StageWorkflowInput).resume)).toEqual([
         undefined,
-        { nextBatch: 2, totals: { judged: 5, byVerdict: { pred_wrong: 2, label_wrong: 1, both_correct: 2 }, relabeled: 1 } },
-        { nextBatch: 4, totals: { judged: 10, byVerdict: { pred_wrong: 2, label_wrong: 4, both_correct: 2, judge_failed: 1, both_wrong: 1 }, relabeled: 4 } },
+        {
+          nextBatch: 2,
+          totals: { judged: 5, byVerdict: { pred_wrong: 2, label_wrong: 1, both_correct: 2 }, relabeled: 1 },
+        },
+        {
+          nextBatch: 4,
+          totals: {
+            judged: 10,
+            byVerdict: { pred_wrong: 2, label_wrong: 4, both_correct: 2, judge_failed: 1, both_wrong: 1 },
+            relabeled: 4,
+          },
+        },
       ]);
       // Folded in batch order, not finishing order: batch 0's verdicts come first in the carried map although batch 1
       // finished first (finishing order would give both_correct first, and both_wrong before judge_failed in run 3).
-      const verdictOrder = runs.slice(1).map((r) => Object.keys((runInput(r.events) as { resume: { totals: { byVerdict: object } } }).resume.totals.byVerdict));
+      const verdictOrder = runs
+        .slice(1)
+        .map((r) =>
+          Object.keys((runInput(r.events) as { resume: { totals: { byVerdict: object } } }).resume.totals.byVerdict),
+        );
       expect(verdictOrder).toEqual([
         ['pred_wrong', 'label_wrong', 'both_correct'],
         ['pred_wrong', 'label_wrong', 'both_correct', 'judge_failed', 'both_wrong'],
       ]);
-      expect(stubs.inputsOf('judgeBatch').map(batchNoOf).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4]);
+      expect(
+        stubs
+          .inputsOf('judgeBatch')
+          .map(batchNoOf)
+          .sort((a, b) => a - b),
+      ).toEqual([0, 1, 2, 3, 4]);
     });
   });
 });

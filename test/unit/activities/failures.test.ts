@@ -11,13 +11,19 @@ describe('toApplicationFailure', () => {
   test('429 is retryable and carries the server retry-after as nextRetryDelay', () => {
     const failure = toApplicationFailure(httpError(429, { 'retry-after': '7' }), 'judge') as ApplicationFailure;
     expect(failure).toBeInstanceOf(ApplicationFailure);
-    expect(failure).toMatchObject({ type: ErrorType.ModelServerUnavailable, nonRetryable: false, nextRetryDelay: 7000 });
+    expect(failure).toMatchObject({
+      type: ErrorType.ModelServerUnavailable,
+      nonRetryable: false,
+      nextRetryDelay: 7000,
+    });
     expect(failure.message).toMatch(/^judge: HTTP 429/);
   });
 
   test('retry-after-ms wins over retry-after; a date works too; nonsense is ignored', () => {
     expect(retryAfterMs(new Headers({ 'retry-after-ms': '250', 'retry-after': '9' }))).toBe(250);
-    expect(retryAfterMs(new Headers({ 'retry-after': new Date(10_000 + 3_000).toUTCString() }), 10_000)).toBeGreaterThanOrEqual(2_000);
+    expect(
+      retryAfterMs(new Headers({ 'retry-after': new Date(10_000 + 3_000).toUTCString() }), 10_000),
+    ).toBeGreaterThanOrEqual(2_000);
     expect(retryAfterMs(new Headers({ 'retry-after': 'soon' }))).toBeUndefined();
     expect(retryAfterMs(new Headers({ 'retry-after': '999999' }))).toBeUndefined();
   });
@@ -29,7 +35,10 @@ describe('toApplicationFailure', () => {
   });
 
   test.each([400, 401, 403, 404, 422])('HTTP %i is a configuration problem: non-retryable', (status) => {
-    expect(toApplicationFailure(httpError(status), 'probe')).toMatchObject({ type: ErrorType.ModelRequestRejected, nonRetryable: true });
+    expect(toApplicationFailure(httpError(status), 'probe')).toMatchObject({
+      type: ErrorType.ModelRequestRejected,
+      nonRetryable: true,
+    });
   });
 
   test('connection failures and timeouts are retryable', () => {
@@ -45,11 +54,13 @@ describe('toApplicationFailure', () => {
   });
 
   test('a truncated response body (JSON cut off) is retryable; unknown errors pass through untouched', () => {
-    expect(toApplicationFailure(new SyntaxError('Unterminated string in JSON at position 432'), 'judge')).toMatchObject({
-      type: ErrorType.ModelServerUnavailable,
-      nonRetryable: false,
-      message: expect.stringMatching(/malformed response body/),
-    });
+    expect(toApplicationFailure(new SyntaxError('Unterminated string in JSON at position 432'), 'judge')).toMatchObject(
+      {
+        type: ErrorType.ModelServerUnavailable,
+        nonRetryable: false,
+        message: expect.stringMatching(/malformed response body/),
+      },
+    );
     const bug = new TypeError('x is undefined');
     expect(toApplicationFailure(bug, 'probe')).toBe(bug);
   });

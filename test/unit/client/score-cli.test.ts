@@ -20,7 +20,10 @@ function write(name: string, lines: readonly string[]): string {
 }
 
 // A small BFCL fixture: the first three simple_python questions with their possible answers, two irrelevance questions.
-const questions = write('questions.jsonl', [...firstLines(`${DATA}BFCL_v4_simple_python.json`, 3), ...firstLines(`${DATA}BFCL_v4_irrelevance.json`, 2)]);
+const questions = write('questions.jsonl', [
+  ...firstLines(`${DATA}BFCL_v4_simple_python.json`, 3),
+  ...firstLines(`${DATA}BFCL_v4_irrelevance.json`, 2),
+]);
 const answers = write('answers.jsonl', firstLines(`${DATA}possible_answer/BFCL_v4_simple_python.json`, 3));
 
 describe('looptool score', () => {
@@ -28,31 +31,68 @@ describe('looptool score', () => {
     const predictions = write('predictions.jsonl', [
       JSON.stringify({ id: 'simple_python_0', result: '[calculate_triangle_area(base=10, height=5, unit="units")]' }),
       JSON.stringify({ id: 'simple_python_1', result: [{ 'math.factorial': { number: 5 } }] }),
-      JSON.stringify({ id: 'simple_python_2', result: [{ id: 'c', type: 'function', function: { name: 'math_hypot', arguments: '{"x": 4, "y": 5.0}' } }] }),
+      JSON.stringify({
+        id: 'simple_python_2',
+        result: [{ id: 'c', type: 'function', function: { name: 'math_hypot', arguments: '{"x": 4, "y": 5.0}' } }],
+      }),
       JSON.stringify({ id: 'irrelevance_0', result: 'I cannot help with that.' }),
       JSON.stringify({ id: 'irrelevance_1', result: '[math.sum(numbers=[1.0, 2.0])]' }),
     ]);
     const out = join(dir, 'verdicts.jsonl');
-    const result = await runLooptool(['score', '--questions', questions, '--answers', answers, '--predictions', predictions, '--out', out]);
+    const result = await runLooptool([
+      'score',
+      '--questions',
+      questions,
+      '--answers',
+      answers,
+      '--predictions',
+      predictions,
+      '--out',
+      out,
+    ]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/irrelevance\s+1\s+2\s+50\.00%/);
     expect(result.stdout).toMatch(/simple_python\s+2\s+3\s+66\.67%/);
     expect(result.stdout).toMatch(/all\s+3\s+5\s+60\.00%/);
-    const verdicts = readFileSync(out, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const verdicts = readFileSync(out, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(verdicts).toEqual([
       { id: 'simple_python_0', valid: true },
       { id: 'simple_python_1', valid: true },
-      { id: 'simple_python_2', valid: false, error_type: 'type_error:simple', error: "Incorrect type for parameter 'y'. Expected type integer, got float. Parameter value: 5.0." },
+      {
+        id: 'simple_python_2',
+        valid: false,
+        error_type: 'type_error:simple',
+        error: "Incorrect type for parameter 'y'. Expected type integer, got float. Parameter value: 5.0.",
+      },
       { id: 'irrelevance_0', valid: true },
-      { id: 'irrelevance_1', valid: false, error_type: 'irrelevance_error:decoder_success', error: 'Valid syntax. Successfully decode AST when it should not.' },
+      {
+        id: 'irrelevance_1',
+        valid: false,
+        error_type: 'irrelevance_error:decoder_success',
+        error: 'Valid syntax. Successfully decode AST when it should not.',
+      },
     ]);
   });
 
   test('irrelevance categories need no --answers; --category overrides the id prefix', async () => {
     const irrelevance = write('irr-questions.jsonl', firstLines(`${DATA}BFCL_v4_irrelevance.json`, 2));
-    const predictions = write('irr-predictions.jsonl', [JSON.stringify({ id: 'irrelevance_0', result: '' }), JSON.stringify({ id: 'irrelevance_1', result: 'no tool fits' })]);
-    const result = await runLooptool(['score', '--questions', irrelevance, '--predictions', predictions, '--category', 'live_irrelevance']);
+    const predictions = write('irr-predictions.jsonl', [
+      JSON.stringify({ id: 'irrelevance_0', result: '' }),
+      JSON.stringify({ id: 'irrelevance_1', result: 'no tool fits' }),
+    ]);
+    const result = await runLooptool([
+      'score',
+      '--questions',
+      irrelevance,
+      '--predictions',
+      predictions,
+      '--category',
+      'live_irrelevance',
+    ]);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/live_irrelevance\s+2\s+2\s+100\.00%/);
   });
@@ -65,7 +105,17 @@ describe('looptool score', () => {
       JSON.stringify({ result: '[]' }),
     ]);
     const out = join(dir, 'never.jsonl');
-    const result = await runLooptool(['score', '--questions', questions, '--answers', answers, '--predictions', predictions, '--out', out]);
+    const result = await runLooptool([
+      'score',
+      '--questions',
+      questions,
+      '--answers',
+      answers,
+      '--predictions',
+      predictions,
+      '--out',
+      out,
+    ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`${predictions}:2: invalid JSON: unexpected end of input (column 37)`);
     expect(result.stderr).toContain(`${predictions}:3: id: simple_python_99 is not in ${questions}`);

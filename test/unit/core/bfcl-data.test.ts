@@ -1,7 +1,20 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { bfclCheckKind, checkBfcl, compileBfclQuestion, decodeBfclResult, decodeBfclText, scoreBfcl, type CompiledBfclQuestion } from '../../../core/checker/index.js';
-import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer, type BfclQuestion } from '../../../core/formats/bfcl.js';
+import {
+  bfclCheckKind,
+  checkBfcl,
+  compileBfclQuestion,
+  decodeBfclResult,
+  decodeBfclText,
+  scoreBfcl,
+  type CompiledBfclQuestion,
+} from '../../../core/checker/index.js';
+import {
+  bfclAnswerFromRecord,
+  bfclQuestionFromRecord,
+  type BfclAnswer,
+  type BfclQuestion,
+} from '../../../core/formats/bfcl.js';
 import { isJsonInt, isJsonObject, type JsonValue } from '../../../core/json.js';
 import { pyRepr, type PyDict, type PyValue } from '../../../core/python.js';
 import type { ParsedCall } from '../../../core/parse/types.js';
@@ -29,7 +42,11 @@ function load(category: (typeof AST_CATEGORIES)[number]): Entry[] {
     const question = bfclQuestionFromRecord(record);
     if (!question.ok) throw new Error(question.rejection.reason);
     const answer = answers.get(question.value.id) as BfclAnswer;
-    const compiled = compileBfclQuestion({ kind: bfclCheckKind(category) ?? 'simple', functions: question.value.functions, possibleAnswer: answer.calls });
+    const compiled = compileBfclQuestion({
+      kind: bfclCheckKind(category) ?? 'simple',
+      functions: question.value.functions,
+      possibleAnswer: answer.calls,
+    });
     if (!compiled.ok) throw new Error(compiled.error);
     return { question: question.value, answer, compiled: compiled.question };
   });
@@ -62,14 +79,24 @@ function firstValues(entry: Entry, options: { omitOptional?: boolean } = {}): Pa
       // fuel_efficiency optional): then the first real acceptable value is the answer's value.
       const first = optional ? (alternatives[0] as JsonValue) : alternatives.find((v) => v !== '');
       if (first === undefined || first === '') continue;
-      args[param] = Array.isArray(first) && first.every(isJsonObject) && first.length > 0 ? first.map(firstOfDict) : firstOfDict(first);
+      args[param] =
+        Array.isArray(first) && first.every(isJsonObject) && first.length > 0
+          ? first.map(firstOfDict)
+          : firstOfDict(first);
     }
     return { name: call.name, arguments: args };
   });
 }
 
 function pythonText(calls: readonly ParsedCall[]): string {
-  return `[${calls.map((c) => `${c.name}(${Object.entries(c.arguments).map(([k, v]) => `${k}=${pyRepr(v)}`).join(', ')})`).join(', ')}]`;
+  return `[${calls
+    .map(
+      (c) =>
+        `${c.name}(${Object.entries(c.arguments)
+          .map(([k, v]) => `${k}=${pyRepr(v)}`)
+          .join(', ')})`,
+    )
+    .join(', ')}]`;
 }
 
 function docFor(entry: Entry, name: string) {
@@ -82,10 +109,13 @@ function docFor(entry: Entry, name: string) {
  * wrong function, parallel_multiple_26 lists "type"); the rule, not a list of ids, decides which entries they are.
  */
 function namesParamMissingFromDoc(entry: Entry, calls: readonly ParsedCall[]): boolean {
-  return calls.some((call) => Object.keys(call.arguments).some((param) => !(param in (docFor(entry, call.name)?.parameters?.properties ?? {}))));
+  return calls.some((call) =>
+    Object.keys(call.arguments).some((param) => !(param in (docFor(entry, call.name)?.parameters?.properties ?? {}))),
+  );
 }
 
-const perCategoryError = (category: string, simpleError: string): string => (category.includes('parallel') ? 'parallel_function_checker_no_order:cannot_find_match' : simpleError);
+const perCategoryError = (category: string, simpleError: string): string =>
+  category.includes('parallel') ? 'parallel_function_checker_no_order:cannot_find_match' : simpleError;
 
 describe.each(AST_CATEGORIES)('BFCL %s data', (category) => {
   const entries = load(category);
@@ -99,7 +129,10 @@ describe.each(AST_CATEGORIES)('BFCL %s data', (category) => {
     for (const entry of entries) {
       const calls = firstValues(entry);
       const verdict = checkBfcl(entry.compiled, calls);
-      if (namesParamMissingFromDoc(entry, calls)) expect(verdict, entry.question.id).toMatchObject({ errorType: perCategoryError(category, 'simple_function_checker:unexpected_param') });
+      if (namesParamMissingFromDoc(entry, calls))
+        expect(verdict, entry.question.id).toMatchObject({
+          errorType: perCategoryError(category, 'simple_function_checker:unexpected_param'),
+        });
       else {
         expect(verdict, entry.question.id).toEqual({ valid: true });
         valid++;
@@ -109,13 +142,18 @@ describe.each(AST_CATEGORIES)('BFCL %s data', (category) => {
   });
 
   test('the possible answers with every optional argument left out score exactly 100%', () => {
-    for (const entry of entries) expect(checkBfcl(entry.compiled, firstValues(entry, { omitOptional: true })), entry.question.id).toEqual({ valid: true });
+    for (const entry of entries)
+      expect(checkBfcl(entry.compiled, firstValues(entry, { omitOptional: true })), entry.question.id).toEqual({
+        valid: true,
+      });
   });
 
   test('the same predictions written as Python call text, and in the decoded-list form, decode to the same verdicts', () => {
     for (const entry of entries) {
       const calls = firstValues(entry, { omitOptional: true });
-      expect(scoreBfcl(entry.compiled, decodeBfclText(pythonText(calls), 'python')), entry.question.id).toEqual({ valid: true });
+      expect(scoreBfcl(entry.compiled, decodeBfclText(pythonText(calls), 'python')), entry.question.id).toEqual({
+        valid: true,
+      });
       const decodedForm = calls.map((c) => ({ [c.name]: c.arguments })) as unknown as JsonValue;
       expect(scoreBfcl(entry.compiled, decodeBfclResult(decodedForm)), entry.question.id).toEqual({ valid: true });
     }
@@ -125,14 +163,18 @@ describe.each(AST_CATEGORIES)('BFCL %s data', (category) => {
     const dotted = entries.filter((e) => e.answer.calls.some((c) => c.name.includes('.')));
     expect(dotted.length).toBeGreaterThan(0);
     for (const entry of dotted) {
-      const calls = firstValues(entry, { omitOptional: true }).map((c) => ({ ...c, name: c.name.replaceAll('.', '_') }));
+      const calls = firstValues(entry, { omitOptional: true }).map((c) => ({
+        ...c,
+        name: c.name.replaceAll('.', '_'),
+      }));
       expect(checkBfcl(entry.compiled, calls), entry.question.id).toEqual({ valid: true });
     }
   });
 
   describe('perturbed copies get the verdict the rules give', () => {
     // Every value any expected call accepts for a parameter, so a perturbed value matches no expected call at all.
-    const allAlternatives = (entry: Entry, param: string): JsonValue[] => entry.answer.calls.flatMap((c) => c.arguments[param] ?? []);
+    const allAlternatives = (entry: Entry, param: string): JsonValue[] =>
+      entry.answer.calls.flatMap((c) => c.arguments[param] ?? []);
     const intParam = (entry: Entry, call: ParsedCall): string | undefined =>
       Object.keys(call.arguments).find((p) => {
         const type = docFor(entry, call.name)?.parameters?.properties[p]?.type;
@@ -147,11 +189,17 @@ describe.each(AST_CATEGORIES)('BFCL %s data', (category) => {
       test(name, () => {
         let applied = 0;
         for (const entry of entries) {
-          const calls = firstValues(entry, { omitOptional: true }).map((c) => ({ name: c.name, arguments: { ...c.arguments } }));
+          const calls = firstValues(entry, { omitOptional: true }).map((c) => ({
+            name: c.name,
+            arguments: { ...c.arguments },
+          }));
           const expected = mutate(entry, calls);
           if (expected === undefined) continue;
           applied++;
-          expect(scoreBfcl(entry.compiled, decodeBfclText(pythonText(calls), 'python')), `${entry.question.id}: ${pythonText(calls)}`).toMatchObject({ valid: false, errorType: expected });
+          expect(
+            scoreBfcl(entry.compiled, decodeBfclText(pythonText(calls), 'python')),
+            `${entry.question.id}: ${pythonText(calls)}`,
+          ).toMatchObject({ valid: false, errorType: expected });
         }
         expect(applied).toBeGreaterThan(0);
       });
@@ -231,7 +279,11 @@ describe.each(AST_CATEGORIES)('BFCL %s data', (category) => {
           const calls = firstValues(entry, { omitOptional: true }).reverse();
           // Pairwise: does model call j pass expected call i on its own (simple_function_checker)?
           const passes = entry.answer.calls.map((expected) => {
-            const single = compileBfclQuestion({ kind: 'multiple', functions: entry.question.functions, possibleAnswer: [expected] });
+            const single = compileBfclQuestion({
+              kind: 'multiple',
+              functions: entry.question.functions,
+              possibleAnswer: [expected],
+            });
             if (!single.ok) throw new Error(single.error);
             return calls.map((call) => checkBfcl(single.question, [call]).valid);
           });
@@ -272,14 +324,17 @@ describe('BFCL irrelevance data', () => {
 
   test('an empty output, a refusal in prose and [] all score 100%', () => {
     for (const output of ['', 'I cannot answer that with the functions I have.', '[]']) {
-      for (const question of questions) expect(scoreBfcl(compiled.question, decodeBfclText(output, 'python')), question.id).toEqual({ valid: true });
+      for (const question of questions)
+        expect(scoreBfcl(compiled.question, decodeBfclText(output, 'python')), question.id).toEqual({ valid: true });
     }
   });
 
   test('calling the offered function scores 0% with irrelevance_error:decoder_success', () => {
     for (const question of questions) {
       const fn = question.functions[0];
-      expect(scoreBfcl(compiled.question, decodeBfclText(`[${fn?.name}()]`, 'python')), question.id).toMatchObject({ errorType: 'irrelevance_error:decoder_success' });
+      expect(scoreBfcl(compiled.question, decodeBfclText(`[${fn?.name}()]`, 'python')), question.id).toMatchObject({
+        errorType: 'irrelevance_error:decoder_success',
+      });
     }
   });
 });

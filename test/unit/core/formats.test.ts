@@ -45,7 +45,12 @@ describe('BFCL records', () => {
         const sample = ok(bfclToSample({ question, answer }));
         expect(sample.target.kind).toBe('acceptable');
         const back = sampleToBfclRecords({ sample, id: question.id });
-        const again = ok(bfclToSample({ question: ok(bfclQuestionFromRecord(back.question)), answer: ok(bfclAnswerFromRecord(back.answer as JsonValue)) }));
+        const again = ok(
+          bfclToSample({
+            question: ok(bfclQuestionFromRecord(back.question)),
+            answer: ok(bfclAnswerFromRecord(back.answer as JsonValue)),
+          }),
+        );
         expect(sampleId(again)).toBe(sampleId(sample));
         expect(stringifyJson(back.answer, { sortKeys: true })).toBe(stringifyJson(answers[index], { sortKeys: true }));
       });
@@ -55,17 +60,37 @@ describe('BFCL records', () => {
   test('irrelevance questions have no answer and become text targets', () => {
     const question = ok(bfclQuestionFromRecord(lines(`${DATA}BFCL_v4_irrelevance.json`)[0] as JsonValue));
     expect(ok(bfclToSample({ question })).target).toEqual({ kind: 'text' });
-    expect(bfclToSample({ question: { ...question, id: 'simple_python_0', category: 'simple_python' } })).toMatchObject({ ok: false, rejection: { field: 'id' } });
+    expect(bfclToSample({ question: { ...question, id: 'simple_python_0', category: 'simple_python' } })).toMatchObject(
+      { ok: false, rejection: { field: 'id' } },
+    );
   });
 
   test('rejects malformed records with the field path', () => {
-    expect(bfclQuestionFromRecord(json('{"id": "x_1", "question": [[{"role": "user", "content": "q"}]], "function": [{"name": "f", "parameters": {"type": "dict", "properties": {"a": {"type": "matrix"}}}}]}'))).toMatchObject({
+    expect(
+      bfclQuestionFromRecord(
+        json(
+          '{"id": "x_1", "question": [[{"role": "user", "content": "q"}]], "function": [{"name": "f", "parameters": {"type": "dict", "properties": {"a": {"type": "matrix"}}}}]}',
+        ),
+      ),
+    ).toMatchObject({
       ok: false,
       rejection: { field: 'function[0].parameters.properties.a.type' },
     });
-    expect(bfclAnswerFromRecord(json('{"id": "x_1", "ground_truth": [{"f": {"a": [1]}, "g": {}}]}'))).toMatchObject({ ok: false, rejection: { field: 'ground_truth[0]' } });
-    expect(bfclAnswerFromRecord(json('{"id": "x_1", "ground_truth": [{"f": {"a": 1}}]}'))).toMatchObject({ ok: false, rejection: { field: 'ground_truth[0].f.a' } });
-    expect(bfclQuestionFromRecord(json('{"id": "x_1", "question": [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]], "function": []}'))).toMatchObject({
+    expect(bfclAnswerFromRecord(json('{"id": "x_1", "ground_truth": [{"f": {"a": [1]}, "g": {}}]}'))).toMatchObject({
+      ok: false,
+      rejection: { field: 'ground_truth[0]' },
+    });
+    expect(bfclAnswerFromRecord(json('{"id": "x_1", "ground_truth": [{"f": {"a": 1}}]}'))).toMatchObject({
+      ok: false,
+      rejection: { field: 'ground_truth[0].f.a' },
+    });
+    expect(
+      bfclQuestionFromRecord(
+        json(
+          '{"id": "x_1", "question": [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]], "function": []}',
+        ),
+      ),
+    ).toMatchObject({
       ok: false,
       rejection: { field: 'question' },
     });
@@ -88,9 +113,22 @@ const chatRecord = json(`{
 describe('OpenAI chat records', () => {
   test('the last assistant turn becomes the target; argument strings are parsed keeping floats', () => {
     const [sample] = ok(openAiChatToSamples(chatRecord));
-    expect(sample?.target).toEqual({ kind: 'calls', calls: [{ name: 'get_weather', arguments: { city: 'Rome', days: 3 } }] });
+    expect(sample?.target).toEqual({
+      kind: 'calls',
+      calls: [{ name: 'get_weather', arguments: { city: 'Rome', days: 3 } }],
+    });
     expect(sample?.messages).toHaveLength(6);
-    expect(sample?.messages[2]).toEqual({ role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: { city: 'Paris', temp: new JsonFloat(20) } } }] });
+    expect(sample?.messages[2]).toEqual({
+      role: 'assistant',
+      content: null,
+      tool_calls: [
+        {
+          id: 'c1',
+          type: 'function',
+          function: { name: 'get_weather', arguments: { city: 'Paris', temp: new JsonFloat(20) } },
+        },
+      ],
+    });
   });
 
   test('split "each" makes one sample per assistant turn (calls and text targets)', () => {
@@ -110,15 +148,27 @@ describe('OpenAI chat records', () => {
   });
 
   test('rejects bad arguments and bad roles with the field path', () => {
-    const badArgs = json('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]}');
-    expect(openAiChatToSamples(badArgs)).toMatchObject({ ok: false, rejection: { field: 'messages[1].tool_calls[0].function.arguments' } });
+    const badArgs = json(
+      '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]}',
+    );
+    expect(openAiChatToSamples(badArgs)).toMatchObject({
+      ok: false,
+      rejection: { field: 'messages[1].tool_calls[0].function.arguments' },
+    });
     const badRole = json('{"messages": [{"role": "robot", "content": "x"}]}');
     expect(openAiChatToSamples(badRole)).toMatchObject({ ok: false, rejection: { field: 'messages[0].role' } });
-    expect(openAiChatToSamples(json('{"messages": [{"role": "user", "content": "x"}]}'))).toMatchObject({ ok: false, rejection: { field: 'messages' } });
+    expect(openAiChatToSamples(json('{"messages": [{"role": "user", "content": "x"}]}'))).toMatchObject({
+      ok: false,
+      rejection: { field: 'messages' },
+    });
   });
 
   test('acceptable targets cannot be written as a chat turn', () => {
-    const sample: Sample = { tools: [], messages: [{ role: 'user', content: 'x' }], target: { kind: 'acceptable', calls: [{ name: 'f', arguments: { a: [1, 2] } }] } };
+    const sample: Sample = {
+      tools: [],
+      messages: [{ role: 'user', content: 'x' }],
+      target: { kind: 'acceptable', calls: [{ name: 'f', arguments: { a: [1, 2] } }] },
+    };
     expect(sampleToOpenAiChat(sample)).toMatchObject({ ok: false, rejection: { field: 'target' } });
   });
 });
@@ -126,7 +176,9 @@ describe('OpenAI chat records', () => {
 describe('TRL records', () => {
   test('write arguments as objects, tools as JSON Schema and names in wire form', () => {
     const sample: Sample = {
-      tools: [{ name: 'math.hypot', parameters: { type: 'dict', properties: { x: { type: 'float' } }, required: ['x'] } }],
+      tools: [
+        { name: 'math.hypot', parameters: { type: 'dict', properties: { x: { type: 'float' } }, required: ['x'] } },
+      ],
       messages: [{ role: 'user', content: 'hypot of 3' }],
       target: { kind: 'calls', calls: [{ name: 'math.hypot', arguments: { x: new JsonFloat(3) } }] },
     };
@@ -153,9 +205,13 @@ describe('ShareGPT records', () => {
   });
 
   test('a list of calls that does not decode is rejected with its field; prose that starts with a bracket stays text', () => {
-    const broken = json('{"tools": [], "conversations": [{"from": "user", "value": "x"}, {"from": "assistant", "value": "[Get Rule Sets(limit=5"}]}');
+    const broken = json(
+      '{"tools": [], "conversations": [{"from": "user", "value": "x"}, {"from": "assistant", "value": "[Get Rule Sets(limit=5"}]}',
+    );
     expect(shareGptToSamples(broken)).toMatchObject({ ok: false, rejection: { field: 'conversations[1].value' } });
-    const prose = json('{"tools": [], "conversations": [{"from": "user", "value": "x"}, {"from": "assistant", "value": "[1] See the footnote."}]}');
+    const prose = json(
+      '{"tools": [], "conversations": [{"from": "user", "value": "x"}, {"from": "assistant", "value": "[1] See the footnote."}]}',
+    );
     expect(ok(shareGptToSamples(prose))[0]?.target).toEqual({ kind: 'text', text: '[1] See the footnote.' });
   });
 
@@ -175,11 +231,15 @@ describe('ShareGPT records', () => {
       { kind: 'text', text: 'Here is a cat picture.' },
     ]);
     expect(samples[1]?.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool']);
-    expect(shareGptToSamples(json('{"conversations": [{"from": "alien", "value": "x"}]}'))).toMatchObject({ ok: false, rejection: { field: 'conversations[0].from' } });
+    expect(shareGptToSamples(json('{"conversations": [{"from": "alien", "value": "x"}]}'))).toMatchObject({
+      ok: false,
+      rejection: { field: 'conversations[0].from' },
+    });
   });
 });
 
-const LOOPTOOL_TOOL = '{"type": "function", "function": {"name": "get_time", "description": "Time in a zone", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}, "precision": {"type": "number"}}, "required": ["zone"]}}}';
+const LOOPTOOL_TOOL =
+  '{"type": "function", "function": {"name": "get_time", "description": "Time in a zone", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}, "precision": {"type": "number"}}, "required": ["zone"]}}}';
 const looptoolRecord = {
   instruction: `You are a helpful assistant.\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n${LOOPTOOL_TOOL}\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>\n\nThe current time is 2025-01-01.`,
   input:
@@ -192,9 +252,14 @@ describe('LoopTool-23k records', () => {
     const sample = ok(loopToolToSample(looptoolRecord as unknown as JsonValue));
     expect(sample.tools.map((t) => t.name)).toEqual(['get_time']);
     expect(sample.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool', 'assistant', 'user']);
-    expect(sample.messages[2]).toMatchObject({ tool_calls: [{ function: { arguments: { zone: 'Asia/Tokyo', precision: new JsonFloat(1) } } }] });
+    expect(sample.messages[2]).toMatchObject({
+      tool_calls: [{ function: { arguments: { zone: 'Asia/Tokyo', precision: new JsonFloat(1) } } }],
+    });
     expect(sample.messages[0]?.content).toContain('<tools>\n</tools>');
-    expect(sample.target).toEqual({ kind: 'calls', calls: [{ name: 'get_time', arguments: { zone: 'Europe/Paris' } }] });
+    expect(sample.target).toEqual({
+      kind: 'calls',
+      calls: [{ name: 'get_time', arguments: { zone: 'Europe/Paris' } }],
+    });
   });
 
   test('write back byte for byte', () => {
@@ -207,7 +272,11 @@ describe('LoopTool-23k records', () => {
     const back = ok(loopToolToSample(ok(sampleToLoopTool(sample as Sample)) as unknown as JsonValue));
     const withoutIds = (s: Sample): unknown =>
       s.messages.map((m) =>
-        m.role === 'assistant' && m.tool_calls ? { ...m, tool_calls: m.tool_calls.map(({ id: _id, ...call }) => call) } : m.role === 'tool' ? { role: 'tool', content: m.content } : m,
+        m.role === 'assistant' && m.tool_calls
+          ? { ...m, tool_calls: m.tool_calls.map(({ id: _id, ...call }) => call) }
+          : m.role === 'tool'
+            ? { role: 'tool', content: m.content }
+            : m,
       );
     expect(back.tools).toEqual((sample as Sample).tools);
     expect(back.target).toEqual((sample as Sample).target);
@@ -217,8 +286,18 @@ describe('LoopTool-23k records', () => {
   });
 
   test('rejects a broken history with the field', () => {
-    expect(loopToolToSample({ ...looptoolRecord, input: 'hi<|im_end|>\nstray text<|im_start|>assistant\nx' } as unknown as JsonValue)).toMatchObject({ ok: false, rejection: { field: 'input' } });
-    expect(loopToolToSample({ ...looptoolRecord, output: '<tool_call>\n{"name": "get_time"}\n</tool_call>' } as unknown as JsonValue)).toMatchObject({ ok: false, rejection: { field: 'output' } });
+    expect(
+      loopToolToSample({
+        ...looptoolRecord,
+        input: 'hi<|im_end|>\nstray text<|im_start|>assistant\nx',
+      } as unknown as JsonValue),
+    ).toMatchObject({ ok: false, rejection: { field: 'input' } });
+    expect(
+      loopToolToSample({
+        ...looptoolRecord,
+        output: '<tool_call>\n{"name": "get_time"}\n</tool_call>',
+      } as unknown as JsonValue),
+    ).toMatchObject({ ok: false, rejection: { field: 'output' } });
   });
 });
 

@@ -8,7 +8,10 @@ describe('sha256Hex', () => {
   test.each([
     ['', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
     ['abc', 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'],
-    ['abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq', '248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1'],
+    [
+      'abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq',
+      '248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1',
+    ],
     [
       'abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu',
       'cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1',
@@ -31,7 +34,8 @@ describe('sha256Hex', () => {
   });
 
   test('encodes UTF-8 like TextEncoder, lone surrogates included', () => {
-    for (const text of ['a', 'é', '中', '😀', '\ud800', 'x\udc00y']) expect(Array.from(utf8Encode(text))).toEqual(Array.from(new TextEncoder().encode(text)));
+    for (const text of ['a', 'é', '中', '😀', '\ud800', 'x\udc00y'])
+      expect(Array.from(utf8Encode(text))).toEqual(Array.from(new TextEncoder().encode(text)));
   });
 });
 

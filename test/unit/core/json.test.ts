@@ -1,5 +1,14 @@
 import { describe, expect, test } from 'vitest';
-import { canonicalJson, formatFloat, isJsonFloat, isJsonInt, JsonFloat, parseJson, stringifyJson, type JsonValue } from '../../../core/json.js';
+import {
+  canonicalJson,
+  formatFloat,
+  isJsonFloat,
+  isJsonInt,
+  JsonFloat,
+  parseJson,
+  stringifyJson,
+  type JsonValue,
+} from '../../../core/json.js';
 
 function parsed(text: string): JsonValue {
   const result = parseJson(text);
@@ -19,7 +28,10 @@ describe('parseJson', () => {
 
   test('takes the native fast path for text without float lexemes and still returns the same model', () => {
     expect(parsed('{"a": [1, 2, "3.0"], "b": null, "c": true}')).toEqual({ a: [1, 2, '3.0'], b: null, c: true });
-    expect(parsed('{"s": "1.5 inside a string", "n": 1.5}')).toEqual({ s: '1.5 inside a string', n: new JsonFloat(1.5) });
+    expect(parsed('{"s": "1.5 inside a string", "n": 1.5}')).toEqual({
+      s: '1.5 inside a string',
+      n: new JsonFloat(1.5),
+    });
   });
 
   test("accepts Python's NaN and Infinity as floats", () => {
@@ -36,7 +48,8 @@ describe('parseJson', () => {
   });
 
   test('rejects what JSON rejects: leading zeros, trailing commas, control characters, trailing data', () => {
-    for (const bad of ['01', '[1,]', '{"a":1,}', '"a\tb"', '1.', '.5', '1 2', '{"a" 1}', '']) expect(parseJson(bad).ok).toBe(false);
+    for (const bad of ['01', '[1,]', '{"a":1,}', '"a\tb"', '1.', '.5', '1 2', '{"a" 1}', ''])
+      expect(parseJson(bad).ok).toBe(false);
   });
 
   test('decodes escapes, including surrogate pairs', () => {
@@ -57,7 +70,9 @@ describe('parseJson', () => {
 
 describe('stringifyJson and canonicalJson', () => {
   test('writes floats with a decimal point or exponent so they read back as floats', () => {
-    expect(stringifyJson([new JsonFloat(5), new JsonFloat(-0), 5, 0.5, new JsonFloat(1e21), 1e21])).toBe('[5.0,-0.0,5,0.5,1e+21,1000000000000000000000]');
+    expect(stringifyJson([new JsonFloat(5), new JsonFloat(-0), 5, 0.5, new JsonFloat(1e21), 1e21])).toBe(
+      '[5.0,-0.0,5,0.5,1e+21,1000000000000000000000]',
+    );
     expect(formatFloat(Number.NaN)).toBe('NaN');
   });
 

@@ -75,7 +75,16 @@ interface Layout {
   trail: string;
 }
 
-const BENCH_LAYOUT: Layout = { callSep: ', ', argSep: ', ', eq: '=', open: '[', close: ']', callOpen: '(', callClose: ')', trail: '' };
+const BENCH_LAYOUT: Layout = {
+  callSep: ', ',
+  argSep: ', ',
+  eq: '=',
+  open: '[',
+  close: ']',
+  callOpen: '(',
+  callClose: ')',
+  trail: '',
+};
 
 /**
  * Every possible answer of the BFCL data as Python call text, as bench/core.ts writes it (`name(k=pyRepr(v), …)`),
@@ -89,7 +98,10 @@ function bfclTexts(layout: Layout = BENCH_LAYOUT): string[] {
       const answer = bfclAnswerFromRecord(record);
       if (!answer.ok) throw new Error(answer.rejection.reason);
       const calls = answer.value.calls;
-      const rounds = Math.max(1, ...calls.flatMap((call) => Object.values(call.arguments).map((alternatives) => alternatives.length)));
+      const rounds = Math.max(
+        1,
+        ...calls.flatMap((call) => Object.values(call.arguments).map((alternatives) => alternatives.length)),
+      );
       for (let k = 0; k < rounds; k++) {
         const rendered = calls.map((call) => {
           const args = Object.entries(call.arguments)
@@ -116,7 +128,16 @@ describe('parsePythonCalls fast path (parsePythonCallList) vs the full parser', 
     const layouts: Layout[] = [
       { ...BENCH_LAYOUT, callSep: ',', argSep: ',' },
       { ...BENCH_LAYOUT, callSep: ',\n', argSep: ',\n  ', trail: ',', callClose: '\n)', close: ',\n]' },
-      { callSep: ' ,\t', argSep: ' , ', eq: ' = ', open: '[ \t', close: ' \r\n]', callOpen: ' ( ', callClose: ' \f)', trail: ' ,' },
+      {
+        callSep: ' ,\t',
+        argSep: ' , ',
+        eq: ' = ',
+        open: '[ \t',
+        close: ' \r\n]',
+        callOpen: ' ( ',
+        callClose: ' \f)',
+        trail: ' ,',
+      },
     ];
     for (const layout of layouts) for (const text of bfclTexts(layout)) expectFastHit(text);
     for (const text of bfclTexts()) {
@@ -129,20 +150,92 @@ describe('parsePythonCalls fast path (parsePythonCallList) vs the full parser', 
   test('tricky literals take the fast path and decode identically', () => {
     const values = [
       // strings: quotes, every escape form, unicode, lone surrogates, unknown escapes kept as written
-      "'plain'", '"double"', "''", '""', '"it\'s"', "'say \"hi\"'", "'it\\'s'", '"q\\"q"', "'\\\\'", "'a\\\\b'",
-      "'\\n\\t\\r\\a\\b\\f\\v\\0'", "'\\x41\\x7f\\xff'", "'\\u00e9\\u2603'", "'\\U0001F600'", "'\\101\\7\\777'", "'\\q\\d\\s'",
-      "'tab\there'", "'é☃😀'", "'\ud800'", "'\\\nline continued'", "'#not a comment'", "'a, b) ] }'",
+      "'plain'",
+      '"double"',
+      "''",
+      '""',
+      '"it\'s"',
+      '\'say "hi"\'',
+      "'it\\'s'",
+      '"q\\"q"',
+      "'\\\\'",
+      "'a\\\\b'",
+      "'\\n\\t\\r\\a\\b\\f\\v\\0'",
+      "'\\x41\\x7f\\xff'",
+      "'\\u00e9\\u2603'",
+      "'\\U0001F600'",
+      "'\\101\\7\\777'",
+      "'\\q\\d\\s'",
+      "'tab\there'",
+      "'é☃😀'",
+      "'\ud800'",
+      "'\\\nline continued'",
+      "'#not a comment'",
+      "'a, b) ] }'",
       // numbers: ints, floats, exponents, negatives, -0, big ints, overflow to inf
-      '0', '7', '42', '-1', '-0', '-0.0', '5.0', '5.', '.5', '-.5', '0.5', '00.5', '01.5', '0e0', '1e3', '1E-3', '1e+3',
-      '-2.5e-7', '1.e5', '123456789012345', '1234567890123456', '12345678901234567890', '9007199254740993', '1e309', '-1e309',
-      '3.141592653589793238462643383279', '0.1', '1' + '0'.repeat(299),
+      '0',
+      '7',
+      '42',
+      '-1',
+      '-0',
+      '-0.0',
+      '5.0',
+      '5.',
+      '.5',
+      '-.5',
+      '0.5',
+      '00.5',
+      '01.5',
+      '0e0',
+      '1e3',
+      '1E-3',
+      '1e+3',
+      '-2.5e-7',
+      '1.e5',
+      '123456789012345',
+      '1234567890123456',
+      '12345678901234567890',
+      '9007199254740993',
+      '1e309',
+      '-1e309',
+      '3.141592653589793238462643383279',
+      '0.1',
+      '1' + '0'.repeat(299),
       // constants and names
-      'True', 'False', 'None', 'x', 'some_name', '_', 'match', 'print',
+      'True',
+      'False',
+      'None',
+      'x',
+      'some_name',
+      '_',
+      'match',
+      'print',
       // containers: empty, nested, trailing commas, tuples vs parenthesized values
-      '[]', '[1]', '[1,]', '[1, 2.0, "x", None, True]', '[[1, [2, [3, []]]], {}]', '()', '(1,)', '(1, 2)', '(1, 2,)', '(1)',
-      '((1))', '(-1)', '("a")', '((1,),)', "{'a': 1}", "{'a': 1,}", '{}', "{'a': {'b': [1, (2, 3)]}}", "{'a': 1, 'a': 2}",
-      "{name: 'bare key'}", "{'__proto__': 1, 'constructor': 2}", "{'2': 'b', '1': 'a', 'z': 0}",
-      ' [ 1 ,\n 2 , ] ', '(\t1\t,\f2\r\n)', "{ 'k' :\n[ ] }",
+      '[]',
+      '[1]',
+      '[1,]',
+      '[1, 2.0, "x", None, True]',
+      '[[1, [2, [3, []]]], {}]',
+      '()',
+      '(1,)',
+      '(1, 2)',
+      '(1, 2,)',
+      '(1)',
+      '((1))',
+      '(-1)',
+      '("a")',
+      '((1,),)',
+      "{'a': 1}",
+      "{'a': 1,}",
+      '{}',
+      "{'a': {'b': [1, (2, 3)]}}",
+      "{'a': 1, 'a': 2}",
+      "{name: 'bare key'}",
+      "{'__proto__': 1, 'constructor': 2}",
+      "{'2': 'b', '1': 'a', 'z': 0}",
+      ' [ 1 ,\n 2 , ] ',
+      '(\t1\t,\f2\r\n)',
+      "{ 'k' :\n[ ] }",
     ];
     for (const value of values) expectFastHit(`[f(a=${value})]`);
     expectFastHit(`[f(${values.map((value, i) => `p${i}=${value}`).join(', ')})]`);
@@ -154,9 +247,23 @@ describe('parsePythonCalls fast path (parsePythonCallList) vs the full parser', 
 
   test('call shapes take the fast path and decode identically', () => {
     for (const text of [
-      '[]', '[ ]', '[f()]', '[f( )]', '[f(),]', '[ f ( a = 1 ) ]', '[math.hypot(x=4, y=5)]', '[a . b .c(x=1)]', '[a.b.c.d(x=1)]',
-      '[f(a=1), g(b=2), h()]', '[f(a=1),\ng(b=2),\n]', '[f(a=1, a=2)]', '[f(__proto__=1)]', '[f(constructor=1, toString=2)]',
-      '[_f(_=1)]', '[F1(X2=3)]', "[f(r=1, u=2, b=3, rb=4, f=5, fr=6)]",
+      '[]',
+      '[ ]',
+      '[f()]',
+      '[f( )]',
+      '[f(),]',
+      '[ f ( a = 1 ) ]',
+      '[math.hypot(x=4, y=5)]',
+      '[a . b .c(x=1)]',
+      '[a.b.c.d(x=1)]',
+      '[f(a=1), g(b=2), h()]',
+      '[f(a=1),\ng(b=2),\n]',
+      '[f(a=1, a=2)]',
+      '[f(__proto__=1)]',
+      '[f(constructor=1, toString=2)]',
+      '[_f(_=1)]',
+      '[F1(X2=3)]',
+      '[f(r=1, u=2, b=3, rb=4, f=5, fr=6)]',
     ]) {
       expectFastHit(text);
     }
@@ -165,23 +272,97 @@ describe('parsePythonCalls fast path (parsePythonCallList) vs the full parser', 
   test('everything else is left to the full parser, errors included', () => {
     for (const text of [
       // not the literal subset: arithmetic, unary +/~, spaced or doubled minus, calls, attributes, subscripts, names
-      '[f(a=1+2)]', '[f(a=2**-1)]', '[f(a=+5)]', '[f(a=~5)]', '[f(a=- 5)]', '[f(a=--5)]', '[f(a=-(5))]', '[f(a=-True)]',
-      '[f(a=-x)]', '[f(a=g(b=1))]', '[f(a=g())]', '[f(a=x.y)]', '[f(a=[1][0])]', "[f(a='a'.upper())]", '[f(a=not x)]',
-      '[f(a=1 if x else 2)]', '[f(a=lambda: 1)]', '[f(a=[x for x in y])]', '[f(a=(x for x in y))]', '[f(a=...)]',
-      '[f(a={1, 2})]', '[f(a={1: 2})]', '[f(a={None: 2})]', '[f(a={**d})]', "[f(a={'k' := 1})]", '[f(a=[*x])]',
+      '[f(a=1+2)]',
+      '[f(a=2**-1)]',
+      '[f(a=+5)]',
+      '[f(a=~5)]',
+      '[f(a=- 5)]',
+      '[f(a=--5)]',
+      '[f(a=-(5))]',
+      '[f(a=-True)]',
+      '[f(a=-x)]',
+      '[f(a=g(b=1))]',
+      '[f(a=g())]',
+      '[f(a=x.y)]',
+      '[f(a=[1][0])]',
+      "[f(a='a'.upper())]",
+      '[f(a=not x)]',
+      '[f(a=1 if x else 2)]',
+      '[f(a=lambda: 1)]',
+      '[f(a=[x for x in y])]',
+      '[f(a=(x for x in y))]',
+      '[f(a=...)]',
+      '[f(a={1, 2})]',
+      '[f(a={1: 2})]',
+      '[f(a={None: 2})]',
+      '[f(a={**d})]',
+      "[f(a={'k' := 1})]",
+      '[f(a=[*x])]',
       // string forms: prefixes, triple quotes, implicit concatenation, bad escapes, unterminated
-      "[f(a=r'x\\n')]", "[f(a=u'x')]", "[f(a=b'x')]", "[f(a=f'{x}')]", "[f(a='''x''')]", '[f(a="""x""")]', "[f(a='a' 'b')]",
-      "[f(a='a'\n'b')]", "[f(a='\\N{DASH}')]", "[f(a='\\x4')]", "[f(a='\\u12')]", "[f(a='\\U00110000')]", "[f(a='abc)]",
+      "[f(a=r'x\\n')]",
+      "[f(a=u'x')]",
+      "[f(a=b'x')]",
+      "[f(a=f'{x}')]",
+      "[f(a='''x''')]",
+      '[f(a="""x""")]',
+      "[f(a='a' 'b')]",
+      "[f(a='a'\n'b')]",
+      "[f(a='\\N{DASH}')]",
+      "[f(a='\\x4')]",
+      "[f(a='\\u12')]",
+      "[f(a='\\U00110000')]",
+      "[f(a='abc)]",
       "[f(a='a\nb')]",
       // number forms: underscores, prefixes, leading zeros, complex, bad exponents, too long
-      '[f(a=1_000)]', '[f(a=0x1F)]', '[f(a=0o17)]', '[f(a=0b101)]', '[f(a=00)]', '[f(a=007)]', '[f(a=3j)]', '[f(a=1.5J)]',
-      '[f(a=1e)]', '[f(a=1e+)]', '[f(a=1.5.3)]', '[f(a=1x)]', `[f(a=${'9'.repeat(500)})]`,
+      '[f(a=1_000)]',
+      '[f(a=0x1F)]',
+      '[f(a=0o17)]',
+      '[f(a=0b101)]',
+      '[f(a=00)]',
+      '[f(a=007)]',
+      '[f(a=3j)]',
+      '[f(a=1.5J)]',
+      '[f(a=1e)]',
+      '[f(a=1e+)]',
+      '[f(a=1.5.3)]',
+      '[f(a=1x)]',
+      `[f(a=${'9'.repeat(500)})]`,
       // call forms: positional and starred arguments, keywords as names, non-ASCII names, chained calls
-      '[f(1)]', '[f(1, a=2)]', '[f(*a)]', '[f(**k)]', '[f(True=1)]', '[f(lambda=1)]', '[True(a=1)]', '[a.None(x=1)]', '[fé(a=1)]',
-      '[f(é=1)]', '[f(a=é)]', '[f(a=1)(b=2)]', '[f(a=1).g(b=2)]', '[f(a==1)]', '[f(a:=1)]', '[f(a=1 b=2)]', '[f(,)]', '[f(a=)]',
+      '[f(1)]',
+      '[f(1, a=2)]',
+      '[f(*a)]',
+      '[f(**k)]',
+      '[f(True=1)]',
+      '[f(lambda=1)]',
+      '[True(a=1)]',
+      '[a.None(x=1)]',
+      '[fé(a=1)]',
+      '[f(é=1)]',
+      '[f(a=é)]',
+      '[f(a=1)(b=2)]',
+      '[f(a=1).g(b=2)]',
+      '[f(a==1)]',
+      '[f(a:=1)]',
+      '[f(a=1 b=2)]',
+      '[f(,)]',
+      '[f(a=)]',
       // list forms: not calls, comprehensions, operators after the list, comments, continuations, odd whitespace
-      '[1]', "['f(a=1)']", '[f]', '[[f(a=1)]]', '[f(a=1)] + [g()]', '[f(a=1)][0]', '[f(a=1)], [g()]', '[f(a=1) for x in y]',
-      '[f(a=1) # comment\n]', '[f(a=\\\n1)]', '[f(a=1)\v]', '[,]', '[f(a=1),,]', '[f(a=1)', '[f(a=[1)]', '[f(a={)]',
+      '[1]',
+      "['f(a=1)']",
+      '[f]',
+      '[[f(a=1)]]',
+      '[f(a=1)] + [g()]',
+      '[f(a=1)][0]',
+      '[f(a=1)], [g()]',
+      '[f(a=1) for x in y]',
+      '[f(a=1) # comment\n]',
+      '[f(a=\\\n1)]',
+      '[f(a=1)\v]',
+      '[,]',
+      '[f(a=1),,]',
+      '[f(a=1)',
+      '[f(a=[1)]',
+      '[f(a={)]',
       // deep nesting (the full parser's own limits apply)
       `[f(a=${'['.repeat(150)}${']'.repeat(150)})]`,
     ]) {
@@ -201,10 +382,56 @@ describe('parsePythonCalls fast path (parsePythonCallList) vs the full parser', 
     };
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
     const atoms = [
-      "'a'", '"b"', "''", "'it\\'s'", "'\\n\\x41\\u00e9'", "'\\q'", "'\\N{DASH}'", "'é😀'", '0', '-0', '5', '-5', '5.0', '-0.0', '.5',
-      '1e3', '-2.5e-7', '00', '07', '0x1F', '1_0', '1e', '12345678901234567', '3j', 'True', 'False', 'None', 'x', 'lambda',
-      '...', "r'r'", "u'u'", "b'b'", "f'{x}'", "'''t'''", "'a' 'b'", '+5', '~5', '- 5', '1+2', 'x.y', 'g(a=1)', 'g()', '{1, 2}',
-      '{**d}', '(1)', '()', '-(5)', 'not x', '[x for x in y]',
+      "'a'",
+      '"b"',
+      "''",
+      "'it\\'s'",
+      "'\\n\\x41\\u00e9'",
+      "'\\q'",
+      "'\\N{DASH}'",
+      "'é😀'",
+      '0',
+      '-0',
+      '5',
+      '-5',
+      '5.0',
+      '-0.0',
+      '.5',
+      '1e3',
+      '-2.5e-7',
+      '00',
+      '07',
+      '0x1F',
+      '1_0',
+      '1e',
+      '12345678901234567',
+      '3j',
+      'True',
+      'False',
+      'None',
+      'x',
+      'lambda',
+      '...',
+      "r'r'",
+      "u'u'",
+      "b'b'",
+      "f'{x}'",
+      "'''t'''",
+      "'a' 'b'",
+      '+5',
+      '~5',
+      '- 5',
+      '1+2',
+      'x.y',
+      'g(a=1)',
+      'g()',
+      '{1, 2}',
+      '{**d}',
+      '(1)',
+      '()',
+      '-(5)',
+      'not x',
+      '[x for x in y]',
     ];
     const space = (): string => pick(['', '', '', ' ', '  ', '\n', '\t', '\r\n', '\f']);
     const value = (depth: number): string => {
@@ -213,13 +440,16 @@ describe('parsePythonCalls fast path (parsePythonCallList) vs the full parser', 
       const items = Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1));
       const trailing = items.length > 0 && random() < 0.2 ? ',' : '';
       if (r < 0.7) return `[${space()}${items.join(`,${space()}`)}${trailing}${space()}]`;
-      if (r < 0.85) return `(${space()}${items.join(`,${space()}`)}${items.length === 1 && random() < 0.7 ? ',' : trailing}${space()})`;
+      if (r < 0.85)
+        return `(${space()}${items.join(`,${space()}`)}${items.length === 1 && random() < 0.7 ? ',' : trailing}${space()})`;
       const key = (): string => pick(["'k'", '"k2"', 'name', "'__proto__'", "'1'", "'k'", '1', 'None']);
       return `{${space()}${items.map((item) => `${key()}${space()}:${space()}${item}`).join(`,${space()}`)}${trailing}${space()}}`;
     };
     const call = (): string => {
       const args = Array.from({ length: Math.floor(random() * 4) }, () =>
-        random() < 0.1 ? value(0) : `${pick(['a', 'b', 'a', 'c_1', 'None', '__proto__', 'r'])}${space()}=${space()}${value(0)}`,
+        random() < 0.1
+          ? value(0)
+          : `${pick(['a', 'b', 'a', 'c_1', 'None', '__proto__', 'r'])}${space()}=${space()}${value(0)}`,
       );
       return `${pick(['f', 'math.hypot', 'a.b.c', 'a . b', 'True', 'fé'])}${space()}(${space()}${args.join(`,${space()}`)}${random() < 0.2 ? ',' : ''}${space()})`;
     };
@@ -230,7 +460,11 @@ describe('parsePythonCalls fast path (parsePythonCallList) vs the full parser', 
       if (random() < 0.15) {
         const at = Math.floor(random() * (text.length + 1));
         const ch = pick(['(', ')', '[', ']', "'", '"', ',', '=', ' ', '\\', '-', '.', '0', 'e', '_', ':', '{', '}']);
-        text = pick([text.slice(0, at) + text.slice(at + 1), text.slice(0, at) + ch + text.slice(at), text.slice(0, at) + ch + text.slice(at + 1)]);
+        text = pick([
+          text.slice(0, at) + text.slice(at + 1),
+          text.slice(0, at) + ch + text.slice(at),
+          text.slice(0, at) + ch + text.slice(at + 1),
+        ]);
       }
       const fast = parsePythonCallList(text);
       if (fast !== undefined) {

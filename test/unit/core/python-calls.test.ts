@@ -16,7 +16,8 @@ function args(text: string): Record<string, unknown> {
 
 function failure(text: string) {
   const result = parsePythonCalls(text);
-  if (result.ok) throw new Error(`expected ${text} to fail, got ${pyRepr(result.calls.map((c) => ({ [c.name]: c.arguments })))}`);
+  if (result.ok)
+    throw new Error(`expected ${text} to fail, got ${pyRepr(result.calls.map((c) => ({ [c.name]: c.arguments })))}`);
   return result.error;
 }
 
@@ -39,12 +40,25 @@ describe('parsePythonCalls (BFCL default_decode_ast_prompting)', () => {
 
   test('keeps 5 an int and 5.0 a float, and reads every Python number form', () => {
     expect(args('[f(a=5, b=5.0, c=1e3, d=.5, e=1_000, g=0x1F, h=0o17, i=0b101)]')).toEqual({
-      a: 5, b: new JsonFloat(5), c: new JsonFloat(1000), d: new JsonFloat(0.5), e: 1000, g: 31, h: 15, i: 5,
+      a: 5,
+      b: new JsonFloat(5),
+      c: new JsonFloat(1000),
+      d: new JsonFloat(0.5),
+      e: 1000,
+      g: 31,
+      h: 15,
+      i: 5,
     });
   });
 
   test('decodes -x, +x and ~x of a constant as -x, as BFCL resolves every unary operator', () => {
-    expect(args('[f(a=-5, b=+5, c=~5, d=-2.5, e=-True)]')).toEqual({ a: -5, b: -5, c: -5, d: new JsonFloat(-2.5), e: -1 });
+    expect(args('[f(a=-5, b=+5, c=~5, d=-2.5, e=-True)]')).toEqual({
+      a: -5,
+      b: -5,
+      c: -5,
+      d: new JsonFloat(-2.5),
+      e: -1,
+    });
   });
 
   test('fails on a unary operator applied to anything but a constant', () => {
@@ -53,8 +67,19 @@ describe('parsePythonCalls (BFCL default_decode_ast_prompting)', () => {
   });
 
   test('evaluates arithmetic with Python semantics (int vs float results, floor division, modulo sign)', () => {
-    expect(args("[f(a=1+2, b=7/2, c=7//2, d=-7//2, e=-7%3, g=2**10, h=2**-1, i='a'+'b', j=[1]*2, k=True+True)]")).toEqual({
-      a: 3, b: new JsonFloat(3.5), c: 3, d: -4, e: 2, g: 1024, h: new JsonFloat(0.5), i: 'ab', j: [1, 1], k: 2,
+    expect(
+      args("[f(a=1+2, b=7/2, c=7//2, d=-7//2, e=-7%3, g=2**10, h=2**-1, i='a'+'b', j=[1]*2, k=True+True)]"),
+    ).toEqual({
+      a: 3,
+      b: new JsonFloat(3.5),
+      c: 3,
+      d: -4,
+      e: 2,
+      g: 1024,
+      h: new JsonFloat(0.5),
+      i: 'ab',
+      j: [1, 1],
+      k: 2,
     });
     expect(failure('[f(a=1/0)]').reason).toContain('division by zero');
     expect(failure('[f(a=x+1)]').reason).toContain("name 'x' is not defined");
@@ -62,7 +87,12 @@ describe('parsePythonCalls (BFCL default_decode_ast_prompting)', () => {
 
   test('turns names into strings, keyword calls into dicts and other calls and subscripts into their source text', () => {
     expect(args("[f(a=x, b=g(c=1), c=math.sqrt(2), d=data['sales'], e=data[1:2], h=sum(x for x in y))]")).toEqual({
-      a: 'x', b: { g: { c: 1 } }, c: 'math.sqrt(2)', d: "data['sales']", e: 'data[1:2]', h: 'sum((x for x in y))',
+      a: 'x',
+      b: { g: { c: 1 } },
+      c: 'math.sqrt(2)',
+      d: "data['sales']",
+      e: 'data[1:2]',
+      h: 'sum((x for x in y))',
     });
   });
 
@@ -75,7 +105,14 @@ describe('parsePythonCalls (BFCL default_decode_ast_prompting)', () => {
   });
 
   test('decodes string literals: quotes, escapes, raw, triple-quoted, implicit concatenation', () => {
-    expect(args("[f(a=\"it's\", b='\\n\\x41\\u00e9', c=r'\\d', d='''t''', e='a' 'b', g=...)]")).toEqual({ a: "it's", b: '\nAé', c: '\\d', d: 't', e: 'ab', g: '...' });
+    expect(args("[f(a=\"it's\", b='\\n\\x41\\u00e9', c=r'\\d', d='''t''', e='a' 'b', g=...)]")).toEqual({
+      a: "it's",
+      b: '\nAé',
+      c: '\\d',
+      d: 't',
+      e: 'ab',
+      g: '...',
+    });
   });
 
   test('ignores positional arguments and keeps the last of a repeated keyword, as ast.parse does', () => {

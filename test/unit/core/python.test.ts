@@ -4,9 +4,9 @@ import { pyEquals, pyFloatRepr, pyRepr, pyStrip, PyTuple, pyTypeName } from '../
 
 describe('Python value semantics', () => {
   test('type names follow type(): bool is not int, a tagged or fractional number is float', () => {
-    expect([true, 1, new JsonFloat(1), 1.5, 's', null, [1], new PyTuple([1]), { a: 1 }].map((v) => pyTypeName(v))).toEqual([
-      'bool', 'int', 'float', 'float', 'str', 'NoneType', 'list', 'tuple', 'dict',
-    ]);
+    expect(
+      [true, 1, new JsonFloat(1), 1.5, 's', null, [1], new PyTuple([1]), { a: 1 }].map((v) => pyTypeName(v)),
+    ).toEqual(['bool', 'int', 'float', 'float', 'str', 'NoneType', 'list', 'tuple', 'dict']);
   });
 
   test('equality follows ==: 1 == 1.0 == True, 0 == -0.0, a list never equals a tuple, dict order is irrelevant', () => {
@@ -21,14 +21,25 @@ describe('Python value semantics', () => {
 
   // Python switches repr to exponent form when the decimal point falls outside -4 < exp <= 16.
   test.each([
-    [5, '5.0'], [0.1, '0.1'], [1e16, '1e+16'], [1234567890123456, '1234567890123456.0'], [0.0001, '0.0001'], [0.00001, '1e-05'],
-    [-2.5e-7, '-2.5e-07'], [1.5e300, '1.5e+300'], [Number.POSITIVE_INFINITY, 'inf'], [-0, '-0.0'], [123.456, '123.456'],
+    [5, '5.0'],
+    [0.1, '0.1'],
+    [1e16, '1e+16'],
+    [1234567890123456, '1234567890123456.0'],
+    [0.0001, '0.0001'],
+    [0.00001, '1e-05'],
+    [-2.5e-7, '-2.5e-07'],
+    [1.5e300, '1.5e+300'],
+    [Number.POSITIVE_INFINITY, 'inf'],
+    [-0, '-0.0'],
+    [123.456, '123.456'],
   ])('repr(float(%d)) is %s', (x, expected) => {
     expect(pyFloatRepr(x)).toBe(expected);
   });
 
   test('repr of containers and strings matches Python, quotes chosen as Python chooses them', () => {
-    expect(pyRepr({ a: [1, new JsonFloat(2), 'x', null, true], b: new PyTuple([1]) })).toBe("{'a': [1, 2.0, 'x', None, True], 'b': (1,)}");
+    expect(pyRepr({ a: [1, new JsonFloat(2), 'x', null, true], b: new PyTuple([1]) })).toBe(
+      "{'a': [1, 2.0, 'x', None, True], 'b': (1,)}",
+    );
     expect(pyRepr("it's")).toBe('"it\'s"');
     expect(pyRepr('say "hi" it\'s')).toBe("'say \"hi\" it\\'s'");
     expect(pyRepr('tab\there\n\u0001é')).toBe("'tab\\there\\n\\x01é'");

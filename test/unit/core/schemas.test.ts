@@ -22,10 +22,16 @@ describe('FunctionDefinition', () => {
   });
 
   test('normalises Python-style type names and rejects unknown ones with the field path', () => {
-    const parsed = FunctionDefinition.parse({ name: 'f', parameters: { type: 'object', properties: { a: { type: 'str' }, b: { type: 'Integer' } } } });
+    const parsed = FunctionDefinition.parse({
+      name: 'f',
+      parameters: { type: 'object', properties: { a: { type: 'str' }, b: { type: 'Integer' } } },
+    });
     expect(parsed.parameters?.properties.a?.type).toBe('string');
     expect(parsed.parameters?.properties.b?.type).toBe('integer');
-    const bad = FunctionDefinition.safeParse({ name: 'f', parameters: { type: 'object', properties: { a: { type: 'matrix' } } } });
+    const bad = FunctionDefinition.safeParse({
+      name: 'f',
+      parameters: { type: 'object', properties: { a: { type: 'matrix' } } },
+    });
     expect(bad.success).toBe(false);
     if (!bad.success) expect(bad.error.issues[0]?.path).toEqual(['parameters', 'properties', 'a', 'type']);
   });
@@ -35,7 +41,12 @@ describe('FunctionDefinition', () => {
     expect(tool.function.name).toBe('geo_area');
     expect(tool.function.parameters).toMatchObject({
       type: 'object',
-      properties: { r: { type: 'number' }, pts: { type: 'array', items: { type: 'integer' } }, v: { type: 'string' }, opts: { type: 'object', properties: { k: { type: 'string' } } } },
+      properties: {
+        r: { type: 'number' },
+        pts: { type: 'array', items: { type: 'integer' } },
+        v: { type: 'string' },
+        opts: { type: 'object', properties: { k: { type: 'string' } } },
+      },
     });
     expect(wireToolName('a.b.c')).toBe('a_b_c');
   });
@@ -43,13 +54,27 @@ describe('FunctionDefinition', () => {
 
 describe('ChatMessage', () => {
   test('accepts OpenAI-style assistant tool calls with parsed arguments and tool results', () => {
-    const assistant = ChatMessage.parse({ role: 'assistant', content: null, tool_calls: [{ id: 'c1', function: { name: 'f', arguments: { a: new JsonFloat(1) } } }] });
-    expect(assistant).toEqual({ role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: { a: new JsonFloat(1) } } }] });
+    const assistant = ChatMessage.parse({
+      role: 'assistant',
+      content: null,
+      tool_calls: [{ id: 'c1', function: { name: 'f', arguments: { a: new JsonFloat(1) } } }],
+    });
+    expect(assistant).toEqual({
+      role: 'assistant',
+      content: null,
+      tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: { a: new JsonFloat(1) } } }],
+    });
     expect(ChatMessage.parse({ role: 'tool', content: '{"ok": true}', tool_call_id: 'c1' }).role).toBe('tool');
   });
 
   test('rejects arguments that are still a JSON string (parse them first, keeping floats)', () => {
-    expect(ChatMessage.safeParse({ role: 'assistant', content: null, tool_calls: [{ function: { name: 'f', arguments: '{"a": 1}' } }] }).success).toBe(false);
+    expect(
+      ChatMessage.safeParse({
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ function: { name: 'f', arguments: '{"a": 1}' } }],
+      }).success,
+    ).toBe(false);
   });
 });
 
@@ -68,22 +93,45 @@ describe('Sample', () => {
     ];
     for (const target of targets) expect(Sample.safeParse({ ...base, target }).success).toBe(true);
     expect(Sample.safeParse({ ...base, target: { kind: 'calls', calls: [] } }).success).toBe(false);
-    expect(Sample.safeParse({ ...base, target: { kind: 'acceptable', calls: [{ name: 'f', arguments: { a: [] } }] } }).success).toBe(false);
+    expect(
+      Sample.safeParse({ ...base, target: { kind: 'acceptable', calls: [{ name: 'f', arguments: { a: [] } }] } })
+        .success,
+    ).toBe(false);
     expectTypeOf<Sample['target']>().toEqualTypeOf<Target>();
   });
 
   test('its id is stable across key order and changes when content changes', () => {
-    const one = Sample.parse(json('{"tools": [], "messages": [{"role": "user", "content": "hi"}], "target": {"kind": "calls", "calls": [{"name": "f", "arguments": {"a": 1, "b": [2.5]}}]}}'));
-    const two = Sample.parse(json('{"target": {"calls": [{"arguments": {"b": [2.5], "a": 1}, "name": "f"}], "kind": "calls"}, "messages": [{"content": "hi", "role": "user"}], "tools": []}'));
+    const one = Sample.parse(
+      json(
+        '{"tools": [], "messages": [{"role": "user", "content": "hi"}], "target": {"kind": "calls", "calls": [{"name": "f", "arguments": {"a": 1, "b": [2.5]}}]}}',
+      ),
+    );
+    const two = Sample.parse(
+      json(
+        '{"target": {"calls": [{"arguments": {"b": [2.5], "a": 1}, "name": "f"}], "kind": "calls"}, "messages": [{"content": "hi", "role": "user"}], "tools": []}',
+      ),
+    );
     expect(sampleId(one)).toMatch(/^[0-9a-f]{64}$/);
     expect(sampleId(two)).toBe(sampleId(one));
-    const changed = Sample.parse(json('{"tools": [], "messages": [{"role": "user", "content": "hi"}], "target": {"kind": "calls", "calls": [{"name": "f", "arguments": {"a": 1, "b": [2.6]}}]}}'));
+    const changed = Sample.parse(
+      json(
+        '{"tools": [], "messages": [{"role": "user", "content": "hi"}], "target": {"kind": "calls", "calls": [{"name": "f", "arguments": {"a": 1, "b": [2.6]}}]}}',
+      ),
+    );
     expect(sampleId(changed)).not.toBe(sampleId(one));
   });
 
   test('its id tells 1 from 1.0, because BFCL’s checker does', () => {
-    const withInt = Sample.parse(json('{"tools": [], "messages": [{"role": "user", "content": "x"}], "target": {"kind": "calls", "calls": [{"name": "f", "arguments": {"a": 1}}]}}'));
-    const withFloat = Sample.parse(json('{"tools": [], "messages": [{"role": "user", "content": "x"}], "target": {"kind": "calls", "calls": [{"name": "f", "arguments": {"a": 1.0}}]}}'));
+    const withInt = Sample.parse(
+      json(
+        '{"tools": [], "messages": [{"role": "user", "content": "x"}], "target": {"kind": "calls", "calls": [{"name": "f", "arguments": {"a": 1}}]}}',
+      ),
+    );
+    const withFloat = Sample.parse(
+      json(
+        '{"tools": [], "messages": [{"role": "user", "content": "x"}], "target": {"kind": "calls", "calls": [{"name": "f", "arguments": {"a": 1.0}}]}}',
+      ),
+    );
     expect(sampleId(withInt)).not.toBe(sampleId(withFloat));
   });
 });

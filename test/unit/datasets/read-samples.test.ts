@@ -18,11 +18,18 @@ async function collect(items: AsyncIterable<SampleReadItem>): Promise<SampleRead
   return out;
 }
 
-const samples = (items: SampleReadItem[]): Sample[] => items.flatMap((item) => (item.kind === 'sample' ? [item.sample] : []));
+const samples = (items: SampleReadItem[]): Sample[] =>
+  items.flatMap((item) => (item.kind === 'sample' ? [item.sample] : []));
 
 describe('readSamples', () => {
   test('reads BFCL questions and answers in lockstep into acceptable-value samples', async () => {
-    const items = await collect(readSamples({ file: `${DATA}BFCL_v4_parallel.json`, answersFile: `${DATA}possible_answer/BFCL_v4_parallel.json`, format: 'bfcl' }));
+    const items = await collect(
+      readSamples({
+        file: `${DATA}BFCL_v4_parallel.json`,
+        answersFile: `${DATA}possible_answer/BFCL_v4_parallel.json`,
+        format: 'bfcl',
+      }),
+    );
     expect(items).toHaveLength(200);
     expect(items.every((item) => item.kind === 'sample' && item.sample.target.kind === 'acceptable')).toBe(true);
     expect(items[199]).toMatchObject({ kind: 'sample', line: 200 });
@@ -46,18 +53,19 @@ describe('readSamples', () => {
       ].join('\n'),
     );
     const items = await collect(readSamples({ file, format: 'openai' }));
-    expect(items.map((item) => (item.kind === 'sample' ? `sample@${item.line}` : `${item.rejection.line}:${item.rejection.field}`))).toEqual([
-      'sample@1',
-      '2:messages[1].tool_calls[0].function.arguments',
-      '3:',
-      'sample@4',
-    ]);
+    expect(
+      items.map((item) =>
+        item.kind === 'sample' ? `sample@${item.line}` : `${item.rejection.line}:${item.rejection.field}`,
+      ),
+    ).toEqual(['sample@1', '2:messages[1].tool_calls[0].function.arguments', '3:', 'sample@4']);
   });
 });
 
 describe('exportSamples', () => {
   test('streams samples to OpenAI JSONL and back without changing a single sample id', async () => {
-    const source = samples(await collect(readSamples({ file: `${DATA}BFCL_v4_irrelevance.json`, format: 'bfcl' }))).slice(0, 20);
+    const source = samples(
+      await collect(readSamples({ file: `${DATA}BFCL_v4_irrelevance.json`, format: 'bfcl' })),
+    ).slice(0, 20);
     const file = join(dir, 'out.openai.jsonl');
     const { written, rejected } = await exportSamples({ samples: source, format: 'openai-jsonl', file });
     expect({ written, rejected }).toEqual({ written: 20, rejected: [] });
@@ -67,8 +75,20 @@ describe('exportSamples', () => {
   });
 
   test('reports samples a format cannot express and writes the rest (verl parquet)', async () => {
-    const bfcl = samples(await collect(readSamples({ file: `${DATA}BFCL_v4_simple_python.json`, answersFile: `${DATA}possible_answer/BFCL_v4_simple_python.json`, format: 'bfcl' }))).slice(0, 2);
-    const plain: Sample = { tools: [], messages: [{ role: 'user', content: 'hi' }], target: { kind: 'text', text: 'Hello!' } };
+    const bfcl = samples(
+      await collect(
+        readSamples({
+          file: `${DATA}BFCL_v4_simple_python.json`,
+          answersFile: `${DATA}possible_answer/BFCL_v4_simple_python.json`,
+          format: 'bfcl',
+        }),
+      ),
+    ).slice(0, 2);
+    const plain: Sample = {
+      tools: [],
+      messages: [{ role: 'user', content: 'hi' }],
+      target: { kind: 'text', text: 'Hello!' },
+    };
     const file = join(dir, 'train.parquet');
     const result = await exportSamples({ samples: [...bfcl, plain], format: 'verl-parquet', file, dataSource: 'demo' });
     expect(result).toEqual({
@@ -79,7 +99,18 @@ describe('exportSamples', () => {
       ],
     });
     const bytes = readFileSync(file);
-    const rows = await parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
-    expect(rows).toMatchObject([{ data_source: 'demo', reward_model: { style: 'rule', ground_truth: 'Hello!' }, prompt: [{ role: 'system', content: '' }, { role: 'user', content: 'hi' }] }]);
+    const rows = await parquetReadObjects({
+      file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+    });
+    expect(rows).toMatchObject([
+      {
+        data_source: 'demo',
+        reward_model: { style: 'rule', ground_truth: 'Hello!' },
+        prompt: [
+          { role: 'system', content: '' },
+          { role: 'user', content: 'hi' },
+        ],
+      },
+    ]);
   });
 });

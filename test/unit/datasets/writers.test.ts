@@ -33,7 +33,10 @@ describe('readRecords', () => {
     const file = join(dir, 'bad.jsonl');
     writeFileSync(file, '{"a": 1}\n{"a": }\n{"b": 2}\n');
     const items = await collect(file);
-    expect(items[1]).toEqual({ kind: 'rejection', rejection: { file, line: 2, field: '', reason: 'invalid JSON: unexpected character "}" (column 7)' } });
+    expect(items[1]).toEqual({
+      kind: 'rejection',
+      rejection: { file, line: 2, field: '', reason: 'invalid JSON: unexpected character "}" (column 7)' },
+    });
     expect(items[2]).toMatchObject({ kind: 'record', line: 3 });
   });
 
@@ -68,12 +71,22 @@ describe('writers', () => {
         { role: 'user', content: `user ${index}` },
       ],
       ability: 'tool_call',
-      reward_model: { style: 'rule', ground_truth: `<tool_call>\n{"name": "f", "arguments": {"i": ${index}}}\n</tool_call>` },
+      reward_model: {
+        style: 'rule',
+        ground_truth: `<tool_call>\n{"name": "f", "arguments": {"i": ${index}}}\n</tool_call>`,
+      },
       extra_info: { index, sample_id: `id${index}` },
     }));
     expect(await writeVerlParquet(file, rows, { rowGroupSize: 2 })).toBe(3);
     const bytes = readFileSync(file);
-    const read = await parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
-    expect(read).toEqual(rows.map((row) => ({ ...row, extra_info: { index: BigInt(row.extra_info.index), sample_id: row.extra_info.sample_id } })));
+    const read = await parquetReadObjects({
+      file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+    });
+    expect(read).toEqual(
+      rows.map((row) => ({
+        ...row,
+        extra_info: { index: BigInt(row.extra_info.index), sample_id: row.extra_info.sample_id },
+      })),
+    );
   });
 });

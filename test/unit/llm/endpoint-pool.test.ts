@@ -29,7 +29,8 @@ describe('EndpointPool', () => {
         await gate.promise;
       }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // The first three take the three slots and the other six wait for one (polled; `peak` below proves the cap held).
+    while (used.length < 3) await new Promise((resolve) => setImmediate(resolve));
     expect(used).toEqual(['http://a:8000/v1', 'http://b:8000/v1', 'http://a:8000/v1']);
     expect(endpoints.inFlight).toBe(3);
     gate.resolve();

@@ -4,16 +4,28 @@ import { LlmRegistry } from '../../../activities/llm/registry.js';
 import { ErrorType } from '../../../core/errors.js';
 
 describe("a role's model servers", () => {
-  const registry = new LlmRegistry({ defaultBaseUrls: { policy: ['http://vllm-policy:8000/v1'], judge: ['http://judge-a:8000/v1', 'http://judge-b:8000/v1'] } });
+  const registry = new LlmRegistry({
+    defaultBaseUrls: {
+      policy: ['http://vllm-policy:8000/v1'],
+      judge: ['http://judge-a:8000/v1', 'http://judge-b:8000/v1'],
+    },
+  });
 
   test("are the loop config's own when it names them, else the worker's LOOPTOOL_<ROLE>_BASE_URLS", () => {
-    expect(registry.pool('policy', { baseUrls: ['http://mine:9000/v1'], maxConcurrency: 4 }).endpoints).toEqual(['http://mine:9000/v1']);
+    expect(registry.pool('policy', { baseUrls: ['http://mine:9000/v1'], maxConcurrency: 4 }).endpoints).toEqual([
+      'http://mine:9000/v1',
+    ]);
     expect(registry.pool('policy', { maxConcurrency: 4 }).endpoints).toEqual(['http://vllm-policy:8000/v1']);
-    expect(registry.pool('judge', { baseUrls: undefined, maxConcurrency: 4 }).endpoints).toEqual(['http://judge-a:8000/v1', 'http://judge-b:8000/v1']);
+    expect(registry.pool('judge', { baseUrls: undefined, maxConcurrency: 4 }).endpoints).toEqual([
+      'http://judge-a:8000/v1',
+      'http://judge-b:8000/v1',
+    ]);
   });
 
   test('one pool per role, servers and cap: the per-server cap holds across every activity of a worker', () => {
-    expect(registry.pool('policy', { maxConcurrency: 4 })).toBe(registry.pool('policy', { baseUrls: ['http://vllm-policy:8000/v1'], maxConcurrency: 4 }));
+    expect(registry.pool('policy', { maxConcurrency: 4 })).toBe(
+      registry.pool('policy', { baseUrls: ['http://vllm-policy:8000/v1'], maxConcurrency: 4 }),
+    );
     expect(registry.pool('policy', { maxConcurrency: 4 })).not.toBe(registry.pool('policy', { maxConcurrency: 8 }));
   });
 

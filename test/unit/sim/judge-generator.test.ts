@@ -40,14 +40,26 @@ function judgeMessages(sample: Sample, prediction: Target): Messages {
 function validatorMessages(sample: Sample): Messages {
   return [
     { role: 'system', content: renderTemplate(validatorPrompt.system, { tools: promptTools(sample.tools) }) },
-    { role: 'user', content: renderTemplate(validatorPrompt.user, { conversation: promptConversation(sample.messages), response: promptTarget(sample.target) }) },
+    {
+      role: 'user',
+      content: renderTemplate(validatorPrompt.user, {
+        conversation: promptConversation(sample.messages),
+        response: promptTarget(sample.target),
+      }),
+    },
   ];
 }
 
 function generatorMessages(seed: SeedSample, incorrect: Target, focus: (typeof SCENARIO_FOCUSES)[number]): Messages {
   const sample = seed.sample;
   return [
-    { role: 'system', content: renderTemplate(generatorPrompt.system, { date: conversationDate(sample), tools: promptTools(sample.tools) }) },
+    {
+      role: 'system',
+      content: renderTemplate(generatorPrompt.system, {
+        date: conversationDate(sample),
+        tools: promptTools(sample.tools),
+      }),
+    },
     {
       role: 'user',
       content: renderTemplate(generatorPrompt.user, {
@@ -71,19 +83,33 @@ function targetOf(output: StudentOutput): Target {
 /** Whether a target is right for a sample's conversation by the world's truth and the exact checker. */
 function isTrue(sample: Sample, target: Target): boolean {
   const truth = world.solve(sample);
-  const reference: Sample = { ...sample, target: truth === 'no_call' || truth === undefined ? { kind: 'text' } : { kind: 'calls', calls: truth } };
-  const reply = target.kind === 'calls' ? { content: null, tool_calls: target.calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })) } : target.kind === 'text' ? (target.text ?? '') : '';
+  const reference: Sample = {
+    ...sample,
+    target: truth === 'no_call' || truth === undefined ? { kind: 'text' } : { kind: 'calls', calls: truth },
+  };
+  const reply =
+    target.kind === 'calls'
+      ? { content: null, tool_calls: target.calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })) }
+      : target.kind === 'text'
+        ? (target.text ?? '')
+        : '';
   return checkSample({ sample: reference, reply, config: { mode: 'exact' } }).valid;
 }
 
 const seeds = generateSeedData({ count: 700, seed: 21, wrongLabelRate: 0.3 });
 const student = new SimStudent(resolver, { seed: 3 });
 const cases = seeds.map((seed) => {
-  const answer = student.answer({ key: seed.id, tools: seed.sample.tools, messages: seed.sample.messages }, BASE_CHECKPOINT);
-  const prediction = targetOf(answer.output.kind === 'malformed' ? { kind: 'text', text: answer.output.text } : answer.output);
+  const answer = student.answer(
+    { key: seed.id, tools: seed.sample.tools, messages: seed.sample.messages },
+    BASE_CHECKPOINT,
+  );
+  const prediction = targetOf(
+    answer.output.kind === 'malformed' ? { kind: 'text', text: answer.output.text } : answer.output,
+  );
   const ok1 = isTrue(seed.sample, seed.sample.target);
   const ok2 = isTrue(seed.sample, prediction);
-  const expected = ok1 && ok2 ? 'BOTH_CORRECT' : ok1 ? 'RESPONSE2_INCORRECT' : ok2 ? 'RESPONSE1_INCORRECT' : 'BOTH_INCORRECT';
+  const expected =
+    ok1 && ok2 ? 'BOTH_CORRECT' : ok1 ? 'RESPONSE2_INCORRECT' : ok2 ? 'RESPONSE1_INCORRECT' : 'BOTH_INCORRECT';
   return { seed, prediction, expected };
 });
 
@@ -111,8 +137,15 @@ describe('the simulated judge', () => {
       expect(decision.output.verdict).toBe('RESPONSE1_INCORRECT');
       const label = seed.sample.target.kind === 'calls' ? seed.sample.target.calls : [];
       const truth = seed.trueTarget.kind === 'calls' ? seed.trueTarget.calls : [];
-      const changed = label.flatMap((call, i) => Object.keys(call.arguments).filter((k) => JSON.stringify(call.arguments[k]) !== JSON.stringify(truth[i]?.arguments[k])));
-      expect(changed.some((k) => decision.output.error_analysis.includes(`'${k}'`)), decision.output.error_analysis).toBe(true);
+      const changed = label.flatMap((call, i) =>
+        Object.keys(call.arguments).filter(
+          (k) => JSON.stringify(call.arguments[k]) !== JSON.stringify(truth[i]?.arguments[k]),
+        ),
+      );
+      expect(
+        changed.some((k) => decision.output.error_analysis.includes(`'${k}'`)),
+        decision.output.error_analysis,
+      ).toBe(true);
       expect(decision.output.correct_approach).toMatch(/^The correct response (calls|makes)/);
     }
   });
@@ -123,7 +156,9 @@ describe('the simulated judge', () => {
     let total = 0;
     let split = 0;
     for (const c of cases.slice(0, 300)) {
-      const votes = [0, 1, 2].map((n) => judge.judge(judgeMessages(c.seed.sample, c.prediction), `n:${n}`).output.verdict);
+      const votes = [0, 1, 2].map(
+        (n) => judge.judge(judgeMessages(c.seed.sample, c.prediction), `n:${n}`).output.verdict,
+      );
       if (new Set(votes).size > 1) split++;
       for (const vote of votes) {
         total++;
@@ -176,12 +211,20 @@ describe('the simulated generator', () => {
       const output = GeneratorOutput.parse(parsed.ok ? parsed.value : {});
       expect(output.conversation.at(-1)?.role).toBe('user');
       expect(validateCalls(output.tool_calls, seed.sample.tools)).toEqual([]);
-      const messages = output.conversation.map((t) => ({ role: t.role, content: t.content }) as Sample['messages'][number]);
-      const sample: Sample = { tools: seed.sample.tools, messages, target: { kind: 'calls', calls: output.tool_calls } };
+      const messages = output.conversation.map(
+        (t) => ({ role: t.role, content: t.content }) as Sample['messages'][number],
+      );
+      const sample: Sample = {
+        tools: seed.sample.tools,
+        messages,
+        target: { kind: 'calls', calls: output.tool_calls },
+      };
       expect(isTrue(sample, sample.target), generation.content).toBe(true);
       const seedNames = (seed.trueTarget as { calls: { name: string }[] }).calls.map((c) => c.name).sort();
       expect(output.tool_calls.map((c) => c.name).sort()).toEqual(seedNames);
-      expect(promptConversation(messages)).not.toBe(promptConversation(seed.sample.messages.filter((m) => m.role !== 'system')));
+      expect(promptConversation(messages)).not.toBe(
+        promptConversation(seed.sample.messages.filter((m) => m.role !== 'system')),
+      );
     });
     expect(Math.abs(1 - unflawed / clean.length - 0.2)).toBeLessThan(0.07);
     expect([...flaws.keys()].sort()).toEqual([...GENERATOR_FLAWS].sort());

@@ -18,9 +18,17 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 function labelIsTrue(sample: Sample): boolean {
   const truth = world.solve(sample);
   if (truth === undefined) throw new Error('the world cannot solve its own seed sample');
-  const reference: Sample = { ...sample, target: truth === 'no_call' ? { kind: 'text' } : { kind: 'calls', calls: truth } };
+  const reference: Sample = {
+    ...sample,
+    target: truth === 'no_call' ? { kind: 'text' } : { kind: 'calls', calls: truth },
+  };
   const target = sample.target;
-  const reply = target.kind === 'calls' ? { content: null, tool_calls: target.calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })) } : (target.kind === 'text' ? (target.text ?? '') : '');
+  const reply =
+    target.kind === 'calls'
+      ? { content: null, tool_calls: target.calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })) }
+      : target.kind === 'text'
+        ? (target.text ?? '')
+        : '';
   return checkSample({ sample: reference, reply, config: { mode: 'exact' } }).valid;
 }
 
@@ -37,7 +45,8 @@ describe('seed data', () => {
   test('has exactly the requested share of wrong labels, and every label is right or wrong as reported', () => {
     const corrupted = samples.filter((s) => s.corruption);
     expect(corrupted).toHaveLength(150);
-    for (const s of samples) expect(labelIsTrue(s.sample), `sample ${s.index} (${s.corruption ?? 'clean'})`).toBe(s.corruption === undefined);
+    for (const s of samples)
+      expect(labelIsTrue(s.sample), `sample ${s.index} (${s.corruption ?? 'clean'})`).toBe(s.corruption === undefined);
   });
 
   test('corrupts labels the realistic ways: wrong value, missing or extra argument, wrong function, dropped parallel call, call where none fits', () => {
@@ -45,7 +54,9 @@ describe('seed data', () => {
     for (const kind of kinds) expect(CALL_ERROR_KINDS).toContain(kind);
     expect(kinds.size).toBeGreaterThanOrEqual(5);
     for (const s of samples.filter((x) => x.corruption === 'dropped_call')) {
-      expect(s.sample.target.kind === 'calls' && s.sample.target.calls.length).toBeLessThan((s.trueTarget as { calls: unknown[] }).calls.length);
+      expect(s.sample.target.kind === 'calls' && s.sample.target.calls.length).toBeLessThan(
+        (s.trueTarget as { calls: unknown[] }).calls.length,
+      );
     }
   });
 
@@ -71,7 +82,10 @@ describe('seed data', () => {
     const expected = corruptedSampleIds({ count: 300, seed: 5, wrongLabelRate: 0.2 });
     expect(expected.size).toBe(60);
     for (const id of expected.keys()) expect(ids).toContain(id);
-    const listed = readFileSync(corruptedOut, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { id: string; corruption: string });
+    const listed = readFileSync(corruptedOut, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { id: string; corruption: string });
     expect(new Set(listed.map((l) => l.id))).toEqual(new Set(expected.keys()));
   });
 

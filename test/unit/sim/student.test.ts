@@ -3,7 +3,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { checkSample } from '../../../core/checker/index.js';
-import { bfclAnswerFromRecord, bfclQuestionFromRecord, bfclToSample, type BfclAnswer } from '../../../core/formats/bfcl.js';
+import {
+  bfclAnswerFromRecord,
+  bfclQuestionFromRecord,
+  bfclToSample,
+  type BfclAnswer,
+} from '../../../core/formats/bfcl.js';
 import { parseModelOutput } from '../../../core/parse/model-output.js';
 import { toOpenAiTool } from '../../../core/schemas/function-def.js';
 import type { Sample } from '../../../core/schemas/sample.js';
@@ -11,7 +16,13 @@ import { composeSample, PROFILE_WEIGHTS, type ComposedSample } from '../../../si
 import { ANSWER_ERROR_KINDS } from '../../../sim/mutations.js';
 import { Rng } from '../../../sim/random.js';
 import { addExposure, SKILLS, type Exposure, type Skill } from '../../../sim/skills.js';
-import { BASE_CHECKPOINT, SimStudent, type StudentAnswer, type StudentCheckpoint, type StudentOutput } from '../../../sim/student.js';
+import {
+  BASE_CHECKPOINT,
+  SimStudent,
+  type StudentAnswer,
+  type StudentCheckpoint,
+  type StudentOutput,
+} from '../../../sim/student.js';
 import { TruthResolver } from '../../../sim/truth.js';
 import { getWorld } from '../../../sim/world.js';
 import { readSmallJsonLines } from '../../../datasets/read-records.js';
@@ -27,11 +38,19 @@ function corpus(name: string, count: number): ComposedSample[] {
 }
 
 function asSample(c: ComposedSample): Sample {
-  return { tools: c.tools, messages: c.messages, target: c.truth === 'no_call' ? { kind: 'text' } : { kind: 'calls', calls: c.truth } };
+  return {
+    tools: c.tools,
+    messages: c.messages,
+    target: c.truth === 'no_call' ? { kind: 'text' } : { kind: 'calls', calls: c.truth },
+  };
 }
 
 function reply(output: StudentOutput) {
-  if (output.kind === 'calls') return { content: null, tool_calls: output.calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })) };
+  if (output.kind === 'calls')
+    return {
+      content: null,
+      tool_calls: output.calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })),
+    };
   return output.text;
 }
 
@@ -41,7 +60,9 @@ function isRight(c: ComposedSample, answer: StudentAnswer): boolean {
 }
 
 function accuracy(student: SimStudent, samples: readonly ComposedSample[], checkpoint: StudentCheckpoint): number {
-  const right = samples.filter((c, i) => isRight(c, student.answer({ key: `k${i}`, tools: c.tools, messages: c.messages }, checkpoint))).length;
+  const right = samples.filter((c, i) =>
+    isRight(c, student.answer({ key: `k${i}`, tools: c.tools, messages: c.messages }, checkpoint)),
+  ).length;
   return right / samples.length;
 }
 
@@ -83,7 +104,9 @@ describe('the simulated student', () => {
     const clean = trainedOn(trainSet, true, 2);
     const noisy = trainedOn(trainSet.slice(0, 300), false, 2);
     const mixed: Exposure = { good: clean.good, bad: noisy.bad };
-    expect(accuracy(student, evalSet, { id: 'mixed', exposure: mixed })).toBeLessThan(accuracy(student, evalSet, { id: 'clean', exposure: clean }));
+    expect(accuracy(student, evalSet, { id: 'mixed', exposure: mixed })).toBeLessThan(
+      accuracy(student, evalSet, { id: 'clean', exposure: clean }),
+    );
   });
 
   test('wrong answers are of the listed kinds, look like real mistakes, and are wrong by the checker', () => {
@@ -130,7 +153,10 @@ describe('the simulated student', () => {
   });
 
   test('answers every BFCL question it is sent as the BFCL checker expects, when fully competent', () => {
-    const perfect = new SimStudent(resolver, { seed: 7, learning: { base: Object.fromEntries(SKILLS.map((s) => [s, 1])) as Record<Skill, number>, ceiling: 1 } });
+    const perfect = new SimStudent(resolver, {
+      seed: 7,
+      learning: { base: Object.fromEntries(SKILLS.map((s) => [s, 1])) as Record<Skill, number>, ceiling: 1 },
+    });
     const questions = bfclSamples();
     expect(questions).toHaveLength(1240);
     let valid = 0;

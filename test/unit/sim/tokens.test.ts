@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { pseudoTokens, tokenLogprobs, tokenLogprobsJson } from '../../../sim/tokens.js';
 
-const text = '<tool_call>\n{"name": "convert_currency", "arguments": {"amount": 1234.5, "from_currency": "USD"}}\n</tool_call>';
+const text =
+  '<tool_call>\n{"name": "convert_currency", "arguments": {"amount": 1234.5, "from_currency": "USD"}}\n</tool_call>';
 
 describe('pseudo-tokens and their logprobs', () => {
   test('tokens join back to the text', () => {
@@ -25,7 +26,10 @@ describe('pseudo-tokens and their logprobs', () => {
   test('the JSON the server writes holds the same entries as the object form, alternatives included when asked', () => {
     const tokens = pseudoTokens(text);
     expect(JSON.parse(tokenLogprobsJson(tokens, -0.2, 'k'))).toEqual(tokenLogprobs(tokens, -0.2, 'k'));
-    const withTop = JSON.parse(tokenLogprobsJson(tokens, -0.2, 'k', 3)) as { token: string; top_logprobs: { token: string; logprob: number }[] }[];
+    const withTop = JSON.parse(tokenLogprobsJson(tokens, -0.2, 'k', 3)) as {
+      token: string;
+      top_logprobs: { token: string; logprob: number }[];
+    }[];
     expect(withTop[0]?.top_logprobs).toHaveLength(3);
     expect(withTop[0]?.top_logprobs[0]?.token).toBe(withTop[0]?.token);
     expect(withTop[0]!.top_logprobs[1]!.logprob).toBeLessThan(withTop[0]!.top_logprobs[0]!.logprob);

@@ -15,7 +15,10 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), 'sim-trainer-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const resolver = new TruthResolver({ world: getWorld(), bfclDir: false });
 
-async function verlFile(name: string, options: { count: number; seed: number; wrongLabelRate: number }): Promise<string> {
+async function verlFile(
+  name: string,
+  options: { count: number; seed: number; wrongLabelRate: number },
+): Promise<string> {
   const file = path.join(scratch, name);
   const rows = generateSeedData(options).map((s, index) => {
     const row = sampleToVerlRow({ sample: s.sample, index });
@@ -26,24 +29,45 @@ async function verlFile(name: string, options: { count: number; seed: number; wr
   return file;
 }
 
-async function settled(trainer: SimTrainer, id: string): Promise<TrainerJob> {
-  for (let i = 0; i < 500; i++) {
+/** Polls a job until `done` (the deadline only turns a hang into a failure; nothing is asserted on time). */
+async function until(
+  trainer: SimTrainer,
+  id: string,
+  done: (job: TrainerJob) => boolean,
+  what: string,
+): Promise<TrainerJob> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
     const job = trainer.get(id) as TrainerJob;
-    if (!['queued', 'running'].includes(job.status)) return job;
+    if (done(job)) return job;
+    if (Date.now() > deadline) throw new Error(`job ${id}: timed out waiting for ${what} (${job.status})`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  throw new Error(`job ${id} never finished`);
 }
+
+const settled = (trainer: SimTrainer, id: string): Promise<TrainerJob> =>
+  until(trainer, id, (job) => !['queued', 'running'].includes(job.status), 'the job to finish');
 
 describe('the simulated trainer', () => {
   test('trains on a verl parquet file: counts right and wrong labels, accumulates exposure, writes the checkpoint', async () => {
     const trainer = new SimTrainer({ resolver, jobSeconds: 0.05 });
     const dataset = await verlFile('noisy.parquet', { count: 200, seed: 3, wrongLabelRate: 0.25 });
     const output = path.join(scratch, 'ckpt-1');
-    const submitted = trainer.submit({ job_key: 'loop/a/iter-1/train', dataset_path: dataset, base_checkpoint: null, output_dir: output, epochs: 2 });
+    const submitted = trainer.submit({
+      job_key: 'loop/a/iter-1/train',
+      dataset_path: dataset,
+      base_checkpoint: null,
+      output_dir: output,
+      epochs: 2,
+    });
     expect(submitted.kind).toBe('created');
     const job = await settled(trainer, submitted.job.id);
-    expect(job).toMatchObject({ status: 'succeeded', step: job.total_steps, checkpoint_uri: output, metrics: { samples: 200, correct_labels: 150, wrong_labels: 50, unknown_labels: 0 } });
+    expect(job).toMatchObject({
+      status: 'succeeded',
+      step: job.total_steps,
+      checkpoint_uri: output,
+      metrics: { samples: 200, correct_labels: 150, wrong_labels: 50, unknown_labels: 0 },
+    });
     expect(job.total_steps).toBe(Math.ceil((200 * 2) / 32));
     const checkpoint = await readCheckpoint(output);
     expect(checkpoint.id).toBe(job.checkpoint_id);
@@ -59,7 +83,12 @@ describe('the simulated trainer', () => {
     const dataset = await verlFile('clean.parquet', { count: 100, seed: 4, wrongLabelRate: 0 });
     const first = trainer.submit({ job_key: 'k1', dataset_path: dataset, output_dir: path.join(scratch, 'c1') });
     const one = await settled(trainer, first.job.id);
-    const second = trainer.submit({ job_key: 'k2', dataset_path: dataset, base_checkpoint: one.checkpoint_uri as string, output_dir: path.join(scratch, 'c2') });
+    const second = trainer.submit({
+      job_key: 'k2',
+      dataset_path: dataset,
+      base_checkpoint: one.checkpoint_uri as string,
+      output_dir: path.join(scratch, 'c2'),
+    });
     const two = await settled(trainer, second.job.id);
     const c1 = await readCheckpoint(path.join(scratch, 'c1'));
     const c2 = await readCheckpoint(path.join(scratch, 'c2', 'checkpoint.json'));
@@ -67,7 +96,10 @@ describe('the simulated trainer', () => {
     expect(c2.lineage).toEqual([c1.id, c2.id]);
     expect(c2.exposure.good.call).toBe(2 * (c1.exposure.good.call as number));
     const again = new SimTrainer({ resolver, jobSeconds: 0.02 });
-    const replay = await settled(again, again.submit({ job_key: 'other-key', dataset_path: dataset, output_dir: path.join(scratch, 'c3') }).job.id);
+    const replay = await settled(
+      again,
+      again.submit({ job_key: 'other-key', dataset_path: dataset, output_dir: path.join(scratch, 'c3') }).job.id,
+    );
     expect(replay.checkpoint_id).toBe(one.checkpoint_id);
     expect(two.checkpoint_id).not.toBe(one.checkpoint_id);
     trainer.close();
@@ -77,8 +109,14 @@ describe('the simulated trainer', () => {
   test('reads OpenAI chat JSONL too', async () => {
     const trainer = new SimTrainer({ resolver, jobSeconds: 0 });
     const file = path.join(scratch, 'data.jsonl');
-    await writeJsonLines(file, generateSeedData({ count: 40, seed: 8, wrongLabelRate: 0.1 }).map((s) => s.record as JsonValue));
-    const job = await settled(trainer, trainer.submit({ job_key: 'jsonl', dataset_path: file, output_dir: path.join(scratch, 'c4') }).job.id);
+    await writeJsonLines(
+      file,
+      generateSeedData({ count: 40, seed: 8, wrongLabelRate: 0.1 }).map((s) => s.record as JsonValue),
+    );
+    const job = await settled(
+      trainer,
+      trainer.submit({ job_key: 'jsonl', dataset_path: file, output_dir: path.join(scratch, 'c4') }).job.id,
+    );
     expect(job).toMatchObject({ status: 'succeeded', metrics: { samples: 40, correct_labels: 36, wrong_labels: 4 } });
     trainer.close();
   });
@@ -99,29 +137,87 @@ describe('the simulated trainer', () => {
 
   test('an unreadable or empty dataset fails the job with the reason', async () => {
     const trainer = new SimTrainer({ resolver, jobSeconds: 0 });
-    const missing = await settled(trainer, trainer.submit({ job_key: 'missing', dataset_path: path.join(scratch, 'nope.parquet'), output_dir: path.join(scratch, 'x') }).job.id);
+    const missing = await settled(
+      trainer,
+      trainer.submit({
+        job_key: 'missing',
+        dataset_path: path.join(scratch, 'nope.parquet'),
+        output_dir: path.join(scratch, 'x'),
+      }).job.id,
+    );
     expect(missing.status).toBe('failed');
     expect(missing.error).toMatch(/ENOENT/);
     const junk = path.join(scratch, 'junk.jsonl');
     writeFileSync(junk, 'not json\n{"a": 1}\n');
-    const empty = await settled(trainer, trainer.submit({ job_key: 'junk', dataset_path: junk, output_dir: path.join(scratch, 'y') }).job.id);
-    expect(empty).toMatchObject({ status: 'failed', error: expect.stringMatching(/no trainable samples \(2 rows rejected/) as unknown });
+    const empty = await settled(
+      trainer,
+      trainer.submit({ job_key: 'junk', dataset_path: junk, output_dir: path.join(scratch, 'y') }).job.id,
+    );
+    expect(empty).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/no trainable samples \(2 rows rejected/) as unknown,
+    });
     trainer.close();
   });
 
   test('cancelling stops a running job and a queued one, and writes no checkpoint', async () => {
     const trainer = new SimTrainer({ resolver, jobSeconds: 30 });
     const dataset = await verlFile('cancel.parquet', { count: 20, seed: 6, wrongLabelRate: 0 });
-    const running = trainer.submit({ job_key: 'long', dataset_path: dataset, output_dir: path.join(scratch, 'c6') }).job;
+    const running = trainer.submit({
+      job_key: 'long',
+      dataset_path: dataset,
+      output_dir: path.join(scratch, 'c6'),
+    }).job;
     const queued = trainer.submit({ job_key: 'next', dataset_path: dataset, output_dir: path.join(scratch, 'c7') }).job;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(trainer.get(running.id)?.status).toBe('running');
+    // Jobs run one at a time: the first has read its data and is stepping (its step count is known), the second waits.
+    await until(
+      trainer,
+      running.id,
+      (job) => job.status === 'running' && job.total_steps > 0,
+      'the first job to be training',
+    );
     expect(trainer.get(queued.id)?.status).toBe('queued');
     expect(trainer.cancel(queued.id)?.status).toBe('cancelled');
     expect(trainer.cancel(running.id)?.status).toBe('cancelled');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // A job submitted now starts only once the cancelled one's run has ended (one at a time): when it is running, the
+    // cancelled run is over, and it neither finished nor wrote a checkpoint.
+    const after = trainer.submit({ job_key: 'after', dataset_path: dataset, output_dir: path.join(scratch, 'c8') }).job;
+    await until(trainer, after.id, (job) => job.status === 'running', 'the next job to start');
     expect(trainer.get(running.id)?.status).toBe('cancelled');
+    expect(trainer.get(queued.id)?.status).toBe('cancelled');
     await expect(readCheckpoint(path.join(scratch, 'c6'))).rejects.toThrow();
+    await expect(readCheckpoint(path.join(scratch, 'c7'))).rejects.toThrow();
+    trainer.close();
+  });
+
+  test('held, a running job does not finish until released', async () => {
+    const trainer = new SimTrainer({ resolver, jobSeconds: 0 });
+    const dataset = await verlFile('held.parquet', { count: 20, seed: 9, wrongLabelRate: 0 });
+    trainer.hold(true);
+    const job = trainer.submit({ job_key: 'held', dataset_path: dataset, output_dir: path.join(scratch, 'c9') }).job;
+    // With no training time at all, the job is through its steps as soon as it has read its data; held, it waits there
+    // (and says so in its log) instead of writing its checkpoint.
+    await until(
+      trainer,
+      job.id,
+      () => (trainer.logs(job.id) ?? []).some((line) => /held at step (\d+)\/\1 until the hold is released/.test(line)),
+      'the job to be held',
+    );
+    expect(trainer.get(job.id)).toMatchObject({ status: 'running', step: trainer.get(job.id)!.total_steps });
+    expect(trainer.get(job.id)?.checkpoint_uri).toBeUndefined();
+    const next = trainer.submit({
+      job_key: 'held-next',
+      dataset_path: dataset,
+      output_dir: path.join(scratch, 'c10'),
+    }).job;
+    expect(trainer.get(job.id)?.status).toBe('running');
+    expect(trainer.get(next.id)?.status).toBe('queued');
+    trainer.hold(false);
+    expect(await settled(trainer, job.id)).toMatchObject({
+      status: 'succeeded',
+      checkpoint_uri: path.join(scratch, 'c9'),
+    });
+    expect(await settled(trainer, next.id)).toMatchObject({ status: 'succeeded' });
     trainer.close();
   });
 });

@@ -15,10 +15,16 @@ function conversationFor(template: CompiledTemplate, rng: Rng): { messages: Chat
   for (const ref of template.refs) {
     const value = world.generateParam(template.tool, ref, rng) as string;
     refs[ref] = value;
-    history.push({ role: 'user', content: 'Find some options.' }, { role: 'assistant', content: `I found 2 options: ${value} at 08:00 and another one later.` });
+    history.push(
+      { role: 'user', content: 'Find some options.' },
+      { role: 'assistant', content: `I found 2 options: ${value} at 08:00 and another one later.` },
+    );
   }
   const plan = world.planClause(template, rng, refs);
-  return { messages: [...history, { role: 'user', content: world.renderClause(plan) }], expected: [{ name: template.tool.name, arguments: plan.args }] };
+  return {
+    messages: [...history, { role: 'user', content: world.renderClause(plan) }],
+    expected: [{ name: template.tool.name, arguments: plan.args }],
+  };
 }
 
 describe('the sim world', () => {
@@ -64,7 +70,9 @@ describe('the sim world', () => {
     for (const profile of PROFILES) {
       for (let i = 0; i < 300; i++) {
         const sample = composeSample(world, profile, new Rng(`profile/${profile}/${i}`));
-        expect(canonicalJson(world.solve({ tools: sample.tools, messages: sample.messages })), `${profile} ${i}`).toBe(canonicalJson(sample.truth));
+        expect(canonicalJson(world.solve({ tools: sample.tools, messages: sample.messages })), `${profile} ${i}`).toBe(
+          canonicalJson(sample.truth),
+        );
       }
     }
   });
@@ -86,26 +94,50 @@ describe('the sim world', () => {
   test('a request for a tool that is not offered, or chit-chat, needs no call; text the world does not know is unknown', () => {
     const forecast = world.templatesOf('get_forecast')[0] as CompiledTemplate;
     const text = world.renderClause(world.planClause(forecast, new Rng(1)));
-    expect(world.solve({ tools: [world.definition('convert_currency')], messages: [{ role: 'user', content: text }] })).toBe('no_call');
-    expect(world.solve({ tools: [world.definition('convert_currency')], messages: [{ role: 'user', content: 'Tell me a joke about penguins.' }] })).toBe('no_call');
-    expect(world.solve({ tools: [world.definition('convert_currency')], messages: [{ role: 'user', content: 'Calculate the area of a circle with radius 3.' }] })).toBeUndefined();
+    expect(
+      world.solve({ tools: [world.definition('convert_currency')], messages: [{ role: 'user', content: text }] }),
+    ).toBe('no_call');
+    expect(
+      world.solve({
+        tools: [world.definition('convert_currency')],
+        messages: [{ role: 'user', content: 'Tell me a joke about penguins.' }],
+      }),
+    ).toBe('no_call');
+    expect(
+      world.solve({
+        tools: [world.definition('convert_currency')],
+        messages: [{ role: 'user', content: 'Calculate the area of a circle with radius 3.' }],
+      }),
+    ).toBeUndefined();
   });
 
   test('greetings, personas and connectors around requests do not change the truth', () => {
     const solved = world.solve({
       tools: [world.definition('get_forecast'), world.definition('convert_currency')],
-      messages: [{ role: 'user', content: "Hi there! I'm a travel agent. What is the weather forecast for Paris for the next 3 days? Also, convert 12.5 USD to EUR. Thanks!" }],
+      messages: [
+        {
+          role: 'user',
+          content:
+            "Hi there! I'm a travel agent. What is the weather forecast for Paris for the next 3 days? Also, convert 12.5 USD to EUR. Thanks!",
+        },
+      ],
     });
     expect(canonicalJson(solved)).toBe(
       canonicalJson([
         { name: 'get_forecast', arguments: { city: 'Paris', days: 3 } },
-        { name: 'convert_currency', arguments: { amount: new JsonFloat(12.5), from_currency: 'USD', to_currency: 'EUR' } },
+        {
+          name: 'convert_currency',
+          arguments: { amount: new JsonFloat(12.5), from_currency: 'USD', to_currency: 'EUR' },
+        },
       ]),
     );
   });
 
   test('floats stay floats: an amount of 40.0 is the float 40.0, never the integer 40', () => {
-    const solved = world.solve({ tools: [world.definition('convert_currency')], messages: [{ role: 'user', content: 'Convert 40.0 USD to JPY.' }] });
+    const solved = world.solve({
+      tools: [world.definition('convert_currency')],
+      messages: [{ role: 'user', content: 'Convert 40.0 USD to JPY.' }],
+    });
     expect(Array.isArray(solved) && solved[0]?.arguments.amount).toBeInstanceOf(JsonFloat);
     expect(canonicalJson(solved)).toContain('"amount":40.0');
   });
@@ -113,12 +145,23 @@ describe('the sim world', () => {
   test('a dependent request takes the id from the most recent earlier turn that names one', () => {
     const messages: ChatMessage[] = [
       { role: 'user', content: 'Find flights from JFK to LAX on 2025-03-04.' },
-      { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'search_flights', arguments: { origin: 'JFK', destination: 'LAX', date: '2025-03-04' } } }] },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          {
+            type: 'function',
+            function: { name: 'search_flights', arguments: { origin: 'JFK', destination: 'LAX', date: '2025-03-04' } },
+          },
+        ],
+      },
       { role: 'tool', content: '{"flights": [{"flight_id": "FL1234"}, {"flight_id": "FL5678"}]}' },
       { role: 'user', content: 'Book the first flight with 2 seats in economy class.' },
     ];
     const tools = [world.definition('search_flights'), world.definition('book_flight')];
-    expect(world.solve({ tools, messages })).toEqual([{ name: 'book_flight', arguments: { flight_id: 'FL1234', passengers: 2, cabin_class: 'economy' } }]);
+    expect(world.solve({ tools, messages })).toEqual([
+      { name: 'book_flight', arguments: { flight_id: 'FL1234', passengers: 2, cabin_class: 'economy' } },
+    ]);
     expect(world.solve({ tools, messages: messages.slice(3) })).toBeUndefined();
   });
 });

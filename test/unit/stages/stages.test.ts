@@ -15,7 +15,12 @@ const tools: Sample['tools'] = [
     name: 'math.hypot',
     parameters: {
       type: 'dict',
-      properties: { x: { type: 'integer' }, y: { type: 'float' }, unit: { type: 'string', enum: ['m', 'cm'] }, tags: { type: 'array', items: { type: 'string' } } },
+      properties: {
+        x: { type: 'integer' },
+        y: { type: 'float' },
+        unit: { type: 'string', enum: ['m', 'cm'] },
+        tags: { type: 'array', items: { type: 'string' } },
+      },
       required: ['x', 'y'],
     },
   },
@@ -31,8 +36,15 @@ describe('judge consensus (fixing the official single-vote bug)', () => {
     expect(majorityVerdict(['label_wrong'])).toEqual({ verdict: 'label_wrong', consensus: true, validVotes: 1 });
   });
   test('consensus needs a strict majority of the votes actually cast; failed votes do not count', () => {
-    expect(majorityVerdict(['pred_wrong', 'pred_wrong', 'label_wrong'])).toMatchObject({ verdict: 'pred_wrong', consensus: true });
-    expect(majorityVerdict(['pred_wrong', undefined, undefined])).toMatchObject({ verdict: 'pred_wrong', consensus: true, validVotes: 1 });
+    expect(majorityVerdict(['pred_wrong', 'pred_wrong', 'label_wrong'])).toMatchObject({
+      verdict: 'pred_wrong',
+      consensus: true,
+    });
+    expect(majorityVerdict(['pred_wrong', undefined, undefined])).toMatchObject({
+      verdict: 'pred_wrong',
+      consensus: true,
+      validVotes: 1,
+    });
     expect(majorityVerdict(['pred_wrong', 'label_wrong'])).toMatchObject({ consensus: false });
     expect(majorityVerdict([undefined, undefined])).toEqual({ verdict: undefined, consensus: false, validVotes: 0 });
   });
@@ -47,7 +59,9 @@ describe('EDDE scenario focus', () => {
     }
     expect([...counts.keys()].sort()).toEqual([...SCENARIO_FOCUSES].sort());
     for (const n of counts.values()) expect(Math.abs(n - 2000)).toBeLessThan(150);
-    expect(scenarioFocusFor({ seed: 7, iteration: 1, seedSampleId: 'x', k: 2 })).toBe(scenarioFocusFor({ seed: 7, iteration: 1, seedSampleId: 'x', k: 2 }));
+    expect(scenarioFocusFor({ seed: 7, iteration: 1, seedSampleId: 'x', k: 2 })).toBe(
+      scenarioFocusFor({ seed: 7, iteration: 1, seedSampleId: 'x', k: 2 }),
+    );
   });
 });
 
@@ -83,7 +97,10 @@ describe('label correction', () => {
     expect(sampleId(corrected)).not.toBe(sampleId(sample));
   });
   test('a prediction with no calls becomes a text target', () => {
-    expect(relabeledSample(sample, predictionFrom(null, 'I cannot do that')).target).toEqual({ kind: 'text', text: 'I cannot do that' });
+    expect(relabeledSample(sample, predictionFrom(null, 'I cannot do that')).target).toEqual({
+      kind: 'text',
+      text: 'I cannot do that',
+    });
   });
 });
 
@@ -98,12 +115,18 @@ describe('sample codec', () => {
     expect(y).toBeInstanceOf(JsonFloat);
   });
   test('refuses NaN, which PostgreSQL JSON cannot hold', () => {
-    const bad = { ...sample, target: { kind: 'calls' as const, calls: [{ name: 'math.hypot', arguments: { x: 1, y: new JsonFloat(Number.NaN) } }] } };
+    const bad = {
+      ...sample,
+      target: {
+        kind: 'calls' as const,
+        calls: [{ name: 'math.hypot', arguments: { x: 1, y: new JsonFloat(Number.NaN) } }],
+      },
+    };
     expect(() => encodeSample(bad)).toThrow(/NaN/);
   });
 });
 
-describe("BFCL v3 summary", () => {
+describe('BFCL v3 summary', () => {
   test('non-live is the unweighted mean of categories, simple being the mean of its parts; live is entry-weighted', () => {
     const summary = bfclV3Summary([
       { category: 'simple_python', correct: 90, total: 100 },
