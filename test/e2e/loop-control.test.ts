@@ -6,7 +6,9 @@ import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { stringify } from 'yaml';
+import { loadLoopConfig } from '../../client/config-file.js';
 import { workflowIds } from '../../core/constants.js';
+import { contentHash } from '../../core/hash.js';
 import { writeSeedData } from '../../sim/seed-data.js';
 import { runLooptool } from '../helpers/cli.js';
 import {
@@ -38,6 +40,8 @@ describe('steering a running loop through the CLI', () => {
   let configFile: string;
   let firstRunId: string;
   let injectedBatch: string;
+  /** The config hash `loop start` printed (its first 12 hex digits). */
+  let printedHash: string | undefined;
   const cli = (...args: string[]) => runLooptool(args, { env: f.env });
   const loop = () => f.loops.handle(name);
   const firstRun = () => f.loops.client.workflow.getHandle(workflowIds.loop(name), firstRunId);
@@ -63,6 +67,7 @@ describe('steering a running loop through the CLI', () => {
   test('start is idempotent; a pause sent before any worker runs holds the loop at its first gate (setup, iteration 1)', async () => {
     const started = await cli('loop', 'start', '--config', configFile);
     expect(started.stdout).toMatch(/Started loop steered/);
+    printedHash = /config ([0-9a-f]{12})\)/.exec(started.stdout)?.[1];
     expect((await cli('loop', 'start', '--config', configFile)).stdout).toMatch(
       /Loop steered already exists .*not started again/,
     );
@@ -228,6 +233,17 @@ describe('steering a running loop through the CLI', () => {
     );
     expect(roles.rows.filter((r) => r.role === 'injected')).toEqual([{ iteration: 2, role: 'injected', n: 12 }]);
     expect((await f.loops.status(name)).pendingInjections).toEqual([]);
+  });
+
+  test('one loop, one config hash: the one `loop start` printed, in the loop row, every dataset version and the memo', async () => {
+    const { rows } = await f.db.pool.query<{ hash: string }>(
+      `SELECT config_hash AS hash FROM loops WHERE name = $1 UNION SELECT config_hash FROM dataset_versions WHERE loop_name = $1`,
+      [name],
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.hash).toBe(contentHash(loadLoopConfig(configFile).config));
+    expect(rows[0]!.hash.slice(0, 12)).toBe(printedHash);
+    expect((await loop().describe()).memo?.configHash).toBe(rows[0]!.hash);
   });
 
   test('report writes HTML, JSON and PNG charts; list shows the loop completed', async () => {
