@@ -173,11 +173,7 @@ export const TrainIterationInput = z.object({
 export type TrainIterationInput = z.input<typeof TrainIterationInput>;
 
 /** Cancels an iteration's training job by its job key (the loop's cleanup when it is cancelled). */
-export const CancelTrainingInput = z.object({
-  loopName: LoopName,
-  iteration: positiveInt,
-  training: LoopConfig.shape.training,
-});
+export const CancelTrainingInput = TrainIterationInput.pick({ loopName: true, iteration: true, training: true });
 export type CancelTrainingInput = z.input<typeof CancelTrainingInput>;
 
 /** Makes π_j servable on every policy server. */

@@ -60,7 +60,7 @@ export type ActivityResult<K extends ActivityName> = Awaited<ReturnType<Activiti
 export type StubImplementations = { [K in ActivityName]: (input: ActivityInput<K>) => Promise<ActivityResult<K>> };
 
 /** The canned result of each activity: what the real one returns, shaped from its input. */
-const cannedResults: StubImplementations = {
+export const cannedResults: StubImplementations = {
   registerLoop: async (input) => ({ created: true, configHash: input.configHash }),
   createInitialVersion: async (input) => ({
     versionId: 11,

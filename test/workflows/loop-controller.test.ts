@@ -26,6 +26,7 @@ import {
   runInput,
   runsOf,
   scheduledActivities,
+  cannedResults,
   stubActivities,
   stubLoopConfig,
   uniqueLoopName,
@@ -69,14 +70,7 @@ describe('loop controller with stub activities', () => {
     const stubs = stubActivities({
       createInitialVersion: async (input) => {
         await gates.wait('setup');
-        return {
-          versionId: 11,
-          ref: `${input.loopName}-d@1`,
-          memberCount: 10,
-          countsByRole: { seed: 10 },
-          seedVersionId: 1,
-          seedPoolSize: 16,
-        };
+        return cannedResults.createInitialVersion(input);
       },
     });
     await withStubWorker(temporal, stubs, gates, async ({ taskQueue, track }) => {
