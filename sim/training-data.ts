@@ -1,5 +1,5 @@
 /**
- * Reads a training dataset the way the real trainer would receive it: verl GRPO parquet (as client/io/export.ts writes
+ * Reads a training dataset the way the real trainer would receive it: verl GRPO parquet (as datasets/writers.ts writes
  * it) or JSON Lines (OpenAI chat records, or LoopTool `{instruction, input, output}` records), back into samples.
  */
 import { createHash } from 'node:crypto';

@@ -1,7 +1,7 @@
 /**
  * verl GRPO rows, as LoopTool's `json2parquet.py` writes them: `prompt` is `[system: instruction, user: input]` in
  * LoopTool's rendering, `reward_model` is `{style: "rule", ground_truth: label}`, plus `data_source`. The parquet file
- * itself is written outside core/ (client/io/export.ts); this builds one row.
+ * itself is written outside core/ (datasets/writers.ts); this builds one row.
  */
 import { sampleId, type Sample } from '../schemas/sample.js';
 import { sampleToLoopTool } from './looptool.js';
