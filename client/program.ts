@@ -13,7 +13,7 @@ interface CommandEntry {
  * Every `looptool` command. Each family lives in its own module under client/commands/ and is imported only when that
  * command runs (or its help is asked for), so `looptool --help` loads commander and this table, nothing else.
  */
-const COMMANDS: readonly CommandEntry[] = [
+export const COMMANDS: readonly CommandEntry[] = [
   {
     name: 'services',
     description: 'Start, stop or inspect the embedded Temporal server and PostgreSQL',
@@ -80,6 +80,3 @@ export async function buildProgram(argv: readonly string[]): Promise<Command> {
   }
   return program;
 }
-
-/** The table, for the test that every entry's module defines the command it is listed under. */
-export const COMMAND_TABLE = COMMANDS;

@@ -3,14 +3,6 @@ import { parseInput, StageWorkflowInput, type StageTotals } from '../core/inputs
 import { stagePausedSignal, stageProgressQuery, type StageProgress } from '../core/messages.js';
 import { loopActivities } from './activity-proxies.js';
 
-/** Adds a batch result's numbers (flattening `byVerdict`/`byStatus` maps) into the running totals. */
-function addCounts(totals: Record<string, number>, result: object): void {
-  for (const [key, value] of Object.entries(result)) {
-    if (typeof value === 'number') totals[key] = (totals[key] ?? 0) + value;
-    else if (value && typeof value === 'object') addCounts(totals, value);
-  }
-}
-
 /**
  * The stage's totals: batch results summed in batch order, keeping their shape (a nested map such as `byVerdict`
  * summed per key), then flattened with each map's keys sorted. So the totals, and the order people read them in, are
@@ -50,12 +42,18 @@ export async function stageWorkflow(rawInput: StageWorkflowInput): Promise<Recor
   const input = parseInput(StageWorkflowInput, rawInput, 'stageWorkflow');
   let paused = input.paused;
   const carried: StageTotals = input.resume?.totals ?? {};
-  const counts: Record<string, number> = stageTotals(carried, []).flat;
-  const progress: StageProgress = { done: input.resume?.nextBatch ?? 0, total: 0, counts };
+  const progress = { done: input.resume?.nextBatch ?? 0, total: 0 };
+  // Batch results by number: the stage's totals are folded in batch order at the end, so they (and the order of their
+  // keys) do not depend on which batch happened to finish first.
+  const results = new Map<number, object>();
+  // What the stage has counted so far, derived when asked: the carried totals plus this run's finished batches.
+  setHandler(stageProgressQuery, (): StageProgress => ({
+    ...progress,
+    counts: stageTotals(carried, [...results.values()]).flat,
+  }));
   setHandler(stagePausedSignal, (value) => {
     paused = value;
   });
-  setHandler(stageProgressQuery, () => progress);
 
   const { db, summarized } = loopActivities(input.queues, input.timeouts);
   progress.total = await db.planStageBatches({
@@ -84,9 +82,6 @@ export async function stageWorkflow(rawInput: StageWorkflowInput): Promise<Recor
 
   const first = input.resume?.nextBatch ?? 0;
   const last = Math.min(progress.total, first + input.batchesPerRun);
-  // Batch results by number: the stage's totals are folded in batch order at the end, so they (and the order of their
-  // keys) do not depend on which batch happened to finish first.
-  const results = new Map<number, object>();
   let inFlight = 0;
   let failure: unknown;
   for (let batchNo = first; batchNo < last && failure === undefined; batchNo++) {
@@ -96,7 +91,6 @@ export async function stageWorkflow(rawInput: StageWorkflowInput): Promise<Recor
     runBatch(batchNo).then(
       (result) => {
         results.set(batchNo, result);
-        addCounts(counts, result);
         progress.done++;
         inFlight--;
       },

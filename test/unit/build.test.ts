@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, test } from 'vitest';
-import { COMMAND_TABLE } from '../../client/program.js';
+import { COMMANDS } from '../../client/program.js';
 import { projectPath } from '../../services/paths.js';
 import { runLooptool } from '../helpers/cli.js';
 
@@ -49,12 +49,12 @@ describe('the dist/ build (scripts/build.js)', () => {
     const result = await runLooptool(['--help'], { timeoutMs: 30_000 });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    for (const entry of COMMAND_TABLE) expect(result.stdout).toMatch(new RegExp(`^  ${entry.name}\\b`, 'm'));
+    for (const entry of COMMANDS) expect(result.stdout).toMatch(new RegExp(`^  ${entry.name}\\b`, 'm'));
   });
 });
 
 describe('the lazy command table (client/program.ts)', () => {
-  test.each(COMMAND_TABLE.map((entry) => [entry.name, entry] as const))(
+  test.each(COMMANDS.map((entry) => [entry.name, entry] as const))(
     '%s: its module registers a command of that name',
     async (name, entry) => {
       const program = new Command('looptool');
