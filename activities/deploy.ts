@@ -28,7 +28,7 @@ export function createDeployActivities(deps: ActivityDeps) {
           const response = await fetch(`${root}/load_lora_adapter`, {
             method: 'POST',
             headers,
-            body: JSON.stringify({ lora_name: model, lora_path: input.checkpointUri }),
+            body: JSON.stringify({ lora_name: model, lora_path: input.checkpoint.path }),
             signal: context.cancellationSignal,
           });
           const text = await response.text();

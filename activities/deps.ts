@@ -10,6 +10,8 @@ export interface ActivityDeps {
   prompts: Map<string, PromptTemplate>;
   /** Where exported training data and checkpoints go; shared with the trainer (same machine or a shared volume). */
   artifactsDir: string;
+  /** A `looptool reward serve` that trainers can reach (LOOPTOOL_REWARD_URL); absent: each recipe starts its own. */
+  rewardUrl?: string;
 }
 
 /**
@@ -23,10 +25,12 @@ export function createActivityDeps(input: {
   defaultBaseUrls?: Partial<Record<ModelRole, string[]>>;
   llmApiKey?: string;
   llmTimeoutMs?: number;
+  rewardUrl?: string;
 }): ActivityDeps {
   return {
     pool: input.pool,
     artifactsDir: input.artifactsDir,
+    ...(input.rewardUrl ? { rewardUrl: input.rewardUrl } : {}),
     llm: new LlmRegistry({
       ...(input.llmApiKey ? { apiKey: input.llmApiKey } : {}),
       ...(input.llmTimeoutMs ? { timeoutMs: input.llmTimeoutMs } : {}),

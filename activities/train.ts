@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context, sleep } from '@temporalio/activity';
 import type { TrainingConfig } from '../core/config.js';
+import type { CheckpointManifest, TrainingJobSpec } from '../core/training.js';
 import { ErrorType } from '../core/errors.js';
 import { CancelTrainingInput, parseInput, TrainIterationInput } from '../core/inputs.js';
 import { exportVersion } from '../datasets/export.js';
@@ -13,9 +14,8 @@ import { LocalTrainingBackend } from './training/local-backend.js';
 import { SimTrainingBackend } from './training/sim-backend.js';
 
 export interface TrainIterationResult {
-  checkpointUri: string;
+  checkpoint: CheckpointManifest;
   externalId: string;
-  metrics: Record<string, number>;
 }
 
 /** The backend a loop's training config names. */
@@ -41,8 +41,8 @@ async function onBackend<T>(backend: TrainingBackend, what: string, fn: () => Pr
 }
 
 /**
- * One GRPO round as a long-running activity: export D_j as verl parquet, submit the job idempotently by job key
- * (`<loop>-iter-<j>`), then poll it, heartbeating `{externalId, step, totalSteps}`. A retry (worker crash, timeout)
+ * One GRPO round as a long-running activity: export D_j in the recipe's format, submit the job spec (every training
+ * setting of the loop config) idempotently by job key (`<loop>-iter-<j>`), then poll it, heartbeating `{externalId, step, totalSteps}`. A retry (worker crash, timeout)
  * re-submits with the same key and so re-attaches to the running job. Cancellation cancels the job on the backend
  * before the activity reports itself cancelled (the loop waits for that). Trainers that hang without an error (NCCL
  * weight sync, TRL#6796) are caught by the heartbeat timeout.
@@ -57,27 +57,34 @@ export function createTrainActivities(deps: ActivityDeps) {
       const jobKey = trainingJobKey(input.loopName, input.iteration);
       const dir = path.join(deps.artifactsDir, input.loopName, `iter-${input.iteration}`);
       mkdirSync(dir, { recursive: true });
-      const datasetPath = path.join(dir, 'train.parquet');
+      const format = input.training.datasetFormat;
+      const datasetPath = path.join(dir, format === 'verl-parquet' ? 'train.parquet' : 'train.jsonl');
       // The export is deterministic for a frozen version, so re-exporting on a retry writes the same file.
-      await exportVersion(deps.pool, { ref: String(input.versionId), format: 'verl-parquet', out: datasetPath });
-      let state: TrainingJobState = await onBackend(backend, `submit ${jobKey}`, () =>
-        backend.submit({
-          jobKey,
-          datasetPath,
-          baseCheckpoint: input.baseCheckpoint,
-          outputDir: path.join(dir, 'checkpoint'),
-          grpo: input.training.grpo,
-        }),
-      );
+      const exported = await exportVersion(deps.pool, { ref: String(input.versionId), format, out: datasetPath });
+      const { grpo, weights, lora } = input.training;
+      const spec: TrainingJobSpec = {
+        jobKey,
+        loopName: input.loopName,
+        iteration: input.iteration,
+        dataset: { path: datasetPath, format, rows: exported.written },
+        baseModel: input.baseModel,
+        init: input.baseCheckpoint,
+        weights,
+        lora,
+        grpo,
+        reward: { mode: input.reward, ...(deps.rewardUrl ? { url: deps.rewardUrl } : {}) },
+        outputDir: path.join(dir, 'checkpoint'),
+      };
+      let state: TrainingJobState = await onBackend(backend, `submit ${jobKey}`, () => backend.submit(spec));
       const record = (s: TrainingJobState) =>
         upsertTrainingRun(deps.pool, key, {
           backend: backend.name,
           jobKey,
           externalId: s.externalId,
           datasetVersionId: input.versionId,
-          baseCheckpoint: input.baseCheckpoint,
+          baseCheckpoint: input.baseCheckpoint?.path ?? null,
           status: s.status === 'queued' ? 'submitted' : s.status,
-          checkpointUri: s.checkpointUri ?? null,
+          checkpointUri: s.checkpoint?.path ?? null,
           metrics: s.metrics ?? {},
         });
       await record(state);
@@ -103,14 +110,14 @@ export function createTrainActivities(deps: ActivityDeps) {
         throw err;
       }
       await record(state);
-      if (state.status !== 'succeeded' || !state.checkpointUri) {
+      if (state.status !== 'succeeded' || !state.checkpoint) {
         throw ApplicationFailure.create({
           message: `training job ${jobKey} ${state.status}${state.error ? `: ${state.error}` : ''}`,
           type: ErrorType.TrainingJobFailed,
           nonRetryable: state.status === 'cancelled',
         });
       }
-      return { checkpointUri: state.checkpointUri, externalId: state.externalId, metrics: state.metrics ?? {} };
+      return { checkpoint: state.checkpoint, externalId: state.externalId };
     },
 
     /**

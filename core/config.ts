@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { LOOP_NAME_PATTERN } from './constants.js';
-import { RewardMode } from './vocabulary.js';
+import { RewardMode, TrainingDatasetFormat, TrainingWeights } from './vocabulary.js';
 
 const url = z.url({ protocol: /^https?$/ });
 
@@ -29,26 +29,80 @@ export type SimTraining = z.infer<typeof SimTraining>;
 
 export const LocalTraining = z.object({
   backend: z.literal('local'),
-  /** The training command, as argv (no shell); `{dataset}`, `{base}`, `{output}` and `{job}` are substituted. */
+  /**
+   * The training command, as argv (no shell); `{spec}` (the job spec's path: every setting), `{dataset}`, `{output}`
+   * and `{job}` are substituted. Relative paths in it resolve against the project root.
+   */
   command: z.array(z.string().min(1)).min(1),
   /** Where checkpoints and job state are written. */
   workDir: z.string().min(1),
 });
 
-/** GRPO settings handed to the trainer (LOOPTOOL-METHOD.md §2.4, §10.3 defaults). */
+/**
+ * GRPO settings, handed whole to the trainer in the job spec (LOOPTOOL-METHOD.md §2.4, §10.3 defaults); the recipes
+ * translate them into verl overrides or TRL's GRPOConfig and hard-code none.
+ */
 export const Grpo = z.object({
+  /** Rollouts per prompt (G). */
   groupSize: z.number().int().positive().default(16),
   learningRate: z.number().positive().default(1e-6),
+  /** Clip-Higher: ε_low and ε_high of the clipped ratio. */
   clipLow: z.number().positive().default(0.2),
   clipHigh: z.number().positive().default(0.28),
+  /** KL and entropy terms are off in the paper. */
   klCoef: z.number().nonnegative().default(0),
   entropyCoef: z.number().nonnegative().default(0),
   rolloutTemperature: z.number().positive().default(1.0),
   maxPromptTokens: z.number().int().positive().default(4096),
   maxResponseTokens: z.number().int().positive().default(1024),
+  /** Prompts per training batch. */
   trainBatchSize: z.number().int().positive().default(128),
+  /** Prompts per optimizer update (verl `ppo_mini_batch_size`). @default trainBatchSize */
+  miniBatchSize: z.number().int().positive().optional(),
+  /** Sequences per device per forward/backward pass (verl's `*_micro_batch_size_per_gpu`, TRL's per-device batch). */
+  microBatchSizePerDevice: z.number().int().positive().default(4),
   epochs: z.number().int().positive().default(2),
+  /** Stop after this many optimizer steps (smoke tests, CPU runs); absent: the epochs decide. */
+  maxSteps: z.number().int().positive().optional(),
 });
+export type Grpo = z.infer<typeof Grpo>;
+
+/** The adapter trained when `training.weights` is `lora`. */
+export const LoraConfig = z.object({
+  rank: z.number().int().positive().default(16),
+  alpha: z.number().int().positive().default(32),
+  /** Module names, or `all-linear`. */
+  targetModules: z.union([z.literal('all-linear'), z.array(z.string().min(1)).min(1)]).default('all-linear'),
+});
+export type LoraConfig = z.infer<typeof LoraConfig>;
+
+/** What every training backend shares: the trainer's settings, sent whole in the job spec. */
+export const TrainingSettings = z.object({
+  grpo: Grpo.prefault({}),
+  /** Train every weight (deployed by restarting the policy server) or a LoRA adapter (hot-loaded). @default full */
+  weights: TrainingWeights.default('full'),
+  lora: LoraConfig.prefault({}),
+  /** π_0, a Hugging Face folder or hub id. @default models.policy.model */
+  baseModel: z.string().min(1).optional(),
+  /** Iteration j starts from π_{j-1} with a fresh optimizer (paper §5.1); false: every iteration from π_0. */
+  warmStart: z.boolean().default(true),
+  /** The export the recipe reads. @default verl-parquet */
+  datasetFormat: TrainingDatasetFormat.default('verl-parquet'),
+});
+
+/**
+ * How π_j reaches the policy servers. A LoRA checkpoint is hot-loaded under a new name per iteration; a full-weight
+ * checkpoint needs the server restarted on it, by `restartCommand` (argv, no shell; `{checkpoint}`, `{served_model}`,
+ * `{base_url}` substituted), run once per policy server, which must return once the restart is under way.
+ */
+export const DeployConfig = z.object({
+  restartCommand: z.array(z.string().min(1)).min(1).optional(),
+  /** Adapters kept loaded per server, the newest first; older ones are unloaded (VRAM). @default 2 */
+  loraRetention: z.number().int().positive().default(2),
+  /** How long a restarted server may take to answer /health and list the model. @default 900 */
+  readyTimeoutSeconds: z.number().int().positive().default(900),
+});
+export type DeployConfig = z.infer<typeof DeployConfig>;
 
 export const EvalSetConfig = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
@@ -120,7 +174,8 @@ export const LoopConfig = z.object({
     seedNewDecay: z.number().min(0).max(1).default(0.5),
   }),
   models: z.object({ policy: ModelRoleConfig, judge: ModelRoleConfig, generator: ModelRoleConfig }),
-  training: z.discriminatedUnion('backend', [SimTraining, LocalTraining]).and(z.object({ grpo: Grpo.prefault({}) })),
+  training: z.discriminatedUnion('backend', [SimTraining, LocalTraining]).and(TrainingSettings),
+  deploy: DeployConfig.prefault({}),
   /** Iterations J. @default 4 */
   iterations: z.number().int().positive().max(100).default(4),
   /** Probe the base model before the first training round (the paper trains on D_1 first). @default false */

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import {
+  DeployConfig,
   EvalSetConfig,
   JudgeConfig,
   LoopConfig,
@@ -11,7 +12,8 @@ import {
 } from './config.js';
 import { ErrorType } from './errors.js';
 import { CONTENT_FORMATS, MALFORMED_BLOCK_POLICIES } from './parse/types.js';
-import { BatchedStage, CheckerMode, MemberRole } from './vocabulary.js';
+import { CheckpointManifest } from './training.js';
+import { BatchedStage, CheckerMode, MemberRole, RewardMode, TrainingWeights } from './vocabulary.js';
 
 /**
  * The boundary inputs of workflows and activities, one zod schema each: what crosses Temporal's history is checked on
@@ -164,9 +166,12 @@ export const TrainIterationInput = z.object({
   loopName: LoopName,
   iteration: positiveInt,
   versionId: positiveInt,
+  /** π_0 (`training.baseModel`, else the policy's model). */
+  baseModel: z.string().min(1),
   /** π_{j-1}; null: the base model. */
-  baseCheckpoint: z.string().min(1).nullable(),
+  baseCheckpoint: CheckpointManifest.nullable(),
   training: LoopConfig.shape.training,
+  reward: RewardMode,
   /** How often to poll the job. @unit milliseconds */
   pollIntervalMs: positiveInt.default(2_000),
 });
@@ -180,9 +185,10 @@ export type CancelTrainingInput = z.input<typeof CancelTrainingInput>;
 export const DeployCheckpointInput = z.object({
   loopName: LoopName,
   iteration: positiveInt,
-  checkpointUri: z.string().min(1),
+  checkpoint: CheckpointManifest,
   /** The policy servers' OpenAI base URLs (`…/v1`); absent: the worker's defaults. */
   policyBaseUrls: ModelRoleConfig.shape.baseUrls,
+  deploy: DeployConfig,
 });
 export type DeployCheckpointInput = z.input<typeof DeployCheckpointInput>;
 
@@ -203,7 +209,14 @@ export const IterationSummary = z.object({
   nextDataset: z.string().optional(),
   /** Held-out accuracy (BFCL v3 overall) of this iteration's policy. */
   accuracy: z.number().nullable().optional(),
+  /** Where π_j's weights are (the manifest's path). */
   checkpoint: z.string().nullable().optional(),
+  /** What training did: weights kind, optimizer steps and final metrics (mean reward, …). */
+  training: z
+    .object({ kind: TrainingWeights, steps: nonNegativeInt, metrics: z.record(z.string(), z.number()) })
+    .optional(),
+  /** The name π_j was served under. */
+  servedModel: z.string().optional(),
 });
 export type IterationSummary = z.infer<typeof IterationSummary>;
 
@@ -224,7 +237,7 @@ export const LoopState = z.object({
   /** |D_j| for every round after the first. */
   budget: positiveInt.optional(),
   /** π_{j-1}: the checkpoint this iteration starts from (null: the base model). */
-  checkpoint: z.string().nullable(),
+  checkpoint: CheckpointManifest.nullable(),
   paused: z.boolean(),
   stopAfterIteration: z.boolean(),
   pendingInjections: z.array(z.string()),

@@ -105,6 +105,14 @@ export type ImportFormat = z.infer<typeof ImportFormat>;
 export const ExportFormat = z.enum(['verl-parquet', 'trl-jsonl', 'openai-jsonl']);
 export type ExportFormat = z.infer<typeof ExportFormat>;
 
+/** The training export a recipe reads: verl's GRPO parquet or TRL's GRPO JSON Lines (same prompt, same label). */
+export const TrainingDatasetFormat = z.enum(['verl-parquet', 'trl-jsonl']);
+export type TrainingDatasetFormat = z.infer<typeof TrainingDatasetFormat>;
+
+/** What a training run updates: every weight (served by restarting the server) or a LoRA adapter (hot-loaded). */
+export const TrainingWeights = z.enum(['full', 'lora']);
+export type TrainingWeights = z.infer<typeof TrainingWeights>;
+
 /** How chat records become samples: one for the last assistant turn, or one for each. */
 export const SplitMode = z.enum(['last', 'each']);
 export type SplitMode = z.infer<typeof SplitMode>;

@@ -24,6 +24,8 @@ export const TrainerJobRequest = z.object({
   /** A checkpoint directory (or its checkpoint.json) to continue from; null or absent for the base model. */
   base_checkpoint: z.string().min(1).nullable().optional(),
   output_dir: z.string().min(1),
+  /** π_0's name, echoed back (the backend reports it in the checkpoint manifest). */
+  base_model: z.string().min(1).optional(),
   epochs: z.number().int().positive().max(1000).optional(),
 });
 export type TrainerJobRequest = z.infer<typeof TrainerJobRequest>;
@@ -43,6 +45,7 @@ export interface TrainerJob {
   error?: string;
   dataset_path: string;
   base_checkpoint: string | null;
+  base_model?: string;
   output_dir: string;
   epochs: number;
   created_at: string;
@@ -145,6 +148,7 @@ export class SimTrainer {
         total_steps: 0,
         dataset_path: request.dataset_path,
         base_checkpoint: request.base_checkpoint ?? null,
+        ...(request.base_model ? { base_model: request.base_model } : {}),
         output_dir: request.output_dir,
         epochs,
         created_at: new Date().toISOString(),

@@ -47,6 +47,8 @@ export const WorkerEnvSchema = SharedEnvSchema.extend({
   LOOPTOOL_LLM_API_KEY: z.string().optional(),
   /** Where exported training data and checkpoints go; must be readable by the trainer. Default: `<data dir>/artifacts`. */
   LOOPTOOL_ARTIFACTS_DIR: z.string().min(1).optional(),
+  /** A `looptool reward serve` every trainer can reach; unset: each training job's launcher starts its own. */
+  LOOPTOOL_REWARD_URL: z.url({ protocol: /^https?$/ }).optional(),
   /** In-flight model-calling activities on this worker. @default 16 */
   LOOPTOOL_LLM_CONCURRENCY: positiveInt.default(16),
   /** In-flight training/deploy activities on this worker: one per GPU pool. @default 1 */
@@ -65,6 +67,7 @@ export interface WorkerConfig extends SharedSettings {
   defaultBaseUrls: Partial<Record<ModelRole, string[]>>;
   llmApiKey?: string;
   artifactsDir: string;
+  rewardUrl?: string;
   llmConcurrency: number;
   gpuConcurrency: number;
   migrateOnStart: boolean;
@@ -85,6 +88,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     },
     ...(parsed.LOOPTOOL_LLM_API_KEY ? { llmApiKey: parsed.LOOPTOOL_LLM_API_KEY } : {}),
     artifactsDir: path.resolve(parsed.LOOPTOOL_ARTIFACTS_DIR ?? path.join(shared.dataDir, 'artifacts')),
+    ...(parsed.LOOPTOOL_REWARD_URL ? { rewardUrl: parsed.LOOPTOOL_REWARD_URL } : {}),
     llmConcurrency: parsed.LOOPTOOL_LLM_CONCURRENCY,
     gpuConcurrency: parsed.LOOPTOOL_GPU_CONCURRENCY,
     migrateOnStart: parsed.LOOPTOOL_MIGRATE_ON_START,

@@ -46,6 +46,7 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
         artifactsDir: config.artifactsDir,
         defaultBaseUrls: config.defaultBaseUrls,
         ...(config.llmApiKey ? { llmApiKey: config.llmApiKey } : {}),
+        ...(config.rewardUrl ? { rewardUrl: config.rewardUrl } : {}),
       }),
     );
     const common: Partial<WorkerOptions> = {

@@ -23,6 +23,7 @@ import {
   workflowIds,
 } from '../core/constants.js';
 import type { LoopState } from '../core/inputs.js';
+import type { CheckpointManifest } from '../core/training.js';
 import {
   InjectDataInput,
   type IterationSummary,
@@ -97,6 +98,8 @@ class LoopRun {
   private phase: LoopPhase;
   private readonly progress: LoopStatus['progress'] = {};
   private readonly summary: IterationSummary;
+  /** π_j once trained: the next iteration warm-starts from it. */
+  private trained: CheckpointManifest | undefined;
   /** The stage child that runs now, so a pause reaches its batches too. */
   private runningChild: string | undefined;
 
@@ -130,7 +133,7 @@ class LoopRun {
     upsertMemo({
       configHash: input.configHash,
       dataset: this.state.dataset?.ref ?? null,
-      checkpoint: this.state.checkpoint,
+      checkpoint: this.state.checkpoint?.path ?? null,
     });
     this.refreshDetails();
   }
@@ -273,25 +276,35 @@ class LoopRun {
     let policy = this.model('policy');
     if (!(this.config.probeFirst && j === 1)) {
       await this.enter('train');
+      const { training } = this.config;
       const trained = await this.act.summarized('train', `train π_${j} on ${dataset.ref}`).trainIteration({
         loopName: this.loopName,
         iteration: j,
         versionId: dataset.versionId,
-        baseCheckpoint: this.state.checkpoint,
-        training: this.config.training,
+        baseModel: training.baseModel ?? this.config.models.policy.model,
+        baseCheckpoint: training.warmStart ? this.state.checkpoint : null,
+        training,
+        reward: this.config.reward,
       });
-      this.summary.checkpoint = trained.checkpointUri;
-      upsertMemo({ checkpoint: trained.checkpointUri });
+      const { checkpoint } = trained;
+      this.trained = checkpoint;
+      Object.assign(this.summary, {
+        checkpoint: checkpoint.path,
+        training: { kind: checkpoint.kind, steps: checkpoint.steps, metrics: checkpoint.metrics },
+      });
+      upsertMemo({ checkpoint: checkpoint.path });
       await this.enter('deploy');
       const deployed = await this.act.summarized('deploy', `deploy π_${j}`).deployCheckpoint({
         loopName: this.loopName,
         iteration: j,
-        checkpointUri: trained.checkpointUri,
+        checkpoint,
         policyBaseUrls: policy.baseUrls,
+        deploy: this.config.deploy,
       });
+      this.summary.servedModel = deployed.model;
       policy = { ...policy, model: deployed.model };
     } else {
-      this.summary.checkpoint = this.state.checkpoint;
+      this.summary.checkpoint = this.state.checkpoint?.path ?? null;
     }
     return policy;
   }
@@ -389,7 +402,7 @@ class LoopRun {
         ...this.state,
         iteration: this.iteration + 1,
         dataset: next,
-        checkpoint: this.summary.checkpoint ?? this.state.checkpoint,
+        checkpoint: this.trained ?? this.state.checkpoint,
       },
     });
   }

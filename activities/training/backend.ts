@@ -1,26 +1,18 @@
+import type { CheckpointManifest, TrainingJobSpec } from '../../core/training.js';
 import type { TrainingJobStatus } from '../../core/vocabulary.js';
 
 export type { TrainingJobStatus } from '../../core/vocabulary.js';
 
-/** What a training job is asked to do: GRPO on one dataset file, from a base checkpoint, into an output folder. */
-export interface TrainingJobSpec {
-  /** Idempotency key: submitting the same key again returns the same job (`<loop>-iter-<j>`). */
-  jobKey: string;
-  /** verl GRPO parquet (prompt, reward_model.ground_truth, data_source). */
-  datasetPath: string;
-  /** The previous iteration's checkpoint, or null for the base model. */
-  baseCheckpoint: string | null;
-  outputDir: string;
-  /** GRPO hyperparameters, passed through to the trainer. */
-  grpo: Record<string, number>;
-}
+/** What a training job is asked to do: the job spec of core/training.ts, every setting included. */
+export type { TrainingJobSpec } from '../../core/training.js';
 
 export interface TrainingJobState {
   externalId: string;
   status: TrainingJobStatus;
   step: number;
   totalSteps: number;
-  checkpointUri?: string;
+  /** What the run produced, once it succeeded (its `checkpoint.json`). */
+  checkpoint?: CheckpointManifest;
   error?: string;
   metrics?: Record<string, number>;
 }

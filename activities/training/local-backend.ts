@@ -2,16 +2,25 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  CHECKPOINT_MANIFEST_FILE,
+  CheckpointManifest,
+  TRAINING_PROGRESS_FILE,
+  TRAINING_SPEC_FILE,
+} from '../../core/training.js';
+import { PROJECT_ROOT } from '../../services/paths.js';
 import type { TrainingBackend, TrainingJobSpec, TrainingJobState } from './backend.js';
 
 const RUNNER = fileURLToPath(new URL('./local-runner.js', import.meta.url));
 
 /** The files of one job in its folder: what the runner writes, and what a re-attaching worker reads. */
 const JOB_FILES = {
-  spec: 'spec.json',
+  /** The job spec (core/training.ts), the recipe's `{spec}`. */
+  spec: TRAINING_SPEC_FILE,
+  /** What the runner runs: argv and working directory. */
+  run: 'run.json',
   pid: 'runner.pid',
   exit: 'exit.json',
-  progress: 'progress.json',
   log: 'log.txt',
 } as const;
 type JobFiles = { dir: string } & Record<keyof typeof JOB_FILES, string>;
@@ -25,6 +34,25 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** The recipe's `checkpoint.json`, validated; its path made absolute against the output folder. */
+export function readManifest(
+  outputDir: string,
+): { ok: true; manifest: CheckpointManifest } | { ok: false; error: string } {
+  const file = path.join(outputDir, CHECKPOINT_MANIFEST_FILE);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    return { ok: false, error: `exited 0 but ${file} is missing or not JSON (${(err as Error).message})` };
+  }
+  const parsed = CheckpointManifest.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { ok: false, error: `${file}: ${issue?.path.join('.') || '(manifest)'}: ${issue?.message ?? 'invalid'}` };
+  }
+  return { ok: true, manifest: { ...parsed.data, path: path.resolve(outputDir, parsed.data.path) } };
+}
+
 function readJson<T>(file: string): T | undefined {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as T;
@@ -36,20 +64,21 @@ function readJson<T>(file: string): T | undefined {
 /**
  * Training on this machine: the configured command (argv, no shell) runs under a small detached runner, so the job
  * survives worker restarts and a new worker re-attaches by job key (the job's folder under `workDir/jobs/`). The
- * command gets `{dataset}`, `{base}` (empty for the base model), `{output}` and `{job}` substituted; it may write
- * `{output}/progress.json` (`{step, total_steps}`) and must leave its checkpoint in `{output}` and exit 0.
+ * command gets `{spec}` (the job spec: every setting), `{dataset}`, `{output}` and `{job}` substituted and runs in the
+ * project root, so `recipes/…` paths work from any worker. It may write `{output}/progress.json`
+ * (`{step, total_steps}`), and must write `{output}/checkpoint.json` (core/training.ts) and exit 0.
  */
 export class LocalTrainingBackend implements TrainingBackend {
   readonly name = 'local';
 
-  constructor(private readonly options: { command: string[]; workDir: string }) {}
+  constructor(private readonly options: { command: string[]; workDir: string; cwd?: string }) {}
 
   get location(): string {
     return this.options.workDir;
   }
 
   private files(jobKey: string): JobFiles {
-    const dir = path.join(this.options.workDir, 'jobs', jobKey.replace(/[^A-Za-z0-9._-]/g, '_'));
+    const dir = path.join(path.resolve(this.options.workDir), 'jobs', jobKey.replace(/[^A-Za-z0-9._-]/g, '_'));
     return {
       dir,
       ...(Object.fromEntries(Object.entries(JOB_FILES).map(([key, file]) => [key, path.join(dir, file)])) as Record<
@@ -61,18 +90,20 @@ export class LocalTrainingBackend implements TrainingBackend {
 
   async submit(spec: TrainingJobSpec): Promise<TrainingJobState> {
     const files = this.files(spec.jobKey);
-    if (existsSync(files.spec)) return this.status(spec.jobKey);
+    if (existsSync(files.run)) return this.status(spec.jobKey);
     mkdirSync(spec.outputDir, { recursive: true });
     mkdirSync(files.dir, { recursive: true });
     const substitute = (arg: string) =>
       arg
-        .replaceAll('{dataset}', spec.datasetPath)
-        .replaceAll('{base}', spec.baseCheckpoint ?? '')
+        .replaceAll('{spec}', files.spec)
+        .replaceAll('{dataset}', spec.dataset.path)
         .replaceAll('{output}', spec.outputDir)
         .replaceAll('{job}', spec.jobKey);
+    writeFileSync(files.spec, `${JSON.stringify(spec, null, 2)}\n`);
+    // run.json last: its presence means the job was submitted (a crash before it leaves a job that submits again).
     writeFileSync(
-      files.spec,
-      JSON.stringify({ ...spec, argv: this.options.command.map(substitute), cwd: this.options.workDir }, null, 2),
+      files.run,
+      JSON.stringify({ argv: this.options.command.map(substitute), cwd: this.options.cwd ?? PROJECT_ROOT }, null, 2),
     );
     const log = openSync(files.log, 'a');
     try {
@@ -88,28 +119,32 @@ export class LocalTrainingBackend implements TrainingBackend {
   async status(jobKey: string): Promise<TrainingJobState> {
     const files = this.files(jobKey);
     const spec = readJson<TrainingJobSpec>(files.spec);
-    if (!spec) throw new Error(`no local training job ${jobKey}`);
+    if (!spec || !existsSync(files.run)) throw new Error(`no local training job ${jobKey}`);
     const progress =
-      readJson<{ step?: number; total_steps?: number }>(path.join(spec.outputDir, 'progress.json')) ?? {};
+      readJson<{ step?: number; total_steps?: number }>(path.join(spec.outputDir, TRAINING_PROGRESS_FILE)) ?? {};
     const base = { externalId: jobKey, step: progress.step ?? 0, totalSteps: progress.total_steps ?? 0 };
     const exit = readJson<{ code: number | null; signal?: string | null; error?: string; cancelled?: boolean }>(
       files.exit,
     );
     if (exit) {
       if (exit.cancelled) return { ...base, status: 'cancelled' };
-      if (exit.code === 0) return { ...base, status: 'succeeded', checkpointUri: spec.outputDir };
-      return {
-        ...base,
-        status: 'failed',
-        error: exit.error ?? `exited with ${exit.code ?? exit.signal}; see ${files.log}`,
-      };
+      if (exit.code !== 0)
+        return {
+          ...base,
+          status: 'failed',
+          error: exit.error ?? `exited with ${exit.code ?? exit.signal}; see ${files.log}`,
+        };
+      const manifest = readManifest(spec.outputDir);
+      if (!manifest.ok) return { ...base, status: 'failed', error: `${manifest.error}; see ${files.log}` };
+      return { ...base, status: 'succeeded', checkpoint: manifest.manifest, metrics: manifest.manifest.metrics };
     }
-    const pid = Number(readFileSync(files.pid, 'utf8'));
-    if (isAlive(pid)) return { ...base, status: 'running' };
+    const pidText = existsSync(files.pid) ? readFileSync(files.pid, 'utf8') : '';
+    const pid = Number(pidText);
+    if (pidText && isAlive(pid)) return { ...base, status: 'running' };
     return {
       ...base,
       status: 'failed',
-      error: `the job runner (pid ${pid}) is gone without recording an exit; see ${files.log}`,
+      error: `the job runner (pid ${pidText || 'unknown'}) is gone without recording an exit; see ${files.log}`,
     };
   }
 

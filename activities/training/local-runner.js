@@ -7,7 +7,7 @@ import { existsSync, openSync, readFileSync, renameSync, writeFileSync } from 'n
 import path from 'node:path';
 
 const jobDir = process.argv[2];
-const spec = JSON.parse(readFileSync(path.join(jobDir, 'spec.json'), 'utf8'));
+const run = JSON.parse(readFileSync(path.join(jobDir, 'run.json'), 'utf8'));
 const log = openSync(path.join(jobDir, 'log.txt'), 'a');
 const writeExit = (result) => {
   const file = path.join(jobDir, 'exit.json');
@@ -16,7 +16,7 @@ const writeExit = (result) => {
   writeFileSync(`${file}.tmp`, JSON.stringify({ ...result, finishedAt: new Date().toISOString() }));
   renameSync(`${file}.tmp`, file);
 };
-const child = spawn(spec.argv[0], spec.argv.slice(1), { stdio: ['ignore', log, log], cwd: spec.cwd });
+const child = spawn(run.argv[0], run.argv.slice(1), { stdio: ['ignore', log, log], cwd: run.cwd });
 const forward = (signal) => () => child.kill(signal);
 process.on('SIGTERM', forward('SIGTERM'));
 process.on('SIGINT', forward('SIGINT'));

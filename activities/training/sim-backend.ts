@@ -8,16 +8,31 @@ interface JobBody {
   step?: number;
   total_steps?: number;
   checkpoint_uri?: string;
+  base_model?: string;
   error?: string;
   metrics?: Record<string, number>;
 }
 
+/**
+ * The sim trainer writes adapter-like checkpoints that the sim policy server hot-loads, so each is reported as a LoRA
+ * manifest on top of the job's base model.
+ */
 const toState = (job: JobBody): TrainingJobState => ({
   externalId: job.id,
   status: job.status,
   step: job.step ?? 0,
   totalSteps: job.total_steps ?? 0,
-  ...(job.checkpoint_uri ? { checkpointUri: job.checkpoint_uri } : {}),
+  ...(job.checkpoint_uri && job.status === 'succeeded'
+    ? {
+        checkpoint: {
+          kind: 'lora' as const,
+          path: job.checkpoint_uri,
+          baseModel: job.base_model ?? 'sim',
+          steps: job.step ?? 0,
+          metrics: job.metrics ?? {},
+        },
+      }
+    : {}),
   ...(job.error ? { error: job.error } : {}),
   ...(job.metrics ? { metrics: job.metrics } : {}),
 });
@@ -61,8 +76,9 @@ export class SimTrainingBackend implements TrainingBackend {
   async submit(spec: TrainingJobSpec, signal?: AbortSignal): Promise<TrainingJobState> {
     const body = {
       job_key: spec.jobKey,
-      dataset_path: spec.datasetPath,
-      base_checkpoint: spec.baseCheckpoint,
+      dataset_path: spec.dataset.path,
+      base_checkpoint: spec.init?.path ?? null,
+      base_model: spec.baseModel,
       output_dir: spec.outputDir,
       epochs: spec.grpo.epochs,
       grpo: spec.grpo,

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
 import { LocalTrainingBackend } from '../../activities/training/local-backend.js';
 import type { TrainingJobState } from '../../activities/training/backend.js';
+import { Grpo, LoraConfig } from '../../core/config.js';
+import { TrainingJobSpec } from '../../core/training.js';
 
 const FAKE_TRAINER = fileURLToPath(new URL('../fixtures/fake-trainer.js', import.meta.url));
 const workDir = mkdtempSync(path.join(os.tmpdir(), 'looptool-local-train-'));
@@ -12,7 +14,7 @@ afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
 const backend = (steps: number, mode = 'ok') =>
   new LocalTrainingBackend({
-    command: [process.execPath, FAKE_TRAINER, '{dataset}', '{base}', '{output}', String(steps), mode],
+    command: [process.execPath, FAKE_TRAINER, '{spec}', String(steps), mode],
     workDir,
   });
 
@@ -53,29 +55,47 @@ function isAlive(pid: number): boolean {
 describe('local training backend', () => {
   const dataset = path.join(workDir, 'train.parquet');
   writeFileSync(dataset, 'not really parquet');
-  const spec = (job: string) => ({
-    jobKey: job,
-    datasetPath: dataset,
-    baseCheckpoint: null,
-    outputDir: path.join(workDir, job, 'checkpoint'),
-    grpo: {},
-  });
+  const spec = (job: string): TrainingJobSpec =>
+    TrainingJobSpec.parse({
+      jobKey: job,
+      loopName: 'demo',
+      iteration: 1,
+      dataset: { path: dataset, format: 'verl-parquet', rows: 1 },
+      baseModel: 'base-model',
+      init: null,
+      weights: 'full',
+      lora: LoraConfig.parse({}),
+      grpo: Grpo.parse({ learningRate: 3e-6 }),
+      reward: { mode: 'exact' },
+      outputDir: path.join(workDir, job, 'checkpoint'),
+    });
 
-  test('runs the command detached, reports progress, and succeeds with the checkpoint folder', async () => {
+  test('runs the command detached with the job spec, reports progress, and succeeds with its manifest', async () => {
     const first = await backend(6).submit(spec('ok-job'));
     expect(first.status).toBe('running');
     const done = await until(backend(6), 'ok-job', (s) => s.status === 'succeeded');
+    const hf = path.join(workDir, 'ok-job', 'checkpoint', 'hf');
     expect(done).toMatchObject({
       status: 'succeeded',
       step: 6,
       totalSteps: 6,
-      checkpointUri: path.join(workDir, 'ok-job', 'checkpoint'),
+      checkpoint: { kind: 'full', path: hf, baseModel: 'base-model', steps: 6, metrics: { reward_mean: 0.5 } },
     });
-    expect(JSON.parse(readFileSync(path.join(done.checkpointUri!, 'adapter.json'), 'utf8'))).toEqual({
+    // The recipe read every setting from the spec file the backend wrote.
+    expect(JSON.parse(readFileSync(path.join(hf, 'adapter.json'), 'utf8'))).toEqual({
       dataset,
-      base: null,
+      init: null,
+      lr: 3e-6,
       exists: true,
     });
+  });
+
+  test('a command that exits 0 without a checkpoint manifest is a failed job that says so', async () => {
+    const b = backend(1, 'no-manifest');
+    await b.submit(spec('no-manifest'));
+    const state = await until(b, 'no-manifest', (s) => s.status !== 'running');
+    expect(state.status).toBe('failed');
+    expect(state.error).toMatch(/checkpoint\.json is missing/);
   });
 
   test('submitting the same job key again re-attaches instead of starting a second run', async () => {
@@ -110,6 +130,6 @@ describe('local training backend', () => {
     await poll('the job runner to exit', () => (isAlive(pid) ? undefined : true));
     expect(() => process.kill(pid, 0)).toThrow();
     expect((await b.status('long')).status).toBe('cancelled');
-    expect(existsSync(path.join(workDir, 'long', 'checkpoint', 'adapter.json'))).toBe(false);
+    expect(existsSync(path.join(workDir, 'long', 'checkpoint', 'checkpoint.json'))).toBe(false);
   });
 });

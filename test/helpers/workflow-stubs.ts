@@ -84,9 +84,8 @@ export const cannedResults: StubImplementations = {
   evaluateFile: async () => [{ category: 'simple', correct: 3, total: 4 }],
   summarizeEvaluation: async () => ({ overall: 0.75 }),
   trainIteration: async (input) => ({
-    checkpointUri: checkpointOf(input.loopName, input.iteration),
+    checkpoint: manifestOf(input.loopName, input.iteration),
     externalId: `job-${input.iteration}`,
-    metrics: {},
   }),
   cancelTrainingJob: async () => ({ cancelled: false }),
   deployCheckpoint: async (input) => ({ model: `${input.loopName}-iter-${input.iteration}` }),
@@ -94,6 +93,15 @@ export const cannedResults: StubImplementations = {
 
 /** The checkpoint the default `trainIteration` stub returns for an iteration. */
 export const checkpointOf = (loopName: string, iteration: number) => `ckpt://${loopName}/iter-${iteration}`;
+
+/** The manifest a stub trainer reports for an iteration (its path is {@link checkpointOf}). */
+export const manifestOf = (loopName: string, iteration: number, metrics: Record<string, number> = {}) => ({
+  kind: 'lora' as const,
+  path: checkpointOf(loopName, iteration),
+  baseModel: 'policy',
+  steps: iteration,
+  metrics,
+});
 
 export interface StubCall {
   activity: ActivityName;

@@ -18,6 +18,7 @@ import { connectTestTemporal, quietTemporalLogs, type TestTemporal } from '../he
 import {
   acceptedUpdates,
   checkpointOf,
+  manifestOf,
   closedActivities,
   eventId,
   Gates,
@@ -277,9 +278,8 @@ describe('loop controller with stub activities', () => {
       trainIteration: async (input) => {
         if (input.iteration === 1) await gates.wait('train-1');
         return {
-          checkpointUri: checkpointOf(input.loopName, input.iteration),
+          checkpoint: manifestOf(input.loopName, input.iteration, { reward: input.iteration }),
           externalId: `job-${input.iteration}`,
-          metrics: { reward: input.iteration },
         };
       },
     });
@@ -320,7 +320,7 @@ describe('loop controller with stub activities', () => {
         dataset: d2,
         seedVersionId: 1,
         budget: 10,
-        checkpoint: checkpointOf(loopName, 1),
+        checkpoint: manifestOf(loopName, 1, { reward: 1 }),
         paused: false,
         stopAfterIteration: false,
         pendingInjections: [],
@@ -334,7 +334,7 @@ describe('loop controller with stub activities', () => {
       expect(stubs.inputsOf('createInitialVersion')).toHaveLength(1);
       expect(stubs.inputsOf('trainIteration').map((t) => [t.iteration, t.versionId, t.baseCheckpoint])).toEqual([
         [1, 11, null],
-        [2, 12, checkpointOf(loopName, 1)],
+        [2, 12, manifestOf(loopName, 1, { reward: 1 })],
       ]);
       expect(stubs.inputsOf('assembleNextVersion')).toEqual([
         expect.objectContaining({
@@ -345,7 +345,7 @@ describe('loop controller with stub activities', () => {
           injectBatchIds: [batch],
         }),
       ]);
-      expect(stubs.inputsOf('deployCheckpoint').map((d) => d.checkpointUri)).toEqual([
+      expect(stubs.inputsOf('deployCheckpoint').map((d) => d.checkpoint.path)).toEqual([
         checkpointOf(loopName, 1),
         checkpointOf(loopName, 2),
       ]);
