@@ -15,15 +15,16 @@ export interface ActivityDeps {
 }
 
 /**
- * The standard dependencies: model clients keyed by the worker's API key and default servers, prompt templates read
- * once.
+ * The standard dependencies: model clients with the worker's API keys and default servers per role, prompt templates
+ * read once.
  */
 export function createActivityDeps(input: {
   pool: pg.Pool;
   artifactsDir: string;
   /** Model servers per role for loops whose config names none (the worker's LOOPTOOL_<ROLE>_BASE_URLS). */
   defaultBaseUrls?: Partial<Record<ModelRole, string[]>>;
-  llmApiKey?: string;
+  /** The bearer token per role's model servers (the worker's LOOPTOOL_<ROLE>_API_KEY, else LOOPTOOL_LLM_API_KEY). */
+  apiKeys?: Partial<Record<ModelRole, string>>;
   llmTimeoutMs?: number;
   rewardUrl?: string;
 }): ActivityDeps {
@@ -32,7 +33,7 @@ export function createActivityDeps(input: {
     artifactsDir: input.artifactsDir,
     ...(input.rewardUrl ? { rewardUrl: input.rewardUrl } : {}),
     llm: new LlmRegistry({
-      ...(input.llmApiKey ? { apiKey: input.llmApiKey } : {}),
+      ...(input.apiKeys ? { apiKeys: input.apiKeys } : {}),
       ...(input.llmTimeoutMs ? { timeoutMs: input.llmTimeoutMs } : {}),
       ...(input.defaultBaseUrls ? { defaultBaseUrls: input.defaultBaseUrls } : {}),
     }),

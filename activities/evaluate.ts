@@ -16,6 +16,7 @@ import {
 } from '../core/formats/index.js';
 import { EvaluateFileInput, parseInput, SummarizeEvaluationInput } from '../core/inputs.js';
 import type { JsonValue } from '../core/json.js';
+import type { Sample } from '../core/schemas/sample.js';
 import { bfclV3Summary, type CategoryScore } from '../core/stages/bfcl-overall.js';
 import { readRecords } from '../datasets/read-records.js';
 import { getEvaluations, upsertEvaluations } from '../db/queries/evaluations.js';
@@ -27,7 +28,8 @@ import { policyChat } from './llm/policy-chat.js';
 
 /**
  * Scores the deployed policy on one BFCL file of a held-out set with the core checker (BFCL AST semantics), and
- * writes per-category accuracy. The whole file is re-scored on a retry (the model is greedy, the write an upsert), so
+ * writes per-category accuracy. Each question is shown as the probe shows a sample (`policyChat`: one prompt
+ * everywhere), and its reply decoded as BFCL decodes it (`<tool_call>` blocks in the text, or `tool_calls`). The whole file is re-scored on a retry (the model is greedy, the write an upsert), so
  * nothing is counted twice. Heartbeats the number of questions answered.
  */
 export function createEvaluateActivities(deps: ActivityDeps) {
@@ -94,11 +96,13 @@ export function createEvaluateActivities(deps: ActivityDeps) {
             key: [input.evalSet, question.id],
           } as const;
           const what = `evaluation of ${question.id}`;
+          // The question as a sample, shown to the policy as the probe shows a training sample (the prompt never reads
+          // the target; the possible answers stay with the checker).
+          const sample: Sample = { tools: question.functions, messages: question.messages, target: { kind: 'text' } };
           await callModel(endpoints, signal, what, async (endpoint) => {
             const reply = await policyChat(endpoint, {
               model: input.policy.model,
-              messages: question.messages,
-              tools: question.functions,
+              sample,
               maxTokens: input.maxTokens,
               logprobs: false,
               signal,

@@ -41,6 +41,10 @@ export const TRAINER: ServerFailureTypes = {
   connection: ErrorType.TrainerUnavailable,
 };
 
+/** What a 401 from a model server means here: the worker sends no key, or not the one the server was started with. */
+const UNAUTHORIZED_HINT =
+  " (the server wants another API key: set the worker's LOOPTOOL_<ROLE>_API_KEY, or LOOPTOOL_LLM_API_KEY for every role, to the server's --api-key)";
+
 /** Statuses worth retrying, as openai-node's own `shouldRetry` decides: timeout, conflict, rate limit, server errors. */
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 409 || status === 429 || status >= 500;
@@ -109,7 +113,7 @@ export function toApplicationFailure(err: unknown, context: string, types: Serve
   const status = err instanceof APIError || err instanceof HttpStatusError ? err.status : undefined;
   if (typeof status === 'number') {
     const error = err as APIError | HttpStatusError;
-    const summary = `${context}: HTTP ${status}: ${error.message}`;
+    const summary = `${context}: HTTP ${status}: ${error.message}${status === 401 && types === MODEL_SERVER ? UNAUTHORIZED_HINT : ''}`;
     if (isRetryableStatus(status)) {
       const delay = retryAfterMs(error.headers);
       return ApplicationFailure.create({

@@ -1,5 +1,6 @@
 import { compileSampleChecker } from '../core/checker/index.js';
 import { parseInput, ProbeBatchInput } from '../core/inputs.js';
+import { withSystemPrompt } from '../core/formats/policy-prompt.js';
 import { canonicalJson } from '../core/json.js';
 import { parseModelOutput } from '../core/parse/model-output.js';
 import type { Sample } from '../core/schemas/sample.js';
@@ -49,10 +50,6 @@ export function createProbeActivities(deps: ActivityDeps) {
       const ledger = new Ledger();
 
       const probeOne = async (item: BatchItem, sample: Sample, signal: AbortSignal): Promise<ProbeResultRow> => {
-        const messages =
-          systemPrompt && sample.messages[0]?.role !== 'system'
-            ? [{ role: 'system' as const, content: systemPrompt.system }, ...sample.messages]
-            : sample.messages;
         const call = {
           purpose: 'probe',
           role: 'policy',
@@ -68,8 +65,9 @@ export function createProbeActivities(deps: ActivityDeps) {
         return callModel(endpoints, signal, `probe of sample ${item.sampleId}`, async (endpoint) => {
           const reply = await policyChat(endpoint, {
             model: input.policy.model,
-            messages,
-            tools: sample.tools,
+            // The optional probe system prompt joins the sample's own system message (when it has none), so the
+            // tools are rendered after it as a training export of that sample would render them.
+            sample: systemPrompt ? withSystemPrompt(sample, systemPrompt.system) : sample,
             maxTokens: input.maxTokens,
             logprobs: true,
             signal,

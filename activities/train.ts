@@ -66,6 +66,7 @@ export function createTrainActivities(deps: ActivityDeps) {
         jobKey,
         loopName: input.loopName,
         iteration: input.iteration,
+        seed: input.seed,
         dataset: { path: datasetPath, format, rows: exported.written },
         baseModel: input.baseModel,
         init: input.baseCheckpoint,

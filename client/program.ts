@@ -33,6 +33,11 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   { name: 'loop', description: 'Start, watch and steer LoopTool loops', load: () => import('./commands/loop.js') },
   {
+    name: 'runtime',
+    description: 'The real CPU policy server (transformers behind the OpenAI API) and its Python environment',
+    load: () => import('./commands/runtime.js'),
+  },
+  {
     name: 'inject',
     args: '[options] <loop> <file>',
     description: "Import a file and merge it into the loop's next dataset (role injected), once",
@@ -53,6 +58,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: 'sim',
     description: 'The simulated model stack (vLLM-compatible server, trainer) and its seed data',
     load: () => import('./commands/sim.js'),
+  },
+  {
+    name: 'reward',
+    description: 'Serve the GRPO training reward over HTTP, scored by the looptool checker (for verl and TRL)',
+    load: () => import('./commands/reward.js'),
   },
 ];
 

@@ -172,6 +172,8 @@ export const TrainIterationInput = z.object({
   baseCheckpoint: CheckpointManifest.nullable(),
   training: LoopConfig.shape.training,
   reward: RewardMode,
+  /** The loop's seed, for the trainer's sampling. */
+  seed: z.number().int(),
   /** How often to poll the job. @unit milliseconds */
   pollIntervalMs: positiveInt.default(2_000),
 });

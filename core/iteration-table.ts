@@ -56,6 +56,29 @@ export function iterationTable(status: {
   };
 }
 
+/**
+ * What training and deployment did in each iteration: the weights kind, optimizer steps, the run's final mean reward
+ * (as the trainer logged it), the checkpoint and the name it was served under. Empty when no iteration trained.
+ */
+export function trainingTable(history: readonly IterationSummary[]): { headers: string[]; rows: TableCell[][] } {
+  const trained = history.filter((h) => h.training);
+  const reward = (metrics: Record<string, number>) => {
+    const value = metrics.reward ?? metrics.reward_mean;
+    return value === undefined ? '–' : value.toFixed(3);
+  };
+  return {
+    headers: ['iter', 'weights', 'steps', 'reward', 'checkpoint', 'served as'],
+    rows: trained.map((h) => [
+      String(h.iteration),
+      h.training!.kind,
+      h.training!.steps,
+      reward(h.training!.metrics),
+      h.checkpoint ?? '',
+      h.servedModel ?? '',
+    ]),
+  };
+}
+
 /** A table as GitHub-flavoured markdown (the Temporal UI renders current details as markdown). */
 export function markdownTable(headers: readonly string[], rows: readonly (readonly TableCell[])[]): string {
   const line = (cells: readonly TableCell[]) => `| ${cells.map(String).join(' | ')} |`;

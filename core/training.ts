@@ -38,6 +38,8 @@ export const TrainingJobSpec = z.object({
   jobKey: z.string().min(1),
   loopName: z.string().min(1),
   iteration: z.number().int().positive(),
+  /** The loop's seed: the recipe seeds its sampling with it, so a rerun draws the same rollouts. */
+  seed: z.number().int(),
   /** D_j, exported in the format the recipe reads; every row renders its prompt with core/formats/policy-prompt. */
   dataset: z.object({ path: z.string().min(1), format: TrainingDatasetFormat, rows: z.number().int().nonnegative() }),
   /** π_0: a Hugging Face folder or hub id. */

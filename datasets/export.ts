@@ -4,6 +4,7 @@ import {
   sampleToTrl,
   sampleToVerlRow,
   type Converted,
+  type TrlRecord,
   type VerlRow,
 } from '../core/formats/index.js';
 import type { JsonValue } from '../core/json.js';
@@ -71,7 +72,7 @@ export async function exportVersion(
     case 'trl-jsonl':
       summary.written = await writeJsonLines(
         input.out,
-        converted<JsonValue>((sample) => sampleToTrl(sample)),
+        converted<TrlRecord>((sample) => sampleToTrl(sample)),
       );
       break;
     case 'openai-jsonl':

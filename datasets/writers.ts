@@ -4,8 +4,9 @@ import { fileWriter, ParquetWriter } from 'hyparquet-writer';
 import type { SchemaElement } from 'hyparquet-writer';
 import { stringifyJson, type JsonValue } from '../core/json.js';
 import { sampleToLoopTool } from '../core/formats/looptool.js';
-import { sampleToOpenAiChat, sampleToTrl } from '../core/formats/openai-chat.js';
+import { sampleToOpenAiChat } from '../core/formats/openai-chat.js';
 import type { Converted } from '../core/formats/rejection.js';
+import { sampleToTrl } from '../core/formats/trl.js';
 import { sampleToVerlRow, type VerlRow } from '../core/formats/verl.js';
 import type { Sample } from '../core/schemas/sample.js';
 
@@ -20,7 +21,7 @@ async function write(stream: WriteStream, text: string): Promise<void> {
  */
 export async function writeJsonLines(
   file: string,
-  records: AsyncIterable<JsonValue> | Iterable<JsonValue>,
+  records: AsyncIterable<JsonValue | object> | Iterable<JsonValue | object>,
 ): Promise<number> {
   const stream = createWriteStream(file, { encoding: 'utf8' });
   let count = 0;
@@ -36,7 +37,8 @@ export async function writeJsonLines(
   return count;
 }
 
-// verl reads prompt as a list of {role, content} and reward_model.ground_truth as a string (LoopTool's json2parquet).
+// verl reads prompt as a list of {role, content} (any length: core/formats/policy-prompt.ts) and
+// reward_model.ground_truth as a string (LoopTool's json2parquet); the reward function reads extra_info.tools (JSON text).
 const VERL_SCHEMA: SchemaElement[] = [
   { name: 'root', num_children: 5 },
   { name: 'data_source', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
@@ -49,9 +51,10 @@ const VERL_SCHEMA: SchemaElement[] = [
   { name: 'reward_model', repetition_type: 'REQUIRED', num_children: 2 },
   { name: 'style', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
   { name: 'ground_truth', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
-  { name: 'extra_info', repetition_type: 'REQUIRED', num_children: 2 },
+  { name: 'extra_info', repetition_type: 'REQUIRED', num_children: 3 },
   { name: 'index', type: 'INT64', repetition_type: 'REQUIRED' },
   { name: 'sample_id', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+  { name: 'tools', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
 ];
 
 /**
@@ -78,7 +81,7 @@ export async function writeVerlParquet(
         { name: 'reward_model', data: group.map((row) => row.reward_model) },
         {
           name: 'extra_info',
-          data: group.map((row) => ({ index: BigInt(row.extra_info.index), sample_id: row.extra_info.sample_id })),
+          data: group.map((row) => ({ ...row.extra_info, index: BigInt(row.extra_info.index) })),
         },
       ],
     });

@@ -1,9 +1,11 @@
 /**
  * Reads the judge, generator and validator prompts (activities/llm/prompts/*.md) back into data: the parts sit between
- * XML-style tags, so the sim finds them by tag and never depends on the prose around them.
+ * XML-style tags, so the sim finds them by tag and never depends on the prose around them. Reads the policy's
+ * plain-text chat (core/formats/policy-prompt.ts) back into tools and messages.
  */
 import { isJsonObject, parseJson, type JsonValue } from '../core/json.js';
 import { messageFromJson, toolsFromJson } from '../core/formats/openai-chat.js';
+import { messagesFromPolicyPrompt } from '../core/formats/policy-prompt.js';
 import type { FunctionDefinition } from '../core/schemas/function-def.js';
 import type { ChatMessage } from '../core/schemas/messages.js';
 import type { ToolCall } from '../core/schemas/tool-call.js';
@@ -22,9 +24,24 @@ export function tagContent(text: string, tag: string): string | undefined {
 
 const toolCache = new BoundedCache<string, FunctionDefinition[] | null>(10_000);
 
-/** The tools of a `<tools>` block: one OpenAI tool JSON a line. Cached by content (the same list recurs). */
+/**
+ * The lines of the `<tools>` block: the tag on a line of its own, as the judge prompts and the policy's system prompt
+ * (core/formats/policy-prompt.ts) write it. Qwen's tools section mentions "<tools></tools>" in its prose first, so the
+ * first bare `<tools>` is not always the block.
+ */
+function toolsBlock(system: string): string | undefined {
+  const start = system.indexOf('<tools>\n');
+  if (start < 0) return tagContent(system, 'tools');
+  const end = system.indexOf('</tools>', start);
+  return end < 0 ? undefined : system.slice(start + '<tools>\n'.length, end).trim();
+}
+
+/**
+ * The tools of a `<tools>` block: one OpenAI tool JSON (or bare definition) a line. Cached by content (the same list
+ * recurs).
+ */
 export function parsePromptTools(system: string): FunctionDefinition[] | undefined {
-  const block = tagContent(system, 'tools');
+  const block = toolsBlock(system);
   if (block === undefined) return undefined;
   const key = hashHex(block);
   const cached = toolCache.get(key);
@@ -83,4 +100,22 @@ export function promptParts(messages: readonly { role: string; content: string }
   const system = messages.find((m) => m.role === 'system')?.content ?? '';
   const user = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
   return { system, user };
+}
+
+/**
+ * What the student reads from a policy request without `tools` (core/formats/policy-prompt.ts): the tools of the
+ * system prompt's `<tools>` block, and the history with its `<tool_call>` text read back into calls and its
+ * `<tool_response>` turns into tool results, so it sees the conversation (turn count, earlier results) the sample has.
+ * A history sent in OpenAI's wire form (tool messages, `tool_calls`) or one that does not read back is taken as sent.
+ */
+export function readPolicyPrompt(sent: readonly ChatMessage[]): {
+  tools: FunctionDefinition[];
+  messages: ChatMessage[];
+} {
+  const system = sent[0]?.role === 'system' ? sent[0].content : '';
+  const tools = parsePromptTools(system) ?? [];
+  const plain = sent.every((m) => m.role !== 'tool' && !(m.role === 'assistant' && m.tool_calls));
+  if (!plain) return { tools, messages: [...sent] };
+  const read = messagesFromPolicyPrompt(sent.map((m) => ({ role: m.role, content: m.content ?? '' })));
+  return { tools, messages: read.ok ? read.value : [...sent] };
 }

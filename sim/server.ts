@@ -14,6 +14,7 @@ import { FaultInjector, FaultRequest, type FaultKind, type FaultRule, type Model
 import { GENERATOR_FLAWS, SimGenerator, type GeneratorFlaw } from './generator.js';
 import { SimJudge } from './judge.js';
 import { ANSWER_ERROR_KINDS, type AnswerErrorKind } from './mutations.js';
+import { readPolicyPrompt } from './prompt-parse.js';
 import { BoundedCache, hashHex } from './random.js';
 import type { LearningParams } from './skills.js';
 import { BASE_CHECKPOINT, SimStudent, type StudentAnswer, type StudentCheckpoint } from './student.js';
@@ -54,6 +55,35 @@ export interface SimServerOptions {
   bfclDir?: string | false;
   /** Adapters to load at start: name → checkpoint directory. */
   adapters?: Readonly<Record<string, string>>;
+  /**
+   * As vLLM's `--api-key`: every `/v1/*` request (chat, models, the LoRA routes) must carry `Authorization: Bearer
+   * <key>` or gets vLLM's 401 `{"error": "Unauthorized"}`. `/health` stays open, as in vLLM; so do the sim's own
+   * `/sim/*` controls and the trainer API, which vLLM does not have.
+   */
+  apiKey?: string;
+  /**
+   * The LoRA load/unload routes exist, as in vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True. False: they answer 404
+   * `{"detail": "Not Found"}`, as vLLM does without it. @default true
+   */
+  runtimeLoraUpdating?: boolean;
+}
+
+/** The model-server routes whose requests `SimStats.routes` counts; any other `/v1/*` path counts as `other`. */
+const MODEL_ROUTES = new Set([
+  'GET /health',
+  'GET /v1/models',
+  'POST /v1/chat/completions',
+  'POST /v1/load_lora_adapter',
+  'POST /v1/unload_lora_adapter',
+]);
+
+/** Requests to one model-server route. */
+export interface RouteStats {
+  requests: number;
+  /** Requests that carried the server's API key as their bearer token (none count when it has no key). */
+  withKey: number;
+  /** Requests answered 401 for a missing or wrong key. */
+  rejected: number;
 }
 
 /** What `GET /sim/stats` returns. */
@@ -78,6 +108,8 @@ export interface SimStats {
   generator: { outputs: number; flawed: Record<GeneratorFlaw, number> };
   trainer: Record<JobStatus, number>;
   adapters: string[];
+  /** Model-server requests by route (`GET /v1/models`, `GET /health`, …, `other`): how many carried the API key. */
+  routes: Record<string, RouteStats>;
 }
 
 export interface SimServer {
@@ -311,6 +343,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     },
     trainer: trainer.statusCounts(),
     adapters: [],
+    routes: {},
   };
 
   const loadAdapter = async (name: string, location: string): Promise<void> => {
@@ -412,11 +445,18 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
   };
 
   const studentCompletion = (model: string, body: Record<string, unknown>, bodyChars: number): string => {
-    const messages = toChatMessages(body.messages);
-    const toolsJson = body.tools === undefined ? '[]' : JSON.stringify(body.tools);
+    const sent = toChatMessages(body.messages);
+    // Without `tools` the request is the policy's plain-text chat (core/formats/policy-prompt.ts): the tools are in
+    // its system prompt and the reply's calls go into the text, as vLLM answers when no tool parser runs.
+    const withTools = Array.isArray(body.tools) && body.tools.length > 0;
+    const toolsJson = withTools ? JSON.stringify(body.tools) : '[]';
     const toolsKey = hashHex(toolsJson);
-    let tools = toolsCache.get(toolsKey);
-    if (!tools) tools = toolsCache.set(toolsKey, toolsOf(body.tools));
+    let tools: FunctionDefinition[];
+    let messages: ChatMessage[];
+    if (withTools) {
+      tools = toolsCache.get(toolsKey) ?? toolsCache.set(toolsKey, toolsOf(body.tools));
+      messages = sent;
+    } else ({ tools, messages } = readPolicyPrompt(sent));
     const key = `s:${toolsKey}${hashHex(JSON.stringify(body.messages))}`;
     const checkpoint = adapters.get(model)?.checkpoint ?? BASE_CHECKPOINT;
     const salt = saltOf(body, `${model}|${key}`);
@@ -442,7 +482,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
             `<tool_call>\n{"name": ${JSON.stringify(call.name)}, "arguments": ${args[index] as string}}\n</tool_call>`,
         )
         .join('\n');
-      return completion(model, body, text, answer.meanLogprob, responseKey, bodyChars, { toolCalls });
+      return completion(model, body, text, answer.meanLogprob, responseKey, bodyChars, withTools ? { toolCalls } : {});
     }
     return completion(model, body, output.text, answer.meanLogprob, responseKey, bodyChars);
   };
@@ -634,6 +674,28 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     return false;
   };
 
+  const runtimeLoraUpdating = options.runtimeLoraUpdating ?? true;
+  /**
+   * vLLM's AuthenticationMiddleware: with a key, a path starting with `/v1` needs `Bearer <key>` (scheme in any case);
+   * OPTIONS and every other path pass. Counts each model-server request by route, with or without the key.
+   */
+  const authorized = (req: IncomingMessage, route: string, pathname: string): boolean => {
+    const isModelRoute = pathname === '/health' || pathname.startsWith('/v1');
+    if (!isModelRoute) return true;
+    const [scheme = '', token] = (req.headers.authorization ?? '').split(/ (.*)/s);
+    const withKey = options.apiKey !== undefined && scheme.toLowerCase() === 'bearer' && token === options.apiKey;
+    const rejected = options.apiKey !== undefined && !withKey && pathname.startsWith('/v1') && req.method !== 'OPTIONS';
+    const counts = (stats.routes[MODEL_ROUTES.has(route) ? route : 'other'] ??= {
+      requests: 0,
+      withKey: 0,
+      rejected: 0,
+    });
+    counts.requests++;
+    if (withKey) counts.withKey++;
+    if (rejected) counts.rejected++;
+    return !rejected;
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const target = req.url ?? '/';
     const query = target.indexOf('?');
@@ -641,6 +703,10 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     const method = req.method ?? 'GET';
     const raw = method === 'GET' || method === 'HEAD' ? '' : await readBody(req);
     const route = `${method} ${pathname}`;
+    if (!authorized(req, route, pathname)) {
+      sendJson(res, 401, { error: 'Unauthorized' });
+      return;
+    }
     switch (route) {
       case 'GET /health':
         res.writeHead(200, { 'content-length': 0 });
@@ -653,6 +719,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
         await chatCompletions(res, raw);
         return;
       case 'POST /v1/load_lora_adapter': {
+        if (!runtimeLoraUpdating) break;
         const body = parseObject(raw);
         if (typeof body.lora_name !== 'string' || typeof body.lora_path !== 'string')
           throw new HttpError(400, "'lora_name' and 'lora_path' are required", 'BadRequestError');
@@ -661,6 +728,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
         return;
       }
       case 'POST /v1/unload_lora_adapter': {
+        if (!runtimeLoraUpdating) break;
         const body = parseObject(raw);
         if (typeof body.lora_name !== 'string') throw new HttpError(400, "'lora_name' is required", 'BadRequestError');
         if (!adapters.delete(body.lora_name))

@@ -1,12 +1,15 @@
 /**
- * Reads a training dataset the way the real trainer would receive it: verl GRPO parquet (as datasets/writers.ts writes
- * it) or JSON Lines (OpenAI chat records, or LoopTool `{instruction, input, output}` records), back into samples.
+ * Reads a training dataset the way the real trainer would receive it, back into samples: verl GRPO parquet (`prompt` +
+ * `reward_model.ground_truth`, as datasets/writers.ts writes it) or JSON Lines of TRL GRPO records (`prompt` +
+ * `ground_truth`), OpenAI chat records or LoopTool `{instruction, input, output}` records. Both training exports carry
+ * core/formats/policy-prompt's chat, read back with its inverse.
  */
 import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { isJsonObject, type JsonValue } from '../core/json.js';
 import { loopToolToSample } from '../core/formats/looptool.js';
 import { openAiChatToSamples } from '../core/formats/openai-chat.js';
+import { sampleFromPolicyPrompt } from '../core/formats/policy-prompt.js';
 import type { Sample } from '../core/schemas/sample.js';
 import { readRecords } from '../datasets/read-records.js';
 
@@ -29,8 +32,32 @@ async function isParquet(file: string): Promise<boolean> {
   }
 }
 
+interface PromptMessage {
+  role: string;
+  content: string;
+}
+
+function isPrompt(value: unknown): value is PromptMessage[] {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (m: unknown) =>
+        typeof (m as { role?: unknown } | null)?.role === 'string' &&
+        typeof (m as { content?: unknown }).content === 'string',
+    )
+  );
+}
+
+/** A training export's row (its prompt and label) as a sample; undefined when it is not one. */
+function promptToSample(prompt: unknown, label: unknown): Sample | undefined {
+  if (!isPrompt(prompt) || typeof label !== 'string') return undefined;
+  const converted = sampleFromPolicyPrompt({ prompt, label });
+  return converted.ok ? converted.value : undefined;
+}
+
 function recordToSample(record: JsonValue): Sample | undefined {
   if (!isJsonObject(record)) return undefined;
+  if (Array.isArray(record.prompt)) return promptToSample(record.prompt, record.ground_truth);
   if (Array.isArray(record.messages)) {
     const converted = openAiChatToSamples(record);
     return converted.ok ? converted.value[0] : undefined;
@@ -43,8 +70,8 @@ function recordToSample(record: JsonValue): Sample | undefined {
 }
 
 interface VerlParquetRow {
-  prompt?: { role?: string; content?: string }[];
-  reward_model?: { ground_truth?: string };
+  prompt?: unknown;
+  reward_model?: { ground_truth?: unknown };
 }
 
 /**
@@ -64,14 +91,8 @@ export async function readTrainingData(file: string): Promise<TrainingData> {
     const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
     const rows = (await parquetReadObjects({ file: buffer })) as VerlParquetRow[];
     for (const row of rows) {
-      const instruction = row.prompt?.[0]?.content;
-      const input = row.prompt?.[1]?.content;
-      const output = row.reward_model?.ground_truth;
-      const converted =
-        typeof instruction === 'string' && typeof input === 'string' && typeof output === 'string'
-          ? loopToolToSample({ instruction, input, output })
-          : undefined;
-      if (converted?.ok) samples.push(converted.value);
+      const sample = promptToSample(row.prompt, row.reward_model?.ground_truth);
+      if (sample) samples.push(sample);
       else rejected++;
     }
   } else {
@@ -84,7 +105,7 @@ export async function readTrainingData(file: string): Promise<TrainingData> {
   }
   if (samples.length === 0)
     throw new Error(
-      `${file} holds no trainable samples (${rejected} rows rejected; expected verl parquet or JSON Lines of OpenAI chat or LoopTool records)`,
+      `${file} holds no trainable samples (${rejected} rows rejected; expected verl parquet or JSON Lines of TRL GRPO, OpenAI chat or LoopTool records)`,
     );
   return { samples, rejected, format, sha256 };
 }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import type { ModelRole } from '../core/vocabulary.js';
+import { ModelRole } from '../core/vocabulary.js';
 import { parseEnv, resolveSharedSettings, SharedEnvSchema, type SharedSettings } from '../services/settings.js';
 
 export { ConfigError } from '../services/settings.js';
@@ -43,8 +43,17 @@ export const WorkerEnvSchema = SharedEnvSchema.extend({
   LOOPTOOL_POLICY_BASE_URLS: csvUrls.optional(),
   LOOPTOOL_JUDGE_BASE_URLS: csvUrls.optional(),
   LOOPTOOL_GENERATOR_BASE_URLS: csvUrls.optional(),
-  /** API key sent to the model servers (vLLM `--api-key`); never logged or put into workflow history. */
+  /**
+   * API key sent as the bearer token to every model server (vLLM `--api-key`) of a role that has no key of its own;
+   * never logged or put into workflow history.
+   */
   LOOPTOOL_LLM_API_KEY: z.string().optional(),
+  /** The policy servers' key (chat, models, LoRA routes, health, restarts). @default LOOPTOOL_LLM_API_KEY */
+  LOOPTOOL_POLICY_API_KEY: z.string().optional(),
+  /** The judge servers' key (judge votes and expansion validation). @default LOOPTOOL_LLM_API_KEY */
+  LOOPTOOL_JUDGE_API_KEY: z.string().optional(),
+  /** The generator servers' key. @default LOOPTOOL_LLM_API_KEY */
+  LOOPTOOL_GENERATOR_API_KEY: z.string().optional(),
   /** Where exported training data and checkpoints go; must be readable by the trainer. Default: `<data dir>/artifacts`. */
   LOOPTOOL_ARTIFACTS_DIR: z.string().min(1).optional(),
   /** A `looptool reward serve` every trainer can reach; unset: each training job's launcher starts its own. */
@@ -65,7 +74,8 @@ export interface WorkerConfig extends SharedSettings {
   serve: ('control' | 'llm' | 'gpu')[];
   /** Model servers per role for loops whose config names none. */
   defaultBaseUrls: Partial<Record<ModelRole, string[]>>;
-  llmApiKey?: string;
+  /** The API key per model role: the role's own variable, else LOOPTOOL_LLM_API_KEY; a role without one sends none. */
+  apiKeys: Partial<Record<ModelRole, string>>;
   artifactsDir: string;
   rewardUrl?: string;
   llmConcurrency: number;
@@ -86,7 +96,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       ...(parsed.LOOPTOOL_JUDGE_BASE_URLS ? { judge: parsed.LOOPTOOL_JUDGE_BASE_URLS } : {}),
       ...(parsed.LOOPTOOL_GENERATOR_BASE_URLS ? { generator: parsed.LOOPTOOL_GENERATOR_BASE_URLS } : {}),
     },
-    ...(parsed.LOOPTOOL_LLM_API_KEY ? { llmApiKey: parsed.LOOPTOOL_LLM_API_KEY } : {}),
+    apiKeys: apiKeysOf(parsed),
     artifactsDir: path.resolve(parsed.LOOPTOOL_ARTIFACTS_DIR ?? path.join(shared.dataDir, 'artifacts')),
     ...(parsed.LOOPTOOL_REWARD_URL ? { rewardUrl: parsed.LOOPTOOL_REWARD_URL } : {}),
     llmConcurrency: parsed.LOOPTOOL_LLM_CONCURRENCY,
@@ -94,4 +104,19 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     migrateOnStart: parsed.LOOPTOOL_MIGRATE_ON_START,
     shutdownGraceSeconds: parsed.LOOPTOOL_SHUTDOWN_GRACE_SECONDS,
   };
+}
+
+/** Each role's key falls back to the shared one, so a single key for every server stays a one-variable setting. */
+function apiKeysOf(parsed: z.output<typeof WorkerEnvSchema>): Partial<Record<ModelRole, string>> {
+  const own: Record<ModelRole, string | undefined> = {
+    policy: parsed.LOOPTOOL_POLICY_API_KEY,
+    judge: parsed.LOOPTOOL_JUDGE_API_KEY,
+    generator: parsed.LOOPTOOL_GENERATOR_API_KEY,
+  };
+  return Object.fromEntries(
+    ModelRole.options.flatMap((role) => {
+      const key = own[role] ?? parsed.LOOPTOOL_LLM_API_KEY;
+      return key ? [[role, key]] : [];
+    }),
+  );
 }

@@ -45,7 +45,7 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
         pool,
         artifactsDir: config.artifactsDir,
         defaultBaseUrls: config.defaultBaseUrls,
-        ...(config.llmApiKey ? { llmApiKey: config.llmApiKey } : {}),
+        apiKeys: config.apiKeys,
         ...(config.rewardUrl ? { rewardUrl: config.rewardUrl } : {}),
       }),
     );

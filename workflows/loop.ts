@@ -285,6 +285,7 @@ class LoopRun {
         baseCheckpoint: training.warmStart ? this.state.checkpoint : null,
         training,
         reward: this.config.reward,
+        seed: this.config.seed,
       });
       const { checkpoint } = trained;
       this.trained = checkpoint;

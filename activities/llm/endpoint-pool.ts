@@ -11,7 +11,7 @@ export interface EndpointConfig {
 export interface EndpointPoolOptions {
   role: ModelRole;
   endpoints: readonly EndpointConfig[];
-  /** Sent as the bearer token; vLLM ignores it unless started with --api-key. */
+  /** Sent as the bearer token on every request (vLLM `--api-key`); absent: no Authorization header at all. */
   apiKey?: string;
   /** Per-request timeout. @unit milliseconds @default 120000 */
   timeoutMs?: number;
@@ -49,7 +49,9 @@ export class EndpointPool {
       inFlight: 0,
       client: new OpenAI({
         baseURL: endpoint.baseURL,
-        apiKey: options.apiKey ?? 'not-needed',
+        // The client insists on a key; without one the header is dropped, so a keyless worker sends no made-up token.
+        apiKey: options.apiKey ?? 'none',
+        ...(options.apiKey ? {} : { defaultHeaders: { Authorization: null } }),
         maxRetries: 0,
         timeout: options.timeoutMs ?? 120_000,
         ...(options.fetch ? { fetch: options.fetch } : {}),

@@ -1,20 +1,19 @@
 import { APIError } from 'openai';
 import type OpenAI from 'openai';
+import { policyPrompt } from '../../core/formats/policy-prompt.js';
 import { canonicalJson, type JsonValue } from '../../core/json.js';
-import type { FunctionDefinition } from '../../core/schemas/function-def.js';
-import type { ChatMessage } from '../../core/schemas/messages.js';
+import type { Sample } from '../../core/schemas/sample.js';
 import { withRequestSignal } from './abort.js';
 import type { ModelUsage } from './calls.js';
 import type { Endpoint } from './endpoint-pool.js';
-import { openAiMessages, openAiTools } from './render.js';
 
 /** Statuses vLLM answers for one request it cannot serve (prompt too long, bad tool schema): a fact about the sample. */
 const PER_SAMPLE_REJECTION = new Set([400, 413, 422]);
 
 export interface PolicyChatRequest {
   model: string;
-  messages: readonly ChatMessage[];
-  tools: readonly FunctionDefinition[];
+  /** The conversation and tools to show; its target is not read. */
+  sample: Sample;
   maxTokens: number;
   /** Ask for the generated tokens' log-probabilities (the probe's perplexity). */
   logprobs: boolean;
@@ -25,7 +24,7 @@ export type PolicyReply =
   | {
       kind: 'reply';
       content: string | null;
-      /** OpenAI `tool_calls`, when the server parsed any. */
+      /** OpenAI `tool_calls`, when the server parsed some anyway (the request sends no `tools`). */
       toolCalls: JsonValue[] | null;
       /** What the policy said, as stored: the tool calls' canonical JSON when there were any, else the text. */
       rawOutput: string;
@@ -37,9 +36,11 @@ export type PolicyReply =
   | { kind: 'rejected'; status: number; message: string; latencyMs: number };
 
 /**
- * The policy's greedy answer to one conversation, as the probe and evaluation ask for it: temperature 0, the tools
- * in wire form, the conversation with arguments written losslessly. Other failures are thrown as they come; callers
- * classify them with the server they called (see `callModel`).
+ * The policy's greedy answer to one sample, as the probe and evaluation ask for it: temperature 0, the chat of
+ * {@link policyPrompt} (tools in the system prompt, calls and results as `<tool_call>` / `<tool_response>` text) and no
+ * OpenAI `tools` parameter, so the server's chat template adds no second tool section and the model sees what training
+ * showed it. The reply's calls come back as `<tool_call>` blocks in its text. Other failures are thrown as they come;
+ * callers classify them with the server they called (see `callModel`).
  */
 export async function policyChat(endpoint: Endpoint, request: PolicyChatRequest): Promise<PolicyReply> {
   const started = performance.now();
@@ -50,10 +51,7 @@ export async function policyChat(endpoint: Endpoint, request: PolicyChatRequest)
       endpoint.client.chat.completions.create(
         {
           model: request.model,
-          messages: openAiMessages(request.messages) as unknown as OpenAI.Chat.ChatCompletionMessageParam[],
-          ...(request.tools.length > 0
-            ? { tools: openAiTools(request.tools) as unknown as OpenAI.Chat.ChatCompletionTool[] }
-            : {}),
+          messages: policyPrompt(request.sample),
           temperature: 0,
           max_tokens: request.maxTokens,
           ...(request.logprobs ? { logprobs: true } : {}),

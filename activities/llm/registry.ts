@@ -13,8 +13,8 @@ export interface ModelEndpoints {
 
 /**
  * One endpoint pool per (role, servers, cap), created on first use and shared by every activity of the worker, so the
- * per-server cap holds across concurrent batches. The API key and the default servers come from the worker's
- * environment, never from a workflow (a key would land in history).
+ * per-server cap holds across concurrent batches. The API keys (one per role) and the default servers come from the
+ * worker's environment, never from a workflow (a key would land in history).
  */
 export class LlmRegistry {
   private readonly pools = new Map<string, EndpointPool>();
@@ -22,7 +22,8 @@ export class LlmRegistry {
 
   constructor(
     private readonly options: {
-      apiKey?: string;
+      /** The bearer token per role's servers (vLLM `--api-key`); a role without one sends none. */
+      apiKeys?: Partial<Record<ModelRole, string>>;
       timeoutMs?: number;
       fetch?: typeof fetch;
       defaultBaseUrls?: Partial<Record<ModelRole, string[]>>;
@@ -31,9 +32,15 @@ export class LlmRegistry {
     this.fetch = options.fetch ?? createHttpFetch();
   }
 
-  /** The API key model servers get as a bearer token (vLLM `--api-key`), if the worker has one. */
-  get apiKey(): string | undefined {
-    return this.options.apiKey;
+  /** The API key a role's model servers get as a bearer token (vLLM `--api-key`), if the worker has one for it. */
+  apiKeyFor(role: ModelRole): string | undefined {
+    return this.options.apiKeys?.[role];
+  }
+
+  /** The headers that carry a role's key on requests made without the OpenAI client (deployment, health). */
+  authHeaders(role: ModelRole): Record<string, string> {
+    const key = this.apiKeyFor(role);
+    return key ? { authorization: `Bearer ${key}` } : {};
   }
 
   /** The servers a role's calls go to: the loop's own, else the worker's defaults; neither is a config error. */
@@ -53,10 +60,11 @@ export class LlmRegistry {
     const key = `${role}|${endpoints.maxConcurrency}|${baseUrls.join(',')}`;
     let pool = this.pools.get(key);
     if (!pool) {
+      const apiKey = this.apiKeyFor(role);
       pool = new EndpointPool({
         role,
         endpoints: baseUrls.map((baseURL) => ({ baseURL, maxConcurrency: endpoints.maxConcurrency })),
-        ...(this.options.apiKey ? { apiKey: this.options.apiKey } : {}),
+        ...(apiKey ? { apiKey } : {}),
         ...(this.options.timeoutMs ? { timeoutMs: this.options.timeoutMs } : {}),
         fetch: this.fetch,
       });

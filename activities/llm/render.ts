@@ -9,8 +9,9 @@ export function openAiTools(tools: readonly FunctionDefinition[]): ReturnType<ty
 }
 
 /**
- * Messages as sent on the wire: tool-call arguments as JSON text written losslessly (floats stay `5.0`), names in wire
- * form, as the probe and evaluation send a sample's conversation to the policy.
+ * A conversation in OpenAI's wire form, for a server that is sent `tools` and parses calls itself: tool-call arguments
+ * as JSON text written losslessly (floats stay `5.0`), names in wire form. The probe and evaluation do not send this:
+ * they send core/formats/policy-prompt's plain-text chat, the one training shows the policy.
  */
 export function openAiMessages(messages: readonly ChatMessage[]): Record<string, unknown>[] {
   return messages.map((message) => {

@@ -55,11 +55,21 @@ export function demoConfig(input: {
   });
 }
 
+/** The options of `looptool demo`. */
+interface DemoOptions {
+  name?: string;
+  iterations?: number;
+  seed: number;
+  samples?: number;
+  real?: boolean;
+}
+
 /**
  * `looptool demo`: the main job on the embedded default. Brings up Temporal and PostgreSQL, the simulated model stack
  * (student, judge, generator, trainer) and a worker in this process; generates and imports seed data with a known
  * share of wrong labels; runs the loop with live progress; prints what each iteration did. The services stay up so
- * the run can be inspected in the UI and with `looptool data …`.
+ * the run can be inspected in the UI and with `looptool data …`. With `--real`, the policy is a real model on CPU,
+ * trained by real GRPO steps and redeployed by restarting its server (see `runRealDemo`).
  */
 export function register(program: Command): void {
   program
@@ -68,103 +78,148 @@ export function register(program: Command): void {
       'Run a complete LoopTool loop on the embedded default (embedded Temporal + PostgreSQL, simulated models)',
     )
     .option('--name <loop>', 'loop name (default: demo-s<seed>-<time>)')
-    .option('--iterations <n>', 'iterations to run', (value) => Number.parseInt(value, 10), 3)
+    .option('--iterations <n>', 'iterations to run (default: 3; 2 with --real)', (value) => Number.parseInt(value, 10))
     .option('--seed <n>', 'seed of the simulated world and of the loop', (value) => Number.parseInt(value, 10), 7)
-    .option('--samples <n>', 'seed samples to generate', (value) => Number.parseInt(value, 10), 800)
-    .action(async (options: { name?: string; iterations: number; seed: number; samples: number }) => {
+    .option('--samples <n>', 'seed samples to generate (default: 800; 24 with --real)', (value) =>
+      Number.parseInt(value, 10),
+    )
+    .option(
+      '--real',
+      'a real policy on CPU: Qwen2.5-Coder-0.5B-Instruct served by transformers, trained by TRL GRPO, redeployed by restart',
+    )
+    .action(async (options: DemoOptions) => {
       Runtime.install({ logger: new DefaultLogger('WARN') });
-      const started = Date.now();
-      const settings = cliSettings();
-      console.log('Starting services (Temporal dev server, PostgreSQL)…');
-      const services = await servicesUp(settings, (line) => console.log(line));
-      const pool = await openDatabase({ url: services.database.url, applicationName: 'looptool-demo' });
-      const sim = await startSimServer({ seed: options.seed, trainer: { jobSeconds: 1 } });
-      const loops = await LoopClient.connect(services.temporal.address, settings.temporal.namespace);
-      let worker: LooptoolWorker | undefined;
-      try {
-        console.log(`Simulated model stack at ${sim.url} (student, judge, generator, trainer).`);
-
-        const demoDir = path.join(settings.dataDir, 'demo');
-        mkdirSync(demoDir, { recursive: true });
-        const seedFile = path.join(demoDir, `seed-${options.seed}-${options.samples}.jsonl`);
-        const summary = await writeSeedData(seedFile, { count: options.samples, seed: options.seed });
-        const seedDataset = `demo-seed-s${options.seed}-n${options.samples}`;
-        const staged = await stageFile({
-          pool,
-          file: seedFile,
-          format: 'openai',
-          purpose: 'import',
-          target: seedDataset,
-        });
-        await versionFromImport(pool, {
-          dataset: seedDataset,
-          batchId: staged.batchId,
-          note: `simulated seed data, seed ${options.seed}`,
-        });
-        console.log(
-          `Seed data: ${staged.staged} samples (${summary.corrupted} with wrong labels) imported as ${seedDataset}.`,
-        );
-
-        // The same worker `looptool worker` runs, configured by the same environment, against the services just started.
-        worker = await startWorker(loadWorkerConfig());
-
-        const loopName =
-          options.name ??
-          `demo-s${options.seed}-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '').toLowerCase()}`;
-        const config = demoConfig({
-          name: loopName,
-          simUrl: sim.url,
-          seedDataset,
-          iterations: options.iterations,
-          seed: options.seed,
-          initialSize: Math.round(options.samples * 0.65),
-        });
-        const start = await loops.start({ loopName, config, configHash: contentHash(config), queues: settings.queues });
-        console.log(
-          `${start.started ? 'Started' : 'Joined'} loop ${loopName}; UI: ${services.temporal.uiUrl ?? services.temporal.address}/namespaces/${settings.temporal.namespace}/workflows/${encodeURIComponent(start.workflowId)}`,
-        );
-
-        const handle = loops.handle(loopName);
-        const result = handle.result();
-        let lastLine = '';
-        let finished = false;
-        void result.finally(() => (finished = true)).catch(() => {});
-        while (!finished) {
-          await new Promise((resolve) => setTimeout(resolve, 1_000));
-          if (finished) break;
-          const status = await loops.status(loopName).catch(() => undefined);
-          if (!status) continue;
-          const line = progressLine(status);
-          if (line !== lastLine) console.log(line);
-          lastLine = line;
-        }
-        await result;
-        const final = await loops.status(loopName);
-        console.log(`\n${renderStatus(final)}`);
-        const corrected = await countCorrectedLabels(pool, loopName);
-        const expansions = await countExpansionsByStatus(pool, loopName);
-        console.log(
-          `\nLabels corrected: ${corrected}. Expansions: ${expansions.map((r) => `${r.status} ${r.n}`).join(', ') || 'none'}.`,
-        );
-        const report = writeReport(
-          await buildLoopReport(pool, loopName),
-          path.join(settings.dataDir, 'reports', loopName),
-        );
-        console.log(`Done in ${Math.round((Date.now() - started) / 1000)} s.`);
-        console.log(`Report:      ${report.html}${report.pngNote ? ` (${report.pngNote})` : ''}`);
-        if (services.temporal.uiUrl)
-          console.log(
-            `Temporal UI: ${services.temporal.uiUrl}/namespaces/${settings.temporal.namespace}/workflows/${encodeURIComponent(start.workflowId)}`,
-          );
-        console.log(`Datasets:    looptool data versions --loop ${loopName}`);
-        console.log('The services keep running for inspection; stop them with `npm run services:down`.');
-      } finally {
-        await worker?.shutdown().catch(() => {});
-        await loops.close();
-        await sim.close();
-        await pool.end();
-      }
+      if (options.real) {
+        const { runRealDemo } = await import('./demo-real.js');
+        await runRealDemo(options);
+      } else await runSimDemo(options);
     });
+}
+
+/** What a demo needs while its loop runs: the services, the database, the loop client. */
+export interface DemoContext {
+  settings: ReturnType<typeof cliSettings>;
+  services: Awaited<ReturnType<typeof servicesUp>>;
+  pool: Awaited<ReturnType<typeof openDatabase>>;
+  loops: LoopClient;
+  started: number;
+}
+
+/** Starts the services, the database pool and the loop client, runs `body`, and closes what it opened. */
+export async function withDemoServices(body: (demo: DemoContext) => Promise<void>): Promise<void> {
+  const started = Date.now();
+  const settings = cliSettings();
+  console.log('Starting services (Temporal dev server, PostgreSQL)…');
+  const services = await servicesUp(settings, (line) => console.log(line));
+  const pool = await openDatabase({ url: services.database.url, applicationName: 'looptool-demo' });
+  const loops = await LoopClient.connect(services.temporal.address, settings.temporal.namespace);
+  try {
+    await body({ settings, services, pool, loops, started });
+  } finally {
+    await loops.close();
+    await pool.end();
+  }
+}
+
+/** Generates the simulated seed data and imports it as a dataset; returns its name. */
+export async function importSeedData(
+  demo: DemoContext,
+  options: { seed: number; samples: number; dir: string },
+): Promise<string> {
+  const seedFile = path.join(options.dir, `seed-${options.seed}-${options.samples}.jsonl`);
+  const summary = await writeSeedData(seedFile, { count: options.samples, seed: options.seed });
+  const seedDataset = `demo-seed-s${options.seed}-n${options.samples}`;
+  const staged = await stageFile({
+    pool: demo.pool,
+    file: seedFile,
+    format: 'openai',
+    purpose: 'import',
+    target: seedDataset,
+  });
+  await versionFromImport(demo.pool, {
+    dataset: seedDataset,
+    batchId: staged.batchId,
+    note: `simulated seed data, seed ${options.seed}`,
+  });
+  console.log(
+    `Seed data: ${staged.staged} samples (${summary.corrupted} with wrong labels) imported as ${seedDataset}.`,
+  );
+  return seedDataset;
+}
+
+/** The default loop name of a demo: `<prefix>-s<seed>-<utc time>`. */
+export function demoLoopName(prefix: string, seed: number): string {
+  return `${prefix}-s${seed}-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '').toLowerCase()}`;
+}
+
+/**
+ * Starts the loop with a worker in this process (the same worker `looptool worker` runs, configured by the same
+ * environment), prints progress until it ends, then its status, the label and expansion counts, and the report.
+ */
+export async function runDemoLoop(demo: DemoContext, loopName: string, config: LoopConfig): Promise<void> {
+  const { settings, services, pool, loops } = demo;
+  const worker: LooptoolWorker = await startWorker(loadWorkerConfig());
+  try {
+    const start = await loops.start({ loopName, config, configHash: contentHash(config), queues: settings.queues });
+    const uiUrl = `${services.temporal.uiUrl ?? services.temporal.address}/namespaces/${settings.temporal.namespace}/workflows/${encodeURIComponent(start.workflowId)}`;
+    console.log(`${start.started ? 'Started' : 'Joined'} loop ${loopName}; UI: ${uiUrl}`);
+
+    const handle = loops.handle(loopName);
+    const result = handle.result();
+    let lastLine = '';
+    let finished = false;
+    void result.finally(() => (finished = true)).catch(() => {});
+    while (!finished) {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      if (finished) break;
+      const status = await loops.status(loopName).catch(() => undefined);
+      if (!status) continue;
+      const line = progressLine(status);
+      if (line !== lastLine) console.log(line);
+      lastLine = line;
+    }
+    await result;
+    const final = await loops.status(loopName);
+    console.log(`\n${renderStatus(final)}`);
+    const corrected = await countCorrectedLabels(pool, loopName);
+    const expansions = await countExpansionsByStatus(pool, loopName);
+    console.log(
+      `\nLabels corrected: ${corrected}. Expansions: ${expansions.map((r) => `${r.status} ${r.n}`).join(', ') || 'none'}.`,
+    );
+    const report = writeReport(await buildLoopReport(pool, loopName), path.join(settings.dataDir, 'reports', loopName));
+    console.log(`Done in ${Math.round((Date.now() - demo.started) / 1000)} s.`);
+    console.log(`Report:      ${report.html}${report.pngNote ? ` (${report.pngNote})` : ''}`);
+    if (services.temporal.uiUrl) console.log(`Temporal UI: ${uiUrl}`);
+    console.log(`Datasets:    looptool data versions --loop ${loopName}`);
+    console.log('The services keep running for inspection; stop them with `npm run services:down`.');
+  } finally {
+    await worker.shutdown().catch(() => {});
+  }
+}
+
+async function runSimDemo(options: DemoOptions): Promise<void> {
+  const samples = options.samples ?? 800;
+  await withDemoServices(async (demo) => {
+    const sim = await startSimServer({ seed: options.seed, trainer: { jobSeconds: 1 } });
+    try {
+      console.log(`Simulated model stack at ${sim.url} (student, judge, generator, trainer).`);
+      const demoDir = path.join(demo.settings.dataDir, 'demo');
+      mkdirSync(demoDir, { recursive: true });
+      const seedDataset = await importSeedData(demo, { seed: options.seed, samples, dir: demoDir });
+      const loopName = options.name ?? demoLoopName('demo', options.seed);
+      const config = demoConfig({
+        name: loopName,
+        simUrl: sim.url,
+        seedDataset,
+        iterations: options.iterations ?? 3,
+        seed: options.seed,
+        initialSize: Math.round(samples * 0.65),
+      });
+      await runDemoLoop(demo, loopName, config);
+    } finally {
+      await sim.close();
+    }
+  });
 }
 
 function progressLine(

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
 import { formatRejection } from '../../core/formats/rejection.js';
-import { formatPercent, iterationTable } from '../../core/iteration-table.js';
+import { formatPercent, iterationTable, trainingTable } from '../../core/iteration-table.js';
 import type { LoopStatus } from '../../core/messages.js';
 import { ImportFormat } from '../../core/vocabulary.js';
 import { formatTable } from '../format.js';
@@ -57,6 +57,8 @@ export function renderStatus(
   }
   const table = iterationTable(status);
   lines.push('', formatTable(table.headers, table.rows));
+  const training = trainingTable(status.history);
+  if (training.rows.length > 0) lines.push('', formatTable(training.headers, training.rows));
   if (status.pendingInjections.length > 0)
     lines.push(`\n${status.pendingInjections.length} injected batch(es) wait for the next dataset`);
   return lines.join('\n');

@@ -33,6 +33,8 @@ interface ServeOptions {
   generatorModel: string;
   learningScale?: number;
   bfcl: boolean;
+  apiKey?: string;
+  runtimeLoraUpdating: boolean;
 }
 
 /**
@@ -63,6 +65,11 @@ export function register(program: Command): void {
     .option('--judge-model <name>', 'judge model name', 'sim-judge')
     .option('--generator-model <name>', 'generator model name', 'sim-generator')
     .option('--no-bfcl', 'do not load the BFCL oracle from data/bfcl')
+    .option('--api-key <key>', "as vLLM's --api-key: every /v1/* request needs this bearer token (/health stays open)")
+    .option(
+      '--no-runtime-lora-updating',
+      'answer the LoRA load/unload routes 404, as vLLM without VLLM_ALLOW_RUNTIME_LORA_UPDATING=True',
+    )
     .action(async (options: ServeOptions) => {
       const server = await startSimServer({
         host: options.host,
@@ -77,6 +84,8 @@ export function register(program: Command): void {
         judgeModel: options.judgeModel,
         generatorModel: options.generatorModel,
         ...(options.bfcl ? {} : { bfclDir: false as const }),
+        ...(options.apiKey ? { apiKey: options.apiKey } : {}),
+        runtimeLoraUpdating: options.runtimeLoraUpdating,
       });
       console.log(`Sim server: ${server.url}`);
       console.log(

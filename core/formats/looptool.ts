@@ -38,7 +38,8 @@ export interface LoopToolRecord {
 const TOOLS_OPEN = '<tools>\n';
 const TOOLS_CLOSE = '</tools>';
 
-function toolsFromInstruction(instruction: string): Converted<{ tools: FunctionDefinition[]; system: string }> {
+/** Lifts the tools out of a system prompt's `<tools>` block, leaving the empty slot (no block: no tools). */
+export function toolsFromInstruction(instruction: string): Converted<{ tools: FunctionDefinition[]; system: string }> {
   const open = instruction.indexOf(TOOLS_OPEN);
   if (open < 0) return accept({ tools: [], system: instruction });
   const close = instruction.indexOf(TOOLS_CLOSE, open);
@@ -68,7 +69,8 @@ function jsonCall(call: ParsedCall): ToolCall {
   return { name: call.name, arguments: args };
 }
 
-function assistantFromText(text: string, field: string): Converted<ChatMessage> {
+/** An assistant turn's text (content, then `<tool_call>` blocks) as a message with its tool calls. */
+export function assistantFromText(text: string, field: string): Converted<ChatMessage> {
   const first = text.indexOf('<tool_call>');
   if (first < 0) return accept({ role: 'assistant', content: text });
   const blocks = parseToolCallBlocks(text.slice(first));
@@ -83,7 +85,11 @@ function assistantFromText(text: string, field: string): Converted<ChatMessage> 
   });
 }
 
-function targetFromOutput(output: string): Converted<Target> {
+/**
+ * Reads a label text (a record's `output`, a training export's `ground_truth`) into a target: `<tool_call>` blocks are
+ * calls, anything else a text answer. The reward server reads labels with it, so training and import agree.
+ */
+export function targetFromOutput(output: string): Converted<Target> {
   if (!output.includes('<tool_call>')) return accept(output ? { kind: 'text', text: output } : { kind: 'text' });
   const blocks = parseToolCallBlocks(output);
   if (!blocks.ok) return reject('output', blocks.error.reason);
@@ -129,7 +135,8 @@ export function loopToolToSample(record: JsonValue): Converted<Sample> {
 export function renderInstruction(sample: Sample): string {
   const first = sample.messages[0];
   const system = first?.role === 'system' ? first.content : '';
-  if (system.includes(TOOLS_SLOT)) return system.replace(TOOLS_SLOT, renderToolsBlock(sample.tools));
+  // A function, so a `$&` or `$$` in a tool description is copied, not read as a replacement pattern.
+  if (system.includes(TOOLS_SLOT)) return system.replace(TOOLS_SLOT, () => renderToolsBlock(sample.tools));
   if (sample.tools.length === 0) return system;
   return system ? `${system}\n\n${renderToolsSection(sample.tools)}` : renderToolsSection(sample.tools);
 }

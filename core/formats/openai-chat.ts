@@ -4,7 +4,7 @@
  * is the target) or one sample per assistant turn.
  */
 import { isJsonObject, parseJson, stringifyJson, type JsonObject, type JsonValue } from '../json.js';
-import { FunctionDefinition, toOpenAiTool, wireToolName } from '../schemas/function-def.js';
+import { FunctionDefinition } from '../schemas/function-def.js';
 import { ChatMessage, type AssistantMessage } from '../schemas/messages.js';
 import { Sample, type Target } from '../schemas/sample.js';
 import type { SplitMode } from '../vocabulary.js';
@@ -211,27 +211,4 @@ function chatRecord(sample: Sample, argumentsAsString: boolean): Converted<JsonV
  */
 export function sampleToOpenAiChat(sample: Sample): Converted<JsonValue> {
   return chatRecord(sample, true);
-}
-
-/**
- * A sample as a TRL conversational record, `{messages, tools}`: tool-call arguments as objects (what Hugging Face chat
- * templates expect) and tools as OpenAI JSON schemas (`toOpenAiTool`). Names are in wire form in both the tools and
- * the calls (`math.hypot` → `math_hypot`) and BFCL types become JSON Schema types, so this export is for training and
- * reads back as the wire-form sample, not the original.
- */
-export function sampleToTrl(sample: Sample): Converted<JsonValue> {
-  const last = targetToAssistant(sample.target);
-  if (!last) return reject('target', 'an acceptable-values target cannot be written as a chat turn');
-  const messages = [...sample.messages, last].map((message) =>
-    message.role === 'assistant' && message.tool_calls
-      ? {
-          ...message,
-          tool_calls: message.tool_calls.map((call) => ({
-            ...call,
-            function: { ...call.function, name: wireToolName(call.function.name) },
-          })),
-        }
-      : message,
-  );
-  return accept({ messages, tools: sample.tools.map(toOpenAiTool) } as unknown as JsonValue);
 }

@@ -60,6 +60,7 @@ describe('local training backend', () => {
       jobKey: job,
       loopName: 'demo',
       iteration: 1,
+      seed: 7,
       dataset: { path: dataset, format: 'verl-parquet', rows: 1 },
       baseModel: 'base-model',
       init: null,

@@ -37,10 +37,12 @@ describe('looptool sim, as a user runs it', () => {
     expect(bad.stderr).toContain('expected a number from 0 to 1');
   });
 
-  test('sim serve prints its URLs, serves, and stops cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, [LOOPTOOL_BIN, 'sim', 'serve', '--port', '0', '--no-bfcl'], {
-      stdio: 'pipe',
-    });
+  test('sim serve prints its URLs, serves (key-protected, LoRA routes off, when asked), and stops cleanly on SIGTERM', async () => {
+    const child = spawn(
+      process.execPath,
+      [LOOPTOOL_BIN, 'sim', 'serve', '--port', '0', '--no-bfcl', '--api-key', 'k1', '--no-runtime-lora-updating'],
+      { stdio: 'pipe' },
+    );
     let stdout = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -51,6 +53,12 @@ describe('looptool sim, as a user runs it', () => {
       expect(url, stdout).toBeDefined();
       expect(stdout).toContain(`OpenAI base URL: ${url}/v1`);
       expect((await fetch(`${url}/health`)).status).toBe(200);
+      // As vLLM with --api-key: /v1/* wants the key, /health does not; without runtime LoRA updating its routes 404.
+      const auth = { authorization: 'Bearer k1' };
+      expect((await fetch(`${url}/v1/models`)).status).toBe(401);
+      expect((await fetch(`${url}/v1/models`, { headers: auth })).status).toBe(200);
+      const load = await fetch(`${url}/v1/load_lora_adapter`, { method: 'POST', headers: auth, body: '{}' });
+      expect([load.status, await load.json()]).toEqual([404, { detail: 'Not Found' }]);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(stdout).toContain('Sim server stopped.');

@@ -12,6 +12,7 @@ import {
   StagingPurpose,
   StagingStatus,
   TrainingRunStatus,
+  TrainingWeights,
   VersionStatus,
 } from '../../core/vocabulary.js';
 import { loadMigrations } from '../../db/migrate.js';
@@ -30,6 +31,7 @@ const ENUM_OF: Record<string, readonly string[]> = {
   'model_calls.stage': CallPurpose.options,
   'model_calls.role': ModelRole.options,
   'stage_batches.stage': BatchedStage.options,
+  'deployments.kind': TrainingWeights.options,
 };
 
 /** Every `CHECK (column IN ('a', 'b', …))` of every migration, as `table.column` → values (a later one wins). */

@@ -19,6 +19,7 @@ describe('loadWorkerConfig', () => {
       queues: taskQueues(),
       serve: ['control', 'llm', 'gpu'],
       defaultBaseUrls: {},
+      apiKeys: {},
       artifactsDir: `${DEFAULT_DATA_DIR}/artifacts`,
       llmConcurrency: 16,
       gpuConcurrency: 1,
@@ -79,6 +80,17 @@ describe('loadWorkerConfig', () => {
       defaultBaseUrls: { judge: ['http://judge-a:8000/v1', 'http://judge-b:8000/v1'] },
       llmConcurrency: 64,
       migrateOnStart: false,
+    });
+  });
+
+  test("each role's API key is its own variable, else LOOPTOOL_LLM_API_KEY; a role without either sends none", () => {
+    expect(loadWorkerConfig({ LOOPTOOL_LLM_API_KEY: 'shared', LOOPTOOL_JUDGE_API_KEY: 'judge' }).apiKeys).toEqual({
+      policy: 'shared',
+      judge: 'judge',
+      generator: 'shared',
+    });
+    expect(loadWorkerConfig({ LOOPTOOL_POLICY_API_KEY: 'policy', LOOPTOOL_GENERATOR_API_KEY: ' ' }).apiKeys).toEqual({
+      policy: 'policy',
     });
   });
 

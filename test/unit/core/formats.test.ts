@@ -7,6 +7,7 @@ import {
   bfclToSample,
   loopToolToSample,
   openAiChatToSamples,
+  policyPrompt,
   sampleToBfclRecords,
   sampleToLoopTool,
   sampleToOpenAiChat,
@@ -173,8 +174,8 @@ describe('OpenAI chat records', () => {
   });
 });
 
-describe('TRL records', () => {
-  test('write arguments as objects, tools as JSON Schema and names in wire form', () => {
+describe('TRL GRPO records', () => {
+  test('carry the policy prompt, the label text, the tools as JSON text and the sample id', () => {
     const sample: Sample = {
       tools: [
         { name: 'math.hypot', parameters: { type: 'dict', properties: { x: { type: 'float' } }, required: ['x'] } },
@@ -183,9 +184,25 @@ describe('TRL records', () => {
       target: { kind: 'calls', calls: [{ name: 'math.hypot', arguments: { x: new JsonFloat(3) } }] },
     };
     const record = ok(sampleToTrl(sample));
-    expect(stringifyJson(record)).toBe(
-      '{"messages":[{"role":"user","content":"hypot of 3"},{"role":"assistant","content":null,"tool_calls":[{"type":"function","function":{"name":"math_hypot","arguments":{"x":3.0}}}]}],"tools":[{"type":"function","function":{"name":"math_hypot","parameters":{"type":"object","properties":{"x":{"type":"number"}},"required":["x"]}}}]}',
-    );
+    expect(record).toEqual({
+      prompt: policyPrompt(sample),
+      ground_truth: '<tool_call>\n{"name": "math.hypot", "arguments": {"x": 3.0}}\n</tool_call>',
+      tools:
+        '[{"name":"math.hypot","parameters":{"type":"dict","properties":{"x":{"type":"float"}},"required":["x"]}}]',
+      sample_id: sampleId(sample),
+    });
+    // The tools are the sample's own definitions (names as written, BFCL types), in the system prompt as in the column.
+    expect(record.prompt.map((m) => m.role)).toEqual(['system', 'user']);
+    expect(record.prompt[0]!.content).toContain('"name": "math.hypot"');
+  });
+
+  test('reject a target with several acceptable values (no single label)', () => {
+    const sample: Sample = {
+      tools: [{ name: 'f' }],
+      messages: [{ role: 'user', content: 'x' }],
+      target: { kind: 'acceptable', calls: [{ name: 'f', arguments: { a: [1, 2] } }] },
+    };
+    expect(sampleToTrl(sample)).toMatchObject({ ok: false, rejection: { field: 'target' } });
   });
 });
 
@@ -302,18 +319,18 @@ describe('LoopTool-23k records', () => {
 });
 
 describe('verl rows', () => {
-  test('carry LoopTool’s prompt ([system, user]), the label as ground truth, the data source and the sample id', () => {
+  test('carry the policy prompt, the label as ground truth, the data source, the sample id and the tools', () => {
     const sample = ok(loopToolToSample(looptoolRecord as unknown as JsonValue));
     const row = ok(sampleToVerlRow({ sample, index: 7, dataSource: 'toolace' }));
     expect(row).toEqual({
       data_source: 'toolace',
-      prompt: [
-        { role: 'system', content: looptoolRecord.instruction },
-        { role: 'user', content: looptoolRecord.input },
-      ],
+      prompt: policyPrompt(sample),
       ability: 'tool_call',
       reward_model: { style: 'rule', ground_truth: looptoolRecord.output },
-      extra_info: { index: 7, sample_id: sampleId(sample) },
+      extra_info: { index: 7, sample_id: sampleId(sample), tools: stringifyJson(sample.tools) },
     });
+    // A multi-turn history is turns of its own, the first system prompt LoopTool's instruction.
+    expect(row.prompt.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user', 'assistant', 'user']);
+    expect(row.prompt[0]).toEqual({ role: 'system', content: looptoolRecord.instruction });
   });
 });

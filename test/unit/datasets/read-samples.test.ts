@@ -106,10 +106,9 @@ describe('exportSamples', () => {
       {
         data_source: 'demo',
         reward_model: { style: 'rule', ground_truth: 'Hello!' },
-        prompt: [
-          { role: 'system', content: '' },
-          { role: 'user', content: 'hi' },
-        ],
+        // No system text and no tools: the policy's chat has no system message.
+        prompt: [{ role: 'user', content: 'hi' }],
+        extra_info: { index: 2n, tools: '[]' },
       },
     ]);
   });

@@ -62,20 +62,31 @@ describe('writers', () => {
     expect(readFileSync(file, 'utf8')).toBe('{"a":1.0}\n[2]\n');
   });
 
-  test('writeVerlParquet writes rows verl can read back: prompt as a list of messages, reward_model as a struct', async () => {
+  test('writeVerlParquet writes rows verl can read back: prompt as a list of any length, reward_model and extra_info as structs', async () => {
     const file = join(dir, 'train.parquet');
-    const rows: VerlRow[] = [0, 1, 2].map((index) => ({
-      data_source: 'looptool',
-      prompt: [
-        { role: 'system', content: `system ${index}` },
-        { role: 'user', content: `user ${index}` },
+    // Prompts of one, two and four messages: the policy's chat has as many turns as the sample's history.
+    const prompts: VerlRow['prompt'][] = [
+      [{ role: 'user', content: 'user 0' }],
+      [
+        { role: 'system', content: 'system 1' },
+        { role: 'user', content: 'user 1' },
       ],
+      [
+        { role: 'system', content: 'system 2' },
+        { role: 'user', content: 'user 2' },
+        { role: 'assistant', content: '<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>' },
+        { role: 'user', content: '<tool_response>\n{"ok": true}\n</tool_response>' },
+      ],
+    ];
+    const rows: VerlRow[] = prompts.map((prompt, index) => ({
+      data_source: 'looptool',
+      prompt,
       ability: 'tool_call',
       reward_model: {
         style: 'rule',
         ground_truth: `<tool_call>\n{"name": "f", "arguments": {"i": ${index}}}\n</tool_call>`,
       },
-      extra_info: { index, sample_id: `id${index}` },
+      extra_info: { index, sample_id: `id${index}`, tools: `[{"name":"f${index}"}]` },
     }));
     expect(await writeVerlParquet(file, rows, { rowGroupSize: 2 })).toBe(3);
     const bytes = readFileSync(file);
@@ -83,10 +94,7 @@ describe('writers', () => {
       file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
     });
     expect(read).toEqual(
-      rows.map((row) => ({
-        ...row,
-        extra_info: { index: BigInt(row.extra_info.index), sample_id: row.extra_info.sample_id },
-      })),
+      rows.map((row) => ({ ...row, extra_info: { ...row.extra_info, index: BigInt(row.extra_info.index) } })),
     );
   });
 });

@@ -40,4 +40,26 @@ describe("a role's model servers", () => {
     expect(error).toMatchObject({ type: ErrorType.ConfigInvalid, nonRetryable: true });
     expect((error as Error).message).toMatch(/models\.generator\.baseUrls .* LOOPTOOL_GENERATOR_BASE_URLS/);
   });
+
+  test("every request carries its role's key as the bearer token, and a role without one sends no Authorization", async () => {
+    const seen: (string | null)[] = [];
+    const recording = (async (_url: string | URL | Request, init?: RequestInit) => {
+      seen.push(new Headers(init?.headers).get('authorization'));
+      return new Response(JSON.stringify({ object: 'list', data: [] }), {
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+      });
+    }) as typeof fetch;
+    const keyed = new LlmRegistry({ apiKeys: { policy: 'p-key', judge: 'j-key' }, fetch: recording });
+    const list = (role: 'policy' | 'judge' | 'generator') =>
+      keyed
+        .pool(role, { baseUrls: ['http://server:8000/v1'], maxConcurrency: 1 })
+        .withEndpoint((endpoint) => endpoint.client.models.list());
+    await list('policy');
+    await list('judge');
+    await list('generator');
+    expect(seen).toEqual(['Bearer p-key', 'Bearer j-key', null]);
+    expect(keyed.authHeaders('policy')).toEqual({ authorization: 'Bearer p-key' });
+    expect(keyed.authHeaders('generator')).toEqual({});
+  });
 });

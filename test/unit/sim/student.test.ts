@@ -161,9 +161,15 @@ describe('the simulated student', () => {
     expect(questions).toHaveLength(1240);
     let valid = 0;
     for (const { id, sample } of questions) {
-      // The evaluation sends wire tools (dots replaced, BFCL types mapped), as vLLM receives them.
+      // The evaluation shows BFCL's own function docs (dotted names, BFCL types) in the system prompt, and the sim
+      // reads them back as written; a client that sends OpenAI `tools` sends them in wire form. Either must do.
       const wire = sample.tools.map((f) => toOpenAiTool(f).function);
-      const answer = perfect.answer({ key: `bfcl/${id}`, tools: wire, messages: sample.messages }, BASE_CHECKPOINT);
+      const answer = perfect.answer(
+        { key: `bfcl/${id}`, tools: sample.tools, messages: sample.messages },
+        BASE_CHECKPOINT,
+      );
+      const wireAnswer = perfect.answer({ key: `bfcl/${id}`, tools: wire, messages: sample.messages }, BASE_CHECKPOINT);
+      expect(wireAnswer.output, id).toEqual(answer.output);
       expect(answer.correct, id).toBeDefined();
       if (checkSample({ sample, reply: reply(answer.output), config: { mode: 'bfcl' } }).valid) valid++;
     }

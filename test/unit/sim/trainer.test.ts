@@ -2,11 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
+import { policyPrompt } from '../../../core/formats/policy-prompt.js';
 import { sampleToVerlRow } from '../../../core/formats/verl.js';
 import type { JsonValue } from '../../../core/json.js';
-import { writeJsonLines, writeVerlParquet } from '../../../datasets/writers.js';
+import { exportSamples, writeJsonLines, writeVerlParquet } from '../../../datasets/writers.js';
 import { readCheckpoint } from '../../../sim/checkpoint.js';
 import { generateSeedData } from '../../../sim/seed-data.js';
+import { readTrainingData } from '../../../sim/training-data.js';
 import { SimTrainer, type TrainerJob } from '../../../sim/trainer.js';
 import { TruthResolver } from '../../../sim/truth.js';
 import { getWorld } from '../../../sim/world.js';
@@ -116,6 +118,36 @@ describe('the simulated trainer', () => {
     const job = await settled(
       trainer,
       trainer.submit({ job_key: 'jsonl', dataset_path: file, output_dir: path.join(scratch, 'c4') }).job.id,
+    );
+    expect(job).toMatchObject({ status: 'succeeded', metrics: { samples: 40, correct_labels: 36, wrong_labels: 4 } });
+    trainer.close();
+  });
+
+  test('reads the TRL GRPO export: the same samples as the verl export of the same data, each rendering its prompt again', async () => {
+    const seeds = generateSeedData({ count: 40, seed: 8, wrongLabelRate: 0.1 });
+    const trl = path.join(scratch, 'export.trl.jsonl');
+    const verl = path.join(scratch, 'export.parquet');
+    for (const [file, format] of [
+      [trl, 'trl-jsonl'],
+      [verl, 'verl-parquet'],
+    ] as const)
+      expect(await exportSamples({ samples: seeds.map((s) => s.sample), format, file })).toEqual({
+        written: 40,
+        rejected: [],
+      });
+    const fromTrl = await readTrainingData(trl);
+    const fromVerl = await readTrainingData(verl);
+    expect(fromTrl).toMatchObject({ format: 'jsonl', rejected: 0 });
+    expect(fromVerl).toMatchObject({ format: 'verl-parquet', rejected: 0 });
+    expect(fromTrl.samples).toEqual(fromVerl.samples);
+    // What comes back is what the trainer showed the policy: the same chat and label (tool-call ids are not in it).
+    expect(fromTrl.samples.map(policyPrompt)).toEqual(seeds.map((s) => policyPrompt(s.sample)));
+    expect(fromTrl.samples.map((s) => s.target)).toEqual(seeds.map((s) => s.sample.target));
+
+    const trainer = new SimTrainer({ resolver, jobSeconds: 0 });
+    const job = await settled(
+      trainer,
+      trainer.submit({ job_key: 'trl', dataset_path: trl, output_dir: path.join(scratch, 'c-trl') }).job.id,
     );
     expect(job).toMatchObject({ status: 'succeeded', metrics: { samples: 40, correct_labels: 36, wrong_labels: 4 } });
     trainer.close();
