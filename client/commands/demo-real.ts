@@ -6,7 +6,14 @@ import { LoopConfig, type LoopConfigInput } from '../../core/config.js';
 import { ensureRealPath, restartRuntime, stopRuntime, waitForRuntime } from '../../services/policy-runtime.js';
 import { projectPath } from '../../services/paths.js';
 import { startSimServer } from '../../sim/server.js';
-import { demoLoopName, importSeedData, runDemoLoop, withDemoServices } from './demo.js';
+import { stageFile, versionFromImport } from '../../datasets/import.js';
+import { demoLoopName, runDemoLoop, withDemoServices } from './demo.js';
+
+/**
+ * The real demo's seed pool: short single-call tasks (weather, time, currency, search, definitions) and two chit-chat
+ * turns. A 0.5B model answers them right some of the time, which is what GRPO needs: rewards that differ within a group.
+ */
+export const REAL_SEED_FILE = projectPath('data', 'real-path', 'seed.jsonl');
 
 /** The name the base model is served under before the first checkpoint replaces it. */
 export const REAL_BASE_MODEL_NAME = 'qwen2.5-coder-0.5b-instruct';
@@ -155,7 +162,6 @@ export async function runRealDemo(options: {
 }): Promise<void> {
   console.log('Preparing the real path (Python environment, model); the first run installs them into .tools/…');
   const { modelDir } = ensureRealPath((line) => console.log(line));
-  const samples = options.samples ?? 24;
   await withDemoServices(async (demo) => {
     const root = path.join(demo.settings.dataDir, 'demo-real');
     const loopName = options.name ?? demoLoopName('real', options.seed);
@@ -168,12 +174,25 @@ export async function runRealDemo(options: {
       await waitForRuntime(serverStateDir);
       console.log(`Simulated judge and generator at ${sim.url}.`);
       mkdirSync(root, { recursive: true });
-      const seedDataset = await importSeedData(demo, { seed: options.seed, samples, dir: root });
+      const seedDataset = 'real-path-seed';
+      const staged = await stageFile({
+        pool: demo.pool,
+        file: REAL_SEED_FILE,
+        format: 'openai',
+        purpose: 'import',
+        target: seedDataset,
+      });
+      await versionFromImport(demo.pool, {
+        dataset: seedDataset,
+        batchId: staged.batchId,
+        note: 'tool-calling tasks a 0.5B model sometimes gets right (data/real-path/seed.jsonl)',
+      });
+      console.log(`Seed data: ${staged.staged} samples from ${REAL_SEED_FILE} imported as ${seedDataset}.`);
       const config = realDemoConfig({
         name: loopName,
         seed: options.seed,
         seedDataset,
-        initialSize: Math.round(samples * 0.65),
+        initialSize: Math.min(options.samples ?? 12, staged.staged),
         iterations: options.iterations ?? 2,
         policyUrl: `http://127.0.0.1:${port}/v1`,
         simUrl: sim.url,

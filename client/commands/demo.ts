@@ -80,8 +80,10 @@ export function register(program: Command): void {
     .option('--name <loop>', 'loop name (default: demo-s<seed>-<time>)')
     .option('--iterations <n>', 'iterations to run (default: 3; 2 with --real)', (value) => Number.parseInt(value, 10))
     .option('--seed <n>', 'seed of the simulated world and of the loop', (value) => Number.parseInt(value, 10), 7)
-    .option('--samples <n>', 'seed samples to generate (default: 800; 24 with --real)', (value) =>
-      Number.parseInt(value, 10),
+    .option(
+      '--samples <n>',
+      'seed samples to generate (default: 800); with --real, |D_1| drawn from data/real-path/seed.jsonl (default: 12)',
+      (value) => Number.parseInt(value, 10),
     )
     .option(
       '--real',

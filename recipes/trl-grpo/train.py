@@ -116,6 +116,8 @@ def main():
         output_dir=os.path.join(output, "trainer"),
         seed=spec.get("seed", 0),
         learning_rate=grpo["learningRate"],
+        # verl's actor optimizer keeps the rate constant (no warmup, no decay); so does this recipe.
+        lr_scheduler_type="constant",
         num_generations=group,
         temperature=grpo["rolloutTemperature"],
         top_p=1.0,
@@ -150,13 +152,13 @@ def main():
 
     trainer.save_model(hf_dir)
     tokenizer.save_pretrained(hf_dir)
-    history = trainer.state.log_history
+    # The per-step logs, averaged over the run (the last line of the history is the run summary, not a step).
+    steps_logged = [entry for entry in trainer.state.log_history if "reward" in entry]
     metrics = {}
-    for entry in history:
-        for key in ("reward", "reward_std", "loss", "frac_reward_zero_std", "completions/mean_length"):
-            value = entry.get(key)
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                metrics[key.replace("/", "_")] = float(value)
+    for key in ("reward", "reward_std", "loss", "grad_norm", "frac_reward_zero_std", "completions/mean_length"):
+        values = [entry[key] for entry in steps_logged if isinstance(entry.get(key), (int, float)) and math.isfinite(entry[key])]
+        if values:
+            metrics[key.replace("/", "_")] = float(sum(values) / len(values))
     steps = trainer.state.global_step
     write_json(
         os.path.join(output, "checkpoint.json"),
