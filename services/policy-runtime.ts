@@ -96,12 +96,16 @@ export async function restartRuntime(input: {
   port: number;
   host?: string;
   python?: string;
+  /** Protects every /v1 route (vLLM's --api-key); absent: LOOPTOOL_SERVE_API_KEY, else the key the deploy activity
+   * hands a restart command (LOOPTOOL_API_KEY), else none. */
+  apiKey?: string;
   log?: (line: string) => void;
 }): Promise<RuntimeState> {
   const python = input.python ?? ensurePythonEnv(REAL_PATH_ENV, { log: input.log ?? (() => {}) }).python;
   mkdirSync(input.stateDir, { recursive: true });
   await stopRuntime(input.stateDir);
   const host = input.host ?? '127.0.0.1';
+  const apiKey = input.apiKey ?? process.env.LOOPTOOL_SERVE_API_KEY ?? process.env.LOOPTOOL_API_KEY;
   const log = openSync(path.join(input.stateDir, 'server.log'), 'a');
   try {
     const child = spawn(
@@ -121,7 +125,13 @@ export async function restartRuntime(input: {
         detached: true,
         stdio: ['ignore', log, log],
         // One thread per model process: two collapse whenever another process uses a core (REAL-EDGES.md §2).
-        env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1', TOKENIZERS_PARALLELISM: 'false' },
+        env: {
+          ...process.env,
+          OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1',
+          TOKENIZERS_PARALLELISM: 'false',
+          HF_HUB_OFFLINE: '1',
+          ...(apiKey ? { LOOPTOOL_SERVE_API_KEY: apiKey } : {}),
+        },
       },
     );
     child.unref();

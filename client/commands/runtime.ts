@@ -64,7 +64,7 @@ export function register(program: Command): void {
           `started pid ${state.pid}: ${state.checkpoint} as ${state.servedModel} on http://${state.host}:${state.port}/v1`,
         );
         if (options.wait) {
-          const apiKey = process.env.LOOPTOOL_SERVE_API_KEY;
+          const apiKey = process.env.LOOPTOOL_SERVE_API_KEY ?? process.env.LOOPTOOL_API_KEY;
           await waitForRuntime(stateDir, apiKey ? { apiKey } : {});
           console.log('ready');
         }

@@ -9,8 +9,9 @@ Environment:
   LOOPTOOL_REWARD_MODE  `exact` or `bfcl_ast`; unset: the server's own mode
 
 Entry points:
-  compute_score        verl's naive reward manager (`custom_reward_function.name=compute_score`)
-  compute_score_batch  verl's batch reward manager (`reward_model.reward_manager=batch`)
+  compute_score        verl's naive reward manager (verl 0.9: `reward.custom_reward_function.name=compute_score`,
+                       `reward.reward_manager.name=naive`; what recipes/verl-grpo uses)
+  compute_score_batch  verl's batch reward manager, in verl versions that have one (0.9 has none)
   trl_reward           a TRL GRPOTrainer reward function (`reward_funcs=[trl_reward]`)
 """
 import json

@@ -184,4 +184,60 @@ print(json.dumps({"tensors": len(a), "changed": len(changed)}))`,
     },
     30 * MINUTES,
   );
+
+  test('the CPU server answers as vLLM does: logprobs, top logprobs, unknown models, tool-call blocks', async () => {
+    const served = readRuntimeState(serverStateDir)!.servedModel;
+    const chat = (body: Record<string, unknown>) =>
+      fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const reply = (await (
+      await chat({
+        model: served,
+        messages: [{ role: 'user', content: 'Say hello.' }],
+        temperature: 0,
+        max_tokens: 8,
+        logprobs: true,
+        top_logprobs: 2,
+      })
+    ).json()) as {
+      choices: { logprobs: { content: { logprob: number; top_logprobs: unknown[] }[] } }[];
+      usage: { completion_tokens: number };
+    };
+    const tokens = reply.choices[0]!.logprobs.content;
+    expect(tokens.length).toBeGreaterThan(0);
+    expect(tokens.length).toBeLessThanOrEqual(reply.usage.completion_tokens);
+    for (const token of tokens) {
+      expect(token.logprob).toBeLessThanOrEqual(0);
+      expect(token.top_logprobs).toHaveLength(2);
+    }
+    const unknown = await chat({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] });
+    expect(unknown.status).toBe(404);
+
+    // vLLM's hermes parsing of `<tool_call>` blocks, on the server's own function (generation cannot be forced).
+    const parsed = spawnSync(
+      real.env.python,
+      [
+        '-c',
+        `import json, sys
+sys.path.insert(0, sys.argv[1])
+from openai_server import split_tool_calls
+print(json.dumps([split_tool_calls(text) for text in sys.argv[2:]]))`,
+        path.join(process.cwd(), 'recipes', 'serve'),
+        'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "days": 2.0}}\n</tool_call>',
+        '<tool_call>\n{"name": oops}\n</tool_call>',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(parsed.status, parsed.stderr).toBe(0);
+    const [good, broken] = JSON.parse(parsed.stdout) as [string | null, { function: unknown }[]][];
+    expect(good![0]).toBe('Sure.');
+    expect(good![1].map((call) => call.function)).toEqual([
+      { name: 'get_weather', arguments: '{"city": "Paris", "days": 2.0}' },
+    ]);
+    // A block that is not JSON stays text, so the probe records it as the parse error it is.
+    expect(broken![1]).toEqual([]);
+  });
 });
