@@ -25,6 +25,14 @@ export function trainingBackendFor(training: TrainingConfig): TrainingBackend {
       return new SimTrainingBackend(training.url);
     case 'local':
       return new LocalTrainingBackend({ command: training.command, workDir: training.workDir });
+    case 'slurm':
+    case 'ray':
+    case 'kubernetes':
+      // Being built (issue 11): refused clearly rather than half-run.
+      throw ApplicationFailure.nonRetryable(
+        `the ${training.backend} training backend is not available yet in this build`,
+        ErrorType.ConfigInvalid,
+      );
   }
 }
 

@@ -39,6 +39,76 @@ export const LocalTraining = z.object({
 });
 
 /**
+ * Slurm: each job is one `sbatch` of a batch script (recipes/slurm/job.sbatch, or `template`) whose payload is
+ * `command` (argv; `{spec}`, `{dataset}`, `{output}`, `{job}` substituted), named after the job key. `workDir` must be on
+ * a filesystem the compute nodes share with the worker.
+ */
+export const SlurmTraining = z.object({
+  backend: z.literal('slurm'),
+  command: z.array(z.string().min(1)).min(1),
+  workDir: z.string().min(1),
+  partition: z.string().min(1).optional(),
+  /** `--nodes`; more than one runs verl's Ray-on-Slurm pattern (a Ray head and workers inside the allocation). */
+  nodes: z.number().int().positive().default(1),
+  /** `--gpus-per-node`; 0 asks for none. */
+  gpusPerNode: z.number().int().nonnegative().default(0),
+  cpusPerTask: z.number().int().positive().optional(),
+  /** `--mem`, as Slurm writes it (`64G`). */
+  memory: z.string().min(1).optional(),
+  /** `--time`, as Slurm writes it (`04:00:00`). */
+  timeLimit: z.string().min(1).optional(),
+  /** Environment modules loaded before the command (`module load …`). */
+  modules: z.array(z.string().min(1)).default([]),
+  /** A container image the command runs in (through the site's `srun --container-image`, pyxis/enroot). */
+  container: z.string().min(1).optional(),
+  /** A batch-script template of your own (same placeholders as the default one). */
+  template: z.string().min(1).optional(),
+  /** More `sbatch` arguments, as argv (`['--account=ml', '--qos=high']`). */
+  extraArgs: z.array(z.string().min(1)).default([]),
+});
+export type SlurmTraining = z.infer<typeof SlurmTraining>;
+
+/** Ray: each job is a Ray Jobs submission (`submission_id` from the job key) whose entrypoint is `command`. */
+export const RayTraining = z.object({
+  backend: z.literal('ray'),
+  /** The Ray dashboard's address (Jobs REST API), e.g. `http://ray-head:8265`. */
+  address: url,
+  command: z.array(z.string().min(1)).min(1),
+  workDir: z.string().min(1),
+  /** Ray's `runtime_env` (env_vars, working_dir, pip, …), passed as is. */
+  runtimeEnv: z.record(z.string(), z.unknown()).default({}),
+  /** Resources the entrypoint reserves (`entrypoint_num_gpus`, `entrypoint_num_cpus`). */
+  entrypointGpus: z.number().nonnegative().optional(),
+  entrypointCpus: z.number().nonnegative().optional(),
+});
+export type RayTraining = z.infer<typeof RayTraining>;
+
+/** A volume a Kubernetes training pod mounts: a persistent volume claim or a host path. */
+export const KubernetesVolume = z.object({
+  name: z.string().min(1),
+  mountPath: z.string().min(1),
+  claimName: z.string().min(1).optional(),
+  hostPath: z.string().min(1).optional(),
+});
+
+/** Kubernetes: a batch/v1 Job (or a KubeRay RayJob) per training job, named from the job key. */
+export const KubernetesTraining = z.object({
+  backend: z.literal('kubernetes'),
+  /** `job` (batch/v1 Job) or `rayjob` (KubeRay RayJob). */
+  kind: z.enum(['job', 'rayjob']).default('job'),
+  namespace: z.string().min(1).default('default'),
+  image: z.string().min(1),
+  command: z.array(z.string().min(1)).min(1),
+  /** Where the pod sees the shared volume that holds job folders and checkpoints (the worker writes there too). */
+  workDir: z.string().min(1),
+  gpus: z.number().int().nonnegative().default(1),
+  nodeSelector: z.record(z.string(), z.string()).default({}),
+  volumes: z.array(KubernetesVolume).default([]),
+  serviceAccount: z.string().min(1).optional(),
+});
+export type KubernetesTraining = z.infer<typeof KubernetesTraining>;
+
+/**
  * GRPO settings, handed whole to the trainer in the job spec (LOOPTOOL-METHOD.md §2.4, §10.3 defaults); the recipes
  * translate them into verl overrides or TRL's GRPOConfig and hard-code none.
  */
@@ -174,7 +244,9 @@ export const LoopConfig = z.object({
     seedNewDecay: z.number().min(0).max(1).default(0.5),
   }),
   models: z.object({ policy: ModelRoleConfig, judge: ModelRoleConfig, generator: ModelRoleConfig }),
-  training: z.discriminatedUnion('backend', [SimTraining, LocalTraining]).and(TrainingSettings),
+  training: z
+    .discriminatedUnion('backend', [SimTraining, LocalTraining, SlurmTraining, RayTraining, KubernetesTraining])
+    .and(TrainingSettings),
   deploy: DeployConfig.prefault({}),
   /** Iterations J. @default 4 */
   iterations: z.number().int().positive().max(100).default(4),

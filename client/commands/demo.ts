@@ -227,7 +227,8 @@ async function runSimDemo(options: DemoOptions): Promise<void> {
 function progressLine(
   status: LoopStatus & { running?: { done: number; total: number; counts: Record<string, number> } },
 ): string {
-  const running = status.running ? ` ${status.running.done}/${status.running.total} batches` : '';
+  // A stage that has not planned its batches yet has none to count.
+  const running = status.running?.total ? ` ${status.running.done}/${status.running.total} batches` : '';
   const accuracy = status.history.at(-1)?.accuracy;
   return `  iteration ${status.iteration}/${status.iterations}: ${status.stage}${running}${status.paused ? ' (paused)' : ''}${
     accuracy !== undefined && accuracy !== null ? `, last accuracy ${(accuracy * 100).toFixed(1)}%` : ''
