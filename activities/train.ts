@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context, sleep } from '@temporalio/activity';
 import type { TrainingConfig } from '../core/config.js';
-import type { CheckpointManifest, TrainingJobSpec } from '../core/training.js';
+import type { CheckpointManifest, TrainingJobSpec, TrainingProgress } from '../core/training.js';
 import { ErrorType } from '../core/errors.js';
 import { CancelTrainingInput, parseInput, TrainIterationInput } from '../core/inputs.js';
 import { exportVersion } from '../datasets/export.js';
@@ -36,6 +36,13 @@ export function trainingBackendFor(training: TrainingConfig): TrainingBackend {
   }
 }
 
+/** Log lines a failure message and the heartbeat carry. */
+const LOG_TAIL_LINES = 20;
+/** How often the heartbeat's log tail is refreshed (logs can be an API call or a file read). @unit milliseconds */
+const LOG_TAIL_EVERY_MS = 30_000;
+/** The longest wait between two attempts to reach an engine that does not answer. @unit milliseconds */
+const MAX_UNREACHABLE_BACKOFF_MS = 60_000;
+
 /** The job key of a loop's iteration: every backend finds the job by it, so a retry re-attaches instead of resubmitting. */
 export const trainingJobKey = (loopName: string, iteration: number) => `${loopName}-iter-${iteration}`;
 
@@ -50,10 +57,11 @@ async function onBackend<T>(backend: TrainingBackend, what: string, fn: () => Pr
 
 /**
  * One GRPO round as a long-running activity: export D_j in the recipe's format, submit the job spec (every training
- * setting of the loop config) idempotently by job key (`<loop>-iter-<j>`), then poll it, heartbeating `{externalId, step, totalSteps}`. A retry (worker crash, timeout)
- * re-submits with the same key and so re-attaches to the running job. Cancellation cancels the job on the backend
- * before the activity reports itself cancelled (the loop waits for that). Trainers that hang without an error (NCCL
- * weight sync, TRL#6796) are caught by the heartbeat timeout.
+ * setting of the loop config) idempotently by job key (`<loop>-iter-<j>`), then poll it, heartbeating
+ * {@link TrainingProgress} (engine, job id, state, step, log tail). A retry (worker crash, timeout) re-submits with the
+ * same key and so re-attaches to the running job. An engine that does not answer is waited for, with backoff; a running
+ * job that makes no progress for `training.stallTimeoutSeconds` is cancelled and fails the stage with its log tail.
+ * Cancellation cancels the job on the backend before the activity reports itself cancelled (the loop waits for that).
  */
 export function createTrainActivities(deps: ActivityDeps) {
   return {
@@ -84,7 +92,28 @@ export function createTrainActivities(deps: ActivityDeps) {
         reward: { mode: input.reward, ...(deps.rewardUrl ? { url: deps.rewardUrl } : {}) },
         outputDir: path.join(dir, 'checkpoint'),
       };
-      let state: TrainingJobState = await onBackend(backend, `submit ${jobKey}`, () => backend.submit(spec));
+      const progress: TrainingProgress = { engine: backend.name, jobKey, status: 'submitting', step: 0, totalSteps: 0 };
+      const beat = () => context.heartbeat({ ...progress });
+      // An engine that does not answer (API down, controller restarting) is not a failed job: keep asking, with
+      // backoff, heartbeating meanwhile, for as long as the job may run; only a refused request fails the stage.
+      const patiently = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+        let delayMs = input.pollIntervalMs;
+        for (;;) {
+          try {
+            const value = await onBackend(backend, what, fn);
+            delete progress.unreachableSince;
+            return value;
+          } catch (err) {
+            if (!(err instanceof ApplicationFailure) || err.nonRetryable) throw err;
+            progress.unreachableSince ??= new Date().toISOString();
+            progress.lastError = err.message;
+            beat();
+            await sleep(delayMs);
+            delayMs = Math.min(delayMs * 2, MAX_UNREACHABLE_BACKOFF_MS);
+          }
+        }
+      };
+      let state: TrainingJobState = await patiently(`submit ${jobKey}`, () => backend.submit(spec));
       const record = (s: TrainingJobState) =>
         upsertTrainingRun(deps.pool, key, {
           backend: backend.name,
@@ -97,19 +126,48 @@ export function createTrainActivities(deps: ActivityDeps) {
           metrics: s.metrics ?? {},
         });
       await record(state);
+      const logsTail = async (): Promise<string[]> =>
+        (await backend.logs(state.externalId).catch(() => ''))
+          .split('\n')
+          .filter((line) => line.trim() !== '')
+          .slice(-LOG_TAIL_LINES);
+      const stallMs = input.training.stallTimeoutSeconds * 1000;
+      let lastMove = Date.now();
+      let lastLogsAt = 0;
       try {
         while (!TERMINAL_STATUSES.has(state.status)) {
-          context.heartbeat({
+          Object.assign(progress, {
             externalId: state.externalId,
             status: state.status,
             step: state.step,
             totalSteps: state.totalSteps,
           });
+          if (Date.now() - lastLogsAt >= LOG_TAIL_EVERY_MS) {
+            progress.logsTail = await logsTail();
+            lastLogsAt = Date.now();
+          }
+          beat();
           await sleep(input.pollIntervalMs);
           const externalId = state.externalId;
-          state = await onBackend(backend, `status of ${jobKey}`, () =>
+          const next = await patiently(`status of ${jobKey}`, () =>
             backend.status(externalId, context.cancellationSignal),
           );
+          if (next.status !== state.status || next.step !== state.step) lastMove = Date.now();
+          state = next;
+          // A queued job waits for GPUs, which is not a hang; a running one that stops moving is (NCCL weight sync,
+          // a deadlocked rollout: TRL#6796), and would hold its GPUs forever.
+          if (state.status === 'running' && Date.now() - lastMove > stallMs) {
+            const tail = await logsTail();
+            await patiently(`cancel ${jobKey}`, () => backend.cancel(state.externalId));
+            await record({ ...state, status: 'failed', error: 'stalled' });
+            throw ApplicationFailure.create({
+              message:
+                `training job ${jobKey} on ${backend.name} made no progress for ${input.training.stallTimeoutSeconds} s ` +
+                `at step ${state.step}/${state.totalSteps}; it was cancelled. Last log lines:\n${tail.join('\n')}`,
+              type: ErrorType.TrainingJobFailed,
+              nonRetryable: true,
+            });
+          }
         }
       } catch (err) {
         if (err instanceof CancelledFailure) {
@@ -120,8 +178,11 @@ export function createTrainActivities(deps: ActivityDeps) {
       }
       await record(state);
       if (state.status !== 'succeeded' || !state.checkpoint) {
+        const tail = state.status === 'failed' ? await logsTail() : [];
         throw ApplicationFailure.create({
-          message: `training job ${jobKey} ${state.status}${state.error ? `: ${state.error}` : ''}`,
+          message:
+            `training job ${jobKey} ${state.status}${state.error ? `: ${state.error}` : ''}` +
+            (tail.length > 0 ? `\nLast log lines:\n${tail.join('\n')}` : ''),
           type: ErrorType.TrainingJobFailed,
           nonRetryable: state.status === 'cancelled',
         });

@@ -6,7 +6,9 @@ import {
   WorkflowIdReusePolicy,
   WorkflowNotFoundError,
 } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { LoopConfig } from '../core/config.js';
+import type { TrainingProgress } from '../core/training.js';
 import { SEARCH_ATTRIBUTES, type TaskQueues, taskQueues, workflowIds } from '../core/constants.js';
 import {
   injectDataUpdate,
@@ -77,8 +79,13 @@ export class LoopClient {
     return this.client.workflow.getHandle<typeof loopWorkflow>(workflowIds.loop(loopName));
   }
 
-  /** The loop's status, plus the live progress of the stage child that is running (if any). */
-  async status(loopName: string): Promise<LoopStatus & { workflowStatus: string; running?: StageProgress }> {
+  /**
+   * The loop's status, plus the live progress of the stage child that is running (if any) and, while it trains, the
+   * training activity's last heartbeat (engine, job id, state, step, log tail; see activities/train.ts).
+   */
+  async status(
+    loopName: string,
+  ): Promise<LoopStatus & { workflowStatus: string; running?: StageProgress; training?: TrainingProgress }> {
     const handle = this.handle(loopName);
     const description = await handle.describe();
     const status = await handle.query(statusQuery);
@@ -89,7 +96,18 @@ export class LoopClient {
         .query(stageProgressQuery)
         .catch((err: unknown) => (err instanceof WorkflowNotFoundError ? undefined : Promise.reject(err)));
     }
-    return { ...status, workflowStatus: description.status.name, ...(running ? { running } : {}) };
+    const trainPayload = description.raw.pendingActivities?.find(
+      (activity) => activity.activityType?.name === 'trainIteration',
+    )?.heartbeatDetails?.payloads?.[0];
+    const training = trainPayload
+      ? (defaultPayloadConverter.fromPayload(trainPayload as Payload) as TrainingProgress)
+      : undefined;
+    return {
+      ...status,
+      workflowStatus: description.status.name,
+      ...(running ? { running } : {}),
+      ...(training ? { training } : {}),
+    };
   }
 
   pause(loopName: string): Promise<LoopStatus> {

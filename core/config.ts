@@ -158,6 +158,12 @@ export const TrainingSettings = z.object({
   warmStart: z.boolean().default(true),
   /** The export the recipe reads. @default verl-parquet */
   datasetFormat: TrainingDatasetFormat.default('verl-parquet'),
+  /**
+   * A running job whose step has not moved for this long is hung (a stuck NCCL sync, a deadlocked rollout): it is
+   * cancelled and the stage fails with its log tail. Set it above your slowest step, model loading included.
+   * @default 3600
+   */
+  stallTimeoutSeconds: z.number().int().positive().default(3600),
 });
 
 /**

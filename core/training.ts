@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { Grpo, LoraConfig } from './config.js';
-import { RewardMode, TrainingDatasetFormat, TrainingWeights } from './vocabulary.js';
+import { RewardMode, TrainingDatasetFormat, TrainingJobStatus, TrainingWeights } from './vocabulary.js';
 
 /** The file a recipe writes into its output folder when training succeeded. */
 export const CHECKPOINT_MANIFEST_FILE = 'checkpoint.json';
@@ -61,3 +61,21 @@ export const TrainingJobSpec = z.object({
   outputDir: z.string().min(1),
 });
 export type TrainingJobSpec = z.infer<typeof TrainingJobSpec>;
+
+/** What the training activity heartbeats while a job runs, and what `loop status` and the Temporal UI show of it. */
+export const TrainingProgress = z.object({
+  /** The backend (`sim`, `local`, `slurm`, `ray`, `kubernetes`). */
+  engine: z.string(),
+  jobKey: z.string(),
+  /** The engine's id of the job, once submitted. */
+  externalId: z.string().optional(),
+  status: z.union([TrainingJobStatus, z.literal('submitting')]),
+  step: z.number().int().nonnegative(),
+  totalSteps: z.number().int().nonnegative(),
+  /** The job's last log lines (refreshed every 30 s). */
+  logsTail: z.array(z.string()).optional(),
+  /** Since when the engine has not answered (ISO time), while it does not. */
+  unreachableSince: z.string().optional(),
+  lastError: z.string().optional(),
+});
+export type TrainingProgress = z.infer<typeof TrainingProgress>;

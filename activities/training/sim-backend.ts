@@ -103,7 +103,7 @@ export class SimTrainingBackend implements TrainingBackend {
   }
 
   async logs(externalId: string): Promise<string> {
-    const body = await this.request(`/trainer/v1/jobs/${encodeURIComponent(externalId)}/logs`);
-    return typeof body === 'string' ? body : JSON.stringify(body);
+    const body = (await this.request(`/trainer/v1/jobs/${encodeURIComponent(externalId)}/logs`)) as { lines?: unknown };
+    return Array.isArray(body.lines) ? body.lines.map(String).join('\n') : JSON.stringify(body);
   }
 }

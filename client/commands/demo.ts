@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { LoopConfig } from '../../core/config.js';
 import { contentHash } from '../../core/hash.js';
 import type { LoopStatus } from '../../core/messages.js';
+import type { TrainingProgress } from '../../core/training.js';
 import { stageFile, versionFromImport } from '../../datasets/import.js';
 import { openDatabase } from '../../db/open.js';
 import { countExpansionsByStatus } from '../../db/queries/expansions.js';
@@ -225,10 +226,17 @@ async function runSimDemo(options: DemoOptions): Promise<void> {
 }
 
 function progressLine(
-  status: LoopStatus & { running?: { done: number; total: number; counts: Record<string, number> } },
+  status: LoopStatus & {
+    running?: { done: number; total: number; counts: Record<string, number> };
+    training?: TrainingProgress;
+  },
 ): string {
   // A stage that has not planned its batches yet has none to count.
-  const running = status.running?.total ? ` ${status.running.done}/${status.running.total} batches` : '';
+  const running = status.running?.total
+    ? ` ${status.running.done}/${status.running.total} batches`
+    : status.training && status.stage === 'train'
+      ? ` ${status.training.engine} ${status.training.status}, step ${status.training.step}/${status.training.totalSteps}`
+      : '';
   const accuracy = status.history.at(-1)?.accuracy;
   return `  iteration ${status.iteration}/${status.iterations}: ${status.stage}${running}${status.paused ? ' (paused)' : ''}${
     accuracy !== undefined && accuracy !== null ? `, last accuracy ${(accuracy * 100).toFixed(1)}%` : ''

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
 import { formatRejection } from '../../core/formats/rejection.js';
 import { formatPercent, iterationTable, trainingTable } from '../../core/iteration-table.js';
+import type { TrainingProgress } from '../../core/training.js';
 import type { LoopStatus } from '../../core/messages.js';
 import { ImportFormat } from '../../core/vocabulary.js';
 import { formatTable } from '../format.js';
@@ -33,6 +34,7 @@ export function renderStatus(
   status: LoopStatus & {
     workflowStatus: string;
     running?: { done: number; total: number; counts: Record<string, number> };
+    training?: TrainingProgress;
   },
 ): string {
   const lines = [
@@ -47,6 +49,7 @@ export function renderStatus(
       `  ${status.stage.padEnd(8)} ${bar(status.running.done, status.running.total)} batches${counts ? `  ${counts}` : ''}`,
     );
   }
+  if (status.training) lines.push(...trainingLines(status.training));
   for (const [stage, progress] of Object.entries(status.progress)) {
     if (!progress) continue;
     lines.push(
@@ -62,6 +65,18 @@ export function renderStatus(
   if (status.pendingInjections.length > 0)
     lines.push(`\n${status.pendingInjections.length} injected batch(es) wait for the next dataset`);
   return lines.join('\n');
+}
+
+/** The training job as its activity last reported it: engine, job id, state, step, the last log lines. */
+export function trainingLines(training: TrainingProgress): string[] {
+  const steps = training.totalSteps > 0 ? `step ${training.step}/${training.totalSteps}` : `step ${training.step}`;
+  const unreachable = training.unreachableSince
+    ? `, ${training.engine} not answering since ${training.unreachableSince} (${training.lastError ?? 'no answer'})`
+    : '';
+  return [
+    `  train    ${training.engine} job ${training.externalId ?? training.jobKey}: ${training.status}, ${steps}${unreachable}`,
+    ...(training.logsTail ?? []).slice(-3).map((line) => `           | ${line.slice(0, 160)}`),
+  ];
 }
 
 /** `looptool loop …` and `looptool inject`. */
