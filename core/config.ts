@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LOOP_NAME_PATTERN } from './constants.js';
+import { GPU_POOL_NAME_PATTERN, LOOP_NAME_PATTERN } from './constants.js';
 import { RewardMode, TrainingDatasetFormat, TrainingWeights } from './vocabulary.js';
 
 const url = z.url({ protocol: /^https?$/ });
@@ -84,12 +84,16 @@ export const RayTraining = z.object({
 export type RayTraining = z.infer<typeof RayTraining>;
 
 /** A volume a Kubernetes training pod mounts: a persistent volume claim or a host path. */
-export const KubernetesVolume = z.object({
-  name: z.string().min(1),
-  mountPath: z.string().min(1),
-  claimName: z.string().min(1).optional(),
-  hostPath: z.string().min(1).optional(),
-});
+export const KubernetesVolume = z
+  .object({
+    name: z.string().min(1),
+    mountPath: z.string().min(1),
+    claimName: z.string().min(1).optional(),
+    hostPath: z.string().min(1).optional(),
+  })
+  .refine((volume) => (volume.claimName === undefined) !== (volume.hostPath === undefined), {
+    message: 'give exactly one of claimName (a persistent volume claim) or hostPath',
+  });
 
 /** Kubernetes: a batch/v1 Job (or a KubeRay RayJob) per training job, named from the job key. */
 export const KubernetesTraining = z.object({
@@ -105,6 +109,8 @@ export const KubernetesTraining = z.object({
   nodeSelector: z.record(z.string(), z.string()).default({}),
   volumes: z.array(KubernetesVolume).default([]),
   serviceAccount: z.string().min(1).optional(),
+  /** `kind: rayjob`: Ray's `runtime_env` (env_vars, pip, …), passed as the RayJob's `runtimeEnvYAML`. */
+  runtimeEnv: z.record(z.string(), z.unknown()).default({}),
 });
 export type KubernetesTraining = z.infer<typeof KubernetesTraining>;
 
@@ -164,6 +170,11 @@ export const TrainingSettings = z.object({
    * @default 3600
    */
   stallTimeoutSeconds: z.number().int().positive().default(3600),
+  /**
+   * The GPU pool this loop trains on: one of the workers' LOOPTOOL_GPU_POOLS entries (`name:concurrency`). Loops that
+   * name one pool take turns on it. Absent: the general GPU queue (LOOPTOOL_GPU_CONCURRENCY).
+   */
+  pool: z.string().regex(GPU_POOL_NAME_PATTERN, 'lowercase letters, digits, _ and -; at most 32 characters').optional(),
 });
 
 /**

@@ -27,6 +27,17 @@ export function taskQueues(suffix = ''): TaskQueues {
   };
 }
 
+/** A GPU pool's name, as a worker's LOOPTOOL_GPU_POOLS and a loop's `training.pool` write it. */
+export const GPU_POOL_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+/**
+ * The task queue of a named GPU pool: a worker serves it with the pool's concurrency, and every loop that names the
+ * pool sends its training there, so loops sharing the pool queue for it instead of over-subscribing its GPUs.
+ */
+export function gpuPoolQueue(queues: TaskQueues, pool: string): string {
+  return `${queues.gpu}:${pool}`;
+}
+
 /** Typed search attributes the UI filters on. Their names are registered with the server at start (dev server and compose). */
 export const SEARCH_ATTRIBUTES = {
   loopName: defineSearchAttributeKey('LoopName', SearchAttributeType.KEYWORD),

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { GPU_POOL_NAME_PATTERN } from '../core/constants.js';
 import { ModelRole } from '../core/vocabulary.js';
 import { parseEnv, resolveSharedSettings, SharedEnvSchema, type SharedSettings } from '../services/settings.js';
 
@@ -62,6 +63,35 @@ export const WorkerEnvSchema = SharedEnvSchema.extend({
   LOOPTOOL_LLM_CONCURRENCY: positiveInt.default(16),
   /** In-flight training/deploy activities on this worker: one per GPU pool. @default 1 */
   LOOPTOOL_GPU_CONCURRENCY: positiveInt.default(1),
+  /**
+   * Named GPU pools this worker trains on, `name:concurrency` comma-separated (`a100:1,h100:2`): each gets its own task
+   * queue, where at most `concurrency` training jobs of all the loops naming the pool (`training.pool`) run at once.
+   * Run one worker per pool, or the concurrencies add up. Needs the gpu queue in LOOPTOOL_TASK_QUEUES.
+   */
+  LOOPTOOL_GPU_POOLS: z
+    .string()
+    .transform((value, ctx) => {
+      const pools: { name: string; concurrency: number }[] = [];
+      for (const entry of value
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean)) {
+        const match = /^([^:]+):(\d+)$/.exec(entry);
+        const name = match?.[1] ?? '';
+        const concurrency = Number(match?.[2]);
+        if (!match || !GPU_POOL_NAME_PATTERN.test(name) || !(concurrency > 0)) {
+          ctx.addIssue({ code: 'custom', message: `"${entry}" is not name:concurrency (e.g. a100:1)` });
+          return z.NEVER;
+        }
+        if (pools.some((pool) => pool.name === name)) {
+          ctx.addIssue({ code: 'custom', message: `pool ${name} is named twice` });
+          return z.NEVER;
+        }
+        pools.push({ name, concurrency });
+      }
+      return pools;
+    })
+    .default([]),
   /** Run database migrations at worker start. @default true */
   LOOPTOOL_MIGRATE_ON_START: booleanFlag.default(true),
   /** How long in-flight activities get to finish (and flush heartbeats) on SIGTERM. @unit seconds @default 30 */
@@ -80,6 +110,8 @@ export interface WorkerConfig extends SharedSettings {
   rewardUrl?: string;
   llmConcurrency: number;
   gpuConcurrency: number;
+  /** Named GPU pools, each its own task queue and concurrency. */
+  gpuPools: { name: string; concurrency: number }[];
   migrateOnStart: boolean;
   shutdownGraceSeconds: number;
 }
@@ -101,6 +133,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     ...(parsed.LOOPTOOL_REWARD_URL ? { rewardUrl: parsed.LOOPTOOL_REWARD_URL } : {}),
     llmConcurrency: parsed.LOOPTOOL_LLM_CONCURRENCY,
     gpuConcurrency: parsed.LOOPTOOL_GPU_CONCURRENCY,
+    gpuPools: parsed.LOOPTOOL_GPU_POOLS,
     migrateOnStart: parsed.LOOPTOOL_MIGRATE_ON_START,
     shutdownGraceSeconds: parsed.LOOPTOOL_SHUTDOWN_GRACE_SECONDS,
   };

@@ -1,5 +1,6 @@
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type pg from 'pg';
+import { gpuPoolQueue } from '../core/constants.js';
 import { createActivities, createActivityDeps } from '../activities/index.js';
 import { openDatabase } from '../db/open.js';
 import { projectPath } from '../services/paths.js';
@@ -75,6 +76,17 @@ export async function startWorker(config: WorkerConfig, options: StartWorkerOpti
               },
         ),
       );
+    }
+    if (config.serve.includes('gpu')) {
+      for (const pool of config.gpuPools) {
+        workers.push(
+          await Worker.create({
+            ...common,
+            taskQueue: gpuPoolQueue(config.queues, pool.name),
+            maxConcurrentActivityTaskExecutions: pool.concurrency,
+          }),
+        );
+      }
     }
     const runs = workers.map((worker) => worker.run());
     const stopAll = () => {

@@ -4,8 +4,8 @@ import type { TimeoutsConfig } from '../core/config.js';
 import { NON_RETRYABLE_ERROR_TYPES } from '../core/errors.js';
 import type { TaskQueues } from '../core/constants.js';
 
-/** Timeouts and retry caps per kind of work, for one loop's queues. */
-function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig) {
+/** Timeouts and retry caps per kind of work, for one loop's queues (training on `trainQueue`: its GPU pool's). */
+function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig, trainQueue: string) {
   const retry = (initialInterval: string, maximumInterval: string, maximumAttempts?: number) => ({
     initialInterval,
     maximumInterval,
@@ -34,7 +34,7 @@ function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig) {
      * the job on its backend, so no GPU job outlives its loop.
      */
     train: {
-      taskQueue: queues.gpu,
+      taskQueue: trainQueue,
       startToCloseTimeout: '7 days',
       heartbeatTimeout: `${timeouts.trainHeartbeatSeconds} seconds`,
       retry: retry('5 seconds', '5 minutes', 5),
@@ -49,7 +49,7 @@ function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig) {
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     },
     /** Cleanup after a cancellation (runs in a non-cancellable scope): short, retried until it gets through. */
-    cleanup: { taskQueue: queues.gpu, startToCloseTimeout: '5 minutes', retry: retry('1 second', '30 seconds') },
+    cleanup: { taskQueue: trainQueue, startToCloseTimeout: '5 minutes', retry: retry('1 second', '30 seconds') },
   } satisfies Record<string, ActivityOptions>;
 }
 
@@ -57,8 +57,8 @@ function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig) {
  * The activity groups of one loop, on its queues. `summarized(group, text)` gives the same group with a one-line
  * summary that the UI shows on the activity ("probe batch 3/12 of D_2").
  */
-export function loopActivities(queues: TaskQueues, timeouts: TimeoutsConfig) {
-  const options = groupOptions(queues, timeouts);
+export function loopActivities(queues: TaskQueues, timeouts: TimeoutsConfig, trainQueue: string = queues.gpu) {
+  const options = groupOptions(queues, timeouts, trainQueue);
   return {
     db: proxyActivities<Activities>(options.db),
     llm: proxyActivities<Activities>(options.llm),

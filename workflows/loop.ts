@@ -16,6 +16,7 @@ import {
 } from '@temporalio/workflow';
 import type { LoopConfig } from '../core/config.js';
 import {
+  gpuPoolQueue,
   SEARCH_ATTRIBUTES,
   STAGE_BATCHES_PER_RUN,
   taskQueues,
@@ -106,7 +107,12 @@ class LoopRun {
   constructor(private readonly input: ReturnType<typeof LoopWorkflowInput.parse>) {
     this.config = input.config;
     this.queues = input.queues ?? taskQueues();
-    this.act = loopActivities(this.queues, this.config.timeouts);
+    const { pool } = this.config.training;
+    this.act = loopActivities(
+      this.queues,
+      this.config.timeouts,
+      pool ? gpuPoolQueue(this.queues, pool) : this.queues.gpu,
+    );
     this.state = input.state ?? {
       iteration: 1,
       checkpoint: null,

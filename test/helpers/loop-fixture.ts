@@ -32,13 +32,16 @@ export interface LoopFixture {
 }
 
 export async function createLoopFixture(
-  options: { samples?: number; seed?: number; trainSeconds?: number } = {},
+  options: { samples?: number; seed?: number; trainSeconds?: number; trainConcurrency?: number } = {},
 ): Promise<LoopFixture> {
   const db = await createTestDatabase();
   const sim = await startSimServer({
     port: 0,
     seed: options.seed ?? 7,
-    trainer: { jobSeconds: options.trainSeconds ?? 0.5 },
+    trainer: {
+      jobSeconds: options.trainSeconds ?? 0.5,
+      ...(options.trainConcurrency ? { concurrency: options.trainConcurrency } : {}),
+    },
   });
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-loop-'));
   const seedFile = path.join(scratch, 'seed.jsonl');

@@ -23,6 +23,7 @@ describe('loadWorkerConfig', () => {
       artifactsDir: `${DEFAULT_DATA_DIR}/artifacts`,
       llmConcurrency: 16,
       gpuConcurrency: 1,
+      gpuPools: [],
       migrateOnStart: true,
       shutdownGraceSeconds: 30,
     });
@@ -125,5 +126,19 @@ describe('loadWorkerConfig', () => {
     const example = readFileSync(fileURLToPath(new URL('../../.env.example', import.meta.url)), 'utf8');
     const documented = [...example.matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]);
     expect(documented.sort()).toEqual(Object.keys(WorkerEnvSchema.shape).sort());
+  });
+});
+
+describe('GPU pools', () => {
+  test('each name:concurrency entry is a pool; a malformed or repeated one is a located error', () => {
+    expect(loadWorkerConfig({ LOOPTOOL_GPU_POOLS: 'a100:1, h100:2' }).gpuPools).toEqual([
+      { name: 'a100', concurrency: 1 },
+      { name: 'h100', concurrency: 2 },
+    ]);
+    expect(() => loadWorkerConfig({ LOOPTOOL_GPU_POOLS: 'a100' })).toThrow(
+      /LOOPTOOL_GPU_POOLS.*"a100" is not name:concurrency/s,
+    );
+    expect(() => loadWorkerConfig({ LOOPTOOL_GPU_POOLS: 'a100:0' })).toThrow(/"a100:0" is not name:concurrency/);
+    expect(() => loadWorkerConfig({ LOOPTOOL_GPU_POOLS: 'a:1,a:2' })).toThrow(/pool a is named twice/);
   });
 });
