@@ -10,8 +10,11 @@ import { getTrainingRun, upsertTrainingRun } from '../db/queries/training-runs.j
 import type { ActivityDeps } from './deps.js';
 import { toApplicationFailure, TRAINER } from './failures.js';
 import { TERMINAL_STATUSES, type TrainingBackend, type TrainingJobState } from './training/backend.js';
+import { KubernetesTrainingBackend } from './training/kubernetes-backend.js';
 import { LocalTrainingBackend } from './training/local-backend.js';
+import { rayAuthToken, RayTrainingBackend } from './training/ray-backend.js';
 import { SimTrainingBackend } from './training/sim-backend.js';
+import { SlurmTrainingBackend } from './training/slurm-backend.js';
 
 export interface TrainIterationResult {
   checkpoint: CheckpointManifest;
@@ -26,13 +29,13 @@ export function trainingBackendFor(training: TrainingConfig): TrainingBackend {
     case 'local':
       return new LocalTrainingBackend({ command: training.command, workDir: training.workDir });
     case 'slurm':
-    case 'ray':
+      return new SlurmTrainingBackend(training);
     case 'kubernetes':
-      // Being built (issue 11): refused clearly rather than half-run.
-      throw ApplicationFailure.nonRetryable(
-        `the ${training.backend} training backend is not available yet in this build`,
-        ErrorType.ConfigInvalid,
-      );
+      return new KubernetesTrainingBackend(training);
+    case 'ray':
+      // The token as Ray's own clients find it (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token): a secret of the
+      // worker's machine, never part of the loop config or the workflow history.
+      return new RayTrainingBackend(training, { authToken: rayAuthToken() });
   }
 }
 

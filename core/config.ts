@@ -75,8 +75,11 @@ export const RayTraining = z.object({
   address: url,
   command: z.array(z.string().min(1)).min(1),
   workDir: z.string().min(1),
-  /** Ray's `runtime_env` (env_vars, working_dir, pip, …), passed as is. */
-  runtimeEnv: z.record(z.string(), z.unknown()).default({}),
+  /**
+   * Ray's `runtime_env` (env_vars, pip, a working_dir URI, …), passed as is. `env_vars` values must be strings, as
+   * Ray wants them: checked here so a number is refused at `loop start`, not by Ray at submission.
+   */
+  runtimeEnv: z.looseObject({ env_vars: z.record(z.string(), z.string()).optional() }).default({}),
   /** Resources the entrypoint reserves (`entrypoint_num_gpus`, `entrypoint_num_cpus`). */
   entrypointGpus: z.number().nonnegative().optional(),
   entrypointCpus: z.number().nonnegative().optional(),
@@ -109,8 +112,8 @@ export const KubernetesTraining = z.object({
   nodeSelector: z.record(z.string(), z.string()).default({}),
   volumes: z.array(KubernetesVolume).default([]),
   serviceAccount: z.string().min(1).optional(),
-  /** `kind: rayjob`: Ray's `runtime_env` (env_vars, pip, …), passed as the RayJob's `runtimeEnvYAML`. */
-  runtimeEnv: z.record(z.string(), z.unknown()).default({}),
+  /** `kind: rayjob`: Ray's `runtime_env`, as for the ray backend, passed as the RayJob's `runtimeEnvYAML`. */
+  runtimeEnv: RayTraining.shape.runtimeEnv,
 });
 export type KubernetesTraining = z.infer<typeof KubernetesTraining>;
 

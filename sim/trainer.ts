@@ -1,20 +1,16 @@
 /**
  * The simulated GRPO trainer behind a job API. A job reads its dataset as the real trainer would (verl parquet or
  * JSONL), "trains" by adding each sample's skills to the base checkpoint's exposure (as correct or wrong labels, judged
- * against the world's truth), takes simulated time with steps advancing, and writes `output_dir/checkpoint.json`
- * atomically. Jobs are idempotent by job key, so a retried submission re-attaches to the same job.
+ * against the world's truth; `simulateTraining` in train-job.ts, shared with `looptool sim train`), takes simulated
+ * time with steps advancing, and writes `output_dir/checkpoint.json` atomically. Jobs are idempotent by job key, so a
+ * retried submission re-attaches to the same job.
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
-import type { ModelReply } from '../core/checker/index.js';
-import { stringifyJson } from '../core/json.js';
-import type { Target } from '../core/schemas/sample.js';
 import type { TrainingJobStatus } from '../core/vocabulary.js';
-import { CHECKPOINT_FORMAT, exposureOf, readCheckpoint, writeCheckpoint, type SimCheckpoint } from './checkpoint.js';
+import { writeCheckpoint } from './checkpoint.js';
 import { hashHex } from './random.js';
-import { addExposure, type Exposure } from './skills.js';
-import { readTrainingData } from './training-data.js';
+import { progressLogLine, SIM_BATCH_SIZE, simulateTraining, type SimTrainingMetrics } from './train-job.js';
 import type { TruthResolver } from './truth.js';
 
 /** The body of `POST /trainer/v1/jobs`. */
@@ -51,20 +47,14 @@ export interface TrainerJob {
   created_at: string;
   started_at?: string;
   finished_at?: string;
-  metrics?: {
-    samples: number;
-    correct_labels: number;
-    wrong_labels: number;
-    unknown_labels: number;
-    rejected_rows: number;
-  };
+  metrics?: SimTrainingMetrics;
 }
 
 export interface TrainerOptions {
   resolver: TruthResolver;
   /** Simulated training time per job once the data is read. @default 1.5 */
   jobSeconds?: number;
-  /** Samples per optimizer step (sets total_steps). @default 32 */
+  /** Samples per optimizer step (sets total_steps). @default SIM_BATCH_SIZE (32) */
   batchSize?: number;
   /** Jobs that run at once; the rest queue (one GPU pool). @default 1 */
   concurrency?: number;
@@ -84,18 +74,6 @@ interface JobState {
 export type SubmitResult =
   { kind: 'created' | 'existing'; job: TrainerJob } | { kind: 'conflict'; job: TrainerJob; reason: string };
 
-function replyForTarget(target: Target): ModelReply | undefined {
-  if (target.kind === 'acceptable') return undefined;
-  if (target.kind === 'text') return target.text ?? '';
-  return {
-    content: null,
-    tool_calls: target.calls.map((c) => ({
-      type: 'function',
-      function: { name: c.name, arguments: stringifyJson(c.arguments) },
-    })),
-  };
-}
-
 /** The simulated trainer: jobs in memory, run in submission order. */
 export class SimTrainer {
   private readonly jobs = new Map<string, JobState>();
@@ -111,7 +89,7 @@ export class SimTrainer {
 
   constructor(private readonly options: TrainerOptions) {
     this.jobSeconds = options.jobSeconds ?? 1.5;
-    this.batchSize = options.batchSize ?? 32;
+    this.batchSize = options.batchSize ?? SIM_BATCH_SIZE;
     this.concurrency = Math.max(1, options.concurrency ?? 1);
     this.defaultEpochs = options.defaultEpochs ?? 2;
   }
@@ -262,39 +240,18 @@ export class SimTrainer {
     job.started_at = new Date().toISOString();
     try {
       this.log(state, `reading ${job.dataset_path}`);
-      const data = await readTrainingData(path.resolve(job.dataset_path));
+      // The same computation as `looptool sim train` (train-job.ts): one student per (base, data, epochs).
+      const result = await simulateTraining(this.options.resolver, {
+        jobKey: job.job_key,
+        datasetPath: job.dataset_path,
+        baseCheckpoint: job.base_checkpoint,
+        epochs: job.epochs,
+        batchSize: this.batchSize,
+      });
       if (state.cancelled || this.closed) return;
-      const base: SimCheckpoint | undefined = job.base_checkpoint
-        ? await readCheckpoint(path.resolve(job.base_checkpoint))
-        : undefined;
-      const exposure: Exposure = exposureOf(base);
-      let correct = 0;
-      let wrong = 0;
-      let unknown = 0;
-      for (const sample of data.samples) {
-        const truth = this.options.resolver.resolve(sample.tools, sample.messages);
-        const reply = replyForTarget(sample.target);
-        if (!truth || reply === undefined) {
-          unknown++;
-          continue;
-        }
-        const right = this.options.resolver.isCorrect(truth, sample.tools, reply);
-        if (right) correct++;
-        else wrong++;
-        addExposure(exposure, this.options.resolver.skills(truth, sample.tools), right, job.epochs);
-      }
-      job.metrics = {
-        samples: data.samples.length,
-        correct_labels: correct,
-        wrong_labels: wrong,
-        unknown_labels: unknown,
-        rejected_rows: data.rejected,
-      };
-      job.total_steps = Math.max(1, Math.ceil((data.samples.length * job.epochs) / this.batchSize));
-      this.log(
-        state,
-        `${data.format}: ${data.samples.length} samples (${correct} correct labels, ${wrong} wrong, ${unknown} unknown, ${data.rejected} rejected rows); ${job.total_steps} steps`,
-      );
+      job.metrics = result.metrics;
+      job.total_steps = result.totalSteps;
+      this.log(state, result.summary);
       const durationMs = this.jobSeconds * 1000;
       const tickMs = Math.max(10, Math.min(200, durationMs / job.total_steps));
       const trainStart = Date.now();
@@ -304,10 +261,15 @@ export class SimTrainer {
         const fraction = durationMs === 0 ? 1 : Math.min(1, (Date.now() - trainStart) / durationMs);
         job.step = Math.floor(job.total_steps * fraction);
         if (fraction >= nextLog) {
-          const epoch = Math.min(job.epochs, 1 + Math.floor(fraction * job.epochs));
-          // A reward curve that rises as the share of clean labels allows: what the real trainer's logs would show.
-          const reward = (0.55 + 0.4 * fraction * (correct / Math.max(1, correct + wrong))).toFixed(3);
-          this.log(state, `epoch ${epoch}/${job.epochs} step ${job.step}/${job.total_steps} reward ${reward}`);
+          this.log(
+            state,
+            progressLogLine(result.metrics, {
+              fraction,
+              step: job.step,
+              totalSteps: job.total_steps,
+              epochs: job.epochs,
+            }),
+          );
           nextLog += 0.25;
         }
         if (fraction >= 1) {
@@ -318,36 +280,14 @@ export class SimTrainer {
         await this.sleep(state, tickMs);
       }
       if (state.cancelled || this.closed) return;
-      const baseId = base?.id ?? null;
-      const id = `ckpt-${createHash('sha256')
-        .update(`${baseId ?? 'base'}|${data.sha256}|${job.epochs}`)
-        .digest('hex')
-        .slice(0, 16)}`;
-      const checkpoint: SimCheckpoint = {
-        format: CHECKPOINT_FORMAT,
-        id,
-        base: baseId,
-        lineage: [...(base?.lineage ?? []), id],
-        exposure: { good: { ...exposure.good }, bad: { ...exposure.bad } },
-        training: {
-          job_key: job.job_key,
-          dataset_path: job.dataset_path,
-          dataset_sha256: data.sha256,
-          epochs: job.epochs,
-          samples: data.samples.length,
-          correct_labels: correct,
-          wrong_labels: wrong,
-          unknown_labels: unknown,
-        },
-      };
       const outputDir = path.resolve(job.output_dir);
-      await writeCheckpoint(outputDir, checkpoint);
+      await writeCheckpoint(outputDir, result.checkpoint);
       if (state.cancelled) return;
       job.step = job.total_steps;
       job.checkpoint_uri = outputDir;
-      job.checkpoint_id = id;
+      job.checkpoint_id = result.checkpoint.id;
       this.finish(state, 'succeeded');
-      this.log(state, `checkpoint ${id} written to ${outputDir}`);
+      this.log(state, `checkpoint ${result.checkpoint.id} written to ${outputDir}`);
     } catch (err) {
       if (state.cancelled) return;
       const message = err instanceof Error ? err.message : String(err);

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import type { Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { LoopConfig } from '../../core/config.js';
 import { contentHash } from '../../core/hash.js';
 import type { LoopStatus } from '../../core/messages.js';
@@ -11,6 +11,9 @@ import { openDatabase } from '../../db/open.js';
 import { countExpansionsByStatus } from '../../db/queries/expansions.js';
 import { countCorrectedLabels } from '../../db/queries/judgements.js';
 import { servicesUp } from '../../services/local-services.js';
+import { PROJECT_ROOT } from '../../services/paths.js';
+import { startRayHead } from '../../services/ray-head.js';
+import { startSlurmCluster } from '../../services/slurm-cluster.js';
 import { writeSeedData } from '../../sim/seed-data.js';
 import { startSimServer } from '../../sim/server.js';
 import { loadWorkerConfig } from '../../worker/config.js';
@@ -35,6 +38,8 @@ export function demoConfig(input: {
   iterations: number;
   seed: number;
   initialSize: number;
+  /** Where the loop trains. @default the sim server's trainer */
+  training?: Record<string, unknown>;
 }): LoopConfig {
   const v1 = `${input.simUrl}/v1`;
   return LoopConfig.parse({
@@ -46,7 +51,7 @@ export function demoConfig(input: {
       judge: { baseUrls: [v1], model: 'sim-judge', maxConcurrency: 64 },
       generator: { baseUrls: [v1], model: 'sim-generator', maxConcurrency: 64 },
     },
-    training: { backend: 'sim', url: input.simUrl },
+    training: input.training ?? { backend: 'sim', url: input.simUrl },
     iterations: input.iterations,
     reward: 'exact',
     judge: { votes: 3 },
@@ -63,6 +68,64 @@ interface DemoOptions {
   seed: number;
   samples?: number;
   real?: boolean;
+  training: DemoTraining;
+}
+
+/** Where `looptool demo --training` trains: each engine runs `looptool sim train {spec}` as its job, except `sim`. */
+const DEMO_TRAINING = ['sim', 'ray', 'slurm'] as const;
+type DemoTraining = (typeof DEMO_TRAINING)[number];
+
+/** A training engine the demo started for its loop: the loop's training config, and how to stop the engine. */
+interface DemoEngine {
+  training: Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the engine `--training` names, whose jobs run the simulated trainer as a recipe runs on a cluster
+ * (`looptool sim train {spec}`): the same checkpoints as the sim server's trainer, so the same seed builds the same
+ * datasets on every engine. `sim` starts nothing (the sim server's trainer API).
+ */
+async function startDemoEngine(kind: DemoTraining, input: { simUrl: string; dir: string }): Promise<DemoEngine> {
+  const job = [process.execPath, path.join(PROJECT_ROOT, 'bin', 'looptool.js'), 'sim', 'train', '{spec}'];
+  switch (kind) {
+    case 'sim':
+      return { training: { backend: 'sim', url: input.simUrl }, stop: async () => {} };
+    case 'ray': {
+      const head = await startRayHead({ log: (line) => console.log(line) });
+      console.log(`Ray head at ${head.address} (dashboard and Jobs API); jobs run \`looptool sim train {spec}\`.`);
+      // The worker in this process finds the token where every worker does, in its environment.
+      const tokenBefore = process.env.RAY_AUTH_TOKEN;
+      process.env.RAY_AUTH_TOKEN = head.token;
+      return {
+        training: { backend: 'ray', address: head.address, command: job, workDir: path.join(input.dir, 'ray') },
+        stop: async () => {
+          if (tokenBefore === undefined) delete process.env.RAY_AUTH_TOKEN;
+          else process.env.RAY_AUTH_TOKEN = tokenBefore;
+          await head.stop();
+        },
+      };
+    }
+    case 'slurm': {
+      // Kept under the data dir, so later demos continue its job ids; stopped (jobs cancelled) when the demo ends.
+      const cluster = await startSlurmCluster({
+        dir: path.join(input.dir, 'slurm-cluster'),
+        log: (line) => console.log(line),
+      });
+      console.log(`Slurm jobs run \`looptool sim train {spec}\` through sbatch; SLURM_CONF=${cluster.conf}.`);
+      // The worker in this process runs Slurm's client commands, which find the cluster through SLURM_CONF.
+      const confBefore = process.env.SLURM_CONF;
+      process.env.SLURM_CONF = cluster.conf;
+      return {
+        training: { backend: 'slurm', command: job, workDir: path.join(input.dir, 'slurm') },
+        stop: async () => {
+          if (confBefore === undefined) delete process.env.SLURM_CONF;
+          else process.env.SLURM_CONF = confBefore;
+          await cluster.stop();
+        },
+      };
+    }
+  }
 }
 
 /**
@@ -90,8 +153,20 @@ export function register(program: Command): void {
       '--real',
       'a real policy on CPU: Qwen2.5-Coder-0.5B-Instruct served by transformers, trained by TRL GRPO, redeployed by restart',
     )
+    .addOption(
+      new Option(
+        '--training <engine>',
+        "where the loop trains: the sim server's trainer, or a local engine whose job is `looptool sim train` (same datasets)",
+      )
+        .choices(DEMO_TRAINING)
+        .default('sim'),
+    )
     .action(async (options: DemoOptions) => {
       Runtime.install({ logger: new DefaultLogger('WARN') });
+      if (options.real && options.training !== 'sim')
+        throw new InvalidArgumentError(
+          `--training ${options.training} runs the simulated trainer; --real trains with TRL`,
+        );
       if (options.real) {
         const { runRealDemo } = await import('./demo-real.js');
         await runRealDemo(options);
@@ -204,10 +279,12 @@ async function runSimDemo(options: DemoOptions): Promise<void> {
   const samples = options.samples ?? 800;
   await withDemoServices(async (demo) => {
     const sim = await startSimServer({ seed: options.seed, trainer: { jobSeconds: 1 } });
+    let engine: DemoEngine | undefined;
     try {
       console.log(`Simulated model stack at ${sim.url} (student, judge, generator, trainer).`);
       const demoDir = path.join(demo.settings.dataDir, 'demo');
       mkdirSync(demoDir, { recursive: true });
+      engine = await startDemoEngine(options.training, { simUrl: sim.url, dir: demoDir });
       const seedDataset = await importSeedData(demo, { seed: options.seed, samples, dir: demoDir });
       const loopName = options.name ?? demoLoopName('demo', options.seed);
       const config = demoConfig({
@@ -217,9 +294,11 @@ async function runSimDemo(options: DemoOptions): Promise<void> {
         iterations: options.iterations ?? 3,
         seed: options.seed,
         initialSize: Math.round(samples * 0.65),
+        training: engine.training,
       });
       await runDemoLoop(demo, loopName, config);
     } finally {
+      await engine?.stop();
       await sim.close();
     }
   });

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { writeSeedData } from '../../sim/seed-data.js';
 import { startSimServer } from '../../sim/server.js';
+import { runSimTrainJob, SIM_TRAIN_DEFAULT_SECONDS, SIM_TRAIN_ENV } from '../../sim/train-job.js';
 
 function number(min: number, max: number): (value: string) => number {
   return (value) => {
@@ -37,9 +38,29 @@ interface ServeOptions {
   runtimeLoraUpdating: boolean;
 }
 
+interface TrainOptions {
+  secondsPerJob?: number;
+  failAfterStep?: number;
+  hangAfterStep?: number;
+  holdFile?: string;
+  bfcl: boolean;
+}
+
+/** A flag's value, else its environment variable's (parsed by the flag's own parser), else undefined. */
+function flagOrEnv<T>(flag: T | undefined, variable: string, parse: (value: string) => T): T | undefined {
+  if (flag !== undefined) return flag;
+  const raw = process.env[variable];
+  if (raw === undefined || raw === '') return undefined;
+  try {
+    return parse(raw);
+  } catch (err) {
+    throw new InvalidArgumentError(`${variable}=${raw}: ${(err as Error).message}`);
+  }
+}
+
 /**
- * `looptool sim serve|seed`: the simulated model stack that stands in for vLLM and a GRPO trainer on machines without a
- * GPU, and the seed data generator for it.
+ * `looptool sim serve|seed|train`: the simulated model stack that stands in for vLLM and a GRPO trainer on machines
+ * without a GPU, the seed data generator for it, and one simulated training job run in the foreground as a recipe.
  */
 export function register(program: Command): void {
   const sim = program
@@ -99,6 +120,49 @@ export function register(program: Command): void {
       });
       await server.close();
       console.log('Sim server stopped.');
+    });
+
+  const seconds = number(0, 3600);
+  const step = integer(0, 1_000_000);
+  sim
+    .command('train')
+    .description(
+      'Run one simulated training job in the foreground, as a recipe on a training engine: reads the job spec, writes ' +
+        "progress.json, the adapter (adapter/) and checkpoint.json into the spec's outputDir",
+    )
+    .argument('<spec>', 'the job spec (spec.json, core/training.ts) the training backend wrote')
+    .option(
+      '--seconds-per-job <s>',
+      `simulated training time, spread over the steps (env ${SIM_TRAIN_ENV.secondsPerJob}; default ${SIM_TRAIN_DEFAULT_SECONDS})`,
+      seconds,
+    )
+    .option(
+      '--fail-after-step <n>',
+      `exit 1 after reporting step n, 0 before the first (env ${SIM_TRAIN_ENV.failAfterStep})`,
+      step,
+    )
+    .option(
+      '--hang-after-step <n>',
+      `stop advancing after reporting step n and never end (env ${SIM_TRAIN_ENV.hangAfterStep})`,
+      step,
+    )
+    .option(
+      '--hold-file <path>',
+      `after the last step, stay running while this file exists, then finish (env ${SIM_TRAIN_ENV.holdFile})`,
+    )
+    .option('--no-bfcl', 'do not load the BFCL oracle from data/bfcl (as `sim serve --no-bfcl`)')
+    .action(async (specFile: string, options: TrainOptions) => {
+      const failAfterStep = flagOrEnv(options.failAfterStep, SIM_TRAIN_ENV.failAfterStep, step);
+      const hangAfterStep = flagOrEnv(options.hangAfterStep, SIM_TRAIN_ENV.hangAfterStep, step);
+      const holdFile = flagOrEnv(options.holdFile, SIM_TRAIN_ENV.holdFile, (value) => value);
+      await runSimTrainJob(specFile, {
+        secondsPerJob:
+          flagOrEnv(options.secondsPerJob, SIM_TRAIN_ENV.secondsPerJob, seconds) ?? SIM_TRAIN_DEFAULT_SECONDS,
+        ...(failAfterStep !== undefined ? { failAfterStep } : {}),
+        ...(hangAfterStep !== undefined ? { hangAfterStep } : {}),
+        ...(holdFile !== undefined ? { holdFile } : {}),
+        ...(options.bfcl ? {} : { bfclDir: false as const }),
+      });
     });
 
   sim
