@@ -1,8 +1,8 @@
+import { freePorts } from './ports.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { get as httpGet } from 'node:http';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,34 +38,6 @@ export interface RayHeadOptions {
   /** How long the head may take until its Jobs API answers. @default 60000 */
   readyTimeoutMs?: number;
   log?: (line: string) => void;
-}
-
-/**
- * `count` distinct free ports: every listener is held open until all are bound, so no two are the same (Ray refuses
- * to start when two of its components are given one port).
- */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      ports.push(
-        await new Promise<number>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => {
-            const address = server.address();
-            if (typeof address === 'object' && address) resolve(address.port);
-            else reject(new Error('no free port'));
-          });
-        }),
-      );
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
 }
 
 /**

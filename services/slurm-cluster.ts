@@ -1,6 +1,6 @@
+import { freePort } from './ports.js';
 import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -136,19 +136,6 @@ function withInstallLock(fn: () => void): void {
   } finally {
     rmSync(lock, { force: true });
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port')),
-      );
-    });
-  });
 }
 
 /** This node as slurmd sees it (`slurmd -C`: CPUs, sockets, cores, threads, memory), so Slurm never drains it for a mismatch. */

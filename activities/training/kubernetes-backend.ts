@@ -15,6 +15,7 @@ import {
 } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/activity';
 import { stringify as toYaml } from 'yaml';
+import { shellWord } from '../../core/shell.js';
 import type { KubernetesTraining } from '../../core/config.js';
 import { ErrorType } from '../../core/errors.js';
 import { TRAINING_PROGRESS_FILE, TRAINING_SPEC_FILE } from '../../core/training.js';
@@ -47,8 +48,6 @@ const LOG_TAIL_LINES = 200;
 /** Written into the job folder by `cancel`: a deleted Job leaves no object behind to say it was cancelled. */
 const CANCELLED_FILE = 'cancelled.json';
 
-/** Characters that never need shell quoting (Python's `shlex.quote` leaves the same set alone). */
-const SHELL_SAFE = /^[\w@%+=:,./-]+$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 /**
@@ -68,14 +67,9 @@ export function kubernetesJobName(jobKey: string, kind: KubernetesTraining['kind
   return `${stem}-${hash}`;
 }
 
-/** One shell word: Ray runs a RayJob's entrypoint through `/bin/sh`, so each argument is quoted when it needs it. */
-function shellQuote(word: string): string {
-  return SHELL_SAFE.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-/** argv as the one shell command line a RayJob's `entrypoint` is. */
+/** argv as the one shell command line a RayJob's `entrypoint` is (Ray runs it through `/bin/sh`). */
 export function rayEntrypoint(argv: string[]): string {
-  return argv.map(shellQuote).join(' ');
+  return argv.map(shellWord).join(' ');
 }
 
 /**

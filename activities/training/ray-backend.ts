@@ -4,6 +4,7 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import { shellWord } from '../../core/shell.js';
 import type { RayTraining } from '../../core/config.js';
 import { TRAINING_PROGRESS_FILE, TRAINING_SPEC_FILE } from '../../core/training.js';
 import { HttpStatusError } from '../failures.js';
@@ -51,15 +52,6 @@ export function raySubmissionId(jobKey: string): string {
   const safe = jobKey.replace(/[^A-Za-z0-9._-]/g, '_');
   if (safe === jobKey && safe.length <= 100) return `looptool-${safe}`;
   return `looptool-${safe.slice(0, 100)}-${createHash('sha256').update(jobKey).digest('hex').slice(0, 12)}`;
-}
-
-/**
- * One argv element as one POSIX shell word: as it is when it holds nothing the shell treats specially, else quoted.
- * `=` counts as special: an unquoted `NAME=value` first word would be taken for a variable assignment, not the command.
- */
-export function shellWord(arg: string): string {
-  if (/^[A-Za-z0-9_@%+:,./-]+$/.test(arg)) return arg;
-  return `'${arg.replaceAll("'", `'\\''`)}'`;
 }
 
 /**

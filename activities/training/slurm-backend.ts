@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
+import { shellQuote } from '../../core/shell.js';
 import type { SlurmTraining } from '../../core/config.js';
 import { ErrorType } from '../../core/errors.js';
 import { TRAINING_PROGRESS_FILE, TRAINING_SPEC_FILE } from '../../core/training.js';
@@ -52,11 +53,6 @@ const UNREACHABLE =
   /Unable to contact slurm controller|Socket timed out|Connection (refused|reset|timed out)|Zero Bytes were transmitted|Communication connection failure|temporarily unavailable|backup controller in standby|Munge (en|de)code failed|Protocol authentication error/;
 /** Slurm's answer for a job id it does not (or no longer) know. */
 const UNKNOWN_JOB = /Invalid job id specified/;
-
-/** One argument as a single bash word: single-quoted, with each `'` closed, escaped and reopened. */
-export function shellQuote(arg: string): string {
-  return `'${arg.replaceAll("'", `'\\''`)}'`;
-}
 
 /**
  * Fills a batch-script template's `{{placeholders}}` with shell-quoted words. An unknown placeholder, or a template

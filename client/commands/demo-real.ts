@@ -1,10 +1,10 @@
 import { createReadStream, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { LoopConfig, type LoopConfigInput } from '../../core/config.js';
 import { ensureRealPath, restartRuntime, stopRuntime, waitForRuntime } from '../../services/policy-runtime.js';
 import { projectPath } from '../../services/paths.js';
+import { freePort } from '../../services/ports.js';
 import { startSimServer } from '../../sim/server.js';
 import { stageFile, versionFromImport } from '../../datasets/import.js';
 import { demoLoopName, runDemoLoop, withDemoServices } from './demo.js';
@@ -17,20 +17,6 @@ export const REAL_SEED_FILE = projectPath('data', 'real-path', 'seed.jsonl');
 
 /** The name the base model is served under before the first checkpoint replaces it. */
 export const REAL_BASE_MODEL_NAME = 'qwen2.5-coder-0.5b-instruct';
-
-/** A free TCP port on 127.0.0.1 (the policy server's; it must be known before the server starts). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 /** The first `count` lines of a JSON Lines file. */
 async function headLines(file: string, count: number): Promise<string[]> {

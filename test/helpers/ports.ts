@@ -1,18 +1,7 @@
 import { createServer } from 'node:net';
+import { freePort } from '../../services/ports.js';
 
-/** A port the kernel just handed out and we released: free for the server a test starts next. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
+export { freePort } from '../../services/ports.js';
 
 async function isFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -7,13 +7,9 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, describe, expect, test } from 'vitest';
 import { toApplicationFailure, TRAINER } from '../../../activities/failures.js';
-import {
-  rayAuthToken,
-  raySubmissionId,
-  RayTrainingBackend,
-  shellWord,
-} from '../../../activities/training/ray-backend.js';
+import { rayAuthToken, raySubmissionId, RayTrainingBackend } from '../../../activities/training/ray-backend.js';
 import { RayTraining } from '../../../core/config.js';
+import { shellWord } from '../../../core/shell.js';
 import { ErrorType } from '../../../core/errors.js';
 
 /**
