@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context, sleep } from '@temporalio/activity';
 import type { TrainingConfig } from '../core/config.js';
@@ -78,8 +78,12 @@ export function createTrainActivities(deps: ActivityDeps) {
       mkdirSync(dir, { recursive: true });
       const format = input.training.datasetFormat;
       const datasetPath = path.join(dir, format === 'verl-parquet' ? 'train.parquet' : 'train.jsonl');
-      // The export is deterministic for a frozen version, so re-exporting on a retry writes the same file.
-      const exported = await exportVersion(deps.pool, { ref: String(input.versionId), format, out: datasetPath });
+      // The export is deterministic for a frozen version, so re-exporting on a retry writes the same bytes; it is
+      // written beside the file and renamed over it, because a job submitted by an earlier attempt may be reading it
+      // (a truncate-and-rewrite showed that job an empty file).
+      const partial = `${datasetPath}.${process.pid}.partial`;
+      const exported = await exportVersion(deps.pool, { ref: String(input.versionId), format, out: partial });
+      renameSync(partial, datasetPath);
       const { grpo, weights, lora } = input.training;
       const spec: TrainingJobSpec = {
         jobKey,
