@@ -67,6 +67,9 @@ export function ensurePythonEnv(
   return withLock(dir, () => {
     if (current()) return { name, dir, python };
     log(`Installing Python environment ${name} into ${dir} (recipes/requirements/${name}.txt)`);
+    // A changed requirements file gets a new venv, not an upgrade in place: a pin removed from the file must not stay
+    // installed and keep working here while a fresh clone lacks it.
+    rmSync(dir, { recursive: true, force: true });
     const steps: [string, string[]][] = [
       ['python3', ['-m', 'venv', dir]],
       [python, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', '-r', requirements]],

@@ -43,7 +43,9 @@ function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig, trainQueue: 
     /** Loading a checkpoint into the policy servers; a cancelled loop waits for the load to stop. */
     deploy: {
       taskQueue: queues.gpu,
-      startToCloseTimeout: '30 minutes',
+      // Restarting several policy servers one after another may take `deploy.readyTimeoutSeconds` each; the heartbeat
+      // timeout, not this, is what notices a dead worker.
+      startToCloseTimeout: '6 hours',
       heartbeatTimeout: '5 minutes',
       retry: retry('5 seconds', '1 minute', 20),
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
