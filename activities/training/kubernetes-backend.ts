@@ -18,7 +18,7 @@ import { stringify as toYaml } from 'yaml';
 import { shellWord } from '../../core/shell.js';
 import type { KubernetesTraining } from '../../core/config.js';
 import { ErrorType } from '../../core/errors.js';
-import { TRAINING_PROGRESS_FILE, TRAINING_SPEC_FILE } from '../../core/training.js';
+import { TRAINING_SPEC_FILE } from '../../core/training.js';
 import { HttpStatusError } from '../failures.js';
 import {
   TERMINAL_STATUSES,
@@ -27,7 +27,7 @@ import {
   type TrainingJobState,
   type TrainingJobStatus,
 } from './backend.js';
-import { readManifest } from './local-backend.js';
+import { readManifest, readProgress } from './job-files.js';
 
 /** Where a pod's service-account token is mounted; `loadFromDefault` falls back to it (in-cluster credentials). */
 export const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -470,8 +470,7 @@ export class KubernetesTrainingBackend implements TrainingBackend {
         ErrorType.ConfigInvalid,
       );
     }
-    const progress = readProgress(spec.outputDir);
-    const base = { externalId: name, step: progress.step ?? 0, totalSteps: progress.total_steps ?? 0 };
+    const base = { externalId: name, ...readProgress(spec.outputDir) };
     // Being deleted (by our cancel, or with kubectl) before it ended: it will not finish.
     if (observed.deleting && !TERMINAL_STATUSES.has(observed.status)) return { ...base, status: 'cancelled' };
     if (observed.status === 'succeeded') {
@@ -571,17 +570,6 @@ export class KubernetesTrainingBackend implements TrainingBackend {
     );
     const created = (pod: V1Pod) => pod.metadata?.creationTimestamp?.getTime() ?? 0;
     return [...pods.items].sort((a, b) => created(b) - created(a))[0];
-  }
-}
-
-function readProgress(outputDir: string): { step?: number; total_steps?: number } {
-  try {
-    return JSON.parse(readFileSync(path.join(outputDir, TRAINING_PROGRESS_FILE), 'utf8')) as {
-      step?: number;
-      total_steps?: number;
-    };
-  } catch {
-    return {};
   }
 }
 

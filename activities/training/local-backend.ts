@@ -2,14 +2,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  CHECKPOINT_MANIFEST_FILE,
-  CheckpointManifest,
-  TRAINING_PROGRESS_FILE,
-  TRAINING_SPEC_FILE,
-} from '../../core/training.js';
+import { TRAINING_SPEC_FILE } from '../../core/training.js';
 import { PROJECT_ROOT } from '../../services/paths.js';
 import type { TrainingBackend, TrainingJobSpec, TrainingJobState } from './backend.js';
+import { jobFolder, readJson, readManifest, readProgress } from './job-files.js';
 
 const RUNNER = fileURLToPath(new URL('./local-runner.js', import.meta.url));
 
@@ -34,33 +30,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** The recipe's `checkpoint.json`, validated; its path made absolute against the output folder. */
-export function readManifest(
-  outputDir: string,
-): { ok: true; manifest: CheckpointManifest } | { ok: false; error: string } {
-  const file = path.join(outputDir, CHECKPOINT_MANIFEST_FILE);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    return { ok: false, error: `exited 0 but ${file} is missing or not JSON (${(err as Error).message})` };
-  }
-  const parsed = CheckpointManifest.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return { ok: false, error: `${file}: ${issue?.path.join('.') || '(manifest)'}: ${issue?.message ?? 'invalid'}` };
-  }
-  return { ok: true, manifest: { ...parsed.data, path: path.resolve(outputDir, parsed.data.path) } };
-}
-
-function readJson<T>(file: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Training on this machine: the configured command (argv, no shell) runs under a small detached runner, so the job
  * survives worker restarts and a new worker re-attaches by job key (the job's folder under `workDir/jobs/`). The
@@ -78,7 +47,7 @@ export class LocalTrainingBackend implements TrainingBackend {
   }
 
   private files(jobKey: string): JobFiles {
-    const dir = path.join(path.resolve(this.options.workDir), 'jobs', jobKey.replace(/[^A-Za-z0-9._-]/g, '_'));
+    const dir = jobFolder(this.options.workDir, jobKey);
     return {
       dir,
       ...(Object.fromEntries(Object.entries(JOB_FILES).map(([key, file]) => [key, path.join(dir, file)])) as Record<
@@ -120,9 +89,7 @@ export class LocalTrainingBackend implements TrainingBackend {
     const files = this.files(jobKey);
     const spec = readJson<TrainingJobSpec>(files.spec);
     if (!spec || !existsSync(files.run)) throw new Error(`no local training job ${jobKey}`);
-    const progress =
-      readJson<{ step?: number; total_steps?: number }>(path.join(spec.outputDir, TRAINING_PROGRESS_FILE)) ?? {};
-    const base = { externalId: jobKey, step: progress.step ?? 0, totalSteps: progress.total_steps ?? 0 };
+    const base = { externalId: jobKey, ...readProgress(spec.outputDir) };
     const exit = readJson<{ code: number | null; signal?: string | null; error?: string; cancelled?: boolean }>(
       files.exit,
     );

@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { shellWord } from '../../core/shell.js';
 import type { RayTraining } from '../../core/config.js';
-import { TRAINING_PROGRESS_FILE, TRAINING_SPEC_FILE } from '../../core/training.js';
+import { TRAINING_SPEC_FILE } from '../../core/training.js';
 import { HttpStatusError } from '../failures.js';
 import type { TrainingBackend, TrainingJobSpec, TrainingJobState, TrainingJobStatus } from './backend.js';
-import { readManifest } from './local-backend.js';
+import { jobFolder, readManifest, readProgress } from './job-files.js';
 
 /** Ray's job statuses (`ray.job_submission.JobStatus`) in our vocabulary. */
 const STATUSES: Readonly<Record<string, TrainingJobStatus>> = {
@@ -70,14 +70,6 @@ export function rayAuthToken(env: NodeJS.ProcessEnv = process.env): string | und
   }
 }
 
-function readJson<T>(file: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Training on a Ray cluster through the dashboard's Jobs REST API: each job is one submission whose entrypoint is the
  * configured command (argv shell-quoted into the one string Ray runs with `sh -c`; `{spec}`, `{dataset}`, `{output}`
@@ -107,7 +99,7 @@ export class RayTrainingBackend implements TrainingBackend {
   }
 
   private jobDir(jobKey: string): string {
-    return path.join(path.resolve(this.config.workDir), 'jobs', jobKey.replace(/[^A-Za-z0-9._-]/g, '_'));
+    return jobFolder(this.config.workDir, jobKey);
   }
 
   /** One request to the Jobs API; a non-2xx answer throws HttpStatusError with Ray's text (a traceback for 500s). */
@@ -229,10 +221,7 @@ export class RayTrainingBackend implements TrainingBackend {
   private toState(info: RayJobInfo): TrainingJobState {
     const externalId = info.submission_id;
     const outputDir = info.metadata?.[METADATA.outputDir];
-    const progress = outputDir
-      ? (readJson<{ step?: number; total_steps?: number }>(path.join(outputDir, TRAINING_PROGRESS_FILE)) ?? {})
-      : {};
-    const base = { externalId, step: progress.step ?? 0, totalSteps: progress.total_steps ?? 0 };
+    const base = { externalId, ...(outputDir ? readProgress(outputDir) : { step: 0, totalSteps: 0 }) };
     const status = STATUSES[info.status];
     if (!status) return { ...base, status: 'failed', error: `Ray reports job ${externalId} as ${info.status}` };
     // Ray's message and exit code; the training activity adds the job's last log lines (`logs`) to what it reports.

@@ -5,11 +5,11 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { shellQuote } from '../../core/shell.js';
 import type { SlurmTraining } from '../../core/config.js';
 import { ErrorType } from '../../core/errors.js';
-import { TRAINING_PROGRESS_FILE, TRAINING_SPEC_FILE } from '../../core/training.js';
+import { TRAINING_SPEC_FILE } from '../../core/training.js';
 import type { TrainingJobStatus } from '../../core/vocabulary.js';
 import { PROJECT_ROOT, projectPath } from '../../services/paths.js';
 import type { TrainingBackend, TrainingJobSpec, TrainingJobState } from './backend.js';
-import { readManifest } from './local-backend.js';
+import { readJson, readManifest, readProgress } from './job-files.js';
 
 /** The batch-script template a config without `template` uses. */
 export const DEFAULT_SLURM_TEMPLATE = projectPath('recipes', 'slurm', 'job.sbatch');
@@ -91,14 +91,6 @@ class SlurmCommandError extends Error {
   ) {
     super(`${command}: ${stderr.trim() || `exit ${code}`}`);
     this.name = 'SlurmCommandError';
-  }
-}
-
-function readJson<T>(file: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
-  } catch {
-    return undefined;
   }
 }
 
@@ -341,10 +333,7 @@ export class SlurmTrainingBackend implements TrainingBackend {
     const dir = this.folderOf(jobId);
     const spec = readJson<TrainingJobSpec>(this.file(dir, 'spec'));
     if (!spec) throw new Error(`${this.file(dir, 'spec')} is missing or not JSON`);
-    const progress = readJson<{ step?: number; total_steps?: number }>(
-      path.join(spec.outputDir, TRAINING_PROGRESS_FILE),
-    );
-    const base = { externalId: jobId, step: progress?.step ?? 0, totalSteps: progress?.total_steps ?? 0 };
+    const base = { externalId: jobId, ...readProgress(spec.outputDir) };
     const withSignal = signal ? { signal } : {};
 
     // In the queue: pending, running, suspended, completing.

@@ -74,7 +74,8 @@ export function realDemoConfig(input: {
   workDir: string;
   serverStateDir: string;
   serverPort: number;
-  grpo?: LoopConfigInput['training']['grpo'];
+  /** GRPO steps per iteration. @default 2 */
+  maxSteps?: number;
   evaluation?: LoopConfigInput['evaluation'];
 }): LoopConfig {
   const sim = `${input.simUrl}/v1`;
@@ -94,7 +95,7 @@ export function realDemoConfig(input: {
       datasetFormat: 'trl-jsonl',
       weights: 'full',
       baseModel: input.modelDir,
-      grpo: input.grpo ?? {
+      grpo: {
         groupSize: 4,
         learningRate: 1e-6,
         maxPromptTokens: 2048,
@@ -102,7 +103,7 @@ export function realDemoConfig(input: {
         trainBatchSize: 2,
         microBatchSizePerDevice: 4,
         epochs: 1,
-        maxSteps: 2,
+        maxSteps: input.maxSteps ?? 2,
       },
     },
     deploy: {

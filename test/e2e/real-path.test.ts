@@ -102,16 +102,7 @@ describe('the real path on CPU', () => {
         workDir: path.join(scratch, 'training'),
         serverStateDir,
         serverPort: port,
-        grpo: {
-          groupSize: 4,
-          learningRate: 1e-6,
-          maxPromptTokens: 2048,
-          maxResponseTokens: 48,
-          trainBatchSize: 2,
-          microBatchSizePerDevice: 4,
-          epochs: 1,
-          maxSteps: 1,
-        },
+        maxSteps: 1,
       });
       await loops.start({ loopName, config, configHash: contentHash(config), queues: taskQueues(suffix) });
       const result = await loops.handle(loopName).result();
