@@ -15,7 +15,6 @@ import {
   type BfclQuestion,
 } from '../core/formats/index.js';
 import { EvaluateFileInput, parseInput, SummarizeEvaluationInput } from '../core/inputs.js';
-import type { JsonValue } from '../core/json.js';
 import type { Sample } from '../core/schemas/sample.js';
 import { bfclV3Summary, type CategoryScore } from '../core/stages/bfcl-overall.js';
 import { readRecords } from '../datasets/read-records.js';
@@ -30,7 +29,8 @@ import { policyChat } from './llm/policy-chat.js';
  * Scores the deployed policy on one BFCL file of a held-out set with the core checker (BFCL AST semantics), and
  * writes per-category accuracy. Each question is shown as the probe shows a sample (`policyChat`: one prompt
  * everywhere), and its reply decoded as BFCL decodes it (`<tool_call>` blocks in the text, or `tool_calls`). The whole file is re-scored on a retry (the model is greedy, the write an upsert), so
- * nothing is counted twice. Heartbeats the number of questions answered.
+ * nothing is counted twice. A response body that is JSON but no chat completion counts as a wrong answer (ledger ok =
+ * false, no tokens). Heartbeats the number of questions answered.
  */
 export function createEvaluateActivities(deps: ActivityDeps) {
   return {
@@ -113,17 +113,23 @@ export function createEvaluateActivities(deps: ActivityDeps) {
                 `${what} on ${endpoint.baseURL}: HTTP ${reply.status}: ${reply.message}`,
                 ErrorType.ModelRequestRejected,
               );
-            const result: JsonValue = reply.toolCalls ?? reply.content ?? '';
-            const verdict = scoreBfcl(compiled.question, decodeBfclResult(result));
+            // A body that is JSON but no chat completion is this question's answer, scored as wrong (BFCL scores an
+            // answer it cannot decode so): asking again would get the same body, and failing the file would lose the
+            // set's other answers on every retry.
+            const valid =
+              reply.kind === 'reply' &&
+              scoreBfcl(compiled.question, decodeBfclResult(reply.toolCalls ?? reply.content ?? '')).valid;
+            if (reply.kind === 'invalid')
+              context.log.warn(`${what} on ${endpoint.baseURL}: invalid response, scored as wrong: ${reply.error}`);
             const score = scores.get(category) ?? { category, correct: 0, total: 0 };
             score.total++;
-            if (verdict.valid) score.correct++;
+            if (valid) score.correct++;
             scores.set(category, score);
             ledger.record(call, {
               endpoint: endpoint.baseURL,
-              usage: reply.usage,
+              usage: reply.kind === 'reply' ? reply.usage : undefined,
               latencyMs: reply.latencyMs,
-              ok: true,
+              ok: reply.kind === 'reply',
             });
           });
           answered++;

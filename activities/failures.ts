@@ -127,3 +127,30 @@ export function toApplicationFailure(err: unknown, context: string, types: Serve
   }
   return err;
 }
+
+/** SQLSTATEs of a server that is going away or not taking connections (classes 08 and 57P, too many connections). */
+const DATABASE_OUTAGE_STATES = /^(08\w{3}|57P0[1-3]|53300)$/;
+
+/** Whether an error says PostgreSQL is unreachable or restarting, as opposed to a verdict on the query. */
+export function isDatabaseOutage(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (DATABASE_OUTAGE_STATES.test(code) || isConnectionFailure(err))) return true;
+  // node-postgres's own messages for a connection that died or never came (no code on these).
+  return /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/.test(
+    err.message,
+  );
+}
+
+/**
+ * An activity's database outage as the failure Temporal and people see: retryable, typed, naming the server (never its
+ * password): "PostgreSQL at db:5432 (DATABASE_URL): connect ECONNREFUSED …". Other errors pass through.
+ */
+export function toDatabaseFailure(err: unknown, address: string): unknown {
+  if (err instanceof ApplicationFailure || !isDatabaseOutage(err)) return err;
+  return ApplicationFailure.create({
+    message: `PostgreSQL at ${address} (DATABASE_URL): ${(err as Error).message}`,
+    type: ErrorType.DatabaseUnavailable,
+    cause: err as Error,
+  });
+}

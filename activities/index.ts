@@ -1,4 +1,5 @@
 import type { ActivityDeps } from './deps.js';
+import { toDatabaseFailure } from './failures.js';
 import { createDatasetActivities } from './dataset.js';
 import { createDeployActivities } from './deploy.js';
 import { createEvaluateActivities } from './evaluate.js';
@@ -8,8 +9,48 @@ import { createLoopActivities } from './loops.js';
 import { createProbeActivities } from './probe.js';
 import { createTrainActivities } from './train.js';
 
+/** Where the pool connects, as errors may name it: host and port, never the user or password. */
+function databaseAddress(deps: ActivityDeps): string {
+  const options = deps.pool.options as { host?: string; port?: number; connectionString?: string };
+  if (options.connectionString) {
+    try {
+      const url = new URL(options.connectionString);
+      return `${url.hostname || 'localhost'}:${url.port || 5432}`;
+    } catch {
+      return 'the configured server';
+    }
+  }
+  return `${options.host ?? 'localhost'}:${options.port ?? 5432}`;
+}
+
+/**
+ * Every activity's database outages reported as such: typed retryable failures that name the server, so the loop
+ * shows "waiting for PostgreSQL at …" instead of a bare `ECONNREFUSED` (see toDatabaseFailure).
+ */
+function namingDatabaseOutages<T extends Record<string, (...args: never[]) => Promise<unknown>>>(
+  activities: T,
+  address: string,
+): T {
+  return Object.fromEntries(
+    Object.entries(activities).map(([name, fn]) => [
+      name,
+      async (...args: never[]) => {
+        try {
+          return await fn(...args);
+        } catch (err) {
+          throw toDatabaseFailure(err, address);
+        }
+      },
+    ]),
+  ) as T;
+}
+
 /** All activities, bound to their dependencies. Workflows import only `ReturnType<typeof createActivities>`. */
 export function createActivities(deps: ActivityDeps) {
+  return namingDatabaseOutages(bindActivities(deps), databaseAddress(deps));
+}
+
+function bindActivities(deps: ActivityDeps) {
   return {
     ...createLoopActivities(deps),
     ...createDatasetActivities(deps),

@@ -34,7 +34,9 @@ export function perplexityOf(tokens: readonly { logprob: number }[] | null | und
  * Greedy Capability Probing over one batch: for each member of the version in the batch's seq range that has no probe
  * result yet, call the policy at temperature 0 with logprobs, parse the reply with core/, check it against the label,
  * and write the result (raw output, parsed calls, verdict, perplexity, tokens, latency) with a ledger entry. A request
- * the server rejects for this one sample (400: prompt too long) is recorded as that sample's data.
+ * the server rejects for this one sample (400: prompt too long) is recorded as that sample's data, as is a response
+ * body that is JSON but not a chat completion (`parse_error` / `invalid_response`, the body's text as raw output, a
+ * ledger entry with ok = false and no tokens).
  *
  * Durability and cancellation: see {@link runStageBatch}.
  */
@@ -78,14 +80,16 @@ export function createProbeActivities(deps: ActivityDeps) {
             latencyMs: reply.latencyMs,
             ok: reply.kind === 'reply',
           });
-          if (reply.kind === 'rejected') {
+          if (reply.kind !== 'reply') {
+            // No reply to check: what came back instead (the refusal, or the body that is not a completion) is this
+            // sample's result, so the page's write succeeds and a retry never asks again.
             return {
               ...base,
               outcome: 'parse_error',
-              rawOutput: '',
+              rawOutput: reply.kind === 'invalid' ? reply.raw : '',
               parsedCalls: null,
-              errorType: 'request_rejected',
-              error: `HTTP ${reply.status}: ${reply.message}`,
+              errorType: reply.kind === 'invalid' ? 'invalid_response' : 'request_rejected',
+              error: reply.kind === 'invalid' ? reply.error : `HTTP ${reply.status}: ${reply.message}`,
               meanLogprob: null,
               perplexity: null,
               promptTokens: null,

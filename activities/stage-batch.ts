@@ -9,6 +9,9 @@ import { batchCounts, getStageBatch, type StageKey } from '../db/queries/stage-b
 import { decodeSample } from '../db/sample-codec.js';
 import { withTransaction } from '../db/tx.js';
 
+/** How often a batch heartbeats while a page's model calls are in flight (the SDK throttles what it sends). */
+const KEEPALIVE_HEARTBEAT_MS = 1_000;
+
 /** One batched stage's part in {@link runStageBatch}: where its work comes from, what it does, what it writes. */
 export interface StageBatchSpec<Item extends { seq: number; sampleId: string }, Done> {
   stage: BatchedStage;
@@ -68,7 +71,12 @@ export async function runStageBatch<Item extends { seq: number; sampleId: string
         )
       ).map((stored) => [stored.id, decodeSample(stored)]),
     );
-    const settled = await Promise.allSettled(spec.work(items, samples, signal));
+    // While the page's calls run (a slow or hanging server can take minutes), keep heartbeating the same cursor: it is
+    // how a terminated or cancelled loop reaches this activity, whose requests would otherwise hold server slots and
+    // go on calling the model for a loop that no longer exists.
+    const beat = { lastSeq: cursor, ...counts };
+    const keepAlive = setInterval(() => context.heartbeat(beat), KEEPALIVE_HEARTBEAT_MS);
+    const settled = await Promise.allSettled(spec.work(items, samples, signal)).finally(() => clearInterval(keepAlive));
     const done = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     await spec.review?.(done);
     await withTransaction(pool, (tx) => spec.write(tx, done));

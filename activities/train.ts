@@ -46,8 +46,12 @@ const LOG_TAIL_EVERY_MS = 30_000;
 /** The longest wait between two attempts to reach an engine that does not answer. @unit milliseconds */
 const MAX_UNREACHABLE_BACKOFF_MS = 60_000;
 
-/** The job key of a loop's iteration: every backend finds the job by it, so a retry re-attaches instead of resubmitting. */
-export const trainingJobKey = (loopName: string, iteration: number) => `${loopName}-iter-${iteration}`;
+/**
+ * The job key of a loop's iteration: every backend finds the job by it, so a retry re-attaches instead of resubmitting.
+ * A loop resumed after the iteration's job failed trains again under a new key (`-a2`, `-a3`, …).
+ */
+export const trainingJobKey = (loopName: string, iteration: number, attempt = 1) =>
+  `${loopName}-iter-${iteration}${attempt > 1 ? `-a${attempt}` : ''}`;
 
 /** A backend call with its failures classified (unreachable API: retry; refused request: fail the stage). */
 async function onBackend<T>(backend: TrainingBackend, what: string, fn: () => Promise<T>): Promise<T> {
@@ -73,7 +77,7 @@ export function createTrainActivities(deps: ActivityDeps) {
       const context = Context.current();
       const backend = trainingBackendFor(input.training);
       const key = { loopName: input.loopName, iteration: input.iteration };
-      const jobKey = trainingJobKey(input.loopName, input.iteration);
+      const jobKey = trainingJobKey(input.loopName, input.iteration, input.jobAttempt);
       const dir = path.join(deps.artifactsDir, input.loopName, `iter-${input.iteration}`);
       mkdirSync(dir, { recursive: true });
       const format = input.training.datasetFormat;
@@ -116,7 +120,12 @@ export function createTrainActivities(deps: ActivityDeps) {
             progress.lastError = err.message;
             beat();
             await sleep(delayMs);
-            delayMs = Math.min(delayMs * 2, MAX_UNREACHABLE_BACKOFF_MS);
+            // Beat at least twice per heartbeat timeout while waiting, or Temporal takes the wait for a dead worker.
+            delayMs = Math.min(
+              delayMs * 2,
+              MAX_UNREACHABLE_BACKOFF_MS,
+              (context.info.heartbeatTimeoutMs ?? Infinity) / 2,
+            );
           }
         }
       };
@@ -177,7 +186,9 @@ export function createTrainActivities(deps: ActivityDeps) {
           }
         }
       } catch (err) {
-        if (err instanceof CancelledFailure) {
+        // Only a cancellation the workflow asked for cancels the job. An attempt cancelled because it timed out (a late
+        // heartbeat) or its worker shuts down leaves the job running: the next attempt re-attaches to it by its key.
+        if (err instanceof CancelledFailure && context.cancellationDetails?.cancelRequested) {
           await backend.cancel(state.externalId).catch(() => {});
           await record({ ...state, status: 'cancelled' });
         }
@@ -191,7 +202,9 @@ export function createTrainActivities(deps: ActivityDeps) {
             `training job ${jobKey} ${state.status}${state.error ? `: ${state.error}` : ''}` +
             (tail.length > 0 ? `\nLast log lines:\n${tail.join('\n')}` : ''),
           type: ErrorType.TrainingJobFailed,
-          nonRetryable: state.status === 'cancelled',
+          // A retry would re-attach to the same ended job by its key and fail the same way; `loop resume` submits
+          // the iteration again under a new key.
+          nonRetryable: true,
         });
       }
       return { checkpoint: state.checkpoint, externalId: state.externalId };

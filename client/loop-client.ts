@@ -21,13 +21,36 @@ import {
   stopAfterIterationUpdate,
 } from '../core/messages.js';
 import type { loopWorkflow } from '../workflows/index.js';
+import { resumeFromHistory, runEnding, type RunEnding } from './loop-resume.js';
+
+/** Workflow statuses of a loop whose latest run ended without completing: `loop resume` continues these. */
+const ENDED_UNFINISHED = new Set(['FAILED', 'TERMINATED', 'TIMED_OUT', 'CANCELLED']);
 
 /** The typed client API the CLI is built on: start a loop, watch it, steer it. */
 export class LoopClient {
   constructor(readonly client: Client) {}
 
-  static async connect(address: string, namespace = 'default'): Promise<LoopClient & { close(): Promise<void> }> {
-    const connection = await Connection.connect({ address });
+  /**
+   * Connects to the Temporal frontend at `address`. A server that does not answer fails within `connectTimeoutMs`
+   * (the SDK's own default waits 10 s and then says only "Failed to connect before the deadline") with the address,
+   * the variable that sets it and what to do about it.
+   */
+  static async connect(
+    address: string,
+    namespace = 'default',
+    options: { connectTimeoutMs?: number } = {},
+  ): Promise<LoopClient & { close(): Promise<void> }> {
+    let connection: Connection;
+    try {
+      connection = await Connection.connect({ address, connectTimeout: options.connectTimeoutMs ?? 5_000 });
+    } catch (err) {
+      const cause = err instanceof Error ? err.message : String(err);
+      // The cause's text is in the message; as a `cause` the CLI would print it a second time.
+      // eslint-disable-next-line preserve-caught-error
+      throw new Error(
+        `cannot reach Temporal at ${address} (TEMPORAL_ADDRESS): ${cause}. Start the local services with \`npm run services\` or point TEMPORAL_ADDRESS at your server`,
+      );
+    }
     const loops = new LoopClient(new Client({ connection, namespace }));
     return Object.assign(loops, { close: () => connection.close() });
   }
@@ -126,11 +149,76 @@ export class LoopClient {
     return this.handle(loopName).executeUpdate(injectDataUpdate, { args: [{ stagingBatchId, idempotencyKey }] });
   }
 
+  /** How the loop's latest run ended, when it ended without completing (failed, terminated, timed out, cancelled). */
+  async ending(loopName: string): Promise<RunEnding | undefined> {
+    const description = await this.handle(loopName).describe();
+    if (!ENDED_UNFINISHED.has(description.status.name)) return undefined;
+    return this.endingOf(description.workflowId, description.runId);
+  }
+
+  /** How one run ended, from its last history event (read backwards, so just that one is fetched). */
+  private async endingOf(workflowId: string, runId: string): Promise<RunEnding | undefined> {
+    const { history } = await this.client.workflowService.getWorkflowExecutionHistoryReverse({
+      namespace: this.client.options.namespace,
+      execution: { workflowId, runId },
+      maximumPageSize: 1,
+    });
+    return runEnding(history?.events?.[0] ?? undefined);
+  }
+
+  /**
+   * Continues a loop whose latest run failed, was terminated, timed out or was cancelled: a new run of `loop/<name>`
+   * that starts the interrupted iteration again from the state that run started with, taking over what it was told
+   * afterwards and the checkpoint it trained (see client/loop-resume.ts). The stages it had finished find their rows
+   * stored and do not call a model again.
+   */
+  async resumeEnded(loopName: string): Promise<{ runId: string; iteration: number; ending: RunEnding }> {
+    const workflowId = workflowIds.loop(loopName);
+    const ended = this.handle(loopName);
+    const description = await ended.describe();
+    if (!ENDED_UNFINISHED.has(description.status.name))
+      throw new Error(
+        `loop ${loopName} is ${description.status.name.toLowerCase()}: only a loop that failed, was terminated, timed out or was cancelled can be resumed`,
+      );
+    const events = (await this.client.workflow.getHandle(workflowId, description.runId).fetchHistory()).events ?? [];
+    const { input, resume, ending } = resumeFromHistory(description.runId, events);
+    const iteration = input.state?.iteration ?? 1;
+    const handle = await this.client.workflow.start<typeof loopWorkflow>('loopWorkflow', {
+      workflowId,
+      taskQueue: (input.queues ?? taskQueues()).control,
+      args: [{ ...input, resume }],
+      // Only this path reuses a loop's id: `start` refuses, so a loop is never restarted from scratch by accident.
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      typedSearchAttributes: [
+        { key: SEARCH_ATTRIBUTES.loopName, value: loopName },
+        { key: SEARCH_ATTRIBUTES.loopIteration, value: iteration },
+        { key: SEARCH_ATTRIBUTES.loopStage, value: input.state ? 'train' : 'setup' },
+        { key: SEARCH_ATTRIBUTES.loopPaused, value: resume.paused },
+      ],
+      memo: { configHash: input.configHash, resumedFrom: description.runId },
+      staticSummary: `LoopTool loop ${loopName}: ${input.config.iterations} iterations (resumed at iteration ${iteration})`,
+    });
+    return { runId: handle.firstExecutionRunId, iteration, ending };
+  }
+
+  /** Terminates the loop's running workflow with a reason (its training job is left to `loop resume` to re-attach). */
+  async terminate(loopName: string, reason: string): Promise<void> {
+    await this.handle(loopName).terminate(reason);
+  }
+
   /** Loops known to the server, newest first, found by their LoopName search attribute. */
-  async list(
-    limit = 50,
-  ): Promise<
-    { loopName: string; status: string; iteration?: number; stage?: string; accuracy?: number; startTime: Date }[]
+  async list(limit = 50): Promise<
+    {
+      loopName: string;
+      status: string;
+      iteration?: number;
+      stage?: string;
+      accuracy?: number;
+      waitingFor?: string;
+      /** How the loop ended, when it did not complete. */
+      ending?: RunEnding | undefined;
+      startTime: Date;
+    }[]
   > {
     const loops = [];
     for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'loopWorkflow'` })) {
@@ -148,6 +236,12 @@ export class LoopClient {
           : {}),
         ...(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopAccuracy) !== undefined
           ? { accuracy: Number(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopAccuracy)) }
+          : {}),
+        ...(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopWaitingFor)
+          ? { waitingFor: String(execution.typedSearchAttributes.get(SEARCH_ATTRIBUTES.loopWaitingFor)) }
+          : {}),
+        ...(ENDED_UNFINISHED.has(execution.status.name)
+          ? { ending: await this.endingOf(execution.workflowId, execution.runId).catch(() => undefined) }
           : {}),
         startTime: execution.startTime,
       });

@@ -1,14 +1,15 @@
 import { z } from 'zod';
-import { GPU_POOL_NAME_PATTERN, LOOP_NAME_PATTERN } from './constants.js';
+import { GPU_POOL_NAME_PATTERN } from './constants.js';
+import { LoopName } from './names.js';
 import { RewardMode, TrainingDatasetFormat, TrainingWeights } from './vocabulary.js';
+
+// The name rule lives in core/names.ts with the dataset names' one; re-exported for the modules that import it here.
+export { LoopName };
 
 const url = z.url({ protocol: /^https?$/ });
 
-/** A loop's name: it becomes workflow ids, dataset names and search attribute values. */
-export const LoopName = z.string().regex(LOOP_NAME_PATTERN, 'lowercase letters, digits, . _ -; at most 63 characters');
-
 /** The servers and model of one role. */
-export const ModelRoleConfig = z.object({
+export const ModelRoleConfig = z.strictObject({
   /**
    * OpenAI-compatible base URLs (vLLM `…/v1`), used round robin. Default: the worker's LOOPTOOL_<ROLE>_BASE_URLS, so
    * a config can leave where the servers run to the deployment.
@@ -20,14 +21,14 @@ export const ModelRoleConfig = z.object({
   maxConcurrency: z.number().int().positive().default(16),
 });
 
-export const SimTraining = z.object({
+export const SimTraining = z.strictObject({
   backend: z.literal('sim'),
   /** The simulated trainer's base URL (the sim server, without /v1). */
   url,
 });
 export type SimTraining = z.infer<typeof SimTraining>;
 
-export const LocalTraining = z.object({
+export const LocalTraining = z.strictObject({
   backend: z.literal('local'),
   /**
    * The training command, as argv (no shell); `{spec}` (the job spec's path: every setting), `{dataset}`, `{output}`
@@ -43,7 +44,7 @@ export const LocalTraining = z.object({
  * `command` (argv; `{spec}`, `{dataset}`, `{output}`, `{job}` substituted), named after the job key. `workDir` must be on
  * a filesystem the compute nodes share with the worker.
  */
-export const SlurmTraining = z.object({
+export const SlurmTraining = z.strictObject({
   backend: z.literal('slurm'),
   command: z.array(z.string().min(1)).min(1),
   workDir: z.string().min(1),
@@ -69,7 +70,7 @@ export const SlurmTraining = z.object({
 export type SlurmTraining = z.infer<typeof SlurmTraining>;
 
 /** Ray: each job is a Ray Jobs submission (`submission_id` from the job key) whose entrypoint is `command`. */
-export const RayTraining = z.object({
+export const RayTraining = z.strictObject({
   backend: z.literal('ray'),
   /** The Ray dashboard's address (Jobs REST API), e.g. `http://ray-head:8265`. */
   address: url,
@@ -88,7 +89,7 @@ export type RayTraining = z.infer<typeof RayTraining>;
 
 /** A volume a Kubernetes training pod mounts: a persistent volume claim or a host path. */
 export const KubernetesVolume = z
-  .object({
+  .strictObject({
     name: z.string().min(1),
     mountPath: z.string().min(1),
     claimName: z.string().min(1).optional(),
@@ -99,7 +100,7 @@ export const KubernetesVolume = z
   });
 
 /** Kubernetes: a batch/v1 Job (or a KubeRay RayJob) per training job, named from the job key. */
-export const KubernetesTraining = z.object({
+export const KubernetesTraining = z.strictObject({
   backend: z.literal('kubernetes'),
   /** `job` (batch/v1 Job) or `rayjob` (KubeRay RayJob). */
   kind: z.enum(['job', 'rayjob']).default('job'),
@@ -121,7 +122,7 @@ export type KubernetesTraining = z.infer<typeof KubernetesTraining>;
  * GRPO settings, handed whole to the trainer in the job spec (LOOPTOOL-METHOD.md §2.4, §10.3 defaults); the recipes
  * translate them into verl overrides or TRL's GRPOConfig and hard-code none.
  */
-export const Grpo = z.object({
+export const Grpo = z.strictObject({
   /** Rollouts per prompt (G). */
   groupSize: z.number().int().positive().default(16),
   learningRate: z.number().positive().default(1e-6),
@@ -147,7 +148,7 @@ export const Grpo = z.object({
 export type Grpo = z.infer<typeof Grpo>;
 
 /** The adapter trained when `training.weights` is `lora`. */
-export const LoraConfig = z.object({
+export const LoraConfig = z.strictObject({
   rank: z.number().int().positive().default(16),
   alpha: z.number().int().positive().default(32),
   /** Module names, or `all-linear`. */
@@ -156,7 +157,7 @@ export const LoraConfig = z.object({
 export type LoraConfig = z.infer<typeof LoraConfig>;
 
 /** What every training backend shares: the trainer's settings, sent whole in the job spec. */
-export const TrainingSettings = z.object({
+export const TrainingSettings = z.strictObject({
   grpo: Grpo.prefault({}),
   /** Train every weight (deployed by restarting the policy server) or a LoRA adapter (hot-loaded). @default full */
   weights: TrainingWeights.default('full'),
@@ -185,7 +186,7 @@ export const TrainingSettings = z.object({
  * checkpoint needs the server restarted on it, by `restartCommand` (argv, no shell; `{checkpoint}`, `{served_model}`,
  * `{base_url}` substituted), run once per policy server, which must return once the restart is under way.
  */
-export const DeployConfig = z.object({
+export const DeployConfig = z.strictObject({
   restartCommand: z.array(z.string().min(1)).min(1).optional(),
   /** Adapters kept loaded per server, the newest first; older ones are unloaded (VRAM). @default 2 */
   loraRetention: z.number().int().positive().default(2),
@@ -194,15 +195,15 @@ export const DeployConfig = z.object({
 });
 export type DeployConfig = z.infer<typeof DeployConfig>;
 
-export const EvalSetConfig = z.object({
+export const EvalSetConfig = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
   /** BFCL question files, each with its possible-answer file (irrelevance files need none). */
-  files: z.array(z.object({ questions: z.string().min(1), answers: z.string().min(1).optional() })).min(1),
+  files: z.array(z.strictObject({ questions: z.string().min(1), answers: z.string().min(1).optional() })).min(1),
 });
 export type EvalSetConfig = z.infer<typeof EvalSetConfig>;
 
 /** Greedy Capability Probing (GCP). */
-export const ProbeConfig = z.object({
+export const ProbeConfig = z.strictObject({
   /** Reply budget of each probe and evaluation call. @default 1024 */
   maxTokens: z.number().int().positive().default(1024),
   /** Samples per batch (one activity each). @default 200 */
@@ -210,7 +211,7 @@ export const ProbeConfig = z.object({
 });
 
 /** Judgement-Guided Label Verification (JGLV). */
-export const JudgeConfig = z.object({
+export const JudgeConfig = z.strictObject({
   /** Votes per mismatch; consensus is a strict majority of the votes actually cast. @default 3 */
   votes: z.number().int().positive().max(9).default(3),
   /** Sampling temperature of each vote when there is more than one (one vote is greedy). @default 0.7 */
@@ -222,7 +223,7 @@ export const JudgeConfig = z.object({
 });
 
 /** Error-Driven Data Expansion (EDDE). */
-export const ExpandConfig = z.object({
+export const ExpandConfig = z.strictObject({
   /** New samples per error seed (the paper's k; the official code used 3). @default 4 */
   k: z.number().int().positive().max(16).default(4),
   /** Generation attempts per slot when the reply does not fit the schema. @default 3 */
@@ -237,9 +238,15 @@ export const ExpandConfig = z.object({
  * How long a silent activity may go before Temporal retries it elsewhere: model batches heartbeat every page, training
  * every poll. Short values find a dead worker sooner; they must stay well above one page's or one poll's duration.
  */
-export const TimeoutsConfig = z.object({
+export const TimeoutsConfig = z.strictObject({
   batchHeartbeatSeconds: z.number().int().positive().default(120),
   trainHeartbeatSeconds: z.number().int().positive().default(60),
+  /**
+   * The longest wait between two rounds of retries of work that runs into an outage (a database, model server or
+   * trainer API that does not answer). The loop waits for as long as the outage lasts; this only bounds how soon after
+   * it ends the work goes on, and how much history a long outage writes.
+   */
+  outageBackoffMaxSeconds: z.number().int().positive().default(120),
 });
 export type TimeoutsConfig = z.infer<typeof TimeoutsConfig>;
 
@@ -248,11 +255,11 @@ export type TimeoutsConfig = z.infer<typeof TimeoutsConfig>;
  * one; each is declared once, here. Parsed once, by the client, before anything starts; the workflow receives the
  * parsed object (no secrets: API keys come from the worker's environment).
  */
-export const LoopConfig = z.object({
+export const LoopConfig = z.strictObject({
   name: LoopName.optional(),
   /** Seeds every random choice of the loop (seed-new draws, scenario focuses are derived from sample ids). */
   seed: z.number().int().default(7),
-  data: z.object({
+  data: z.strictObject({
     /** The seed pool D_seed: a dataset name (its latest version) or `dataset@n`. */
     seedDataset: z.string().min(1),
     /** |D_1|, drawn from the seed pool. Defaults to 65% of the pool (18,304 of 28,160 in the paper). */
@@ -263,10 +270,16 @@ export const LoopConfig = z.object({
     seedNewFraction: z.number().min(0).max(1).default(0.3077),
     seedNewDecay: z.number().min(0).max(1).default(0.5),
   }),
-  models: z.object({ policy: ModelRoleConfig, judge: ModelRoleConfig, generator: ModelRoleConfig }),
-  training: z
-    .discriminatedUnion('backend', [SimTraining, LocalTraining, SlurmTraining, RayTraining, KubernetesTraining])
-    .and(TrainingSettings),
+  models: z.strictObject({ policy: ModelRoleConfig, judge: ModelRoleConfig, generator: ModelRoleConfig }),
+  // One strict object per backend with the shared settings merged in: an intersection of two strict objects would
+  // refuse each other's keys, and a loose one would let a misspelt setting through.
+  training: z.discriminatedUnion('backend', [
+    SimTraining.extend(TrainingSettings.shape),
+    LocalTraining.extend(TrainingSettings.shape),
+    SlurmTraining.extend(TrainingSettings.shape),
+    RayTraining.extend(TrainingSettings.shape),
+    KubernetesTraining.extend(TrainingSettings.shape),
+  ]),
   deploy: DeployConfig.prefault({}),
   /** Iterations J. @default 4 */
   iterations: z.number().int().positive().max(100).default(4),
@@ -277,23 +290,142 @@ export const LoopConfig = z.object({
   probe: ProbeConfig.prefault({}),
   judge: JudgeConfig.prefault({}),
   expand: ExpandConfig.prefault({}),
-  evaluation: z.object({ sets: z.array(EvalSetConfig).default([]) }).prefault({}),
+  evaluation: z.strictObject({ sets: z.array(EvalSetConfig).default([]) }).prefault({}),
   timeouts: TimeoutsConfig.prefault({}),
   /** Stage batches in flight at once (each is one activity). @default 4 */
-  concurrency: z.object({ batches: z.number().int().positive().max(64).default(4) }).prefault({}),
+  concurrency: z.strictObject({ batches: z.number().int().positive().max(64).default(4) }).prefault({}),
 });
 export type LoopConfig = z.infer<typeof LoopConfig>;
 export type ModelRoleConfig = z.infer<typeof ModelRoleConfig>;
 export type TrainingConfig = LoopConfig['training'];
 export type LoopConfigInput = z.input<typeof LoopConfig>;
 
-/** Every problem of an invalid config, each with its path (`models.judge.baseUrls[0]: Invalid URL`). */
-export function loopConfigProblems(error: z.ZodError): string[] {
-  return error.issues.map((issue) => {
-    const at = issue.path
+/** One problem of an invalid config: where (the path into the config) and what. */
+export interface LoopConfigIssue {
+  path: PropertyKey[];
+  message: string;
+}
+
+/**
+ * Every problem of an invalid config with its path. An unknown key is one problem per key, at the key itself (so a
+ * reader can show its line), with the closest known key when one is near (`iteration` → `iterations`). `input` is the
+ * config as given; it picks the training backend whose keys are suggested.
+ */
+export function loopConfigIssues(error: z.ZodError, input?: unknown): LoopConfigIssue[] {
+  return error.issues.flatMap((issue): LoopConfigIssue[] => {
+    if (issue.code === 'invalid_type' && input !== undefined && valueAt(input, issue.path) === undefined)
+      return [{ path: issue.path, message: `missing (expected ${issue.expected})` }];
+    if (issue.code !== 'unrecognized_keys') return [{ path: issue.path, message: issue.message }];
+    const known = knownKeysAt(LoopConfig, issue.path, input);
+    return issue.keys.map((key) => {
+      const near = closestKey(key, known);
+      return {
+        path: [...issue.path, key],
+        message: `unknown key${near ? ` (did you mean \`${near}\`?)` : known.length > 0 ? ` (known keys here: ${known.join(', ')})` : ''}`,
+      };
+    });
+  });
+}
+
+/** `models.judge.baseUrls[0]`: a config path as people write it. */
+export function formatConfigPath(path: readonly PropertyKey[]): string {
+  return (
+    path
       .map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`))
       .join('')
-      .replace(/^\./, '');
-    return `${at || '(config)'}: ${issue.message}`;
-  });
+      .replace(/^\./, '') || '(config)'
+  );
+}
+
+/** Every problem of an invalid config, each with its path (`models.judge.baseUrls[0]: Invalid URL`). */
+export function loopConfigProblems(error: z.ZodError, input?: unknown): string[] {
+  return loopConfigIssues(error, input).map((issue) => `${formatConfigPath(issue.path)}: ${issue.message}`);
+}
+
+/** The shape of zod's schema definitions that {@link knownKeysAt} walks (zod 4's `_zod.def`). */
+interface SchemaDef {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  element?: z.ZodType;
+  options?: z.ZodType[];
+  discriminator?: string;
+  left?: z.ZodType;
+  right?: z.ZodType;
+  values?: unknown[];
+}
+const defOf = (schema: z.ZodType): SchemaDef => (schema as unknown as { _zod: { def: SchemaDef } })._zod.def;
+
+/** The keys the object schema at `path` allows; at a discriminated union, those of the option `input` chose. */
+function knownKeysAt(schema: z.ZodType, path: readonly PropertyKey[], input: unknown): string[] {
+  const def = defOf(schema);
+  switch (def.type) {
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+    case 'catch':
+      return knownKeysAt(def.innerType!, path, input);
+    case 'pipe':
+      return knownKeysAt(def.in!, path, input);
+    case 'array':
+      return path.length === 0 ? [] : knownKeysAt(def.element!, path.slice(1), childOf(input, path[0]!));
+    case 'intersection':
+      return [...knownKeysAt(def.left!, path, input), ...knownKeysAt(def.right!, path, input)];
+    case 'union': {
+      const options = def.options ?? [];
+      const chosen = def.discriminator ? childOf(input, def.discriminator) : undefined;
+      const matching = options.filter((option) => {
+        const literal = defOf(option).shape?.[def.discriminator ?? ''];
+        return chosen !== undefined && literal !== undefined && (defOf(literal).values ?? []).includes(chosen);
+      });
+      return [...new Set((matching.length > 0 ? matching : options).flatMap((o) => knownKeysAt(o, path, input)))];
+    }
+    case 'object': {
+      if (path.length === 0) return Object.keys(def.shape ?? {});
+      const child = def.shape?.[String(path[0])];
+      return child ? knownKeysAt(child, path.slice(1), childOf(input, path[0]!)) : [];
+    }
+    default:
+      return [];
+  }
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  return path.reduce<unknown>((node, key) => childOf(node, key), value);
+}
+
+function childOf(value: unknown, key: PropertyKey): unknown {
+  return value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+}
+
+/**
+ * The known key a misspelt one most likely meant: the same letters ignoring case, `_` and `-` (`seed_dataset`), or at
+ * most two edits away and a third of its length (`iteration`, `bachSize`); undefined when none is that close.
+ */
+function closestKey(key: string, known: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, '');
+  const same = known.find((k) => norm(k) === norm(key));
+  if (same) return same;
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = editDistance(norm(key), norm(candidate));
+    if (distance <= Math.min(2, Math.ceil(candidate.length / 3)) && (!best || distance < best.distance))
+      best = { key: candidate, distance };
+  }
+  return best?.key;
+}
+
+/** Levenshtein distance; keys are short, so the quadratic table is nothing. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++)
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
 }

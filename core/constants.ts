@@ -45,6 +45,9 @@ export const SEARCH_ATTRIBUTES = {
   loopStage: defineSearchAttributeKey('LoopStage', SearchAttributeType.KEYWORD),
   loopPaused: defineSearchAttributeKey('LoopPaused', SearchAttributeType.BOOL),
   loopAccuracy: defineSearchAttributeKey('LoopAccuracy', SearchAttributeType.DOUBLE),
+  /** What the loop waits for (the first outage's reason), unset while it makes progress. */
+  loopWaitingFor: defineSearchAttributeKey('LoopWaitingFor', SearchAttributeType.KEYWORD),
+  loopWaitingSince: defineSearchAttributeKey('LoopWaitingSince', SearchAttributeType.DATETIME),
 } as const;
 
 const CLI_TYPE_NAMES: Record<SearchAttributeType, string> = {

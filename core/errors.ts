@@ -21,6 +21,8 @@ export const ErrorType = {
   TrainerRequestRejected: 'TrainerRequestRejected',
   /** A training job failed on the backend. */
   TrainingJobFailed: 'TrainingJobFailed',
+  /** PostgreSQL does not answer or dropped the connection (down, restarting, failing over, out of connections): wait. */
+  DatabaseUnavailable: 'DatabaseUnavailable',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

@@ -176,6 +176,8 @@ export const TrainIterationInput = z.object({
   seed: z.number().int(),
   /** How often to poll the job. @unit milliseconds */
   pollIntervalMs: positiveInt.default(2_000),
+  /** Which submission of this iteration's job: > 1 after a resumed loop's job failed (a new job key). */
+  jobAttempt: positiveInt.default(1),
 });
 export type TrainIterationInput = z.input<typeof TrainIterationInput>;
 
@@ -251,6 +253,28 @@ export const LoopState = z.object({
 });
 export type LoopState = z.infer<typeof LoopState>;
 
+/**
+ * How a run continues a loop whose last run ended without completing (failed, terminated, timed out, cancelled):
+ * `looptool loop resume` reads it from that run's history. The run starts its iteration again from the same state;
+ * every step is idempotent and reads what is stored, so what the earlier run finished is found, not recomputed.
+ */
+export const LoopResume = z.object({
+  /** The run this one continues. */
+  fromRunId: z.string().min(1),
+  /** Why that run ended, as its history says. */
+  cause: z.string(),
+  /** π_j, when the earlier run had trained it: this run does not train again. */
+  trained: CheckpointManifest.optional(),
+  /** Submission number of this iteration's training job (see TrainIterationInput.jobAttempt). */
+  trainingJobAttempt: positiveInt,
+  /** What the earlier run had been told after it started (injections, pause, stop), taken over. */
+  pendingInjections: z.array(z.string()),
+  injectionKeys: z.array(z.string()),
+  paused: z.boolean(),
+  stopAfterIteration: z.boolean(),
+});
+export type LoopResume = z.infer<typeof LoopResume>;
+
 export const LoopWorkflowInput = z.object({
   loopName: LoopName,
   config: LoopConfig,
@@ -258,6 +282,8 @@ export const LoopWorkflowInput = z.object({
   /** Absent on the first run. */
   state: LoopState.optional(),
   queues: TaskQueuesInput.optional(),
+  /** Present when this run resumes a loop whose last run did not complete. */
+  resume: LoopResume.optional(),
 });
 export type LoopWorkflowInput = z.input<typeof LoopWorkflowInput>;
 

@@ -9,6 +9,20 @@ export interface StageProgress {
   total: number;
   /** Stage-specific counts (matched, relabeled, accepted, …). */
   counts: Record<string, number>;
+  /** Batches waiting out an outage. */
+  waiting?: Waiting[];
+}
+
+/** Something the loop waits for: an outage its activities keep running into (see workflows/patience.ts). */
+export interface Waiting {
+  /** The work that waits ("probe batch 3", "train π_2", "assemble D_3"). */
+  what: string;
+  /** The last failure, naming the server or address ("…: connect ECONNREFUSED 127.0.0.1:5432"). */
+  reason: string;
+  /** When the wait began (ISO 8601, workflow time). */
+  since: string;
+  /** Rounds of the activity's own retries spent so far. */
+  rounds: number;
 }
 
 export interface LoopStatus {
@@ -24,6 +38,8 @@ export interface LoopStatus {
   baselineAccuracy?: number | null;
   history: IterationSummary[];
   pendingInjections: string[];
+  /** Outages the loop (or its running stage) is waiting out, oldest first; empty when it is making progress. */
+  waiting: Waiting[];
 }
 
 /**
@@ -41,3 +57,5 @@ export const statusQuery = defineQuery<LoopStatus>('status');
 /** Sent by the loop to a running stage workflow, so a pause holds its next batch too. */
 export const stagePausedSignal = defineSignal<[boolean]>('stagePaused');
 export const stageProgressQuery = defineQuery<StageProgress>('stageProgress');
+/** Sent by a stage workflow to its loop whenever what its batches wait for changes, so the loop can show it. */
+export const stageWaitingSignal = defineSignal<[Waiting[]]>('stageWaiting');

@@ -73,7 +73,8 @@ export type VersionStatus = z.infer<typeof VersionStatus>;
 export const StagingPurpose = z.enum(['import', 'injection']);
 export type StagingPurpose = z.infer<typeof StagingPurpose>;
 
-export const StagingStatus = z.enum(['loading', 'ready', 'consumed']);
+/** `loading` while an import writes it; `ready`; `consumed` once a version took it in; `expired` when its import died. */
+export const StagingStatus = z.enum(['loading', 'ready', 'consumed', 'expired']);
 export type StagingStatus = z.infer<typeof StagingStatus>;
 
 /** A training job as its backend reports it. */

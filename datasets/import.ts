@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import {
@@ -19,12 +21,17 @@ import type { Sample } from '../core/schemas/sample.js';
 import type { ImportFormat, SplitMode, StagingPurpose } from '../core/vocabulary.js';
 import { recordOrigins } from '../db/queries/origins.js';
 import { insertSamples, type StoredSample } from '../db/queries/samples.js';
+import { nameProblem } from '../core/names.js';
 import {
+  abandonStagingBatch,
   addStagingMembers,
   addStagingRejections,
+  claimStagingBatch,
   consumeStagingBatch,
   markStagingReady,
-  openStagingBatch,
+  reopenStagingBatch,
+  type StagingBatch,
+  touchStagingBatch,
 } from '../db/queries/staging.js';
 import {
   addMembersFromStaging,
@@ -39,6 +46,7 @@ import {
 import { encodeSample } from '../db/sample-codec.js';
 import { withTransaction } from '../db/tx.js';
 import { readRecords } from './read-records.js';
+import { expireAbandonedBatches, type ExpiredBatch, thisLoader } from './staging.js';
 
 /** Lines longer than this are rejected unread: LoopTool-23k's longest sample is about 73k characters. */
 export const DEFAULT_MAX_LINE_CHARS = 4 * 1024 * 1024;
@@ -59,6 +67,21 @@ export interface StageFileInput {
   batchSize?: number;
   /** Called after every flushed batch, for progress output. */
   onProgress?: (progress: { lines: number; staged: number; rejected: number }) => void;
+  /**
+   * The batch id, when the caller derives it from the content (injections: datasets/staging.ts injectionBatchId). A
+   * batch of that id that is ready or consumed already is returned as `reused`, the file unread. @default a new UUID
+   */
+  batchId?: string;
+  /** `loading` batches idle for longer than this are expired first. @default DEFAULT_STAGING_MAX_IDLE_SECONDS */
+  maxIdleSeconds?: number;
+}
+
+/** Thrown when an import cannot start or finish (a bad name, a batch another process is loading, one that expired). */
+export class StagingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StagingError';
+  }
 }
 
 export interface StageSummary {
@@ -73,6 +96,10 @@ export interface StageSummary {
   rejected: number;
   /** The first rejections, for the person reading the output; all of them are in `staging_rejections`. */
   rejections: LocatedRejection[];
+  /** The batch with this content staged earlier (ready or consumed), when `batchId` named one: nothing was read. */
+  reused?: StagingBatch;
+  /** Abandoned batches of earlier imports that this one expired before it started. */
+  expired: ExpiredBatch[];
 }
 
 const KEPT_REJECTIONS = 100;
@@ -83,14 +110,12 @@ const KEPT_REJECTIONS = 100;
  * line, field and reason, and never stops the good lines. Memory stays flat whatever the file size.
  */
 export async function stageFile(input: StageFileInput): Promise<StageSummary> {
-  const batchId = stagingBatchId(input.purpose, randomUUID());
-  await openStagingBatch(input.pool, {
-    id: batchId,
-    purpose: input.purpose,
-    target: input.target,
-    source: input.file,
-    format: input.format,
-  });
+  // The target's name is checked before anything is read or stored: a bad one would otherwise be refused by the
+  // database only when the version is made, after the whole file was staged.
+  const badName = nameProblem(input.purpose === 'import' ? 'dataset' : 'loop', input.target);
+  if (badName) throw new StagingError(badName);
+  await assertReadableFile(input.file);
+  // BFCL answers are read before a batch is opened, so a bad answers file leaves no batch behind.
   const answers = input.format === 'bfcl' && input.answersFile ? await loadBfclAnswers(input.answersFile) : undefined;
   if (answers && answers.rejections.length > 0) {
     throw new Error(
@@ -100,7 +125,72 @@ export async function stageFile(input: StageFileInput): Promise<StageSummary> {
         .join('\n')}`,
     );
   }
-  const convert = converterFor(input.format, { split: input.split ?? 'last', answers: answers?.byId });
+  const expired = await expireAbandonedBatches(input.pool, {
+    ...(input.maxIdleSeconds !== undefined ? { maxIdleSeconds: input.maxIdleSeconds } : {}),
+  });
+  const batchId = input.batchId ?? stagingBatchId(input.purpose, randomUUID());
+  const loader = thisLoader();
+  const claimed = await claimStagingBatch(input.pool, {
+    id: batchId,
+    purpose: input.purpose,
+    target: input.target,
+    source: input.file,
+    format: input.format,
+    loader,
+  });
+  if (!claimed.created) {
+    const existing = claimed.batch;
+    if (existing.status === 'ready' || existing.status === 'consumed') {
+      return {
+        batchId,
+        lines: 0,
+        staged: existing.imported,
+        duplicates: existing.duplicates,
+        newToStore: 0,
+        rejected: existing.rejected,
+        rejections: [],
+        reused: existing,
+        expired,
+      };
+    }
+    // Loading (its loader alive: the expiry above left it) or expired: a loading batch is another import's to finish.
+    if (existing.status === 'loading')
+      throw new StagingError(
+        `staging batch ${batchId} (the same content) is being loaded by process ${existing.loaderPid ?? '?'} on ${existing.loaderHost ?? 'an unknown host'}; wait for it to finish, or run this again once it is gone`,
+      );
+    if (
+      !(await reopenStagingBatch(input.pool, {
+        id: batchId,
+        source: input.file,
+        loader,
+        seenUpdatedToken: existing.updatedToken,
+      }))
+    )
+      throw new StagingError(
+        `staging batch ${batchId} was taken over by another import at the same time; run this again`,
+      );
+  }
+  try {
+    return await loadBatch(input, batchId, answers?.byId, expired);
+  } catch (err) {
+    // The batch is this process's and will never be finished: expire it now rather than leave it `loading`.
+    await abandonStagingBatch(
+      input.pool,
+      batchId,
+      `import failed: ${err instanceof Error ? err.message : String(err)}`,
+    ).catch(() => {});
+    throw err;
+  }
+}
+
+/** Reads the file into the claimed batch and marks it ready. */
+async function loadBatch(
+  input: StageFileInput,
+  batchId: string,
+  answers: Map<string, BfclAnswer> | undefined,
+  expired: ExpiredBatch[],
+): Promise<StageSummary> {
+  const convert = converterFor(input.format, { split: input.split ?? 'last', ...(answers ? { answers } : {}) });
   const batchSize = input.batchSize ?? 1000;
   const summary: StageSummary = {
     batchId,
@@ -110,6 +200,7 @@ export async function stageFile(input: StageFileInput): Promise<StageSummary> {
     newToStore: 0,
     rejected: 0,
     rejections: [],
+    expired,
   };
   let pending: { stored: StoredSample; line: number }[] = [];
   let pendingRejections: LocatedRejection[] = [];
@@ -148,6 +239,8 @@ export async function stageFile(input: StageFileInput): Promise<StageSummary> {
         batchId,
         rejected.map((r) => ({ line: r.line, field: r.field || null, reason: r.reason })),
       );
+      // Proof of life: a long import keeps its batch from being taken for abandoned by the age limit.
+      await touchStagingBatch(tx, batchId);
     });
     input.onProgress?.({ lines: summary.lines, staged: summary.staged, rejected: summary.rejected });
   };
@@ -183,12 +276,30 @@ export async function stageFile(input: StageFileInput): Promise<StageSummary> {
     if (pending.length >= batchSize || pendingRejections.length >= batchSize) await flush();
   }
   await flush();
-  await markStagingReady(input.pool, batchId, {
+  const ready = await markStagingReady(input.pool, batchId, {
     imported: summary.staged,
     duplicates: summary.duplicates,
     rejected: summary.rejected,
   });
+  if (!ready)
+    throw new StagingError(
+      `staging batch ${batchId} was expired while this import ran (another process took it for abandoned); run the import again`,
+    );
   return summary;
+}
+
+/**
+ * Fails before any batch is opened when the file cannot be read (missing, a folder, no permission). Pipes are fine
+ * (`<(zcat data.jsonl.gz)`): only stat and access are used, which neither block on nor consume them.
+ */
+async function assertReadableFile(file: string): Promise<void> {
+  try {
+    if ((await stat(file)).isDirectory()) throw new StagingError(`${file}: is a folder, not a file`);
+    await access(file, constants.R_OK);
+  } catch (err) {
+    if (err instanceof StagingError) throw err;
+    throw new StagingError(`cannot read ${file}: ${(err as Error).message}`);
+  }
 }
 
 type Converter = (record: JsonValue) => Converted<Sample[]>;

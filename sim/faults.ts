@@ -1,11 +1,22 @@
 /**
- * Faults on request: rules that make the next matching model requests slow, rate-limited, failing, hanging or cut
- * off, so retry and error mapping are tested against the HTTP behaviour a real server shows.
+ * Faults on request: rules that make the next matching model requests slow, rate-limited, failing, hanging, cut off,
+ * answered with a body that is not JSON, or answered with a completion of the wrong shape, so retry, error mapping and
+ * response validation are tested against the HTTP behaviour a real server (or a proxy in front of it) shows.
  */
 import { z } from 'zod';
 import { ModelRole } from '../core/vocabulary.js';
 
-export const FAULT_KINDS = ['latency', 'rate_limit', 'server_error', 'timeout', 'truncated'] as const;
+export const FAULT_KINDS = [
+  'latency',
+  'rate_limit',
+  'server_error',
+  'timeout',
+  'truncated',
+  /** 200 with an HTML error page, as a proxy in front of the server answers: not JSON, so the client retries. */
+  'garbage',
+  /** A normal completion whose `usage.prompt_tokens` is the string "lots": JSON of the wrong shape, recorded as data. */
+  'bad_usage',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export { ModelRole };
@@ -36,6 +47,8 @@ export class FaultInjector {
     server_error: 0,
     timeout: 0,
     truncated: 0,
+    garbage: 0,
+    bad_usage: 0,
   };
 
   constructor(rules: readonly FaultRule[] = []) {

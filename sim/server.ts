@@ -130,6 +130,8 @@ export interface SimServer {
    * test can act while training is certainly under way.
    */
   holdTraining(held: boolean): void;
+  /** The next `count` trainer jobs fail as soon as they start. */
+  failTraining(count: number): void;
   /** Stops listening, drops held connections and stops trainer timers. */
   close(): Promise<void>;
 }
@@ -570,6 +572,14 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       sendError(res, 500, 'Internal server error (sim fault)', 'InternalServerError');
       return;
     }
+    if (fault?.kind === 'garbage') {
+      // What a proxy in front of the server sends when the upstream died: status 200, an HTML page. The request never
+      // reached the model, so no answer is drawn and the retry gets the one an unfaulted request would.
+      const page = '<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>';
+      res.writeHead(200, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(page) });
+      res.end(page);
+      return;
+    }
     if (fault?.kind === 'timeout') {
       // Never answered: the client gives up on its own timeout; close() drops the connection.
       held.add(res);
@@ -591,6 +601,13 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     if (fault?.kind === 'truncated') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(text.slice(0, Math.floor(text.length / 2)));
+      return;
+    }
+    if (fault?.kind === 'bad_usage') {
+      // Valid JSON of the wrong shape: the completion as drawn, with a count that is no number.
+      const completion = JSON.parse(text) as { usage: Record<string, unknown> };
+      completion.usage.prompt_tokens = 'lots';
+      sendJson(res, 200, JSON.stringify(completion));
       return;
     }
     sendJson(res, 200, text);
@@ -802,6 +819,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     faults,
     stats: snapshot,
     holdTraining: (held) => trainer.hold(held),
+    failTraining: (count) => trainer.failNext(count),
     close: async () => {
       trainer.close();
       for (const timer of timers) clearTimeout(timer);

@@ -82,6 +82,7 @@ export class SimTrainer {
   private running = 0;
   private closed = false;
   private held = false;
+  private failuresToInject = 0;
   private readonly jobSeconds: number;
   private readonly batchSize: number;
   private readonly concurrency: number;
@@ -184,6 +185,11 @@ export class SimTrainer {
     this.held = held;
   }
 
+  /** The next `count` jobs to start fail at once, as a trainer that crashes (out of memory, a bad node) reports it. */
+  failNext(count: number): void {
+    this.failuresToInject = count;
+  }
+
   /** Counts of jobs by status. */
   statusCounts(): Record<JobStatus, number> {
     const counts: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
@@ -239,6 +245,10 @@ export class SimTrainer {
     job.status = 'running';
     job.started_at = new Date().toISOString();
     try {
+      if (this.failuresToInject > 0) {
+        this.failuresToInject--;
+        throw new Error('injected failure: the trainer process died (CUDA out of memory)');
+      }
       this.log(state, `reading ${job.dataset_path}`);
       // The same computation as `looptool sim train` (train-job.ts): one student per (base, data, epochs).
       const result = await simulateTraining(this.options.resolver, {

@@ -4,7 +4,12 @@ import type { TimeoutsConfig } from '../core/config.js';
 import { NON_RETRYABLE_ERROR_TYPES } from '../core/errors.js';
 import type { TaskQueues } from '../core/constants.js';
 
-/** Timeouts and retry caps per kind of work, for one loop's queues (training on `trainQueue`: its GPU pool's). */
+/**
+ * Timeouts and retry policies per kind of work, for one loop's queues (training on `trainQueue`: its GPU pool's).
+ * The attempt caps do not bound how long an outage may last: once an activity's attempts are spent on a transient
+ * failure, the workflow's `Patience` shows what it waits for and calls it again (workflows/patience.ts). They bound
+ * how long the loop takes to say so: about a minute of quick retries first.
+ */
 function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig, trainQueue: string) {
   const retry = (initialInterval: string, maximumInterval: string, maximumAttempts?: number) => ({
     initialInterval,
@@ -13,20 +18,14 @@ function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig, trainQueue: 
     nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
   });
   return {
-    /**
-     * Database work: dataset assembly over up to a million members, batch planning. Retries are unbounded in count
-     * but capped in interval: a database that is briefly down (restart, failover) must not fail a week-long loop.
-     */
-    db: { taskQueue: queues.control, startToCloseTimeout: '10 minutes', retry: retry('1 second', '30 seconds') },
-    /**
-     * Model-calling batches. They heartbeat every page, so a dead worker is noticed within the heartbeat timeout; the
-     * attempt cap bounds what a misbehaving model server can cost.
-     */
+    /** Database work: dataset assembly over up to a million members, batch planning. */
+    db: { taskQueue: queues.control, startToCloseTimeout: '10 minutes', retry: retry('1 second', '30 seconds', 6) },
+    /** Model-calling batches. They heartbeat every page, so a dead worker is noticed within the heartbeat timeout. */
     llm: {
       taskQueue: queues.llm,
       startToCloseTimeout: '2 hours',
       heartbeatTimeout: `${timeouts.batchHeartbeatSeconds} seconds`,
-      retry: retry('2 seconds', '1 minute', 10),
+      retry: retry('2 seconds', '1 minute', 6),
     },
     /**
      * GRPO training: days long, polled with heartbeats; a retry re-attaches to the job by its key. The heartbeat
@@ -47,7 +46,7 @@ function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig, trainQueue: 
       // timeout, not this, is what notices a dead worker.
       startToCloseTimeout: '6 hours',
       heartbeatTimeout: '5 minutes',
-      retry: retry('5 seconds', '1 minute', 20),
+      retry: retry('5 seconds', '1 minute', 6),
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     },
     /** Cleanup after a cancellation (runs in a non-cancellable scope): short, retried until it gets through. */

@@ -43,11 +43,15 @@ import {
   resumeSignal,
   resumeUpdate,
   stagePausedSignal,
+  stageWaitingSignal,
   statusQuery,
   stopAfterIterationUpdate,
+  type Waiting,
 } from '../core/messages.js';
+import { ErrorType } from '../core/errors.js';
 import { CHECKER_OF_REWARD, type LoopPhase } from '../core/vocabulary.js';
 import { type LoopActivities, loopActivities } from './activity-proxies.js';
+import { Patience } from './patience.js';
 import { stageWorkflow } from './stage.js';
 
 export interface LoopResult {
@@ -103,6 +107,12 @@ class LoopRun {
   private trained: CheckpointManifest | undefined;
   /** The stage child that runs now, so a pause reaches its batches too. */
   private runningChild: string | undefined;
+  /** The loop's own activity calls, waiting out outages (see workflows/patience.ts). */
+  private readonly patience: Patience;
+  /** What the running stage child's batches wait for, as it last signalled. */
+  private childWaiting: Waiting[] = [];
+  /** The reason last written to the LoopWaitingFor search attribute, so it is upserted only when it changes. */
+  private shownWaiting: string | null = null;
 
   constructor(private readonly input: ReturnType<typeof LoopWorkflowInput.parse>) {
     this.config = input.config;
@@ -122,8 +132,20 @@ class LoopRun {
       injectionKeys: [],
       history: [],
     };
+    const { resume } = input;
+    if (resume) {
+      // What the ended run had been told after it started is taken over; nothing else of it is needed.
+      Object.assign(this.state, {
+        pendingInjections: resume.pendingInjections,
+        injectionKeys: resume.injectionKeys,
+        paused: resume.paused,
+        stopAfterIteration: resume.stopAfterIteration,
+      });
+      log.info('resuming the loop', { fromRunId: resume.fromRunId, cause: resume.cause });
+    }
     // A continued run's next step is training; the first run starts with its setup.
     this.phase = input.state ? 'train' : 'setup';
+    this.patience = new Patience(this.config.timeouts.outageBackoffMaxSeconds, () => this.waitingChanged());
     this.summary = {
       iteration: this.state.iteration,
       dataset: this.state.dataset?.ref ?? '',
@@ -164,7 +186,32 @@ class LoopRun {
       ...(this.state.baselineAccuracy !== undefined ? { baselineAccuracy: this.state.baselineAccuracy } : {}),
       history: this.state.history,
       pendingInjections: this.state.pendingInjections,
+      waiting: this.waiting(),
     };
+  }
+
+  /** Every outage the loop waits out now (its own calls and its stage child's batches), oldest first. */
+  private waiting(): Waiting[] {
+    return [...this.patience.list(), ...this.childWaiting].sort((a, b) => a.since.localeCompare(b.since));
+  }
+
+  /** Shows a change in what the loop waits for: search attributes (for filters) and the UI's current details. */
+  private waitingChanged(): void {
+    const first = this.waiting()[0];
+    const reason = first ? `${first.what}: ${first.reason}`.slice(0, 1000) : null;
+    if (reason !== this.shownWaiting) {
+      this.shownWaiting = reason;
+      upsertSearchAttributes([
+        { key: SEARCH_ATTRIBUTES.loopWaitingFor, value: reason },
+        { key: SEARCH_ATTRIBUTES.loopWaitingSince, value: first ? new Date(first.since) : null },
+      ]);
+    }
+    this.refreshDetails();
+  }
+
+  /** One activity call of the loop, outliving outages: what it is for names it in `loop status` while it waits. */
+  private patiently<T>(what: string, call: () => Promise<T>): Promise<T> {
+    return this.patience.call(what, call);
   }
 
   private registerHandlers(): void {
@@ -199,8 +246,27 @@ class LoopRun {
         return this.status();
       },
       // Rejected before anything reaches history; an update handler's own throw would leave the workflow retrying.
-      { validator: (injection) => void parseInput(InjectDataInput, injection, 'injectData') },
+      {
+        validator: (injection) => {
+          parseInput(InjectDataInput, injection, 'injectData');
+          // No D_{j+1} is assembled after the last iteration: data injected now would be accepted and never used.
+          const last = this.iteration >= this.config.iterations || this.state.stopAfterIteration;
+          if (last && !this.state.injectionKeys.includes(injection.idempotencyKey))
+            throw ApplicationFailure.create({
+              message:
+                `loop ${this.loopName} is in its last iteration (${this.iteration} of ${this.config.iterations}` +
+                `${this.state.stopAfterIteration ? ', stopping after it' : ''}): no dataset is assembled after it, so ` +
+                'injected data would never be used; inject into a loop with iterations to go',
+              type: ErrorType.ConfigInvalid,
+              nonRetryable: true,
+            });
+        },
+      },
     );
+    setHandler(stageWaitingSignal, (waiting) => {
+      this.childWaiting = waiting;
+      this.waitingChanged();
+    });
     setHandler(stopAfterIterationUpdate, () => {
       this.state.stopAfterIteration = true;
       this.refreshDetails();
@@ -230,6 +296,11 @@ class LoopRun {
     ];
     if (status.pendingInjections.length > 0)
       lines.push('', `Injections waiting for the next dataset: ${status.pendingInjections.length}`);
+    for (const waiting of status.waiting)
+      lines.push(
+        '',
+        `**Waiting** since ${waiting.since} (${waiting.rounds} rounds): ${waiting.what}: ${waiting.reason}`,
+      );
     setCurrentDetails(lines.join('\n'));
   }
 
@@ -248,19 +319,23 @@ class LoopRun {
   /** The first run: record the loop, draw D_1 from the seed pool, and score the base model (iteration 0). */
   async setup(): Promise<VersionRef> {
     const { config } = this;
-    await this.act.db.registerLoop({
-      loopName: this.loopName,
-      workflowId: workflowIds.loop(this.loopName),
-      config: config as unknown as Record<string, unknown>,
-      configHash: this.input.configHash,
-    });
-    const initial = await this.act.db.createInitialVersion({
-      loopName: this.loopName,
-      seedDataset: config.data.seedDataset,
-      ...(config.data.initialSize ? { size: config.data.initialSize } : {}),
-      seed: config.seed,
-      configHash: this.input.configHash,
-    });
+    await this.patiently('register the loop', () =>
+      this.act.db.registerLoop({
+        loopName: this.loopName,
+        workflowId: workflowIds.loop(this.loopName),
+        config: config as unknown as Record<string, unknown>,
+        configHash: this.input.configHash,
+      }),
+    );
+    const initial = await this.patiently('draw D_1', () =>
+      this.act.db.createInitialVersion({
+        loopName: this.loopName,
+        seedDataset: config.data.seedDataset,
+        ...(config.data.initialSize ? { size: config.data.initialSize } : {}),
+        seed: config.seed,
+        configHash: this.input.configHash,
+      }),
+    );
     const dataset = { versionId: initial.versionId, ref: initial.ref, countsByRole: initial.countsByRole };
     Object.assign(this.state, {
       dataset,
@@ -283,16 +358,23 @@ class LoopRun {
     if (!(this.config.probeFirst && j === 1)) {
       await this.enter('train');
       const { training } = this.config;
-      const trained = await this.act.summarized('train', `train π_${j} on ${dataset.ref}`).trainIteration({
-        loopName: this.loopName,
-        iteration: j,
-        versionId: dataset.versionId,
-        baseModel: training.baseModel ?? this.config.models.policy.model,
-        baseCheckpoint: training.warmStart ? this.state.checkpoint : null,
-        training,
-        reward: this.config.reward,
-        seed: this.config.seed,
-      });
+      // A resumed run whose earlier run had trained π_j keeps it: the checkpoint is stored, its job succeeded.
+      const resumedTrained = this.input.resume?.trained;
+      const trained = resumedTrained
+        ? { checkpoint: resumedTrained }
+        : await this.patiently(`train π_${j}`, () =>
+            this.act.summarized('train', `train π_${j} on ${dataset.ref}`).trainIteration({
+              loopName: this.loopName,
+              iteration: j,
+              versionId: dataset.versionId,
+              baseModel: training.baseModel ?? this.config.models.policy.model,
+              baseCheckpoint: training.warmStart ? this.state.checkpoint : null,
+              training,
+              reward: this.config.reward,
+              seed: this.config.seed,
+              jobAttempt: this.input.resume?.trainingJobAttempt ?? 1,
+            }),
+          );
       const { checkpoint } = trained;
       this.trained = checkpoint;
       Object.assign(this.summary, {
@@ -301,13 +383,15 @@ class LoopRun {
       });
       upsertMemo({ checkpoint: checkpoint.path });
       await this.enter('deploy');
-      const deployed = await this.act.summarized('deploy', `deploy π_${j}`).deployCheckpoint({
-        loopName: this.loopName,
-        iteration: j,
-        checkpoint,
-        policyBaseUrls: policy.baseUrls,
-        deploy: this.config.deploy,
-      });
+      const deployed = await this.patiently(`deploy π_${j}`, () =>
+        this.act.summarized('deploy', `deploy π_${j}`).deployCheckpoint({
+          loopName: this.loopName,
+          iteration: j,
+          checkpoint,
+          policyBaseUrls: policy.baseUrls,
+          deploy: this.config.deploy,
+        }),
+      );
       this.summary.servedModel = deployed.model;
       policy = { ...policy, model: deployed.model };
     } else {
@@ -361,17 +445,19 @@ class LoopRun {
     await this.enter('assemble');
     const injections = [...this.state.pendingInjections];
     const budget = this.state.budget!;
-    const assembled = await this.act.summarized('db', `assemble D_${j + 1} (Eq. 5)`).assembleNextVersion({
-      loopName: this.loopName,
-      iteration: j,
-      currentVersionId: dataset.versionId,
-      seedVersionId: this.state.seedVersionId!,
-      budget,
-      seedNewCount: Math.round(budget * this.config.data.seedNewFraction * this.config.data.seedNewDecay ** (j - 1)),
-      seed: this.config.seed,
-      configHash: this.input.configHash,
-      injectBatchIds: injections,
-    });
+    const assembled = await this.patiently(`assemble D_${j + 1}`, () =>
+      this.act.summarized('db', `assemble D_${j + 1} (Eq. 5)`).assembleNextVersion({
+        loopName: this.loopName,
+        iteration: j,
+        currentVersionId: dataset.versionId,
+        seedVersionId: this.state.seedVersionId!,
+        budget,
+        seedNewCount: Math.round(budget * this.config.data.seedNewFraction * this.config.data.seedNewDecay ** (j - 1)),
+        seed: this.config.seed,
+        configHash: this.input.configHash,
+        injectBatchIds: injections,
+      }),
+    );
     if (assembled.skippedInjections.length > 0)
       log.warn('injections skipped (not ready or merged elsewhere)', { batches: assembled.skippedInjections });
     this.state.pendingInjections = this.state.pendingInjections.filter((id) => !injections.includes(id));
@@ -403,8 +489,10 @@ class LoopRun {
         history: this.state.history,
       };
     }
+    // A resumed run's resume record is about this iteration only.
+    const { resume: _resumed, ...input } = this.input;
     return continueAsNew<typeof loopWorkflow>({
-      ...this.input,
+      ...input,
       state: {
         ...this.state,
         iteration: this.iteration + 1,
@@ -471,6 +559,10 @@ class LoopRun {
       this.summary[child.stage] = counts;
     } finally {
       this.runningChild = undefined;
+      if (this.childWaiting.length > 0) {
+        this.childWaiting = [];
+        this.waitingChanged();
+      }
     }
   }
 
@@ -480,12 +572,17 @@ class LoopRun {
     const who = iteration === 0 ? 'the base model' : `π_${iteration}`;
     for (const set of this.config.evaluation.sets) {
       const evaluate = (file: (typeof set.files)[number]) => {
-        const llm = this.act.summarized('llm', `evaluate ${who} on ${file.questions.split('/').pop()}`);
+        const name = file.questions.split('/').pop();
+        const llm = this.act.summarized('llm', `evaluate ${who} on ${name}`);
         const { maxTokens } = this.config.probe;
-        return llm.evaluateFile({ loopName: this.loopName, iteration, evalSet: set.name, file, policy, maxTokens });
+        return this.patiently(`evaluate ${who} on ${name}`, () =>
+          llm.evaluateFile({ loopName: this.loopName, iteration, evalSet: set.name, file, policy, maxTokens }),
+        );
       };
       await Promise.all(set.files.map(evaluate));
-      const summary = await this.act.db.summarizeEvaluation({ loopName: this.loopName, iteration, evalSet: set.name });
+      const summary = await this.patiently(`summarize ${set.name}`, () =>
+        this.act.db.summarizeEvaluation({ loopName: this.loopName, iteration, evalSet: set.name }),
+      );
       overall ??= summary.overall;
     }
     return overall;

@@ -1,7 +1,14 @@
-import { condition, continueAsNew, setHandler } from '@temporalio/workflow';
+import { condition, continueAsNew, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
 import { parseInput, StageWorkflowInput, type StageTotals } from '../core/inputs.js';
-import { stagePausedSignal, stageProgressQuery, type StageProgress } from '../core/messages.js';
+import {
+  stagePausedSignal,
+  stageProgressQuery,
+  type StageProgress,
+  stageWaitingSignal,
+  type Waiting,
+} from '../core/messages.js';
 import { loopActivities } from './activity-proxies.js';
+import { Patience } from './patience.js';
 
 /**
  * The stage's totals: batch results summed in batch order, keeping their shape (a nested map such as `byVerdict`
@@ -47,37 +54,50 @@ export async function stageWorkflow(rawInput: StageWorkflowInput): Promise<Recor
   // keys) do not depend on which batch happened to finish first.
   const results = new Map<number, object>();
   // What the stage has counted so far, derived when asked: the carried totals plus this run's finished batches.
+  // Batches wait out outages; the loop that started this stage is told what they wait for, so its status, details
+  // and search attributes show it (one signal per change, not per retry round's failure).
+  const parent = workflowInfo().parent;
+  const tellParent = (waiting: Waiting[]) => {
+    if (parent)
+      void getExternalWorkflowHandle(parent.workflowId)
+        .signal(stageWaitingSignal, waiting)
+        .catch(() => {});
+  };
+  const patience = new Patience(input.timeouts.outageBackoffMaxSeconds, tellParent);
   setHandler(stageProgressQuery, (): StageProgress => ({
     ...progress,
     counts: stageTotals(carried, [...results.values()]).flat,
+    waiting: patience.list(),
   }));
   setHandler(stagePausedSignal, (value) => {
     paused = value;
   });
 
   const { db, summarized } = loopActivities(input.queues, input.timeouts);
-  progress.total = await db.planStageBatches({
-    loopName: input.loopName,
-    iteration: input.iteration,
-    stage: input.stage,
-    size: input.batchSize,
-    ...(input.stage === 'probe' ? { versionId: input.versionId } : {}),
-  });
+  progress.total = await patience.call(`plan ${input.stage} batches`, () =>
+    db.planStageBatches({
+      loopName: input.loopName,
+      iteration: input.iteration,
+      stage: input.stage,
+      size: input.batchSize,
+      ...(input.stage === 'probe' ? { versionId: input.versionId } : {}),
+    }),
+  );
   const key = { loopName: input.loopName, iteration: input.iteration };
   const runBatch = (batchNo: number): Promise<object> => {
     const batch = { batchNo };
-    const llm = summarized(
-      'llm',
-      `${input.stage} batch ${batchNo + 1}/${progress.total}, iteration ${input.iteration}`,
-    );
-    switch (input.stage) {
-      case 'probe':
-        return llm.probeBatch({ ...input.settings, ...key, batch });
-      case 'judge':
-        return llm.judgeBatch({ ...input.settings, ...key, batch });
-      case 'expand':
-        return llm.expandBatch({ ...input.settings, ...key, batch });
-    }
+    const what = `${input.stage} batch ${batchNo + 1}/${progress.total}, iteration ${input.iteration}`;
+    const llm = summarized('llm', what);
+    return patience.call<object>(what, () => {
+      switch (input.stage) {
+        case 'probe':
+          return llm.probeBatch({ ...input.settings, ...key, batch });
+        case 'judge':
+          return llm.judgeBatch({ ...input.settings, ...key, batch });
+        case 'expand':
+          return llm.expandBatch({ ...input.settings, ...key, batch });
+      }
+    });
   };
 
   const first = input.resume?.nextBatch ?? 0;

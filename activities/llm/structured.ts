@@ -3,8 +3,10 @@ import type OpenAI from 'openai';
 import { z } from 'zod';
 import { parseJson } from '../../core/json.js';
 import { stripThinking } from '../../core/parse/model-output.js';
+import { checkModelResponse, rawResponseText, StructuredCompletion } from '../../core/schemas/model-response.js';
 import { withRequestSignal } from './abort.js';
 import type { ModelUsage } from './calls.js';
+import { requestCompletion } from './completion-body.js';
 import type { Endpoint } from './endpoint-pool.js';
 
 export type StructuredResult<T> =
@@ -50,16 +52,20 @@ export function responseJsonSchema(schema: z.ZodType): Record<string, unknown> {
 
 /**
  * One structured-output call: `response_format` is the zod schema as JSON schema (vLLM enforces it with guided
- * decoding), the reply's `<think>` part is dropped, the rest parsed losslessly and validated. A reply that does not fit
- * comes back as `{ok: false}` with the raw text, never thrown; HTTP failures are thrown for the caller to map.
+ * decoding), the reply's `<think>` part is dropped, the rest parsed losslessly and validated. The response body is
+ * checked against {@link StructuredCompletion} first, so its usage is known to be token counts before the ledger
+ * records it. A reply that does not fit, or a body that is JSON but no completion (then `raw` is the body's text and
+ * the usage zero), comes back as `{ok: false}`, never thrown; a body that is not JSON throws a SyntaxError (retryable)
+ * and HTTP failures are thrown, for the caller to map.
  */
 export async function completeStructured<T>(
   endpoint: Endpoint,
   request: StructuredRequest<T>,
 ): Promise<StructuredResult<T>> {
   const started = performance.now();
-  const completion = await withRequestSignal(request.signal, (signal) =>
-    endpoint.client.chat.completions.create(
+  const response = await withRequestSignal(request.signal, (signal) =>
+    requestCompletion(
+      endpoint,
       {
         model: request.model,
         messages: request.messages,
@@ -72,15 +78,25 @@ export async function completeStructured<T>(
           json_schema: { name: request.name, schema: responseJsonSchema(request.schema), strict: true },
         },
       },
-      { signal },
+      signal,
     ),
   );
   const latencyMs = Math.round(performance.now() - started);
+  const checked = checkModelResponse(StructuredCompletion, response.body);
+  if (!checked.ok)
+    return {
+      ok: false,
+      reason: `invalid response: ${checked.error}`,
+      raw: rawResponseText(response.text),
+      usage: { promptTokens: 0, completionTokens: 0 },
+      latencyMs,
+    };
+  const completion = checked.value;
   const usage = {
     promptTokens: completion.usage?.prompt_tokens ?? 0,
     completionTokens: completion.usage?.completion_tokens ?? 0,
   };
-  const raw = completion.choices[0]?.message?.content ?? '';
+  const raw = completion.choices[0]?.message.content ?? '';
   const { content } = stripThinking(raw);
   const parsed = parseJson(content.trim());
   if (!parsed.ok)

@@ -1,10 +1,18 @@
 import { type Command, Option } from 'commander';
 import { formatRejection } from '../../core/formats/rejection.js';
-import { ExportFormat, ImportFormat, SplitMode } from '../../core/vocabulary.js';
+import { NAME_RULE } from '../../core/names.js';
+import { ExportFormat, ImportFormat, SplitMode, StagingPurpose, StagingStatus } from '../../core/vocabulary.js';
 import { exportVersion } from '../../datasets/export.js';
 import { DEFAULT_MAX_LINE_CHARS, stageFile, versionFromImport } from '../../datasets/import.js';
+import {
+  DEFAULT_STAGING_MAX_IDLE_SECONDS,
+  type ExpiredBatch,
+  expireAbandonedBatches,
+  formatDuration,
+} from '../../datasets/staging.js';
 import { getLineage } from '../../db/queries/origins.js';
 import { getSamples, resolveSampleId } from '../../db/queries/samples.js';
+import { listStagingBatches } from '../../db/queries/staging.js';
 import {
   countByRoleAndOrigin,
   diffVersions,
@@ -14,6 +22,8 @@ import {
 } from '../../db/queries/versions.js';
 import { withCliDatabase } from '../database.js';
 import { formatTable } from '../format.js';
+import { printable } from '../printable.js';
+import { integerOption, nameOption, numberOption, positiveInteger } from '../options.js';
 
 /** `looptool data …`: import, inspect, compare, trace and export dataset versions. */
 export function register(program: Command): Command {
@@ -25,18 +35,27 @@ export function register(program: Command): Command {
       'Import a file as the next version of a dataset (streamed; deduplicated by content; bad lines reported)',
     )
     .addOption(new Option('--format <format>', 'input format').choices(ImportFormat.options).makeOptionMandatory())
-    .requiredOption('--name <dataset>', 'dataset name')
+    // The name is checked as the options are parsed: before the database is opened or a byte of the file is read.
+    .requiredOption('--name <dataset>', `dataset name (${NAME_RULE})`, nameOption('dataset'))
     .option('--answers <file>', 'BFCL possible-answer file (format bfcl)')
     .addOption(
       new Option('--split <mode>', 'chat records: a sample for the last assistant turn, or for each')
         .choices(SplitMode.options)
         .default('last'),
     )
-    .option('--max-line-chars <n>', 'reject longer lines unread', (v) => Number.parseInt(v, 10), DEFAULT_MAX_LINE_CHARS)
+    .option('--max-line-chars <n>', 'reject longer lines unread', positiveInteger, DEFAULT_MAX_LINE_CHARS)
+    .option(...EXPIRE_AFTER_OPTION)
     .action(
       async (
         file: string,
-        options: { format: ImportFormat; name: string; answers?: string; split: 'last' | 'each'; maxLineChars: number },
+        options: {
+          format: ImportFormat;
+          name: string;
+          answers?: string;
+          split: 'last' | 'each';
+          maxLineChars: number;
+          expireAfter: number;
+        },
       ) => {
         await withCliDatabase(async (pool) => {
           const staged = await stageFile({
@@ -47,8 +66,10 @@ export function register(program: Command): Command {
             target: options.name,
             split: options.split,
             maxLineChars: options.maxLineChars,
+            maxIdleSeconds: options.expireAfter * 3600,
             ...(options.answers ? { answersFile: options.answers } : {}),
           });
+          printExpired(staged.expired);
           const { version, added } = await versionFromImport(pool, {
             dataset: options.name,
             batchId: staged.batchId,
@@ -63,7 +84,7 @@ export function register(program: Command): Command {
               : `${options.name}: unchanged (every sample was already in it)`,
           );
           if (staged.rejected > 0) {
-            for (const rejection of staged.rejections) console.error(formatRejection(rejection));
+            for (const rejection of staged.rejections) console.error(printable(formatRejection(rejection)));
             if (staged.rejected > staged.rejections.length) {
               console.error(
                 `… and ${staged.rejected - staged.rejections.length} more; all are stored in staging_rejections (batch ${staged.batchId})`,
@@ -127,16 +148,18 @@ export function register(program: Command): Command {
   data
     .command('show <version>')
     .description('Counts by role and origin, and a few samples, of one version (dataset@n, dataset, or id)')
-    .option('--samples <n>', 'how many samples to print', (v) => Number.parseInt(v, 10), 3)
+    .option('--samples <n>', 'how many samples to print', integerOption(0, 1000), 3)
     .option('--json', 'print as JSON')
     .action(async (ref: string, options: { samples: number; json?: boolean }) => {
       await withCliDatabase(async (pool) => {
         const version = await getVersion(pool, ref);
         const byOrigin = await countByRoleAndOrigin(pool, version.id);
         const shown: string[] = [];
-        for await (const page of streamMembers(pool, version.id, { pageSize: Math.max(1, options.samples) })) {
-          shown.push(...page.map((member) => member.sampleId));
-          break;
+        if (options.samples > 0) {
+          for await (const page of streamMembers(pool, version.id, { pageSize: options.samples })) {
+            shown.push(...page.map((member) => member.sampleId));
+            break;
+          }
         }
         const samples = await getSamples(pool, shown);
         if (options.json) {
@@ -146,7 +169,7 @@ export function register(program: Command): Command {
           `${version.ref} (id ${version.id}), ${version.status}${version.parentId ? `, parent id ${version.parentId}` : ''}`,
         );
         if (version.loopName) console.log(`loop ${version.loopName}, iteration ${version.iteration}`);
-        if (version.note) console.log(version.note);
+        if (version.note) console.log(printable(version.note));
         console.log(
           formatTable(
             ['role', 'origin', 'samples'],
@@ -156,8 +179,8 @@ export function register(program: Command): Command {
         for (const sample of samples) {
           console.log(`\n${sample.id}`);
           console.log(`  tools:    ${sample.nTools}`);
-          console.log(`  messages: ${truncate(sample.messagesJson, 300)}`);
-          console.log(`  target:   ${truncate(sample.targetJson, 300)}`);
+          console.log(`  messages: ${printable(truncate(sample.messagesJson, 300))}`);
+          console.log(`  target:   ${printable(truncate(sample.targetJson, 300))}`);
         }
       });
     });
@@ -222,7 +245,76 @@ export function register(program: Command): Command {
       });
     });
 
+  data
+    .command('staging')
+    .description(
+      'List staging batches (imports and injections on their way into a version), newest first; expires abandoned ones first',
+    )
+    .addOption(new Option('--status <status>', 'only batches in this status').choices(StagingStatus.options))
+    .addOption(new Option('--purpose <purpose>', 'only imports or only injections').choices(StagingPurpose.options))
+    .option('--limit <n>', 'at most this many batches', integerOption(1, 100_000), 50)
+    .option(...EXPIRE_AFTER_OPTION)
+    .option('--json', 'print as JSON')
+    .action(
+      async (options: {
+        status?: StagingStatus;
+        purpose?: StagingPurpose;
+        limit: number;
+        expireAfter: number;
+        json?: boolean;
+      }) => {
+        await withCliDatabase(async (pool) => {
+          const expired = await expireAbandonedBatches(pool, { maxIdleSeconds: options.expireAfter * 3600 });
+          const batches = await listStagingBatches(pool, {
+            limit: options.limit,
+            ...(options.status ? { status: options.status } : {}),
+            ...(options.purpose ? { purpose: options.purpose } : {}),
+          });
+          if (options.json) return console.log(JSON.stringify({ expired, batches }, null, 2));
+          printExpired(expired);
+          if (batches.length === 0)
+            return console.log('No staging batches. `looptool data import` and `looptool inject` make them.');
+          console.log(
+            formatTable(
+              ['id', 'purpose', 'target', 'source', 'format', 'status', 'samples', 'dupes', 'rejected', 'age', 'note'],
+              batches.map((b) => [
+                b.id,
+                b.purpose,
+                printable(b.target),
+                printable(b.source),
+                b.format,
+                b.status,
+                // A batch's counts are set when it is ready; one that never got there shows what it holds.
+                b.status === 'loading' || b.status === 'expired' ? b.members : b.imported,
+                b.duplicates,
+                b.status === 'loading' || b.status === 'expired' ? b.rejectedLines : b.rejected,
+                formatDuration(b.ageSeconds),
+                b.status === 'loading'
+                  ? `loading by process ${b.loaderPid ?? '?'} on ${b.loaderHost ?? '?'}`
+                  : b.status === 'consumed'
+                    ? `in version id ${b.consumedBy}`
+                    : printable(b.expiryReason ?? ''),
+              ]),
+            ),
+          );
+        });
+      },
+    );
+
   return data;
+}
+
+/** `--expire-after <hours>`, shared by the commands that expire abandoned staging batches. */
+const EXPIRE_AFTER_OPTION = [
+  '--expire-after <hours>',
+  'expire a loading staging batch once its import wrote nothing for this long (its process gone on this host: at once)',
+  numberOption(0, 100 * 365 * 24),
+  DEFAULT_STAGING_MAX_IDLE_SECONDS / 3600,
+] as const;
+
+/** Tells the person which abandoned batches were expired, and why. */
+function printExpired(expired: readonly ExpiredBatch[]): void {
+  for (const batch of expired) console.log(`Expired abandoned staging batch ${batch.id}: ${batch.reason}.`);
 }
 
 function truncate(text: string, max: number): string {

@@ -19,6 +19,7 @@ import { startSimServer } from '../../sim/server.js';
 import { loadWorkerConfig } from '../../worker/config.js';
 import { type LooptoolWorker, startWorker } from '../../worker/worker.js';
 import { LoopClient } from '../loop-client.js';
+import { integerOption, nameOption } from '../options.js';
 import { buildLoopReport, writeReport } from '../report.js';
 import { cliSettings } from '../settings.js';
 import { renderStatus } from './loop.js';
@@ -141,13 +142,13 @@ export function register(program: Command): void {
     .description(
       'Run a complete LoopTool loop on the embedded default (embedded Temporal + PostgreSQL, simulated models)',
     )
-    .option('--name <loop>', 'loop name (default: demo-s<seed>-<time>)')
-    .option('--iterations <n>', 'iterations to run (default: 3; 2 with --real)', (value) => Number.parseInt(value, 10))
-    .option('--seed <n>', 'seed of the simulated world and of the loop', (value) => Number.parseInt(value, 10), 7)
+    .option('--name <loop>', 'loop name (default: demo-s<seed>-<time>)', nameOption('loop'))
+    .option('--iterations <n>', 'iterations to run (default: 3; 2 with --real)', integerOption(1, 100))
+    .option('--seed <n>', 'seed of the simulated world and of the loop', integerOption(0, 2 ** 31), 7)
     .option(
       '--samples <n>',
       'seed samples to generate (default: 800); with --real, |D_1| drawn from data/real-path/seed.jsonl (default: 12)',
-      (value) => Number.parseInt(value, 10),
+      integerOption(1, 10_000_000),
     )
     .option(
       '--real',

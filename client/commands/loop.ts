@@ -8,6 +8,8 @@ import type { LoopStatus } from '../../core/messages.js';
 import { ImportFormat } from '../../core/vocabulary.js';
 import { formatTable } from '../format.js';
 import { LoopClient } from '../loop-client.js';
+import { nameOption } from '../options.js';
+import { printable } from '../printable.js';
 import { cliSettings } from '../settings.js';
 
 // The database, the config reader and the report load only in the subcommands that use them, so `loop status`, the
@@ -50,6 +52,10 @@ export function renderStatus(
     );
   }
   if (status.training) lines.push(...trainingLines(status.training));
+  for (const waiting of status.waiting ?? [])
+    lines.push(
+      `  WAITING since ${waiting.since} (${waiting.rounds} rounds of retries): ${waiting.what}: ${waiting.reason}`,
+    );
   for (const [stage, progress] of Object.entries(status.progress)) {
     if (!progress) continue;
     lines.push(
@@ -92,12 +98,17 @@ function registerLoop(program: Command): void {
     .command('start')
     .description('Start a loop from a config file (idempotent: an existing loop is reported, not restarted)')
     .requiredOption('--config <file>', 'loop config, YAML or JSON')
-    .option('--name <loop>', 'loop name (overrides the config)')
+    .option('--name <loop>', 'loop name (overrides the config)', nameOption('loop'))
     .action(async (options: { config: string; name?: string }) => {
       const { loadLoopConfig } = await import('../config-file.js');
       const { config, configHash } = loadLoopConfig(options.config, options.name ? { name: options.name } : {});
       const loopName = config.name;
       if (!loopName) throw new Error(`${options.config}: give the loop a name (name: in the config, or --name)`);
+      // A missing seed dataset would pass here and fail the loop's first activity a second later: refuse it now,
+      // before anything starts, saying how to import it.
+      const { withCliDatabase, seedDatasetProblem } = await database();
+      const problem = await withCliDatabase((pool) => seedDatasetProblem(pool, config.data.seedDataset));
+      if (problem) throw new Error(`${options.config}: data.seedDataset: ${problem}`);
       await withLoops(async (loops) => {
         const started = await loops.start({ loopName, config, configHash, queues: cliSettings().queues });
         if (started.started)
@@ -118,10 +129,15 @@ function registerLoop(program: Command): void {
       await withLoops(async (loops) => {
         for (;;) {
           const status = await loops.status(name);
-          if (options.json) console.log(JSON.stringify(status, null, 2));
+          const ending = status.workflowStatus === 'RUNNING' ? undefined : await loops.ending(name);
+          if (options.json) console.log(JSON.stringify({ ...status, ...(ending ? { ending } : {}) }, null, 2));
           else {
             if (options.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
             console.log(renderStatus(status));
+            if (ending)
+              console.log(
+                `\nThe loop ${ending.status.toLowerCase().replace('_', ' ')}: ${ending.cause}\n\`looptool loop resume ${name}\` continues it from its last completed stage.`,
+              );
           }
           if (!options.watch || status.workflowStatus !== 'RUNNING') return;
           await sleep(2_000);
@@ -135,7 +151,6 @@ function registerLoop(program: Command): void {
       'Hold new batches, training jobs and deployments; in-flight work finishes',
       (l: LoopClient, n: string) => l.pause(n),
     ],
-    ['resume', 'Continue a paused loop where it stopped', (l: LoopClient, n: string) => l.resume(n)],
     ['stop', 'Finish the current iteration, then end the loop', (l: LoopClient, n: string) => l.stopAfterIteration(n)],
   ] as const) {
     loop
@@ -152,6 +167,41 @@ function registerLoop(program: Command): void {
   }
 
   loop
+    .command('resume <loop>')
+    .description(
+      'Continue a paused loop; or continue a loop that failed, was terminated, timed out or was cancelled, from its last completed stage with the same datasets',
+    )
+    .action(async (name: string) => {
+      await withLoops(async (loops) => {
+        const ending = await loops.ending(name);
+        if (!ending) {
+          const status = await loops.resume(name);
+          console.log(
+            `${name}: iteration ${status.iteration}, stage ${status.stage}, running${status.stopAfterIteration ? ', stopping after this iteration' : ''}`,
+          );
+          return;
+        }
+        const resumed = await loops.resumeEnded(name);
+        console.log(
+          `Resumed loop ${name} at iteration ${resumed.iteration} (new run ${resumed.runId}); its last run had ${ending.status.toLowerCase().replace('_', ' ')}: ${ending.cause}`,
+        );
+      });
+    });
+
+  loop
+    .command('terminate <loop>')
+    .description(
+      'End a running loop at once, with a reason (its training job keeps running: `loop resume` re-attaches to it)',
+    )
+    .requiredOption('--reason <text>', 'why; recorded in the loop history and shown by `loop status` and `loop list`')
+    .action(async (name: string, options: { reason: string }) => {
+      await withLoops(async (loops) => {
+        await loops.terminate(name, options.reason);
+        console.log(`Terminated loop ${name}: ${options.reason}. \`looptool loop resume ${name}\` continues it.`);
+      });
+    });
+
+  loop
     .command('list')
     .description('Loops on the server, newest first')
     .action(async () => {
@@ -161,7 +211,7 @@ function registerLoop(program: Command): void {
           return console.log('No loops yet. Start one with `looptool loop start --config <file>`.');
         console.log(
           formatTable(
-            ['loop', 'status', 'iteration', 'stage', 'accuracy', 'started'],
+            ['loop', 'status', 'iteration', 'stage', 'accuracy', 'started', 'waiting for / cause'],
             list.map((l) => [
               l.loopName,
               l.status.toLowerCase(),
@@ -169,6 +219,7 @@ function registerLoop(program: Command): void {
               l.stage ?? '',
               formatPercent(l.accuracy),
               l.startTime.toISOString().slice(0, 19).replace('T', ' '),
+              (l.ending?.cause ?? l.waitingFor ?? '').slice(0, 100),
             ]),
           ),
         );
@@ -198,12 +249,24 @@ function registerLoop(program: Command): void {
 
 function registerInject(program: Command): void {
   program
-    .command('inject <loop> <file>')
+    .command('inject')
+    // The loop's name is checked as the arguments are parsed, before the file is read.
+    .argument('<loop>', 'the loop to inject into', nameOption('loop'))
+    .argument('<file>', 'the file to inject')
     .description("Import a file and merge it into the loop's next dataset (role injected), once")
     .addOption(new Option('--format <format>', 'input format').choices(ImportFormat.options).makeOptionMandatory())
     .option('--answers <file>', 'BFCL possible-answer file (format bfcl)')
     .action(async (name: string, file: string, options: { format: ImportFormat; answers?: string }) => {
       const { DEFAULT_MAX_LINE_CHARS, stageFile } = await import('../../datasets/import.js');
+      const { injectionBatchId } = await import('../../datasets/staging.js');
+      // The batch id, and so the update's idempotency key, comes from the content and the loop: the same file
+      // injected again is the same batch, which the loop merges once.
+      const { batchId } = await injectionBatchId({
+        loopName: name,
+        file,
+        format: options.format,
+        ...(options.answers ? { answersFile: options.answers } : {}),
+      });
       const staged = await (
         await database()
       ).withCliDatabase((pool) =>
@@ -213,11 +276,37 @@ function registerInject(program: Command): void {
           format: options.format,
           purpose: 'injection',
           target: name,
+          batchId,
           maxLineChars: DEFAULT_MAX_LINE_CHARS,
           ...(options.answers ? { answersFile: options.answers } : {}),
         }),
       );
-      for (const rejection of staged.rejections) console.error(formatRejection(rejection));
+      for (const batch of staged.expired) console.log(`Expired abandoned staging batch ${batch.id}: ${batch.reason}.`);
+      if (staged.reused) {
+        const earlier = staged.reused;
+        const same = `${file} has the same content as batch ${batchId} (${earlier.imported} samples), injected before`;
+        if (earlier.status === 'consumed') {
+          console.log(`Already injected: ${same} and merged into dataset version id ${earlier.consumedBy}; not again.`);
+          return;
+        }
+        await withLoops(async (loops) => {
+          const before = await loops.status(name).catch(() => undefined);
+          if (before?.pendingInjections.includes(batchId)) {
+            console.log(
+              `Already injected: ${same}; it waits for the next dataset and is not queued again (${before.pendingInjections.length} batch(es) waiting).`,
+            );
+            return;
+          }
+          // Staged but not waiting: the earlier update may not have reached the loop. Sending it again is safe, since
+          // the key is the batch id and a loop takes a key once.
+          const status = await loops.inject(name, batchId, batchId);
+          console.log(
+            `Already staged: ${same}; sent to ${name} again, which merges a batch once (${status.pendingInjections.length} batch(es) waiting).`,
+          );
+        });
+        return;
+      }
+      for (const rejection of staged.rejections) console.error(printable(formatRejection(rejection)));
       if (staged.staged === 0) {
         console.error(`${file}: nothing to inject (${staged.rejected} rejected)`);
         process.exitCode = 1;

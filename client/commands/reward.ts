@@ -4,12 +4,9 @@ import { LoopConfig } from '../../core/config.js';
 import { REWARD_HEALTH_PATH, REWARD_SCORE_PATH } from '../../core/reward.js';
 import { RewardMode } from '../../core/vocabulary.js';
 import { startRewardServer } from '../../services/reward-server.js';
+import { integerOption } from '../options.js';
 
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected an integer from 0 to 65535');
-  return n;
-}
+const port = integerOption(0, 65535);
 
 function rewardMode(value: string): RewardMode {
   const parsed = RewardMode.safeParse(value);

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import {
   ensureRealPath,
   readRuntimeState,
@@ -7,12 +7,9 @@ import {
   stopRuntime,
   waitForRuntime,
 } from '../../services/policy-runtime.js';
+import { integerOption } from '../options.js';
 
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port from 1 to 65535');
-  return n;
-}
+const port = integerOption(1, 65535);
 
 /**
  * `looptool runtime prepare|restart|stop|status`: the real policy model on CPU (recipes/serve/openai_server.py over

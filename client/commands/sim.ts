@@ -1,25 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { integerOption as integer, numberOption as number } from '../options.js';
 import { writeSeedData } from '../../sim/seed-data.js';
 import { startSimServer } from '../../sim/server.js';
 import { runSimTrainJob, SIM_TRAIN_DEFAULT_SECONDS, SIM_TRAIN_ENV } from '../../sim/train-job.js';
-
-function number(min: number, max: number): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min || n > max)
-      throw new InvalidArgumentError(`expected a number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function integer(min: number, max: number): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-    return n;
-  };
-}
 
 interface ServeOptions {
   host: string;

@@ -26,6 +26,9 @@ export async function pendingJudgeItems(
     `SELECT s.seq, p.sample_id, p.outcome, p.parsed_calls::text AS parsed_calls, p.raw_output, p.error
      FROM probe_results p JOIN samples s ON s.id = p.sample_id
      WHERE p.loop_name = $1::text AND p.iteration = $2::int AND p.outcome <> 'match'
+       -- A reply the server mangled (wrong types in its JSON) is stored as data but says nothing about the policy:
+       -- it is neither judged nor a seed of new errors.
+       AND p.error_type IS DISTINCT FROM 'invalid_response'
        AND s.seq > $3::bigint AND s.seq <= $4::bigint
        AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.loop_name = p.loop_name AND j.iteration = p.iteration AND j.sample_id = p.sample_id)
      ORDER BY s.seq LIMIT $5::int`,

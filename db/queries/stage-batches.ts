@@ -52,7 +52,8 @@ export async function planSeqBatches(
       : input.source === 'mismatches'
         ? [
             `SELECT s.seq FROM probe_results p JOIN samples s ON s.id = p.sample_id
-             WHERE p.loop_name = $2::text AND p.iteration = $3::int AND p.outcome <> 'match'`,
+             WHERE p.loop_name = $2::text AND p.iteration = $3::int AND p.outcome <> 'match'
+               AND p.error_type IS DISTINCT FROM 'invalid_response'`,
             [input.loopName, input.iteration],
           ]
         : [

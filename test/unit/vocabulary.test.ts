@@ -46,6 +46,15 @@ function checkLists(): Map<string, string[]> {
         );
       }
     }
+    // A later migration that changes a list replaces the column's CHECK (0005: staging_batches.status).
+    for (const check of migration.sql.matchAll(
+      /ALTER TABLE (\w+) ADD CONSTRAINT \w+\s+CHECK \((\w+) IN \(([^)]*)\)\)/g,
+    )) {
+      lists.set(
+        `${check[1]}.${check[2]}`,
+        [...check[3]!.matchAll(/'([^']*)'/g)].map((m) => m[1]!),
+      );
+    }
   }
   return lists;
 }

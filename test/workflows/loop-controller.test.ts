@@ -93,21 +93,29 @@ describe('loop controller with stub activities', () => {
         stopAfterIteration: false,
       });
       expect(await handle.executeUpdate(pauseUpdate)).toMatchObject({ stage: 'setup', paused: true });
-      expect(await handle.executeUpdate(stopAfterIterationUpdate)).toMatchObject({
-        stage: 'setup',
-        paused: true,
-        stopAfterIteration: true,
-      });
       const batch = injectionId();
       const first = await handle.executeUpdate(injectDataUpdate, {
         args: [{ stagingBatchId: batch, idempotencyKey: 'inject-once' }],
       });
       expect(first.pendingInjections).toEqual([batch]);
-      // The same idempotency key again (a retried `looptool inject`): taken once.
+      expect(await handle.executeUpdate(stopAfterIterationUpdate)).toMatchObject({
+        stage: 'setup',
+        paused: true,
+        stopAfterIteration: true,
+      });
+      // The same idempotency key again (a retried `looptool inject`): taken once, even now that this is the last iteration.
       const again = await handle.executeUpdate(injectDataUpdate, {
         args: [{ stagingBatchId: batch, idempotencyKey: 'inject-once' }],
       });
       expect(again.pendingInjections).toEqual([batch]);
+      // New data now would never be used (no dataset is assembled after the last iteration): refused, not queued.
+      expect(
+        await rejection(
+          handle.executeUpdate(injectDataUpdate, {
+            args: [{ stagingBatchId: injectionId(), idempotencyKey: 'too-late' }],
+          }),
+        ),
+      ).toMatch(/is in its last iteration \(1 of 3, stopping after it\): no dataset is assembled after it/);
 
       gates.open('setup');
       // Setup finishes; the loop has acted on it (a workflow task after the activity's completion) and holds.
@@ -144,7 +152,8 @@ describe('loop controller with stub activities', () => {
       // Training was scheduled only after the resume was accepted; the pause was accepted while setup still ran.
       const events = (await handle.fetchHistory()).events ?? [];
       const updates = acceptedUpdates(events);
-      expect(updates.map((u) => u.name)).toEqual(['pause', 'stopAfterIteration', 'injectData', 'injectData', 'resume']);
+      // The refused injection never reached history.
+      expect(updates.map((u) => u.name)).toEqual(['pause', 'injectData', 'stopAfterIteration', 'injectData', 'resume']);
       const resumedAt = updates.find((u) => u.name === 'resume')!.eventId;
       const trains = scheduledActivities(events, 'trainIteration');
       expect(trains).toHaveLength(1);

@@ -1,7 +1,12 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { describe, expect, test } from 'vitest';
-import { retryAfterMs, toApplicationFailure } from '../../../activities/failures.js';
+import {
+  isDatabaseOutage,
+  retryAfterMs,
+  toApplicationFailure,
+  toDatabaseFailure,
+} from '../../../activities/failures.js';
 import { ErrorType } from '../../../core/errors.js';
 
 const httpError = (status: number, headers: Record<string, string> = {}) =>
@@ -63,5 +68,31 @@ describe('toApplicationFailure', () => {
     );
     const bug = new TypeError('x is undefined');
     expect(toApplicationFailure(bug, 'probe')).toBe(bug);
+  });
+});
+
+describe('database outages', () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' });
+  const shutdown = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+  const starting = Object.assign(new Error('the database system is starting up'), { code: '57P03' });
+  const dropped = new Error('Connection terminated unexpectedly');
+  const badQuery = Object.assign(new Error('invalid input syntax for type integer: "lots"'), { code: '22P02' });
+
+  test('connection failures and server restarts are outages; a refused query is not', () => {
+    for (const err of [refused, shutdown, starting, dropped]) expect(isDatabaseOutage(err), err.message).toBe(true);
+    expect(isDatabaseOutage(badQuery)).toBe(false);
+    expect(isDatabaseOutage('ECONNREFUSED')).toBe(false);
+  });
+
+  test('an outage becomes a typed retryable failure naming the server, without credentials', () => {
+    const failure = toDatabaseFailure(shutdown, 'db.internal:5433') as ApplicationFailure;
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect(failure.type).toBe(ErrorType.DatabaseUnavailable);
+    expect(failure.nonRetryable).toBe(false);
+    expect(failure.message).toBe(
+      'PostgreSQL at db.internal:5433 (DATABASE_URL): terminating connection due to administrator command',
+    );
+    // Anything else passes through untouched, to be classified (or fail) as it is.
+    expect(toDatabaseFailure(badQuery, 'db.internal:5433')).toBe(badQuery);
   });
 });
