@@ -22,6 +22,7 @@ import { getEvaluations, upsertEvaluations } from '../db/queries/evaluations.js'
 import { recordModelCalls } from '../db/queries/model-calls.js';
 import { projectPath } from '../services/paths.js';
 import type { ActivityDeps } from './deps.js';
+import { keepHeartbeating } from './heartbeat.js';
 import { callModel, Ledger } from './llm/calls.js';
 import { policyChat } from './llm/policy-chat.js';
 
@@ -70,71 +71,79 @@ export function createEvaluateActivities(deps: ActivityDeps) {
       const scores = new Map<string, CategoryScore>();
       const ledger = new Ledger();
       let answered = 0;
-      await Promise.all(
-        questions.map(async (question) => {
-          const category = categoryFromId(question.id);
-          const kind = bfclCheckKind(category);
-          const compiled = kind
-            ? compileBfclQuestion({
-                kind,
-                functions: question.functions,
-                possibleAnswer: answers.get(question.id)?.calls,
-              })
-            : undefined;
-          if (!compiled?.ok) {
-            throw ApplicationFailure.nonRetryable(
-              `${questionsFile}: ${question.id} cannot be scored: ${compiled ? compiled.error : `category ${category} is not supported`}`,
-              ErrorType.ConfigInvalid,
-            );
-          }
-          const call = {
-            purpose: 'evaluate',
-            role: 'policy',
-            model: input.policy.model,
-            loopName: input.loopName,
-            iteration: input.iteration,
-            key: [input.evalSet, question.id],
-          } as const;
-          const what = `evaluation of ${question.id}`;
-          // The question as a sample, shown to the policy as the probe shows a training sample (the prompt never reads
-          // the target; the possible answers stay with the checker).
-          const sample: Sample = { tools: question.functions, messages: question.messages, target: { kind: 'text' } };
-          await callModel(endpoints, signal, what, async (endpoint) => {
-            const reply = await policyChat(endpoint, {
-              model: input.policy.model,
-              sample,
-              maxTokens: input.maxTokens,
-              logprobs: false,
-              signal,
-            });
-            // The evaluation has no per-sample data to record a refusal in: the set itself cannot be served.
-            if (reply.kind === 'rejected')
-              throw ApplicationFailure.nonRetryable(
-                `${what} on ${endpoint.baseURL}: HTTP ${reply.status}: ${reply.message}`,
-                ErrorType.ModelRequestRejected,
-              );
-            // A body that is JSON but no chat completion is this question's answer, scored as wrong (BFCL scores an
-            // answer it cannot decode so): asking again would get the same body, and failing the file would lose the
-            // set's other answers on every retry.
-            const valid =
-              reply.kind === 'reply' &&
-              scoreBfcl(compiled.question, decodeBfclResult(reply.toolCalls ?? reply.content ?? '')).valid;
-            if (reply.kind === 'invalid')
-              context.log.warn(`${what} on ${endpoint.baseURL}: invalid response, scored as wrong: ${reply.error}`);
-            const score = scores.get(category) ?? { category, correct: 0, total: 0 };
-            score.total++;
-            if (valid) score.correct++;
-            scores.set(category, score);
-            ledger.record(call, {
-              endpoint: endpoint.baseURL,
-              usage: reply.kind === 'reply' ? reply.usage : undefined,
-              latencyMs: reply.latencyMs,
-              ok: reply.kind === 'reply',
-            });
-          });
-          answered++;
-          if (answered % 50 === 0) context.heartbeat({ answered, of: questions.length });
-        }),
+      // Heartbeats every second (the questions answered so far) while the questions are out, however slow the server.
+      await keepHeartbeating(
+        () => ({ answered, of: questions.length }),
+        () =>
+          Promise.all(
+            questions.map(async (question) => {
+              const category = categoryFromId(question.id);
+              const kind = bfclCheckKind(category);
+              const compiled = kind
+                ? compileBfclQuestion({
+                    kind,
+                    functions: question.functions,
+                    possibleAnswer: answers.get(question.id)?.calls,
+                  })
+                : undefined;
+              if (!compiled?.ok) {
+                throw ApplicationFailure.nonRetryable(
+                  `${questionsFile}: ${question.id} cannot be scored: ${compiled ? compiled.error : `category ${category} is not supported`}`,
+                  ErrorType.ConfigInvalid,
+                );
+              }
+              const call = {
+                purpose: 'evaluate',
+                role: 'policy',
+                model: input.policy.model,
+                loopName: input.loopName,
+                iteration: input.iteration,
+                key: [input.evalSet, question.id],
+              } as const;
+              const what = `evaluation of ${question.id}`;
+              // The question as a sample, shown to the policy as the probe shows a training sample (the prompt never reads
+              // the target; the possible answers stay with the checker).
+              const sample: Sample = {
+                tools: question.functions,
+                messages: question.messages,
+                target: { kind: 'text' },
+              };
+              await callModel(endpoints, signal, what, async (endpoint) => {
+                const reply = await policyChat(endpoint, {
+                  model: input.policy.model,
+                  sample,
+                  maxTokens: input.maxTokens,
+                  logprobs: false,
+                  signal,
+                });
+                // The evaluation has no per-sample data to record a refusal in: the set itself cannot be served.
+                if (reply.kind === 'rejected')
+                  throw ApplicationFailure.nonRetryable(
+                    `${what} on ${endpoint.baseURL}: HTTP ${reply.status}: ${reply.message}`,
+                    ErrorType.ModelRequestRejected,
+                  );
+                // A body that is JSON but no chat completion is this question's answer, scored as wrong (BFCL scores an
+                // answer it cannot decode so): asking again would get the same body, and failing the file would lose the
+                // set's other answers on every retry.
+                const valid =
+                  reply.kind === 'reply' &&
+                  scoreBfcl(compiled.question, decodeBfclResult(reply.toolCalls ?? reply.content ?? '')).valid;
+                if (reply.kind === 'invalid')
+                  context.log.warn(`${what} on ${endpoint.baseURL}: invalid response, scored as wrong: ${reply.error}`);
+                const score = scores.get(category) ?? { category, correct: 0, total: 0 };
+                score.total++;
+                if (valid) score.correct++;
+                scores.set(category, score);
+                ledger.record(call, {
+                  endpoint: endpoint.baseURL,
+                  usage: reply.kind === 'reply' ? reply.usage : undefined,
+                  latencyMs: reply.latencyMs,
+                  ok: reply.kind === 'reply',
+                });
+              });
+              answered++;
+            }),
+          ),
       );
       const key = { loopName: input.loopName, iteration: input.iteration };
       const rows = [...scores.values()].map((s) => ({

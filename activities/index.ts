@@ -1,5 +1,6 @@
 import type { ActivityDeps } from './deps.js';
 import { toDatabaseFailure } from './failures.js';
+import { keepHeartbeating } from './heartbeat.js';
 import { createDatasetActivities } from './dataset.js';
 import { createDeployActivities } from './deploy.js';
 import { createEvaluateActivities } from './evaluate.js';
@@ -45,9 +46,37 @@ function namingDatabaseOutages<T extends Record<string, (...args: never[]) => Pr
   ) as T;
 }
 
+/**
+ * The database activities (the workflows' `db` group), which do not heartbeat on their own: they heartbeat every second
+ * while they run, so a worker killed during one is noticed within the group's heartbeat timeout, not its 10-minute
+ * start-to-close timeout.
+ */
+const DATABASE_ACTIVITIES = new Set([
+  'registerLoop',
+  'createInitialVersion',
+  'assembleNextVersion',
+  'planStageBatches',
+  'summarizeEvaluation',
+]);
+
+function heartbeatingDatabaseWork<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+  return Object.fromEntries(
+    Object.entries(activities).map(([name, fn]) => [
+      name,
+      DATABASE_ACTIVITIES.has(name)
+        ? (...args: never[]) =>
+            keepHeartbeating(
+              () => undefined,
+              () => fn(...args),
+            )
+        : fn,
+    ]),
+  ) as T;
+}
+
 /** All activities, bound to their dependencies. Workflows import only `ReturnType<typeof createActivities>`. */
 export function createActivities(deps: ActivityDeps) {
-  return namingDatabaseOutages(bindActivities(deps), databaseAddress(deps));
+  return namingDatabaseOutages(heartbeatingDatabaseWork(bindActivities(deps)), databaseAddress(deps));
 }
 
 function bindActivities(deps: ActivityDeps) {

@@ -8,9 +8,7 @@ import { getSamples } from '../db/queries/samples.js';
 import { batchCounts, getStageBatch, type StageKey } from '../db/queries/stage-batches.js';
 import { decodeSample } from '../db/sample-codec.js';
 import { withTransaction } from '../db/tx.js';
-
-/** How often a batch heartbeats while a page's model calls are in flight (the SDK throttles what it sends). */
-const KEEPALIVE_HEARTBEAT_MS = 1_000;
+import { KEEPALIVE_HEARTBEAT_MS } from './heartbeat.js';
 
 /** One batched stage's part in {@link runStageBatch}: where its work comes from, what it does, what it writes. */
 export interface StageBatchSpec<Item extends { seq: number; sampleId: string }, Done> {
@@ -60,32 +58,38 @@ export async function runStageBatch<Item extends { seq: number; sampleId: string
   // Each page is written whole (or the activity fails), so the next page starts after the last one's items; the
   // results table, not this cursor, is what a retry resumes from.
   let cursor = range.afterSeq;
-  for (;;) {
-    const items = await spec.pending({ afterSeq: cursor, lastSeq: range.lastSeq, limit: spec.input.pageSize });
-    if (items.length === 0) break;
-    const samples = new Map(
-      (
-        await getSamples(
-          pool,
-          items.map((item) => item.sampleId),
-        )
-      ).map((stored) => [stored.id, decodeSample(stored)]),
-    );
-    // While the page's calls run (a slow or hanging server can take minutes), keep heartbeating the same cursor: it is
-    // how a terminated or cancelled loop reaches this activity, whose requests would otherwise hold server slots and
-    // go on calling the model for a loop that no longer exists.
-    const beat = { lastSeq: cursor, ...counts };
-    const keepAlive = setInterval(() => context.heartbeat(beat), KEEPALIVE_HEARTBEAT_MS);
-    const settled = await Promise.allSettled(spec.work(items, samples, signal)).finally(() => clearInterval(keepAlive));
-    const done = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    await spec.review?.(done);
-    await withTransaction(pool, (tx) => spec.write(tx, done));
-    for (const unit of done)
-      for (const [key, n] of Object.entries(spec.tally(unit))) counts[key] = (counts[key] ?? 0) + n;
-    const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failure) throw failure.reason;
-    cursor = items[items.length - 1]!.seq;
-    context.heartbeat({ lastSeq: cursor, ...counts });
+  // Heartbeat the last written cursor every second for as long as the batch runs, not only between pages: a page's
+  // calls may wait minutes on a slow or hanging server, and the heartbeat is how a terminated or cancelled loop reaches
+  // this activity (its requests would otherwise hold server slots and go on calling the model for a loop that no
+  // longer runs) and how a dead worker is noticed within the heartbeat timeout.
+  let beat: Record<string, number> = { lastSeq: cursor };
+  const keepAlive = setInterval(() => context.heartbeat(beat), KEEPALIVE_HEARTBEAT_MS);
+  try {
+    for (;;) {
+      const items = await spec.pending({ afterSeq: cursor, lastSeq: range.lastSeq, limit: spec.input.pageSize });
+      if (items.length === 0) break;
+      const samples = new Map(
+        (
+          await getSamples(
+            pool,
+            items.map((item) => item.sampleId),
+          )
+        ).map((stored) => [stored.id, decodeSample(stored)]),
+      );
+      const settled = await Promise.allSettled(spec.work(items, samples, signal));
+      const done = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+      await spec.review?.(done);
+      await withTransaction(pool, (tx) => spec.write(tx, done));
+      for (const unit of done)
+        for (const [key, n] of Object.entries(spec.tally(unit))) counts[key] = (counts[key] ?? 0) + n;
+      const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failure) throw failure.reason;
+      cursor = items[items.length - 1]!.seq;
+      beat = { lastSeq: cursor, ...counts };
+      context.heartbeat(beat);
+    }
+  } finally {
+    clearInterval(keepAlive);
   }
   return batchCounts(pool, { ...key, ...range, stage: spec.stage });
 }

@@ -239,7 +239,8 @@ export const ExpandConfig = z.strictObject({
  * every poll. Short values find a dead worker sooner; they must stay well above one page's or one poll's duration.
  */
 export const TimeoutsConfig = z.strictObject({
-  batchHeartbeatSeconds: z.number().int().positive().default(120),
+  /** A batch heartbeats every second while it runs: a dead worker's batch is retried this long after it died. */
+  batchHeartbeatSeconds: z.number().int().positive().default(30),
   trainHeartbeatSeconds: z.number().int().positive().default(60),
   /**
    * The longest wait between two rounds of retries of work that runs into an outage (a database, model server or

@@ -15,6 +15,9 @@ export function createPool(options: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.max ?? 10,
+    // A server that does not answer at all (a dead host, a dropped route) fails the connect instead of hanging it:
+    // the activity then retries, and the loop shows what it waits for.
+    connectionTimeoutMillis: 30_000,
     application_name: options.applicationName ?? 'looptool',
   });
   pool.on('error', (err) => {

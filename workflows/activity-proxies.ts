@@ -18,8 +18,16 @@ function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig, trainQueue: 
     nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
   });
   return {
-    /** Database work: dataset assembly over up to a million members, batch planning. */
-    db: { taskQueue: queues.control, startToCloseTimeout: '10 minutes', retry: retry('1 second', '30 seconds', 6) },
+    /**
+     * Database work: dataset assembly over up to a million members, batch planning. It heartbeats every second
+     * (activities/index.ts), so a worker that died in it is noticed in 30 s.
+     */
+    db: {
+      taskQueue: queues.control,
+      startToCloseTimeout: '10 minutes',
+      heartbeatTimeout: '30 seconds',
+      retry: retry('1 second', '30 seconds', 6),
+    },
     /** Model-calling batches. They heartbeat every page, so a dead worker is noticed within the heartbeat timeout. */
     llm: {
       taskQueue: queues.llm,
@@ -43,9 +51,10 @@ function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig, trainQueue: 
     deploy: {
       taskQueue: queues.gpu,
       // Restarting several policy servers one after another may take `deploy.readyTimeoutSeconds` each; the heartbeat
-      // timeout, not this, is what notices a dead worker.
+      // timeout, not this, is what notices a dead worker. Deployment heartbeats at least every 30 s (its longest single
+      // request; restarts and readiness polls beat more often).
       startToCloseTimeout: '6 hours',
-      heartbeatTimeout: '5 minutes',
+      heartbeatTimeout: '90 seconds',
       retry: retry('5 seconds', '1 minute', 6),
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     },

@@ -1,10 +1,4 @@
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  isCancellation,
-  sleep,
-  TimeoutFailure,
-} from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, sleep, TimeoutFailure } from '@temporalio/workflow';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../core/errors.js';
 import type { Waiting } from '../core/messages.js';
 
@@ -27,7 +21,8 @@ export function isTransient(err: unknown): err is ActivityFailure {
 /** The message people read: the application failure's own (it names the server), else the activity failure's. */
 function reasonOf(err: ActivityFailure): string {
   const cause = err.cause;
-  const message = cause instanceof TimeoutFailure ? `${cause.message} (${cause.timeoutType ?? 'timeout'})` : cause?.message;
+  const message =
+    cause instanceof TimeoutFailure ? `${cause.message} (${cause.timeoutType ?? 'timeout'})` : cause?.message;
   return (message ?? err.message).split('\n')[0]!.slice(0, 500);
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Activities } from '../../activities/index.js';
 import { LoopConfig, type LoopConfigInput } from '../../core/config.js';
@@ -40,8 +41,20 @@ export class Gates {
     return gate;
   }
 
+  /**
+   * Waits for the gate; inside an activity, heartbeating meanwhile as real activities do (the `db` and batch groups
+   * have heartbeat timeouts), so a gate held longer than those timeouts does not make Temporal retry the stub.
+   */
   wait(name: string): Promise<void> {
-    return this.gate(name).promise;
+    const promise = this.gate(name).promise;
+    let context: Context;
+    try {
+      context = Context.current();
+    } catch {
+      return promise; // not called from an activity
+    }
+    const timer = setInterval(() => context.heartbeat(), 1_000);
+    return promise.finally(() => clearInterval(timer));
   }
 
   open(name: string): void {
