@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 
 /** How often a running activity tells Temporal it is alive (the SDK throttles what it sends). @unit milliseconds */
-export const KEEPALIVE_HEARTBEAT_MS = 1_000;
+const KEEPALIVE_HEARTBEAT_MS = 1_000;
 
 /**
  * Runs `fn` while heartbeating `details()` every second. The heartbeat is how Temporal notices a dead worker within

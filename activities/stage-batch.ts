@@ -8,7 +8,7 @@ import { getSamples } from '../db/queries/samples.js';
 import { batchCounts, getStageBatch, type StageKey } from '../db/queries/stage-batches.js';
 import { decodeSample } from '../db/sample-codec.js';
 import { withTransaction } from '../db/tx.js';
-import { KEEPALIVE_HEARTBEAT_MS } from './heartbeat.js';
+import { keepHeartbeating } from './heartbeat.js';
 
 /** One batched stage's part in {@link runStageBatch}: where its work comes from, what it does, what it writes. */
 export interface StageBatchSpec<Item extends { seq: number; sampleId: string }, Done> {
@@ -63,33 +63,33 @@ export async function runStageBatch<Item extends { seq: number; sampleId: string
   // this activity (its requests would otherwise hold server slots and go on calling the model for a loop that no
   // longer runs) and how a dead worker is noticed within the heartbeat timeout.
   let beat: Record<string, number> = { lastSeq: cursor };
-  const keepAlive = setInterval(() => context.heartbeat(beat), KEEPALIVE_HEARTBEAT_MS);
-  try {
-    for (;;) {
-      const items = await spec.pending({ afterSeq: cursor, lastSeq: range.lastSeq, limit: spec.input.pageSize });
-      if (items.length === 0) break;
-      const samples = new Map(
-        (
-          await getSamples(
-            pool,
-            items.map((item) => item.sampleId),
-          )
-        ).map((stored) => [stored.id, decodeSample(stored)]),
-      );
-      const settled = await Promise.allSettled(spec.work(items, samples, signal));
-      const done = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-      await spec.review?.(done);
-      await withTransaction(pool, (tx) => spec.write(tx, done));
-      for (const unit of done)
-        for (const [key, n] of Object.entries(spec.tally(unit))) counts[key] = (counts[key] ?? 0) + n;
-      const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-      if (failure) throw failure.reason;
-      cursor = items[items.length - 1]!.seq;
-      beat = { lastSeq: cursor, ...counts };
-      context.heartbeat(beat);
-    }
-  } finally {
-    clearInterval(keepAlive);
-  }
+  await keepHeartbeating(
+    () => beat,
+    async () => {
+      for (;;) {
+        const items = await spec.pending({ afterSeq: cursor, lastSeq: range.lastSeq, limit: spec.input.pageSize });
+        if (items.length === 0) break;
+        const samples = new Map(
+          (
+            await getSamples(
+              pool,
+              items.map((item) => item.sampleId),
+            )
+          ).map((stored) => [stored.id, decodeSample(stored)]),
+        );
+        const settled = await Promise.allSettled(spec.work(items, samples, signal));
+        const done = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+        await spec.review?.(done);
+        await withTransaction(pool, (tx) => spec.write(tx, done));
+        for (const unit of done)
+          for (const [key, n] of Object.entries(spec.tally(unit))) counts[key] = (counts[key] ?? 0) + n;
+        const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+        if (failure) throw failure.reason;
+        cursor = items[items.length - 1]!.seq;
+        beat = { lastSeq: cursor, ...counts };
+        context.heartbeat(beat);
+      }
+    },
+  );
   return batchCounts(pool, { ...key, ...range, stage: spec.stage });
 }

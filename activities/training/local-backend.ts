@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TRAINING_SPEC_FILE } from '../../core/training.js';
 import { PROJECT_ROOT } from '../../services/paths.js';
+import { isAlive } from '../../services/process.js';
 import type { TrainingBackend, TrainingJobSpec, TrainingJobState } from './backend.js';
 import { jobFolder, readJson, readManifest, readProgress } from './job-files.js';
 
@@ -20,15 +21,6 @@ const JOB_FILES = {
   log: 'log.txt',
 } as const;
 type JobFiles = { dir: string } & Record<keyof typeof JOB_FILES, string>;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Training on this machine: the configured command (argv, no shell) runs under a small detached runner, so the job
