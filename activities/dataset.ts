@@ -8,18 +8,23 @@ import {
   parseInput,
   PlanStageBatchesInput,
 } from '../core/inputs.js';
+import { type CompositionPlan, planComposition } from '../core/stages/composition.js';
 import {
-  addErrorSeeds,
-  addExpansions,
-  addHighPerplexity,
   addInjected,
-  addSeedNew,
+  addPart,
   countMembers,
+  countPart,
   createLoopVersion,
   drawInitialMembers,
+  errorSeedsPart,
+  type Exclusion,
+  expansionsPart,
+  highPerplexityPart,
   loopVersionKey,
   removeInjected,
+  seedNewPart,
 } from '../db/queries/assembly.js';
+import { DecontaminationIncompleteError, removeContaminatedMembers } from '../db/queries/decontam.js';
 import { planStage } from '../db/queries/stage-batches.js';
 import { consumeStagingBatch } from '../db/queries/staging.js';
 import {
@@ -29,7 +34,7 @@ import {
   freezeVersion,
   getVersion,
 } from '../db/queries/versions.js';
-import { withTransaction } from '../db/tx.js';
+import { type Queryable, withTransaction } from '../db/tx.js';
 import type { ActivityDeps } from './deps.js';
 
 export interface AssembleResult {
@@ -67,35 +72,57 @@ export function createDatasetActivities(deps: ActivityDeps) {
      */
     async createInitialVersion(
       rawInput: CreateInitialVersionInput,
-    ): Promise<AssembleResult & { seedVersionId: number; seedPoolSize: number }> {
+    ): Promise<AssembleResult & { seedVersionId: number; seedPoolSize: number; heldOutSize: number }> {
       const input = parseInput(CreateInitialVersionInput, rawInput, 'createInitialVersion');
       const seedVersionId = await resolveVersionId(deps.pool, input.seedDataset);
       const seedVersion = await getVersion(deps.pool, seedVersionId);
       const poolSize = seedVersion.memberCount ?? 0;
       if (poolSize === 0)
         throw ApplicationFailure.nonRetryable(`seed dataset ${seedVersion.ref} is empty`, ErrorType.DataNotFound);
-      const size = Math.min(poolSize, input.size ?? Math.round(poolSize * 0.65));
+      const heldOutSize = heldOutSizeOf(poolSize, input.heldOutFraction);
+      const size = Math.min(poolSize - heldOutSize, input.size ?? Math.round(poolSize * 0.65));
+      if (size <= 0)
+        throw ApplicationFailure.nonRetryable(
+          `seed dataset ${seedVersion.ref} has ${poolSize} samples, all held out (data.heldOutFraction ` +
+            `${input.heldOutFraction}): nothing is left to train on`,
+          ErrorType.ConfigInvalid,
+        );
       const version = await buildVersion(
         deps.pool,
         { loopName: input.loopName, iteration: 1, parentId: seedVersionId, configHash: input.configHash },
-        (tx, versionId) => drawInitialMembers(tx, { versionId, seedVersionId, seed: input.seed, size }),
+        async (tx, versionId) => {
+          await drawInitialMembers(tx, {
+            versionId,
+            seedVersionId,
+            seed: input.seed,
+            size,
+            heldOutSize,
+            ...(input.exclusion ? { exclusion: input.exclusion } : {}),
+          });
+          if (input.exclusion) await leaveOutContaminated(tx, versionId, input.exclusion);
+        },
       );
-      return { ...toResult(version), seedVersionId, seedPoolSize: poolSize };
+      return { ...toResult(version), seedVersionId, seedPoolSize: poolSize, heldOutSize };
     },
 
     /**
-     * D_{j+1} by Eq. 5 within a fixed budget: all error seeds (PRED_WRONG with their labels as `error_seed`,
-     * LABEL_WRONG as their corrected samples, `relabeled`), then fresh seed data never used by this loop (`seed_new`,
-     * the halving schedule's count), then accepted expansions (`expanded`) up to the budget, then the highest-perplexity
-     * mastered samples of D_j (`high_ppl`) to fill it; injected batches come on top (`injected`) and are consumed once.
-     * One transaction, so a crash leaves no half version; idempotent by (loop, j+1).
+     * D_{j+1} by Eq. 5 within a fixed budget, as shares of it (core/stages/composition.ts): injected batches first
+     * (merged whole, consumed once), then error seeds up to their cap (PRED_WRONG with their labels as `error_seed`,
+     * LABEL_WRONG as their corrected samples, `relabeled`), fresh seed data never used by this loop by the halving
+     * schedule (`seed_new`), accepted expansions balanced per seed into the room above the high-PPL floor
+     * (`expanded`), and the highest-perplexity mastered samples of D_j into the rest (`high_ppl`). The parts are
+     * counted first and the plan decides how many of each; one transaction, so a crash leaves no half version;
+     * idempotent by (loop, j+1).
      */
     async assembleNextVersion(
       rawInput: AssembleNextVersionInput,
-    ): Promise<AssembleResult & { skippedInjections: string[] }> {
+    ): Promise<AssembleResult & { skippedInjections: string[]; plan?: CompositionPlan }> {
       const input = parseInput(AssembleNextVersionInput, rawInput, 'assembleNextVersion');
       const skippedInjections: string[] = [];
-      const loop = { loopName: input.loopName, iteration: input.iteration };
+      let plan: CompositionPlan | undefined;
+      const loop = { loopName: input.loopName, iteration: input.iteration, seed: input.seed };
+      const seedPool = await getVersion(deps.pool, input.seedVersionId);
+      const heldOutSize = heldOutSizeOf(seedPool.memberCount ?? 0, input.heldOutFraction);
       const version = await buildVersion(
         deps.pool,
         {
@@ -105,22 +132,6 @@ export function createDatasetActivities(deps: ActivityDeps) {
           configHash: input.configHash,
         },
         async (tx, versionId) => {
-          const room = async () => Math.max(0, input.budget - (await countMembers(tx, versionId)));
-          await addErrorSeeds(tx, { versionId, ...loop });
-          await addSeedNew(tx, {
-            versionId,
-            loopName: input.loopName,
-            seedVersionId: input.seedVersionId,
-            seed: input.seed,
-            limit: Math.min(input.seedNewCount, await room()),
-          });
-          await addExpansions(tx, { versionId, ...loop, limit: await room() });
-          await addHighPerplexity(tx, {
-            versionId,
-            ...loop,
-            currentVersionId: input.currentVersionId,
-            limit: await room(),
-          });
           for (const batchId of input.injectBatchIds) {
             await addInjected(tx, { versionId, batchId });
             // A batch that is not ready, or was merged into another version, adds nothing: refuse the whole batch
@@ -130,9 +141,51 @@ export function createDatasetActivities(deps: ActivityDeps) {
               skippedInjections.push(batchId);
             }
           }
+          const { exclusion } = input;
+          if (exclusion) await leaveOutContaminated(tx, versionId, exclusion);
+          const excluded = exclusion ? { exclusion } : {};
+          const parts = {
+            errorSeeds: errorSeedsPart({ versionId, ...loop, ...excluded }),
+            seedNew: seedNewPart({
+              versionId,
+              loopName: input.loopName,
+              seedVersionId: input.seedVersionId,
+              seed: input.seed,
+              heldOutSize,
+              ...excluded,
+            }),
+            expansions: expansionsPart({ versionId, ...loop, ...excluded }),
+            highPpl: highPerplexityPart({
+              versionId,
+              ...loop,
+              currentVersionId: input.currentVersionId,
+              ...excluded,
+            }),
+          };
+          plan = planComposition({
+            budget: input.budget,
+            iteration: input.iteration,
+            shares: input.shares,
+            available: {
+              injected: await countMembers(tx, versionId),
+              errorSeeds: await countPart(tx, parts.errorSeeds),
+              seedNew: await countPart(tx, parts.seedNew),
+              expansions: await countPart(tx, parts.expansions),
+              mastered: await countPart(tx, parts.highPpl),
+            },
+          });
+          // The parts are disjoint (a sample of D_j is mastered or an error, never both; seed-new was never used;
+          // corrected samples and expansions are new) and each skips members already placed, so each adds what the
+          // plan gave it (fewer only if an expansion happens to equal a seed-pool sample).
+          await addPart(tx, parts.errorSeeds, plan.errorSeeds);
+          await addPart(tx, parts.seedNew, plan.seedNew);
+          await addPart(tx, parts.expansions, plan.expansions);
+          await addPart(tx, parts.highPpl, plan.highPpl);
+          // A check that every member was checked: one that was not would be passed off as clean.
+          if (exclusion) await leaveOutContaminated(tx, versionId, exclusion);
         },
       );
-      return { ...toResult(version), skippedInjections };
+      return { ...toResult(version), skippedInjections, ...(plan ? { plan } : {}) };
     },
 
     /** Plans a stage's batches (seq ranges of about `size` rows, stored once) and returns how many there are. */
@@ -140,6 +193,25 @@ export function createDatasetActivities(deps: ActivityDeps) {
       return planStage(deps.pool, parseInput(PlanStageBatchesInput, rawInput, 'planStageBatches'));
     },
   };
+}
+
+/**
+ * Takes the members that overlap the evaluation sets out of an open version (`decontamination.exclude`); a member that
+ * was never checked fails the assembly, non-retryably (the candidates' check must come first).
+ */
+async function leaveOutContaminated(tx: Queryable, versionId: number, exclusion: Exclusion): Promise<void> {
+  try {
+    await removeContaminatedMembers(tx, { versionId, ...exclusion });
+  } catch (err) {
+    if (err instanceof DecontaminationIncompleteError)
+      throw ApplicationFailure.nonRetryable(err.message, ErrorType.DataNotFound);
+    throw err;
+  }
+}
+
+/** The held-out slice of a seed pool: `fraction` of it, rounded, at least one sample when the fraction is not 0. */
+export function heldOutSizeOf(poolSize: number, fraction: number): number {
+  return fraction > 0 ? Math.min(poolSize, Math.max(1, Math.round(poolSize * fraction))) : 0;
 }
 
 /**

@@ -14,17 +14,54 @@ import {
   type BfclAnswer,
   type BfclQuestion,
 } from '../core/formats/index.js';
-import { EvaluateFileInput, parseInput, SummarizeEvaluationInput } from '../core/inputs.js';
+import { EvaluateFileInput, EvaluateWithHarnessInput, parseInput, SummarizeEvaluationInput } from '../core/inputs.js';
 import type { Sample } from '../core/schemas/sample.js';
-import { bfclV3Summary, type CategoryScore } from '../core/stages/bfcl-overall.js';
+import { bfclSummaryRows, type CategoryScore } from '../core/stages/bfcl-overall.js';
 import { readRecords } from '../datasets/read-records.js';
 import { getEvaluations, upsertEvaluations } from '../db/queries/evaluations.js';
 import { recordModelCalls } from '../db/queries/model-calls.js';
 import { projectPath } from '../services/paths.js';
+import { ensurePythonEnvAsync } from '../services/python-env.js';
 import type { ActivityDeps } from './deps.js';
 import { keepHeartbeating } from './heartbeat.js';
 import { callModel, Ledger } from './llm/calls.js';
 import { policyChat } from './llm/policy-chat.js';
+import { harnessWorkDir, runBfclHarness } from './evaluation/bfcl-harness.js';
+
+/** The eval set name of the bfcl-eval backend's rows in `evaluations`. */
+export const HARNESS_EVAL_SET = 'bfcl-eval';
+
+/** What an evaluation returns to the loop: BFCL v3's overall (LoopAccuracy) and its groups. */
+export interface EvaluationSummary {
+  overall: number | null;
+  groups: Record<string, number>;
+}
+
+/** Writes BFCL v3's summary rows beside an eval set's category rows, and returns them for the loop. */
+async function storeSummary(
+  deps: ActivityDeps,
+  key: { loopName: string; iteration: number },
+  evalSet: string,
+  rows: readonly CategoryScore[],
+): Promise<EvaluationSummary> {
+  const summary = bfclSummaryRows(rows);
+  await upsertEvaluations(
+    deps.pool,
+    key,
+    summary.map((row) => ({ evalSet, ...row })),
+  );
+  const value = (category: string) => summary.find((row) => row.category === category)?.accuracy;
+  const groups: Record<string, number> = {};
+  for (const [name, category] of [
+    ['nonLive', 'non_live'],
+    ['live', 'live'],
+    ['multiTurn', 'multi_turn'],
+  ] as const) {
+    const accuracy = value(category);
+    if (accuracy !== undefined) groups[name] = accuracy;
+  }
+  return { overall: value('overall') ?? null, groups };
+}
 
 /**
  * Scores the deployed policy on one BFCL file of a held-out set with the core checker (BFCL AST semantics), and
@@ -66,7 +103,8 @@ export function createEvaluateActivities(deps: ActivityDeps) {
             `${questionsFile}:${item.line}: ${question.rejection.field}: ${question.rejection.reason}`,
             ErrorType.ConfigInvalid,
           );
-        questions.push(question.value);
+        if (input.maxPerCategory === undefined || questions.length < input.maxPerCategory)
+          questions.push(question.value);
       }
       const scores = new Map<string, CategoryScore>();
       const ledger = new Ledger();
@@ -157,36 +195,74 @@ export function createEvaluateActivities(deps: ActivityDeps) {
     },
 
     /**
-     * Adds BFCL v3's summary rows (`non_live`, `live`, `overall`) for an eval set from its category rows, after every
-     * file of the set was evaluated. Returns the overall accuracy (the value the UI shows as LoopAccuracy).
+     * Adds BFCL v3's summary rows (`non_live`, `live`, `multi_turn`, `overall`) for an eval set from its category rows,
+     * after every file of the set was evaluated. Returns the overall accuracy (the value the UI shows as LoopAccuracy)
+     * and the groups.
      */
-    async summarizeEvaluation(rawInput: SummarizeEvaluationInput): Promise<{ overall: number | null }> {
+    async summarizeEvaluation(rawInput: SummarizeEvaluationInput): Promise<EvaluationSummary> {
       const input = parseInput(SummarizeEvaluationInput, rawInput, 'summarizeEvaluation');
       const key = { loopName: input.loopName, iteration: input.iteration };
-      const rows = (await getEvaluations(deps.pool, { ...key, evalSet: input.evalSet })).filter(
-        (r) => !['non_live', 'live', 'overall'].includes(r.category),
+      const rows = await getEvaluations(deps.pool, { ...key, evalSet: input.evalSet });
+      return storeSummary(deps, key, input.evalSet, rows);
+    },
+
+    /**
+     * Scores the deployed policy with BFCL's own harness (`evaluation.backend: bfcl-eval`): installs `.tools/py-bfcl`
+     * on first use, runs recipes/bfcl-eval/run.py against the policy's OpenAI endpoint and served name, and upserts
+     * one row per category plus the summary rows under the eval set `bfcl-eval`. Heartbeats the questions answered.
+     * A retry resumes the harness's own result files (kept under the artifacts folder), so no question is asked twice
+     * once answered, and the rows are rewritten with the same numbers. The harness's model calls are not in
+     * `model_calls` (BFCL makes them).
+     */
+    async evaluateWithHarness(rawInput: EvaluateWithHarnessInput): Promise<EvaluationSummary> {
+      const input = parseInput(EvaluateWithHarnessInput, rawInput, 'evaluateWithHarness');
+      const context = Context.current();
+      const key = { loopName: input.loopName, iteration: input.iteration };
+      const baseUrls = deps.llm.baseUrlsFor('policy', input.policy.baseUrls);
+      let progress: { phase: string; done?: number; total?: number } = { phase: 'installing bfcl-eval' };
+      return keepHeartbeating(
+        () => progress,
+        async () => {
+          let env;
+          try {
+            env = await ensurePythonEnvAsync('bfcl', { log: (line) => context.log.info(line) });
+          } catch (err) {
+            throw ApplicationFailure.nonRetryable((err as Error).message, ErrorType.ConfigInvalid);
+          }
+          const run = {
+            baseUrls,
+            model: input.policy.model,
+            categories: input.categories,
+            maxPerCategory: input.maxPerCategory,
+            maxTokens: input.maxTokens,
+          };
+          progress = { phase: 'generating' };
+          const rows = await runBfclHarness({
+            ...run,
+            python: env.python,
+            apiKey: deps.llm.apiKeyFor('policy'),
+            threads: input.policy.maxConcurrency * baseUrls.length,
+            workDir: harnessWorkDir(deps.artifactsDir, key, run),
+            signal: context.cancellationSignal,
+            onProgress: ({ done, total }) => {
+              progress = { phase: 'generating', done, total };
+            },
+          });
+          progress = { phase: 'storing' };
+          await upsertEvaluations(
+            deps.pool,
+            key,
+            rows.map((row) => ({
+              evalSet: HARNESS_EVAL_SET,
+              category: row.category,
+              correct: row.correct,
+              total: row.total,
+              accuracy: row.total === 0 ? 0 : row.correct / row.total,
+            })),
+          );
+          return storeSummary(deps, key, HARNESS_EVAL_SET, rows);
+        },
       );
-      const summary = bfclV3Summary(rows);
-      const total = rows.reduce((sum, r) => sum + r.total, 0);
-      const correct = rows.reduce((sum, r) => sum + r.correct, 0);
-      await upsertEvaluations(
-        deps.pool,
-        key,
-        (['nonLive', 'live', 'overall'] as const).flatMap((group) =>
-          summary[group] === undefined
-            ? []
-            : [
-                {
-                  evalSet: input.evalSet,
-                  category: group === 'nonLive' ? 'non_live' : group,
-                  total,
-                  correct,
-                  accuracy: summary[group],
-                },
-              ],
-        ),
-      );
-      return { overall: summary.overall ?? null };
     },
   };
 }

@@ -1,12 +1,13 @@
+import { ApplicationFailure } from '@temporalio/activity';
 import type OpenAI from 'openai';
+import { ErrorType } from '../core/errors.js';
 import { ExpandBatchInput, parseInput } from '../core/inputs.js';
 import { wireToolName } from '../core/schemas/function-def.js';
-import type { ChatMessage } from '../core/schemas/messages.js';
-import { GeneratorOutput, ValidatorOutput } from '../core/schemas/model-io.js';
-import { Sample } from '../core/schemas/sample.js';
+import { GeneratorOutput, generatedTurnMessage, ValidatorOutput } from '../core/schemas/model-io.js';
+import { Sample, type Target } from '../core/schemas/sample.js';
 import { relabeledSample, storedPrediction } from '../core/stages/relabel.js';
 import { SCENARIO_GUIDANCE, scenarioFocusFor } from '../core/stages/scenario.js';
-import { validateCalls } from '../core/validate/calls.js';
+import { validateCalls, validateConversation } from '../core/validate/calls.js';
 import type { ExpansionStatus } from '../core/vocabulary.js';
 import {
   type ExpansionRow,
@@ -22,7 +23,7 @@ import { encodeSample } from '../db/sample-codec.js';
 import type { ActivityDeps } from './deps.js';
 import { type CallContext, Ledger, structuredCall } from './llm/calls.js';
 import type { EndpointPool } from './llm/endpoint-pool.js';
-import { pickPrompt, type PromptTemplate, renderTemplate } from './llm/prompts.js';
+import { pickPrompt, type PromptName, type PromptTemplate, renderTemplate } from './llm/prompts.js';
 import { conversationDate, promptConversation, promptTarget, promptTools } from './llm/render.js';
 import { requestSeed, type StructuredResult } from './llm/structured.js';
 import { runStageBatch } from './stage-batch.js';
@@ -41,9 +42,11 @@ interface SlotOutcome {
 
 /**
  * Error-Driven Data Expansion over one batch of error seeds: k new samples per seed, each under a scenario focus drawn
- * uniformly, then the two-tier check the paper requires (and the official code skipped): rule validation (functions
- * exist, required parameters present, no unknown parameters, JSON types) and a validation judge, then dedup by content
- * hash. Every slot is recorded with its status, raw output and reason; accepted samples get lineage to their seed and
+ * uniformly and mirroring the seed (earlier tool calls with their results where the seed has them; a text answer, a
+ * clarification or "no tool fits", where the seed's correct answer is text), drawn with the config's sampling. Then
+ * the two-tier check the paper requires (and the official code skipped): rule validation (functions exist, required
+ * parameters present, no unknown parameters, JSON types; for the history's calls as for the answer's, and tool results
+ * after the calls they answer) and a validation judge, then dedup by content hash. Every slot is recorded with its status, raw output and reason; accepted samples get lineage to their seed and
  * the judge's analysis of the seed's error.
  *
  * Durability: slots already recorded are skipped, so a retried batch generates and writes nothing twice.
@@ -54,8 +57,8 @@ export function createExpandActivities(deps: ActivityDeps) {
       const input = parseInput(ExpandBatchInput, rawInput, 'expandBatch');
       const generators = deps.llm.pool('generator', input.generator);
       const validators = input.validator ? deps.llm.pool('judge', input.validator) : undefined;
-      const generatorPrompt = pickPrompt(deps.prompts, 'generator', input.generatorPromptVersion);
-      const validatorPrompt = pickPrompt(deps.prompts, 'validator', input.validatorPromptVersion);
+      const generatorPrompt = promptFor(deps.prompts, 'generator', input.generatorPromptVersion);
+      const validatorPrompt = promptFor(deps.prompts, 'validator', input.validatorPromptVersion);
       const key = { loopName: input.loopName, iteration: input.iteration };
       const ledger = new Ledger();
       const seedsById = new Map<string, ExpansionSeed>();
@@ -145,6 +148,18 @@ export function createExpandActivities(deps: ActivityDeps) {
   };
 }
 
+/** A configured prompt version; one this worker does not have fails the batch once, not on every retry. */
+function promptFor(prompts: Map<string, PromptTemplate>, name: PromptName, version: string): PromptTemplate {
+  try {
+    return pickPrompt(prompts, name, version);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable(
+      `expand: ${(err as Error).message} (expand.${name}PromptVersion; the worker has ${[...prompts.keys()].filter((k) => k.startsWith(`${name}.v`)).join(', ') || 'none'})`,
+      ErrorType.ConfigInvalid,
+    );
+  }
+}
+
 /** For a corrected label the seed in D^LR is the corrected sample; otherwise the original. */
 function parentOf(seed: ExpansionSeed): string {
   return seed.verdict === 'label_wrong' && seed.correctedSampleId ? seed.correctedSampleId : seed.sampleId;
@@ -198,12 +213,19 @@ async function expandSlot(args: {
       }),
     },
   ];
+  // Every slot records how it was drawn: the sampling sent and both prompt versions (none for a skipped LLM tier).
   const base = {
     seedSampleId: seed.sampleId,
     k: slot,
     scenarioFocus: focus,
     model: input.generator.model,
     promptVersion: args.generatorPrompt.version,
+    validatorPromptVersion: args.validators && input.validator ? args.validatorPrompt.version : null,
+    temperature: input.temperature,
+    topP: input.topP,
+    topK: input.topK,
+    presencePenalty: input.presencePenalty,
+    maxTokens: input.maxTokens,
   };
   const maxAttempts = input.maxAttempts;
   let reply: StructuredResult<GeneratorOutput> | undefined;
@@ -230,6 +252,9 @@ async function expandSlot(args: {
         name: 'generated_sample',
         temperature: input.temperature,
         topP: input.topP,
+        topK: input.topK,
+        presencePenalty: input.presencePenalty,
+        maxTokens: input.maxTokens,
         seed: requestSeed('expand', input.seed, input.iteration, seed.sampleId, slot, attempt),
       },
     );
@@ -247,28 +272,29 @@ async function expandSlot(args: {
   if (!reply?.ok) return notAccepted('generation_failed', reply?.reason ?? 'no reply', reply?.raw ?? null);
   const generated = reply.value;
   const raw = reply.raw;
-  const conversation: ChatMessage[] = [
-    ...original.messages.filter((m) => m.role === 'system'),
-    ...generated.conversation.map((turn): ChatMessage =>
-      turn.role === 'user' ? { role: 'user', content: turn.content } : { role: 'assistant', content: turn.content },
-    ),
-  ];
-  const lastTurn = generated.conversation[generated.conversation.length - 1];
-  const violations = validateCalls(generated.tool_calls, original.tools).map((v) => `${v.field}: ${v.message}`);
-  if (lastTurn?.role !== 'user') violations.unshift('conversation: must end with the user turn to answer');
+  const byWireName = new Map(original.tools.map((tool) => [wireToolName(tool.name), tool.name]));
+  const toolName = (name: string) => byWireName.get(wireToolName(name)) ?? name;
+  const turns = generated.conversation.map((turn) => generatedTurnMessage(turn, toolName));
+  // The rule tier over the whole sample: the history's calls and their results (each violation names its turn), the
+  // target's calls, and a text answer only where the seed's own answer is text (EDDE mirrors the seed's target).
+  const violations = validateConversation(turns, original.tools).map((v) => `${v.field}: ${v.message}`);
+  const textAnswer = generated.tool_calls.length === 0 ? (generated.content ?? '') : undefined;
+  if (textAnswer !== undefined && correct.kind !== 'text')
+    violations.push("content: a text answer, but the seed's correct answer is tool calls; answer with tool_calls");
+  violations.push(...validateCalls(generated.tool_calls, original.tools).map((v) => `${v.field}: ${v.message}`));
   if (violations.length > 0) return notAccepted('rejected_rule', violations.join('; '), raw);
 
-  const byWireName = new Map(original.tools.map((tool) => [wireToolName(tool.name), tool.name]));
+  const target: Target =
+    textAnswer !== undefined
+      ? { kind: 'text', text: textAnswer }
+      : {
+          kind: 'calls',
+          calls: generated.tool_calls.map((c) => ({ name: toolName(c.name), arguments: c.arguments })),
+        };
   const candidate = Sample.safeParse({
     tools: original.tools,
-    messages: conversation,
-    target: {
-      kind: 'calls',
-      calls: generated.tool_calls.map((c) => ({
-        name: byWireName.get(wireToolName(c.name)) ?? c.name,
-        arguments: c.arguments,
-      })),
-    },
+    messages: [...original.messages.filter((m) => m.role === 'system'), ...turns],
+    target,
   });
   if (!candidate.success)
     return notAccepted('rejected_rule', candidate.error.issues[0]?.message ?? 'invalid sample', raw);

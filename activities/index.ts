@@ -2,8 +2,10 @@ import type { ActivityDeps } from './deps.js';
 import { toDatabaseFailure } from './failures.js';
 import { keepHeartbeating } from './heartbeat.js';
 import { createDatasetActivities } from './dataset.js';
+import { createDecontamActivities } from './decontam.js';
 import { createDeployActivities } from './deploy.js';
 import { createEvaluateActivities } from './evaluate.js';
+import { createHeldOutActivities } from './held-out.js';
 import { createExpandActivities } from './expand.js';
 import { createJudgeActivities } from './judge.js';
 import { createLoopActivities } from './loops.js';
@@ -83,10 +85,12 @@ function bindActivities(deps: ActivityDeps) {
   return {
     ...createLoopActivities(deps),
     ...createDatasetActivities(deps),
+    ...createDecontamActivities(deps),
     ...createProbeActivities(deps),
     ...createJudgeActivities(deps),
     ...createExpandActivities(deps),
     ...createEvaluateActivities(deps),
+    ...createHeldOutActivities(deps),
     ...createTrainActivities(deps),
     ...createDeployActivities(deps),
   };

@@ -44,7 +44,7 @@ type Input = ReturnType<typeof JudgeBatchInput.parse>;
 
 /**
  * Judgement-Guided Label Verification over one batch of this iteration's mismatches: N votes from the judge with the
- * 4-way verdict as structured output, consensus from the votes actually cast, each vote's raw reply stored. A reply
+ * 4-way verdict as structured output, consensus a majority of the votes requested (config: or of the valid ones), each vote's raw reply stored. A reply
  * that does not fit the schema is retried up to a cap, then counts as a failed vote; with no valid vote the row says
  * `judge_failed` and keeps the raw texts. LABEL_WRONG writes the corrected sample (label ← prediction) with lineage to
  * the original. Parse errors from the probe need no judge: the prediction is wrong by construction.
@@ -143,7 +143,10 @@ async function judgeOne(args: {
   const votes = await Promise.all(
     Array.from({ length: voteCount }, (_, index) => castVote({ ...args, messages, voteIndex: index, voteCount })),
   );
-  const { verdict, consensus } = majorityVerdict(votes.map((v) => v.verdict));
+  const { verdict, consensus } = majorityVerdict(
+    votes.map((v) => v.verdict),
+    input.consensusOver,
+  );
   const agreeing = votes.find((v) => v.ok && v.verdict === verdict);
   const corrected =
     verdict === 'label_wrong' && consensus

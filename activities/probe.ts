@@ -4,20 +4,38 @@ import { withSystemPrompt } from '../core/formats/policy-prompt.js';
 import { canonicalJson } from '../core/json.js';
 import { parseModelOutput } from '../core/parse/model-output.js';
 import type { Sample } from '../core/schemas/sample.js';
+import type { ProbeOutcome } from '../core/vocabulary.js';
 import { recordModelCalls } from '../db/queries/model-calls.js';
 import { insertProbeResults, pendingProbeItems, type ProbeResultRow } from '../db/queries/probe-results.js';
 import type { BatchItem } from '../db/queries/stage-batches.js';
 import type { ActivityDeps } from './deps.js';
 import { callModel, Ledger } from './llm/calls.js';
 import { policyChat } from './llm/policy-chat.js';
+import {
+  countPromptTokens,
+  isContextLengthRejection,
+  knownServerContext,
+  promptTokenLimit,
+  promptTokenUpperBound,
+} from './llm/prompt-length.js';
 import { pickPrompt } from './llm/prompts.js';
 import { runStageBatch } from './stage-batch.js';
+
+/** The heartbeat's name for each outcome's running count (the names of {@link ProbeBatchResult}). */
+const HEARTBEAT_COUNT_OF: Record<ProbeOutcome, keyof ProbeBatchResult> = {
+  match: 'match',
+  mismatch: 'mismatch',
+  parse_error: 'parseError',
+  too_long: 'tooLong',
+};
 
 export interface ProbeBatchResult {
   probed: number;
   match: number;
   mismatch: number;
   parseError: number;
+  /** Prompts longer than the policy's context or the trainer's prompt budget: not asked, never error seeds. */
+  tooLong: number;
 }
 
 /** Mean log-probability and perplexity of the generated tokens (LOOPTOOL-METHOD.md §3.1), or nulls without logprobs. */
@@ -33,10 +51,16 @@ export function perplexityOf(tokens: readonly { logprob: number }[] | null | und
 /**
  * Greedy Capability Probing over one batch: for each member of the version in the batch's seq range that has no probe
  * result yet, call the policy at temperature 0 with logprobs, parse the reply with core/, check it against the label,
- * and write the result (raw output, parsed calls, verdict, perplexity, tokens, latency) with a ledger entry. A request
- * the server rejects for this one sample (400: prompt too long) is recorded as that sample's data, as is a response
- * body that is JSON but not a chat completion (`parse_error` / `invalid_response`, the body's text as raw output, a
- * ledger entry with ok = false and no tokens).
+ * and write the result (raw output, parsed calls, verdict, perplexity, tokens, latency) with a ledger entry.
+ *
+ * Length-aware: a prompt that may not fit (its byte length is over the limit) is counted by the server first
+ * (llm/prompt-length.ts); one longer than the policy's context less the reply budget, or than the trainer's prompt
+ * budget (`grpo.maxPromptTokens`: verl drops such prompts from training), is recorded as `too_long` without asking,
+ * as is a request the server refuses for its length and a reply whose reported prompt tokens exceed the budget.
+ * `too_long` samples are never judged nor error seeds, and training exports leave them out. Any other refusal of this
+ * one sample (400) is recorded as that sample's data, as is a response body that is JSON but not a chat completion
+ * (`parse_error` / `request_rejected` or `invalid_response`, the body's text as raw output, a ledger entry with
+ * ok = false and no tokens); neither is judged.
  *
  * Durability and cancellation: see {@link runStageBatch}.
  */
@@ -64,12 +88,45 @@ export function createProbeActivities(deps: ActivityDeps) {
           model: input.policy.model,
           promptVersion: systemPrompt?.version ?? 'none',
         };
+        const tooLong = (promptTokens: number | null, why: string, rawOutput = ''): ProbeResultRow => ({
+          ...base,
+          outcome: 'too_long',
+          rawOutput,
+          parsedCalls: null,
+          errorType: 'prompt_too_long',
+          error: why,
+          meanLogprob: null,
+          perplexity: null,
+          promptTokens,
+          completionTokens: null,
+          latencyMs: null,
+        });
         return callModel(endpoints, signal, `probe of sample ${item.sampleId}`, async (endpoint) => {
+          const shown = systemPrompt ? withSystemPrompt(sample, systemPrompt.system) : sample;
+          const limitWithin = (maxModelLen: number | null) =>
+            promptTokenLimit({
+              maxPromptTokens: input.maxPromptTokens,
+              maxTokens: input.maxTokens,
+              contextTokens: input.contextTokens ?? maxModelLen,
+            });
+          // Without a configured context the server's is needed: learned from its first count, then only prompts
+          // that could be too long by their byte length are counted.
+          const context = input.contextTokens ?? knownServerContext(endpoint);
+          if (context === undefined || promptTokenUpperBound(shown) > limitWithin(context)) {
+            const counted = await countPromptTokens(endpoint, { model: input.policy.model, sample: shown, signal });
+            if (counted && counted.promptTokens > limitWithin(counted.maxModelLen))
+              return tooLong(
+                counted.promptTokens,
+                `prompt of ${counted.promptTokens} tokens is over the limit of ${limitWithin(counted.maxModelLen)} ` +
+                  `(context ${input.contextTokens ?? counted.maxModelLen ?? 'unknown'} less ${input.maxTokens} ` +
+                  `for the reply; training prompt budget ${input.maxPromptTokens})`,
+              );
+          }
           const reply = await policyChat(endpoint, {
             model: input.policy.model,
             // The optional probe system prompt joins the sample's own system message (when it has none), so the
             // tools are rendered after it as a training export of that sample would render them.
-            sample: systemPrompt ? withSystemPrompt(sample, systemPrompt.system) : sample,
+            sample: shown,
             maxTokens: input.maxTokens,
             logprobs: true,
             signal,
@@ -80,6 +137,16 @@ export function createProbeActivities(deps: ActivityDeps) {
             latencyMs: reply.latencyMs,
             ok: reply.kind === 'reply',
           });
+          if (reply.kind === 'rejected' && isContextLengthRejection(reply.message))
+            return tooLong(null, `HTTP ${reply.status}: ${reply.message}`);
+          const reportedPromptTokens = reply.kind === 'reply' ? reply.usage?.promptTokens : undefined;
+          if (reportedPromptTokens !== undefined && reportedPromptTokens > input.maxPromptTokens)
+            return tooLong(
+              reportedPromptTokens,
+              `prompt of ${reportedPromptTokens} tokens (as the server counted it) is over the training prompt ` +
+                `budget of ${input.maxPromptTokens}`,
+              reply.kind === 'reply' ? reply.rawOutput : '',
+            );
           if (reply.kind !== 'reply') {
             // No reply to check: what came back instead (the refusal, or the body that is not a completion) is this
             // sample's result, so the page's write succeeds and a retry never asks again.
@@ -134,12 +201,13 @@ export function createProbeActivities(deps: ActivityDeps) {
           await insertProbeResults(tx, key, rows);
           await recordModelCalls(tx, ledger.drain());
         },
-        tally: (row) => ({ probed: 1, [row.outcome === 'parse_error' ? 'parseError' : row.outcome]: 1 }),
+        tally: (row) => ({ probed: 1, [HEARTBEAT_COUNT_OF[row.outcome]]: 1 }),
       });
       const match = counts.match ?? 0;
       const mismatch = counts.mismatch ?? 0;
       const parseError = counts.parse_error ?? 0;
-      return { probed: match + mismatch + parseError, match, mismatch, parseError };
+      const tooLong = counts.too_long ?? 0;
+      return { probed: match + mismatch + parseError + tooLong, match, mismatch, parseError, tooLong };
     },
   };
 }

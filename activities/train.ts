@@ -86,7 +86,12 @@ export function createTrainActivities(deps: ActivityDeps) {
       // written beside the file and renamed over it, because a job submitted by an earlier attempt may be reading it
       // (a truncate-and-rewrite showed that job an empty file).
       const partial = `${datasetPath}.${process.pid}.partial`;
-      const exported = await exportVersion(deps.pool, { ref: String(input.versionId), format, out: partial });
+      const exported = await exportVersion(deps.pool, {
+        ref: String(input.versionId),
+        format,
+        out: partial,
+        withoutTooLongOf: input.loopName,
+      });
       renameSync(partial, datasetPath);
       const { grpo, weights, lora } = input.training;
       const spec: TrainingJobSpec = {

@@ -2,18 +2,27 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { MEMBER_ROLE_DISPLAY_ORDER } from '../core/iteration-table.js';
+import { BESIDE_OVERALL } from '../core/stages/bfcl-overall.js';
 import { loopReportData, type LoopReportData } from '../db/queries/report.js';
+import { type DecontamReport, decontamReportsForLoop } from '../db/queries/decontam.js';
 import { findChromium, screenshotFile } from './chromium.js';
 
 /** A loop's report: its data from the database, and when it was made. */
 export interface LoopReport extends LoopReportData {
   loopName: string;
   generatedAt: string;
+  /** Overlap of each of the loop's dataset versions with the evaluation sets (one entry per version and index). */
+  decontamination: DecontamReport[];
 }
 
 /** Everything the report shows. */
 export async function buildLoopReport(pool: pg.Pool, loopName: string): Promise<LoopReport> {
-  return { loopName, generatedAt: new Date().toISOString(), ...(await loopReportData(pool, loopName)) };
+  return {
+    loopName,
+    generatedAt: new Date().toISOString(),
+    ...(await loopReportData(pool, loopName)),
+    decontamination: await decontamReportsForLoop(pool, loopName),
+  };
 }
 
 const escape = (text: string) =>
@@ -134,15 +143,16 @@ export function reportCharts(report: LoopReport): Record<string, string> {
 /** A self-contained HTML page: charts inline, tables of every number, no external assets. */
 export function renderReportHtml(report: LoopReport): string {
   const charts = reportCharts(report);
-  const overall = report.accuracy.filter((a) => a.category === 'overall');
   const percent = (v: number) => `${(v * 100).toFixed(1)}%`;
+  const summary = bfclSummaryTable(report.accuracy);
   return `<!doctype html><html><head><meta charset="utf-8"><title>looptool report: ${escape(report.loopName)}</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}.charts{display:flex;flex-wrap:wrap;gap:1em}</style></head><body>
 <h1>Loop ${escape(report.loopName)}</h1><p>Generated ${escape(report.generatedAt)}.</p>
 <div class="charts">${Object.values(charts).join('')}</div>
-<h2>Held-out accuracy (BFCL v3 overall)</h2>${table(
-    ['iteration', 'eval set', 'accuracy'],
-    overall.map((a) => [a.iteration === 0 ? '0 (base model)' : a.iteration, a.evalSet, percent(a.accuracy)]),
+<h2>Held-out accuracy (BFCL v3 overall)</h2>
+<p>Overall = unweighted mean of Non-Live, Live and Multi-Turn (BFCL v3); relevance and irrelevance beside it.</p>${table(
+    summary.headers,
+    summary.rows,
   )}
 <h2>Accuracy by category</h2>${table(
     ['iteration', 'eval set', 'category', 'correct', 'total', 'accuracy'],
@@ -151,6 +161,13 @@ export function renderReportHtml(report: LoopReport): string {
 <h2>Dataset composition (Table 3)</h2>${table(
     ['dataset', 'total', ...ROLES],
     report.composition.map((c) => [c.ref, c.total, ...ROLES.map((r) => c.byRole[r] ?? 0)]),
+  )}
+${decontaminationSectionHtml(report.decontamination)}
+<h2>Probe outcomes (GCP)</h2>
+<p>too_long: prompts longer than the policy's context or the training prompt budget; not asked, never error seeds, left
+out of training exports.</p>${table(
+    ['iteration', 'outcome', 'samples'],
+    report.probes.map((p) => [p.iteration, p.outcome, p.n]),
   )}
 <h2>Label verification</h2>${table(
     ['iteration', 'verdict', 'samples', 'labels corrected'],
@@ -181,6 +198,58 @@ export function renderReportHtml(report: LoopReport): string {
     ]),
   )}
 </body></html>`;
+}
+
+/**
+ * BFCL v3's summary per iteration and eval set: Non-Live, Live, Multi-Turn, the overall (core/stages/bfcl-overall.ts
+ * computed them when the evaluation was stored), then the relevance and irrelevance categories reported beside it.
+ * A cell is `–` where that part was not evaluated.
+ */
+export function bfclSummaryTable(accuracy: LoopReportData['accuracy']): { headers: string[]; rows: string[][] } {
+  const columns = [
+    ['non_live', 'Non-Live'],
+    ['live', 'Live'],
+    ['multi_turn', 'Multi-Turn'],
+    ['overall', 'overall'],
+    ...BESIDE_OVERALL.map((category) => [category, category]),
+  ] as const;
+  const keys = [...new Set(accuracy.map((a) => `${a.iteration}\u0000${a.evalSet}`))];
+  const rows = keys.flatMap((key) => {
+    const [iteration, evalSet] = key.split('\u0000') as [string, string];
+    const cells = accuracy.filter((a) => String(a.iteration) === iteration && a.evalSet === evalSet);
+    if (!cells.some((a) => a.category === 'overall')) return [];
+    const value = (category: string) => {
+      const cell = cells.find((a) => a.category === category);
+      return cell ? `${(cell.accuracy * 100).toFixed(1)}%` : '–';
+    };
+    return [
+      [iteration === '0' ? '0 (base model)' : iteration, evalSet, ...columns.map(([category]) => value(category))],
+    ];
+  });
+  return { headers: ['iteration', 'eval set', ...columns.map(([, label]) => label)], rows };
+}
+
+/**
+ * The decontamination section: per dataset version, how many members share a tool name or an n-gram with the
+ * evaluation sets it was checked against, and what is shared most. Empty when no version was checked.
+ */
+export function decontaminationSectionHtml(reports: readonly DecontamReport[]): string {
+  if (reports.length === 0) return '';
+  const share = (n: number, of: number) => `${n} (${of === 0 ? '0.0' : ((n / of) * 100).toFixed(1)}%)`;
+  return `<h2>Decontamination (overlap with the evaluation sets)</h2>${table(
+    ['dataset', 'members', 'tool-name overlap', 'n-gram overlap', 'both', 'evaluation files', 'most shared'],
+    reports.map((r) => [
+      r.ref,
+      r.members,
+      share(r.toolNameOverlaps, r.members),
+      share(r.ngramOverlaps, r.members),
+      r.bothOverlaps,
+      `${r.sources.map((s) => s.file).join(', ')} (${r.ngram}-grams)`,
+      [...r.topQuestions.slice(0, 3).map((q) => q.question), ...r.topToolNames.slice(0, 3).map((t) => t.name)].join(
+        ', ',
+      ),
+    ]),
+  )}`;
 }
 
 /**

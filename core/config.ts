@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { GPU_POOL_NAME_PATTERN } from './constants.js';
+import { GPU_POOL_NAME_PATTERN, HELD_OUT_EVAL_SET } from './constants.js';
 import { LoopName } from './names.js';
-import { RewardMode, TrainingDatasetFormat, TrainingWeights } from './vocabulary.js';
+import { ConsensusBasis, RewardMode, TrainingDatasetFormat, TrainingWeights } from './vocabulary.js';
+import { BfclHarnessCategory, BfclHarnessGroup, EvaluationBackend } from './vocabulary.js';
 
 // The name rule lives in core/names.ts with the dataset names' one; re-exported for the modules that import it here.
 export { LoopName };
@@ -196,24 +197,80 @@ export const DeployConfig = z.strictObject({
 export type DeployConfig = z.infer<typeof DeployConfig>;
 
 export const EvalSetConfig = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]*$/)
+    .refine((name) => name !== HELD_OUT_EVAL_SET, {
+      message: `\`${HELD_OUT_EVAL_SET}\` is the seed pool's held-out slice (data.heldOutFraction); name the set otherwise`,
+    }),
   /** BFCL question files, each with its possible-answer file (irrelevance files need none). */
   files: z.array(z.strictObject({ questions: z.string().min(1), answers: z.string().min(1).optional() })).min(1),
 });
 export type EvalSetConfig = z.infer<typeof EvalSetConfig>;
 
+/**
+ * Held-out evaluation of π_0 and each π_j. `builtin` scores the `sets` (BFCL files shipped with the project or your
+ * own) with the project's checker (core/checker): single-turn categories only, fast, every call in `model_calls`.
+ * `bfcl-eval` runs BFCL's own harness (PyPI bfcl-eval, `.tools/py-bfcl`, recipes/bfcl-eval/run.py) against the
+ * deployed policy's OpenAI endpoint for `categories`, live and multi-turn included, with BFCL's data from the
+ * installed package (no `sets`). Both store per-category rows and BFCL v3's summary (core/stages/bfcl-overall.ts).
+ */
+export const EvaluationConfig = z
+  .strictObject({
+    /** `builtin` (the sets below, the project's checker) or `bfcl-eval` (BFCL's harness). @default builtin */
+    backend: EvaluationBackend.default('builtin'),
+    sets: z.array(EvalSetConfig).default([]),
+    /**
+     * bfcl-eval only: the BFCL categories (v4 names) or groups (`non_live`, `live`, `multi_turn`, `single_turn`,
+     * `all_v3`) to run. @default [non_live, live, multi_turn]
+     */
+    categories: z
+      .array(z.union([BfclHarnessCategory, BfclHarnessGroup]))
+      .min(1)
+      .optional(),
+    /** Score only the first N questions of each category (file) in BFCL's order: a quick, smaller evaluation. */
+    maxPerCategory: z.number().int().positive().optional(),
+  })
+  .superRefine((evaluation, ctx) => {
+    if (evaluation.backend === 'bfcl-eval' && evaluation.sets.length > 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sets'],
+        message:
+          'sets are for the builtin backend; bfcl-eval reads BFCL’s data from the installed package (use categories)',
+      });
+    if (evaluation.backend === 'builtin' && evaluation.categories !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['categories'],
+        message: 'categories are for the bfcl-eval backend; the builtin backend scores the files of its sets',
+      });
+  });
+export type EvaluationConfig = z.infer<typeof EvaluationConfig>;
+
 /** Greedy Capability Probing (GCP). */
 export const ProbeConfig = z.strictObject({
   /** Reply budget of each probe and evaluation call. @default 1024 */
   maxTokens: z.number().int().positive().default(1024),
+  /**
+   * The policy server's context in tokens (vLLM `--max-model-len`). Absent: what the server's `/tokenize` reports.
+   * A sample whose prompt does not fit it with `maxTokens` to spare, or is longer than `training.grpo.maxPromptTokens`,
+   * is recorded as `too_long`: not asked, never an error seed, left out of training exports.
+   */
+  contextTokens: z.number().int().positive().optional(),
   /** Samples per batch (one activity each). @default 200 */
   batchSize: z.number().int().positive().default(200),
 });
 
 /** Judgement-Guided Label Verification (JGLV). */
 export const JudgeConfig = z.strictObject({
-  /** Votes per mismatch; consensus is a strict majority of the votes actually cast. @default 3 */
+  /** Votes per mismatch. @default 3 */
   votes: z.number().int().positive().max(9).default(3),
+  /**
+   * Consensus is a strict majority of the votes `requested` (a vote whose reply never fit the schema abstains: 1 valid
+   * vote of 3 decides nothing) or of the `valid` votes only. @default requested
+   */
+  consensusOver: ConsensusBasis.default('requested'),
   /** Sampling temperature of each vote when there is more than one (one vote is greedy). @default 0.7 */
   voteTemperature: z.number().min(0).max(2).default(0.7),
   /** Extra attempts for a vote whose reply does not fit the schema. @default 2 */
@@ -232,6 +289,32 @@ export const ExpandConfig = z.strictObject({
   validate: z.boolean().default(true),
   /** Error seeds per batch. @default 50 */
   batchSize: z.number().int().positive().default(50),
+  // Generator sampling: the official code's (LOOPTOOL-METHOD.md §5.3, §10.3), sent with every generation request and
+  // recorded on every expansion row, so a dataset says how its expansions were drawn.
+  /** @default 1.0 */
+  temperature: z.number().min(0).max(2).default(1.0),
+  /** @default 0.9 */
+  topP: z.number().gt(0).max(1).default(0.9),
+  /** vLLM's `top_k` (sent as an extra body field; -1 disables it there). @default 20 */
+  topK: z.number().int().min(-1).default(20),
+  /** @default 1.2 */
+  presencePenalty: z.number().min(-2).max(2).default(1.2),
+  /** Reply budget of one generation (the reasoning included when the server thinks). @default 8192 */
+  maxTokens: z.number().int().positive().default(8192),
+  /**
+   * The prompt versions (activities/llm/prompts/<name>.v<N>.md), pinned here rather than "the newest", so a loop keeps
+   * the prompts it started with when a new version ships; each expansion row records the ones it used.
+   * @default generator.v2
+   */
+  generatorPromptVersion: z
+    .string()
+    .regex(/^generator\.v\d+$/, 'a generator prompt version: generator.v<N>')
+    .default('generator.v2'),
+  /** @default validator.v1 */
+  validatorPromptVersion: z
+    .string()
+    .regex(/^validator\.v\d+$/, 'a validator prompt version: validator.v<N>')
+    .default('validator.v1'),
 });
 
 /**
@@ -252,6 +335,29 @@ export const TimeoutsConfig = z.strictObject({
 export type TimeoutsConfig = z.infer<typeof TimeoutsConfig>;
 
 /**
+ * Decontamination against the evaluation sets (LOOPTOOL-METHOD.md §6.3, §10.4 item 9): every dataset version the loop
+ * builds is checked for tool-name and n-gram overlap with `evaluation.sets` (core/decontam.ts) and the overlap is
+ * reported per version; `exclude` also leaves overlapping samples out of the versions the loop assembles.
+ */
+export const DecontaminationConfig = z.strictObject({
+  /** Leave samples that overlap an evaluation set out of every version the loop assembles. @default false */
+  exclude: z.boolean().default(false),
+  /** Length of the shared word-token run that counts as n-gram overlap (13: GPT-3's decontamination). @default 13 */
+  ngram: z.number().int().min(2).max(64).default(13),
+  /**
+   * An evaluation question shorter than `ngram` tokens counts as one n-gram of its whole text when it has at least this
+   * many (so a verbatim copy of a short BFCL question is found); shorter ones are too generic to mean a copy. @default 8
+   */
+  minQuestionTokens: z.number().int().min(1).max(64).default(8),
+  /**
+   * Whether sharing a tool name with an evaluation question counts as contamination (for `exclude` and the headline
+   * count); tool-name overlap is reported either way. @default true
+   */
+  toolNames: z.boolean().default(true),
+});
+export type DecontaminationConfig = z.infer<typeof DecontaminationConfig>;
+
+/**
  * A loop's configuration, from a YAML or JSON file. Defaults follow the paper (LOOPTOOL-METHOD.md §10.3) where it gives
  * one; each is declared once, here. Parsed once, by the client, before anything starts; the workflow receives the
  * parsed object (no secrets: API keys come from the worker's environment).
@@ -270,6 +376,22 @@ export const LoopConfig = z.strictObject({
     /** Fraction of the budget that is fresh seed data in D_2, halving each round (5,632 / 18,304 in the paper). */
     seedNewFraction: z.number().min(0).max(1).default(0.3077),
     seedNewDecay: z.number().min(0).max(1).default(0.5),
+    /**
+     * The most of the budget error seeds may take (the paper's rounds hold 10.5–20.4%, Table 3): a weak policy's
+     * errors cannot crowd out everything else. Chosen above the paper's largest share. @default 0.25
+     */
+    errorSeedMaxShare: z.number().min(0).max(1).default(0.25),
+    /**
+     * The least of the budget kept for high-perplexity mastered samples when that many exist (the paper's rounds hold
+     * 22.1–27.3%): expansions fill only the room above it. @default 0.22
+     */
+    highPplMinShare: z.number().min(0).max(1).default(0.22),
+    /**
+     * A fixed slice of the seed pool kept out of training (never in D_1 or seed-new) and probed every iteration,
+     * beside the evaluation sets: accuracy on the training distribution that no round trained on (the official code
+     * held out 2% as validation). 0: none. @default 0.02
+     */
+    heldOutFraction: z.number().min(0).max(0.5).default(0.02),
   }),
   models: z.strictObject({ policy: ModelRoleConfig, judge: ModelRoleConfig, generator: ModelRoleConfig }),
   // One strict object per backend with the shared settings merged in: an intersection of two strict objects would
@@ -286,12 +408,20 @@ export const LoopConfig = z.strictObject({
   iterations: z.number().int().positive().max(100).default(4),
   /** Probe the base model before the first training round (the paper trains on D_1 first). @default false */
   probeFirst: z.boolean().default(false),
+  /**
+   * Probe, judge and expand in the last iteration too. Nothing is assembled after it, so by default its π_J is only
+   * evaluated (held-out sets, the held-out probe slice); set it to keep the last round's probe results and error
+   * analysis for inspection. @default false
+   */
+  probeLastIteration: z.boolean().default(false),
   /** How "did the model call the tools right?" is decided for probing (and the reward). */
   reward: RewardMode.default('exact'),
   probe: ProbeConfig.prefault({}),
   judge: JudgeConfig.prefault({}),
   expand: ExpandConfig.prefault({}),
-  evaluation: z.strictObject({ sets: z.array(EvalSetConfig).default([]) }).prefault({}),
+  evaluation: EvaluationConfig.prefault({}),
+  /** Overlap of each dataset version with the evaluation sets, and whether overlapping samples are left out. */
+  decontamination: DecontaminationConfig.prefault({}),
   timeouts: TimeoutsConfig.prefault({}),
   /** Stage batches in flight at once (each is one activity). @default 4 */
   concurrency: z.strictObject({ batches: z.number().int().positive().max(64).default(4) }).prefault({}),

@@ -79,3 +79,9 @@ export const STAGE_BATCHES_PER_RUN = 500;
 
 /** Loop names become workflow ids and search attribute values: keep them short, printable and free of slashes. */
 export const LOOP_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/**
+ * The evaluation set under which the seed pool's held-out slice is scored (data.heldOutFraction). No configured
+ * evaluation set may take this name (core/config.ts refuses it).
+ */
+export const HELD_OUT_EVAL_SET = 'held-out';

@@ -8,12 +8,14 @@ import {
   LoopName,
   ModelRoleConfig,
   ExpandConfig,
+  Grpo,
   TimeoutsConfig,
 } from './config.js';
 import { ErrorType } from './errors.js';
 import { CONTENT_FORMATS, MALFORMED_BLOCK_POLICIES } from './parse/types.js';
 import { CheckpointManifest } from './training.js';
 import { BatchedStage, CheckerMode, MemberRole, RewardMode, TrainingWeights } from './vocabulary.js';
+import { BfclHarnessCategory } from './vocabulary.js';
 
 /**
  * The boundary inputs of workflows and activities, one zod schema each: what crosses Temporal's history is checked on
@@ -58,6 +60,10 @@ export const ProbeBatchInput = z.object({
   policy: ModelTarget,
   checker: CheckerInput,
   maxTokens: positiveInt,
+  /** The trainer's prompt budget (`grpo.maxPromptTokens`, its default too): a longer prompt is `too_long`. */
+  maxPromptTokens: Grpo.shape.maxPromptTokens,
+  /** The policy's context in tokens; null: what the server's /tokenize reports (`max_model_len`), if it has one. */
+  contextTokens: positiveInt.nullable().default(null),
   /**
    * A probe-system prompt version to prepend to samples that have no system message; none by default, so the probe
    * sees exactly what training and evaluation see.
@@ -68,13 +74,26 @@ export const ProbeBatchInput = z.object({
 });
 export type ProbeBatchInput = z.input<typeof ProbeBatchInput>;
 
+/** Scores a policy on the seed pool's held-out slice (activities/held-out.ts). */
+export const ScoreHeldOutInput = z.object({
+  loopName: LoopName,
+  iteration: Iteration,
+  seedVersionId: positiveInt,
+  seed: z.number().int(),
+  heldOutFraction: LoopConfig.shape.data.shape.heldOutFraction,
+  policy: ModelTarget,
+  checker: CheckerInput,
+  maxTokens: positiveInt,
+});
+export type ScoreHeldOutInput = z.input<typeof ScoreHeldOutInput>;
+
 /** Judgement-Guided Label Verification over one batch of this iteration's mismatches. */
 export const JudgeBatchInput = z.object({
   ...StageBatchKey,
   judge: ModelTarget,
   /** The loop's seed: sampled votes derive their request seed from it, so a retried vote draws the same. */
   seed: z.number().int(),
-  ...JudgeConfig.pick({ votes: true, voteTemperature: true, parseRetries: true }).shape,
+  ...JudgeConfig.pick({ votes: true, voteTemperature: true, parseRetries: true, consensusOver: true }).shape,
   promptVersion: z.string().min(1).optional(),
   /** Mismatches per database round trip. */
   pageSize: positiveInt.default(32),
@@ -89,12 +108,18 @@ export const ExpandBatchInput = z.object({
   validator: ModelTarget.optional(),
   /** The loop's seed: scenario focuses and sampling seeds derive from it, so reruns and retries draw the same. */
   seed: z.number().int(),
-  ...ExpandConfig.pick({ k: true, maxAttempts: true }).shape,
-  /** Generator sampling (the official code's). */
-  temperature: z.number().min(0).max(2).default(1.0),
-  topP: z.number().gt(0).max(1).default(0.9),
-  generatorPromptVersion: z.string().min(1).optional(),
-  validatorPromptVersion: z.string().min(1).optional(),
+  // Sampling and prompt versions come from the config with its defaults, declared once there.
+  ...ExpandConfig.pick({
+    k: true,
+    maxAttempts: true,
+    temperature: true,
+    topP: true,
+    topK: true,
+    presencePenalty: true,
+    maxTokens: true,
+    generatorPromptVersion: true,
+    validatorPromptVersion: true,
+  }).shape,
   /** Error seeds per database round trip. */
   pageSize: positiveInt.default(8),
 });
@@ -119,23 +144,41 @@ export const RegisterLoopInput = z.object({
 export type RegisterLoopInput = z.input<typeof RegisterLoopInput>;
 
 /** D_1: drawn from the seed pool. */
+/** The seed pool's held-out slice: the last `heldOutFraction` of the pool in the loop's seed order. */
+const HeldOutSlice = LoopConfig.shape.data.shape.heldOutFraction;
+
+/**
+ * `decontamination.exclude`: samples found to overlap the evaluation sets under this index (activities/decontam.ts
+ * `checkAssemblyCandidates` checked every candidate first) are left out of the version.
+ */
+const AssemblyExclusion = z.object({ indexId: positiveInt, toolNames: z.boolean() });
+
 export const CreateInitialVersionInput = z.object({
   loopName: LoopName,
   seedDataset: z.string().min(1),
   size: positiveInt.optional(),
   seed: z.number().int(),
+  heldOutFraction: HeldOutSlice,
+  exclusion: AssemblyExclusion.optional(),
   configHash: z.string().min(1),
 });
 export type CreateInitialVersionInput = z.input<typeof CreateInitialVersionInput>;
 
-/** D_{j+1} by Eq. 5. */
+/** D_{j+1} by Eq. 5: the budget and the config's shares of it (core/stages/composition.ts plans the counts). */
 export const AssembleNextVersionInput = z.object({
   loopName: LoopName,
   iteration: positiveInt,
   currentVersionId: positiveInt,
   seedVersionId: positiveInt,
   budget: positiveInt,
-  seedNewCount: nonNegativeInt,
+  shares: LoopConfig.shape.data.pick({
+    seedNewFraction: true,
+    seedNewDecay: true,
+    errorSeedMaxShare: true,
+    highPplMinShare: true,
+  }),
+  heldOutFraction: HeldOutSlice,
+  exclusion: AssemblyExclusion.optional(),
   seed: z.number().int(),
   configHash: z.string().min(1),
   injectBatchIds: z.array(z.string().min(1)),
@@ -150,6 +193,8 @@ export const EvaluateFileInput = z.object({
   file: EvalSetConfig.shape.files.element,
   policy: ModelTarget,
   maxTokens: positiveInt,
+  /** Score only the first N questions of the file (`evaluation.maxPerCategory`). */
+  maxPerCategory: positiveInt.optional(),
 });
 export type EvaluateFileInput = z.input<typeof EvaluateFileInput>;
 export type EvalFile = z.infer<typeof EvaluateFileInput>['file'];
@@ -160,6 +205,18 @@ export const SummarizeEvaluationInput = z.object({
   evalSet: EvalSetConfig.shape.name,
 });
 export type SummarizeEvaluationInput = z.input<typeof SummarizeEvaluationInput>;
+
+/** Scores a policy with BFCL's own harness (`evaluation.backend: bfcl-eval`) and stores its rows and summary. */
+export const EvaluateWithHarnessInput = z.object({
+  loopName: LoopName,
+  iteration: Iteration,
+  policy: ModelTarget,
+  /** Concrete categories (groups expanded, core/stages/bfcl-overall.ts). */
+  categories: z.array(BfclHarnessCategory).min(1),
+  maxPerCategory: positiveInt.optional(),
+  maxTokens: positiveInt,
+});
+export type EvaluateWithHarnessInput = z.input<typeof EvaluateWithHarnessInput>;
 
 /** One GRPO round on the loop's training backend. */
 export const TrainIterationInput = z.object({
@@ -213,6 +270,10 @@ export const IterationSummary = z.object({
   nextDataset: z.string().optional(),
   /** Held-out accuracy (BFCL v3 overall) of this iteration's policy. */
   accuracy: z.number().nullable().optional(),
+  /** BFCL v3's groups of that evaluation (`nonLive`, `live`, `multiTurn`, as core/stages/bfcl-overall.ts computes them). */
+  evaluation: z.record(z.string(), z.number()).optional(),
+  /** Accuracy of this iteration's policy on the seed pool's held-out slice (data.heldOutFraction). */
+  heldOutAccuracy: z.number().nullable().optional(),
   /** Where π_j's weights are (the manifest's path). */
   checkpoint: z.string().nullable().optional(),
   /** What training did: weights kind, optimizer steps and final metrics (mean reward, …). */
@@ -249,6 +310,8 @@ export const LoopState = z.object({
   injectionKeys: z.array(z.string()),
   /** The base model's held-out accuracy (iteration 0), once scored. */
   baselineAccuracy: z.number().nullable().optional(),
+  /** The base model's accuracy on the seed pool's held-out slice (iteration 0), once scored. */
+  baselineHeldOutAccuracy: z.number().nullable().optional(),
   history: z.array(IterationSummary),
 });
 export type LoopState = z.infer<typeof LoopState>;

@@ -25,6 +25,13 @@ export function formatPercent(value: number | null | undefined): string {
   return value === null || value === undefined ? '–' : `${(value * 100).toFixed(1)}%`;
 }
 
+/** BFCL v3's group scores of an iteration's evaluation (`IterationSummary.evaluation`) and their column labels. */
+const BFCL_GROUP_COLUMNS = [
+  ['nonLive', 'non-live'],
+  ['live', 'live'],
+  ['multiTurn', 'multi-turn'],
+] as const;
+
 /** A table cell: numbers stay numbers, so a renderer can align them. */
 export type TableCell = string | number;
 
@@ -35,6 +42,7 @@ export type TableCell = string | number;
  */
 export function iterationTable(status: {
   baselineAccuracy?: number | null | undefined;
+  baselineHeldOutAccuracy?: number | null | undefined;
   history: readonly IterationSummary[];
 }): {
   headers: string[];
@@ -42,14 +50,41 @@ export function iterationTable(status: {
 } {
   const count = (h: IterationSummary, role: (typeof ITERATION_TABLE_ROLES)[number]): number =>
     role === 'seed_new' ? (h.countsByRole.seed_new ?? 0) + (h.countsByRole.seed ?? 0) : (h.countsByRole[role] ?? 0);
+  // BFCL v3's groups, shown once some iteration has them (the bfcl-eval backend, or builtin sets that cover them);
+  // `accuracy` is their overall.
+  const groups = BFCL_GROUP_COLUMNS.filter(([key]) => status.history.some((h) => h.evaluation?.[key] !== undefined));
+  // Prompts the probe found too long (never error seeds, never trained on), shown once an iteration had some; the
+  // seed pool's held-out slice, shown once it was scored.
+  const tooLong = status.history.some((h) => (h.probe?.too_long ?? 0) > 0);
+  const heldOut =
+    status.baselineHeldOutAccuracy !== undefined || status.history.some((h) => h.heldOutAccuracy !== undefined);
   return {
-    headers: ['iter', 'dataset', ...ITERATION_TABLE_ROLES, 'accuracy'],
+    headers: [
+      'iter',
+      'dataset',
+      ...ITERATION_TABLE_ROLES,
+      ...(tooLong ? ['too long'] : []),
+      ...(heldOut ? ['held-out'] : []),
+      ...groups.map(([, label]) => label),
+      'accuracy',
+    ],
     rows: [
-      ['0 (base)', '', ...ITERATION_TABLE_ROLES.map(() => ''), formatPercent(status.baselineAccuracy)],
+      [
+        '0 (base)',
+        '',
+        ...ITERATION_TABLE_ROLES.map(() => ''),
+        ...(tooLong ? [''] : []),
+        ...(heldOut ? [formatPercent(status.baselineHeldOutAccuracy)] : []),
+        ...groups.map(() => formatPercent(undefined)),
+        formatPercent(status.baselineAccuracy),
+      ],
       ...status.history.map((h) => [
         String(h.iteration),
         h.dataset,
         ...ITERATION_TABLE_ROLES.map((role) => count(h, role)),
+        ...(tooLong ? [h.probe?.too_long ?? 0] : []),
+        ...(heldOut ? [formatPercent(h.heldOutAccuracy)] : []),
+        ...groups.map(([key]) => formatPercent(h.evaluation?.[key])),
         formatPercent(h.accuracy),
       ]),
     ],

@@ -36,6 +36,8 @@ export interface LoopStatus {
   progress: Partial<Record<Stage, StageProgress>>;
   /** Base-model accuracy before the first round (iteration 0), when eval sets are configured. */
   baselineAccuracy?: number | null;
+  /** The base model's accuracy on the seed pool's held-out slice (data.heldOutFraction), once scored. */
+  baselineHeldOutAccuracy?: number | null;
   history: IterationSummary[];
   pendingInjections: string[];
   /** Outages the loop (or its running stage) is waiting out, oldest first; empty when it is making progress. */

@@ -29,8 +29,12 @@ export type BatchedStage = z.infer<typeof BatchedStage>;
 export const CallPurpose = z.enum(['probe', 'judge', 'expand', 'validate', 'evaluate']);
 export type CallPurpose = z.infer<typeof CallPurpose>;
 
-/** The probe's verdict on one sample (GCP): the policy's greedy answer matched the label, did not, or did not parse. */
-export const ProbeOutcome = z.enum(['match', 'mismatch', 'parse_error']);
+/**
+ * The probe's verdict on one sample (GCP): the policy's greedy answer matched the label, did not, or did not parse;
+ * or the prompt is longer than the policy's context or the trainer's prompt budget (`too_long`: not asked, never an
+ * error seed, left out of training exports).
+ */
+export const ProbeOutcome = z.enum(['match', 'mismatch', 'parse_error', 'too_long']);
 export type ProbeOutcome = z.infer<typeof ProbeOutcome>;
 
 /**
@@ -39,6 +43,13 @@ export type ProbeOutcome = z.infer<typeof ProbeOutcome>;
  */
 export const JudgeVerdict = z.enum(['pred_wrong', 'label_wrong', 'both_correct', 'both_wrong', 'judge_failed']);
 export type JudgeVerdict = z.infer<typeof JudgeVerdict>;
+
+/**
+ * What a judge's consensus is a majority of: the votes requested (a failed vote abstains; the default, so one valid
+ * vote of three never rewrites a label) or only the votes that could be read.
+ */
+export const ConsensusBasis = z.enum(['requested', 'valid']);
+export type ConsensusBasis = z.infer<typeof ConsensusBasis>;
 
 /** The verdicts that make a sample an error seed for EDDE and D_{j+1}. */
 export const ErrorVerdict = JudgeVerdict.extract(['pred_wrong', 'label_wrong']);
@@ -117,3 +128,34 @@ export type TrainingWeights = z.infer<typeof TrainingWeights>;
 /** How chat records become samples: one for the last assistant turn, or one for each. */
 export const SplitMode = z.enum(['last', 'each']);
 export type SplitMode = z.infer<typeof SplitMode>;
+
+/** Who scores the held-out evaluation: the built-in checker over `evaluation.sets`, or BFCL's own harness. */
+export const EvaluationBackend = z.enum(['builtin', 'bfcl-eval']);
+export type EvaluationBackend = z.infer<typeof EvaluationBackend>;
+
+/**
+ * The BFCL categories the `bfcl-eval` backend runs (bfcl-eval's v4 names of the v3 categories: `simple_python` is v3's
+ * `simple`, `simple_java` its `java`), and the groups that name several at once (BFCL's own collection names).
+ */
+export const BfclHarnessCategory = z.enum([
+  'simple_python',
+  'simple_java',
+  'simple_javascript',
+  'multiple',
+  'parallel',
+  'parallel_multiple',
+  'irrelevance',
+  'live_simple',
+  'live_multiple',
+  'live_parallel',
+  'live_parallel_multiple',
+  'live_irrelevance',
+  'live_relevance',
+  'multi_turn_base',
+  'multi_turn_miss_func',
+  'multi_turn_miss_param',
+  'multi_turn_long_context',
+]);
+export type BfclHarnessCategory = z.infer<typeof BfclHarnessCategory>;
+export const BfclHarnessGroup = z.enum(['non_live', 'live', 'multi_turn', 'single_turn', 'all_v3']);
+export type BfclHarnessGroup = z.infer<typeof BfclHarnessGroup>;

@@ -10,6 +10,7 @@ import {
 import type { JsonValue } from '../core/json.js';
 import type { Sample } from '../core/schemas/sample.js';
 import type { ExportFormat } from '../core/vocabulary.js';
+import { tooLongSampleIds } from '../db/queries/probe-results.js';
 import { getSamples } from '../db/queries/samples.js';
 import { getVersion, streamMemberIdsInContentOrder } from '../db/queries/versions.js';
 import { decodeSample } from '../db/sample-codec.js';
@@ -32,11 +33,24 @@ export interface ExportSummary {
  * Streams a version's samples, a page at a time, decoded, in content order: the same version exports to the same
  * bytes in any database, so a trainer that hashes its input (and a loop rerun with the same seed) sees the same file.
  */
-async function* versionSamples(pool: pg.Pool, versionId: number, pageSize: number): AsyncGenerator<Sample> {
+async function* versionSamples(
+  pool: pg.Pool,
+  versionId: number,
+  pageSize: number,
+  skip: (id: string) => boolean,
+): AsyncGenerator<Sample> {
   for await (const ids of streamMemberIdsInContentOrder(pool, versionId, pageSize)) {
-    for (const stored of await getSamples(pool, ids)) yield decodeSample(stored);
+    for (const stored of await getSamples(
+      pool,
+      ids.filter((id) => !skip(id)),
+    ))
+      yield decodeSample(stored);
   }
 }
+
+/** Why an export leaves out the samples a loop's probe found too long. */
+export const TOO_LONG_SKIP_REASON =
+  "prompt longer than the policy's context or the training prompt budget (probe: too_long)";
 
 /**
  * Writes a dataset version in a training format, streaming: one page of members and one parquet row group at a time
@@ -44,14 +58,27 @@ async function* versionSamples(pool: pg.Pool, versionId: number, pageSize: numbe
  */
 export async function exportVersion(
   pool: pg.Pool,
-  input: { ref: string; format: ExportFormat; out: string; pageSize?: number },
+  input: {
+    ref: string;
+    format: ExportFormat;
+    out: string;
+    pageSize?: number;
+    /** A loop whose `too_long` probe results are left out (its training exports). */
+    withoutTooLongOf?: string;
+  },
 ): Promise<ExportSummary> {
   const version = await getVersion(pool, input.ref);
   const summary: ExportSummary = { version: version.ref, written: 0, skipped: {} };
   const pageSize = input.pageSize ?? 2_000;
+  const tooLong = input.withoutTooLongOf ? await tooLongSampleIds(pool, input.withoutTooLongOf) : new Set<string>();
+  const skip = (id: string) => {
+    if (!tooLong.has(id)) return false;
+    summary.skipped[TOO_LONG_SKIP_REASON] = (summary.skipped[TOO_LONG_SKIP_REASON] ?? 0) + 1;
+    return true;
+  };
   async function* converted<T>(convert: (sample: Sample, index: number) => Converted<T>): AsyncGenerator<T> {
     let index = 0;
-    for await (const sample of versionSamples(pool, version.id, pageSize)) {
+    for await (const sample of versionSamples(pool, version.id, pageSize, skip)) {
       const result = convert(sample, index);
       if (result.ok) {
         index++;

@@ -278,12 +278,19 @@ export interface SeedShape {
 export interface GeneratedConversation {
   conversation: { role: 'user' | 'assistant'; content: string }[];
   calls: ToolCall[];
+  /**
+   * The earlier exchange a multi-turn or dependent conversation opens with (its request is `conversation[0]`, the
+   * assistant's summary `conversation[1]`): the call that served it and the tool's result, for a generator that writes
+   * the history with its tool turns.
+   */
+  earlier?: { call: ToolCall; result: string };
 }
 
 /**
  * A new conversation of the seed's shape with fresh values: the same tools called the same number of times, templates
- * carrying the same arguments where one does, and the same multi-turn or dependent structure, told in text turns
- * (the generator's output has no tool messages, so an earlier result lives in the assistant's summary).
+ * carrying the same arguments where one does, and the same multi-turn or dependent structure, told in text turns (an
+ * earlier result lives in the assistant's summary); `earlier` holds that turn's call and result for a generator that
+ * writes the history with its tool turns, as the seed data does.
  */
 export function composeLike(
   world: SimWorld,
@@ -307,6 +314,7 @@ export function composeLike(
       { role: 'user', content: world.renderClause(earlier) },
       { role: 'assistant', content: result.summary },
     );
+    const earlierCall = { call: { name: producer.name, arguments: earlier.args }, result: result.content };
     const refTemplate = world.templatesOf(consumer.name).find((t) => t.refs.length > 0);
     if (refTemplate) {
       const plan = world.planClause(
@@ -317,20 +325,27 @@ export function composeLike(
         ),
       );
       conversation.push({ role: 'user', content: world.renderRequest([plan], rng, options) });
-      return { conversation, calls: [{ name: consumer.name, arguments: plan.args }] };
+      return { conversation, calls: [{ name: consumer.name, arguments: plan.args }], earlier: earlierCall };
     }
   }
   const plans = shape.calls.map((call) => world.planClause(pickTemplate(call.tool, call.params), rng));
+  let earlierCall: GeneratedConversation['earlier'];
   if (shape.multiTurn) {
     const earlierTool = (shape.calls[0] as { tool: ToolSpec }).tool;
     const earlier = world.planClause(rng.pick(standalone(world, earlierTool.name)), rng);
+    const result = toolResultFor(world, earlier, rng);
     conversation.push(
       { role: 'user', content: world.renderClause(earlier) },
-      { role: 'assistant', content: toolResultFor(world, earlier, rng).summary },
+      { role: 'assistant', content: result.summary },
     );
+    earlierCall = { call: { name: earlierTool.name, arguments: earlier.args }, result: result.content };
   }
   conversation.push({ role: 'user', content: world.renderRequest(plans, rng, options) });
-  return { conversation, calls: plans.map((plan) => ({ name: plan.template.tool.name, arguments: plan.args })) };
+  return {
+    conversation,
+    calls: plans.map((plan) => ({ name: plan.template.tool.name, arguments: plan.args })),
+    ...(earlierCall ? { earlier: earlierCall } : {}),
+  };
 }
 
 /** A shape for a seed the generator could not read: one call of a random offered catalogue tool. */

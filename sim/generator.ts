@@ -1,12 +1,15 @@
 /**
  * The simulated EDDE generator: from a rendered generator prompt it writes a new sample over the seed's tools with
  * the seed's shape (same functions, call count, argument pattern, multi-turn or dependent structure) and fresh values,
- * whose calls are the truth for its conversation. A configurable share of outputs is flawed the ways LLM output is
- * (unknown parameter, missing required parameter, wrong type, unparseable JSON), so rule validation has work to do.
+ * whose calls are the truth for its conversation. A seed whose history holds tool calls with their results mostly gets
+ * such a history too (the earlier call, its tool result, the assistant's summary); a seed whose correct answer is text
+ * mostly gets a text-answer sample (a request no offered tool serves, answered in words). A configurable share of
+ * outputs is flawed the ways LLM output is (unknown parameter, missing required parameter, wrong type, unparseable
+ * JSON), in the answer's calls or, where there is one, in the history's earlier call, so rule validation has work to do.
  */
 import { numericValue, stringifyJson, type JsonObject } from '../core/json.js';
 import { wireToolName, type FunctionDefinition } from '../core/schemas/function-def.js';
-import type { GeneratorOutput, ScenarioFocus } from '../core/schemas/model-io.js';
+import type { GeneratedCall, GeneratorOutput, ScenarioFocus } from '../core/schemas/model-io.js';
 import { SCENARIO_FOCUSES } from '../core/schemas/model-io.js';
 import type { ChatMessage } from '../core/schemas/messages.js';
 import type { ToolCall } from '../core/schemas/tool-call.js';
@@ -27,7 +30,7 @@ import {
   tagContent,
 } from './prompt-parse.js';
 import { hashHex, Rng, uniform } from './random.js';
-import { CLOSING_FILLERS, GREETING_FILLERS, PERSONA_FILLERS } from './vocab.js';
+import { CLOSING_FILLERS, GREETING_FILLERS, NO_TOOL_ANSWERS, PERSONA_FILLERS } from './vocab.js';
 import type { SimWorld } from './world.js';
 
 export const GENERATOR_FLAWS = ['unknown_parameter', 'missing_required', 'wrong_type', 'unparseable'] as const;
@@ -39,11 +42,20 @@ export interface GeneratorOptions {
   flawRate?: number;
 }
 
-/** One generation: the JSON text returned, what it encodes, and the flaw put in, if any. */
+/** Share of seeds with tool history whose sample writes its history with tool turns (the rest tell it in words). */
+const TOOL_HISTORY_SHARE = 0.85;
+/** Share of text-answer seeds whose sample answers in text (the rest call an offered tool, as before). */
+const TEXT_ANSWER_SHARE = 0.75;
+/** Share of flaws put into the history's earlier call, when the output has one. */
+const HISTORY_FLAW_SHARE = 0.5;
+
+/** One generation: the JSON text returned, what it encodes, and the flaw put in, if any, and where. */
 export interface Generation {
   content: string;
   output?: GeneratorOutput;
   flaw?: GeneratorFlaw;
+  /** Where a rule flaw went: the answer's calls or the history's earlier call. */
+  flawAt?: 'target' | 'history';
   focus: ScenarioFocus | undefined;
 }
 
@@ -84,14 +96,14 @@ function fillersFor(focus: ScenarioFocus | undefined, rng: Rng): ComposeOptions 
   }
 }
 
-/** A flawed copy of the output, the way a generator's JSON goes wrong. */
-function applyFlaw(
+/** A flawed copy of a list of calls (the answer's or an earlier turn's), the way a generator's JSON goes wrong. */
+function applyFlaw<C extends GeneratedCall>(
   flaw: Exclude<GeneratorFlaw, 'unparseable'>,
-  output: GeneratorOutput,
+  original: readonly C[],
   tools: readonly FunctionDefinition[],
   rng: Rng,
-): GeneratorOutput {
-  const calls = output.tool_calls.map((c) => ({ name: c.name, arguments: { ...c.arguments } }));
+): C[] {
+  const calls = original.map((c) => ({ ...c, arguments: { ...c.arguments } }));
   const call = rng.pick(calls);
   const tool = tools.find((t) => wireToolName(t.name) === wireToolName(call.name));
   const properties = tool?.parameters?.properties ?? {};
@@ -112,7 +124,33 @@ function applyFlaw(
     for (let i = 2; name in properties; i++) name = `notes_${i}`;
     call.arguments[name] = 'generated for variety';
   }
-  return { conversation: output.conversation, tool_calls: calls };
+  return calls;
+}
+
+/**
+ * The conversation with its earlier exchange written as tool turns, as the seed data writes history: the request, the
+ * assistant's call, the tool's result (linked by id), the assistant's summary, then the rest. Undefined when there is
+ * no earlier exchange or its function is not offered (the text form then stands).
+ */
+function withToolTurns(
+  generated: GeneratedConversation,
+  tools: readonly FunctionDefinition[],
+): GeneratorOutput['conversation'] | undefined {
+  const earlier = generated.earlier;
+  if (!earlier || !tools.some((t) => wireToolName(t.name) === wireToolName(earlier.call.name))) return undefined;
+  const [request, summary, ...rest] = generated.conversation;
+  if (!request || !summary) return undefined;
+  const id = 'call_0';
+  return [
+    request,
+    {
+      role: 'assistant',
+      tool_calls: [{ id, name: earlier.call.name, arguments: earlier.call.arguments as JsonObject }],
+    },
+    { role: 'tool', tool_call_id: id, name: earlier.call.name, content: earlier.result },
+    summary,
+    ...rest,
+  ];
 }
 
 /** The simulated generator model. */
@@ -139,10 +177,14 @@ export class SimGenerator {
     const shape =
       shapeOf(this.world, tools, seed, correct?.kind === 'calls' ? correct.calls : undefined) ??
       fallbackShape(this.world, tools, rng);
+    const seedRequest = [...seed].reverse().find((m) => m.role === 'user')?.content;
+    if (correct?.kind === 'text' && uniform(this.options.seed, 'generator-text', promptKey, salt) < TEXT_ANSWER_SHARE) {
+      const output = this.textAnswer(tools, seedRequest, rng, focus);
+      if (output) return { content: stringifyJson(output, { separators: 'python' }), output, focus };
+    }
     let generated: GeneratedConversation;
     if (shape) {
       // New values, not the seed again: templates with one small-vocabulary slot can redraw the seed's own request.
-      const seedRequest = [...seed].reverse().find((m) => m.role === 'user')?.content;
       generated = composeLike(this.world, shape, rng, fillersFor(focus, rng));
       for (let retry = 0; retry < 5 && generated.conversation.at(-1)?.content === seedRequest; retry++) {
         generated = composeLike(this.world, shape, rng, fillersFor(focus, rng));
@@ -161,18 +203,79 @@ export class SimGenerator {
         calls,
       };
     }
+    // Mirror the seed's multi-step history: its earlier calls and their results as tool turns, not only in words.
+    const seedHasToolHistory = seed.some((m) => m.role === 'assistant' && (m.tool_calls?.length ?? 0) > 0);
+    const toolTurns =
+      seedHasToolHistory && uniform(this.options.seed, 'generator-tool-history', promptKey, salt) < TOOL_HISTORY_SHARE
+        ? withToolTurns(generated, tools)
+        : undefined;
     let output: GeneratorOutput = {
-      conversation: generated.conversation,
+      conversation: toolTurns ?? generated.conversation,
       tool_calls: generated.calls.map((c) => ({ name: c.name, arguments: c.arguments as JsonObject })),
     };
     let flaw: GeneratorFlaw | undefined;
+    let flawAt: Generation['flawAt'];
     if (uniform(this.options.seed, 'generator-flaw', promptKey, salt) < this.flawRate && output.tool_calls.length > 0) {
       flaw = rng.pick(GENERATOR_FLAWS);
-      if (flaw !== 'unparseable') output = applyFlaw(flaw, output, tools, rng);
+      if (flaw !== 'unparseable') {
+        const historyTurn = output.conversation.findIndex((t) => t.role === 'assistant' && t.tool_calls?.length);
+        if (historyTurn >= 0 && uniform(this.options.seed, 'generator-flaw-at', promptKey, salt) < HISTORY_FLAW_SHARE) {
+          flawAt = 'history';
+          const conversation = output.conversation.map((turn, index) =>
+            index === historyTurn && turn.role === 'assistant'
+              ? {
+                  ...turn,
+                  tool_calls: applyFlaw(
+                    flaw as Exclude<GeneratorFlaw, 'unparseable'>,
+                    turn.tool_calls ?? [],
+                    tools,
+                    rng,
+                  ),
+                }
+              : turn,
+          );
+          output = { ...output, conversation };
+        } else {
+          flawAt = 'target';
+          output = { ...output, tool_calls: applyFlaw(flaw, output.tool_calls, tools, rng) };
+        }
+      }
     }
     const full = stringifyJson(output, { separators: 'python' });
     if (flaw === 'unparseable')
       return { content: full.slice(0, Math.floor(full.length * (0.4 + 0.4 * rng.next()))), flaw, focus };
-    return { content: full, output, ...(flaw ? { flaw } : {}), focus };
+    return { content: full, output, ...(flaw ? { flaw } : {}), ...(flawAt ? { flawAt } : {}), focus };
+  }
+
+  /**
+   * A text-answer sample for a seed whose correct answer is text: a request for a function none of the offered tools
+   * (nor any of their domains) provides, or chit-chat, answered in words. Undefined when every draw restated the seed.
+   */
+  private textAnswer(
+    tools: readonly FunctionDefinition[],
+    seedRequest: string | undefined,
+    rng: Rng,
+    focus: ScenarioFocus | undefined,
+  ): GeneratorOutput | undefined {
+    const offered = new Set(tools.map((t) => wireToolName(t.name)));
+    const domains = new Set(tools.map((t) => this.world.tool(t.name)?.domain));
+    const others = [...this.world.tools.values()].filter(
+      (t) => !offered.has(wireToolName(t.name)) && !domains.has(t.domain),
+    );
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const asked = others.length > 0 ? rng.pick(others) : undefined;
+      const templates = asked ? this.world.templatesOf(asked.name).filter((t) => t.refs.length === 0) : [];
+      const request =
+        templates.length === 0 || rng.chance(0.3)
+          ? this.world.renderChitchat(rng)
+          : this.world.renderRequest([this.world.planClause(rng.pick(templates), rng)], rng, fillersFor(focus, rng));
+      if (request !== seedRequest)
+        return {
+          conversation: [{ role: 'user', content: request }],
+          tool_calls: [],
+          content: rng.pick(NO_TOOL_ANSWERS),
+        };
+    }
+    return undefined;
   }
 }

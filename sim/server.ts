@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { isJsonObject, parseJson, stringifyJson, type JsonValue } from '../core/json.js';
 import type { FunctionDefinition } from '../core/schemas/function-def.js';
 import type { ChatMessage } from '../core/schemas/messages.js';
+import { MultiTurnOracle } from './bfcl-oracle.js';
 import { exposureOf, readCheckpoint } from './checkpoint.js';
 import { FaultInjector, FaultRequest, type FaultKind, type FaultRule, type ModelRole } from './faults.js';
 import { GENERATOR_FLAWS, SimGenerator, type GeneratorFlaw } from './generator.js';
@@ -53,6 +54,11 @@ export interface SimServerOptions {
   faults?: FaultRule[];
   /** BFCL data folder for the oracle, or false for none. @default the project's data/bfcl */
   bfclDir?: string | false;
+  /**
+   * The served models' context in tokens (vLLM `--max-model-len`): a chat request whose prompt and `max_tokens` do not
+   * fit gets vLLM's 400, and `/tokenize` reports it as `max_model_len`. @default 32768
+   */
+  maxModelLen?: number;
   /** Adapters to load at start: name → checkpoint directory. */
   adapters?: Readonly<Record<string, string>>;
   /**
@@ -87,6 +93,14 @@ export interface RouteStats {
 }
 
 /** What `GET /sim/stats` returns. */
+/**
+ * The sim's count of a chat's prompt tokens, the same for `/tokenize` and the context check: about four characters a
+ * token over the messages as JSON (what BPE vocabularies average on English and code).
+ */
+export function simPromptTokens(messages: unknown): number {
+  return Math.max(1, Math.ceil(JSON.stringify(messages ?? []).length / 4));
+}
+
 export interface SimStats {
   requests: {
     total: number;
@@ -95,6 +109,8 @@ export interface SimStats {
     byRole: Record<ModelRole, number>;
     byModel: Record<string, number>;
     byTask: Record<'student' | 'judge' | 'validator' | 'generator', number>;
+    /** `POST /tokenize` requests (prompt lengths counted). */
+    tokenize: number;
   };
   faults: Record<FaultKind, number>;
   student: {
@@ -299,6 +315,9 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
   const resolver = new TruthResolver({ world, ...(options.bfclDir !== undefined ? { bfclDir: options.bfclDir } : {}) });
   const student = new SimStudent(resolver, {
     seed,
+    // BFCL's multi-turn questions live only in bfcl-eval's data folder (the harness backend's); a folder without
+    // them (data/bfcl) gives an empty oracle.
+    multiTurn: () => (options.bfclDir ? MultiTurnOracle.load(options.bfclDir) : undefined),
     ...(options.learning ? { learning: options.learning } : {}),
     ...(options.checkpointNoise !== undefined ? { checkpointNoise: options.checkpointNoise } : {}),
   });
@@ -329,6 +348,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       byRole: { policy: 0, judge: 0, generator: 0 },
       byModel: {},
       byTask: { student: 0, judge: 0, validator: 0, generator: 0 },
+      tokenize: 0,
     },
     faults: faults.counts(),
     student: {
@@ -400,7 +420,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     text: string,
     meanLogprob: number,
     key: string,
-    promptChars: number,
+    promptTokens: number,
     extra: { toolCalls?: unknown[] } = {},
   ): string => {
     let tokens = pseudoTokens(text);
@@ -422,7 +442,6 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     }
     const wantLogprobs = body.logprobs === true;
     const top = typeof body.top_logprobs === 'number' ? body.top_logprobs : 0;
-    const promptTokens = Math.max(1, Math.ceil(promptChars / 4));
     completionSeq++;
     // Written as text around the logprobs JSON, which tokens.ts writes directly (the hot path of every probe).
     const head = JSON.stringify({
@@ -446,7 +465,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     return `${head.slice(0, -1)},"choices":[{"index":0,"message":${message},"logprobs":${logprobs},"finish_reason":"${finish}","stop_reason":null}],"usage":${usage},"prompt_logprobs":null}`;
   };
 
-  const studentCompletion = (model: string, body: Record<string, unknown>, bodyChars: number): string => {
+  const studentCompletion = (model: string, body: Record<string, unknown>, promptTokens: number): string => {
     const sent = toChatMessages(body.messages);
     // Without `tools` the request is the policy's plain-text chat (core/formats/policy-prompt.ts): the tools are in
     // its system prompt and the reply's calls go into the text, as vLLM answers when no tool parser runs.
@@ -484,16 +503,24 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
             `<tool_call>\n{"name": ${JSON.stringify(call.name)}, "arguments": ${args[index] as string}}\n</tool_call>`,
         )
         .join('\n');
-      return completion(model, body, text, answer.meanLogprob, responseKey, bodyChars, withTools ? { toolCalls } : {});
+      return completion(
+        model,
+        body,
+        text,
+        answer.meanLogprob,
+        responseKey,
+        promptTokens,
+        withTools ? { toolCalls } : {},
+      );
     }
-    return completion(model, body, output.text, answer.meanLogprob, responseKey, bodyChars);
+    return completion(model, body, output.text, answer.meanLogprob, responseKey, promptTokens);
   };
 
   const structuredCompletion = (
     task: Exclude<Task, 'student'>,
     model: string,
     body: Record<string, unknown>,
-    bodyChars: number,
+    promptTokens: number,
   ): string => {
     const messages = (Array.isArray(body.messages) ? body.messages : []).map((m: unknown) => ({
       role: String((m as { role?: unknown }).role ?? ''),
@@ -519,7 +546,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       if (generation.flaw) stats.generator.flawed[generation.flaw]++;
       content = generation.content;
     }
-    return completion(model, body, content, -0.35, `${key}|${salt}`, bodyChars);
+    return completion(model, body, content, -0.35, `${key}|${salt}`, promptTokens);
   };
 
   const taskOf = (role: ModelRole, body: Record<string, unknown>): Task => {
@@ -591,12 +618,22 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       if (closed) return;
     }
     if (body.stream === true) throw new HttpError(400, 'streaming is not supported by the sim server');
+    const promptLength = simPromptTokens(body.messages);
+    const replyBudget = typeof body.max_tokens === 'number' ? body.max_tokens : 0;
+    if (promptLength + replyBudget > maxModelLen)
+      throw new HttpError(
+        400,
+        `This model's maximum context length is ${maxModelLen} tokens. However, you requested ` +
+          `${promptLength + replyBudget} tokens (${promptLength} in the messages, ${replyBudget} in the completion). ` +
+          'Please reduce the length of the messages or completion.',
+        'BadRequestError',
+      );
     const task = taskOf(role, body);
     stats.requests.byTask[task]++;
     const text =
       task === 'student'
-        ? studentCompletion(model, body, raw.length)
-        : structuredCompletion(task, model, body, raw.length);
+        ? studentCompletion(model, body, promptLength)
+        : structuredCompletion(task, model, body, promptLength);
     if (res.destroyed) return;
     if (fault?.kind === 'truncated') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -692,6 +729,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
   };
 
   const runtimeLoraUpdating = options.runtimeLoraUpdating ?? true;
+  const maxModelLen = options.maxModelLen ?? 32_768;
   /**
    * vLLM's AuthenticationMiddleware: with a key, a path starting with `/v1` needs `Bearer <key>` (scheme in any case);
    * OPTIONS and every other path pass. Counts each model-server request by route, with or without the key.
@@ -735,6 +773,16 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       case 'POST /v1/chat/completions':
         await chatCompletions(res, raw);
         return;
+      case 'POST /tokenize': {
+        // vLLM's tokenizer route (at the server root): the chat's prompt length as the server counts it.
+        const body = parseObject(raw);
+        if (typeof body.model !== 'string' || !roleOf(body.model))
+          throw new HttpError(404, `The model \`${String(body.model)}\` does not exist.`, 'NotFoundError', 'model');
+        if (!Array.isArray(body.messages)) throw new HttpError(400, "'messages' is required", 'BadRequestError');
+        stats.requests.tokenize++;
+        sendJson(res, 200, { count: simPromptTokens(body.messages), max_model_len: maxModelLen, tokens: [] });
+        return;
+      }
       case 'POST /v1/load_lora_adapter': {
         if (!runtimeLoraUpdating) break;
         const body = parseObject(raw);

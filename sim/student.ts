@@ -19,12 +19,14 @@ import {
   DEFAULT_LEARNING,
   EMPTY_EXPOSURE,
   failingSkill,
+  skillsOf,
   successProbability,
   type Exposure,
   type LearningParams,
   type Skill,
 } from './skills.js';
 import { replyOf, type Response, type Truth, type TruthResolver } from './truth.js';
+import type { MultiTurnOracle, MultiTurnPosition } from './bfcl-oracle.js';
 import { NO_TOOL_ANSWERS } from './vocab.js';
 
 /** What the student is at the moment: the base model, or an adapter trained to some exposure. */
@@ -43,6 +45,8 @@ export interface StudentOptions {
    * sample a checkpoint masters usually stays mastered as competence rises, as it does in real training. @default 0.2
    */
   checkpointNoise?: number;
+  /** BFCL's multi-turn questions (from bfcl-eval's data folder), loaded on first need; absent: none known. */
+  multiTurn?: () => MultiTurnOracle | undefined;
 }
 
 export type StudentOutput =
@@ -163,6 +167,10 @@ export class SimStudent {
     salt = '',
   ): StudentAnswer {
     const { seed } = this.options;
+    // A BFCL multi-turn question has more than one user turn (its first turn alone is looked up too: the harness
+    // sends it before any other); the world and the single-turn oracle never know those.
+    const position = this.multiTurnOracle()?.lookup(input.tools, input.messages);
+    if (position) return this.answerMultiTurn(position, input.tools, checkpoint, salt);
     const { truth, skills } = this.analyze(input.key, input.tools, input.messages);
     const own = uniform(seed, 'student', input.key, salt);
     const redraw = uniform(seed, 'student-redraw', input.key, checkpoint.id, salt) < this.checkpointNoise;
@@ -203,6 +211,82 @@ export class SimStudent {
       meanLogprob,
       skills,
     };
+  }
+
+  private multiTurnLoaded = false;
+  private multiTurnCache: MultiTurnOracle | undefined;
+
+  private multiTurnOracle(): MultiTurnOracle | undefined {
+    if (!this.multiTurnLoaded) {
+      this.multiTurnCache = this.options.multiTurn?.();
+      this.multiTurnLoaded = true;
+    }
+    return this.multiTurnCache;
+  }
+
+  /**
+   * One step of a BFCL multi-turn question, played by BFCL's harness against its executable backends. A turn is
+   * answered in one step with all its true calls (the harness executes them in order, so later calls see earlier
+   * effects), and the step after the results ends the turn with text. Whether a turn is right is drawn once per
+   * (question, turn, checkpoint) from the skills its calls need; the calls of a turn are sequential steps in one
+   * environment, not parallel calls, and the backends' many tools are the setting, not a selection among
+   * distractors, so those skills do not count. A wrong turn drops its last call, gets a value wrong, or asks back
+   * instead of acting; a turn that needs no call (a missing function or parameter) is wrong when it calls anyway.
+   */
+  private answerMultiTurn(
+    position: MultiTurnPosition,
+    tools: readonly FunctionDefinition[],
+    checkpoint: StudentCheckpoint,
+    salt: string,
+  ): StudentAnswer {
+    const { seed } = this.options;
+    const { entry, turn, calledThisTurn } = position;
+    const key = `mt|${entry.id}|${turn}`;
+    const truth = entry.calls[turn] ?? [];
+    const sequential: ReadonlySet<Skill> = new Set(['parallel', 'parallel3', 'parallel_multiple', 'many_tools']);
+    const skills = skillsOf({
+      tools,
+      truth: truth.length > 0 ? truth : 'no_call',
+      priorTurns: turn,
+      dependent: false,
+      unfamiliar: true,
+    }).filter((skill) => !sequential.has(skill));
+    const p = successProbability(skills, checkpoint.exposure, this.learning);
+    if (calledThisTurn)
+      return { output: { kind: 'text', text: 'Done.' }, correct: true, p, u: 0, meanLogprob: -0.05, skills };
+    const own = uniform(seed, 'student', key, salt);
+    const redraw = uniform(seed, 'student-redraw', key, checkpoint.id, salt) < this.checkpointNoise;
+    const u = redraw ? uniform(seed, 'student-checkpoint', key, checkpoint.id, salt) : own;
+    const rng = new Rng(`${seed}|answer|${key}|${checkpoint.id}|${salt}`);
+    if (u < p) {
+      const output: StudentOutput =
+        truth.length === 0 ? { kind: 'text', text: rng.pick(CLARIFICATIONS) } : { kind: 'calls', calls: truth };
+      return { output, correct: true, p, u, meanLogprob: -(0.01 + 0.5 * Math.exp(-(p - u) / 0.06)), skills };
+    }
+    const meanLogprob = -(0.25 + 0.9 * Math.exp(-(u - p) / 0.08));
+    const ctx: MutationContext = { tools, rng, world: this.resolver.world };
+    const wrong = (output: StudentOutput, errorKind: AnswerErrorKind): StudentAnswer => ({
+      output,
+      correct: false,
+      errorKind,
+      p,
+      u,
+      meanLogprob,
+      skills,
+    });
+    if (truth.length === 0) {
+      const tool = tools[rng.int(0, Math.max(0, tools.length - 1))];
+      return tool
+        ? wrong({ kind: 'calls', calls: [inventCall(ctx, tool)] }, 'hallucinated_call')
+        : wrong({ kind: 'text', text: rng.pick(CLARIFICATIONS) }, 'text_instead_of_call');
+    }
+    const choice = rng.int(0, 2);
+    if (choice === 0 && truth.length > 1) return wrong({ kind: 'calls', calls: truth.slice(0, -1) }, 'dropped_call');
+    if (choice === 1) {
+      const calls = mutateCalls('wrong_value', truth, ctx);
+      if (calls && calls.length > 0) return wrong({ kind: 'calls', calls }, 'wrong_value');
+    }
+    return wrong({ kind: 'text', text: rng.pick(CLARIFICATIONS) }, 'text_instead_of_call');
   }
 
   private wrongAnswer(

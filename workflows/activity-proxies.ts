@@ -28,10 +28,30 @@ function groupOptions(queues: TaskQueues, timeouts: TimeoutsConfig, trainQueue: 
       heartbeatTimeout: '30 seconds',
       retry: retry('1 second', '30 seconds', 6),
     },
+    /**
+     * Decontamination: checks up to millions of samples against the evaluation sets, page by page, stored as it goes
+     * (a retry continues where the last attempt stopped). It heartbeats every second.
+     */
+    decontam: {
+      taskQueue: queues.control,
+      startToCloseTimeout: '2 hours',
+      heartbeatTimeout: '30 seconds',
+      retry: retry('1 second', '30 seconds', 6),
+    },
     /** Model-calling batches. They heartbeat every page, so a dead worker is noticed within the heartbeat timeout. */
     llm: {
       taskQueue: queues.llm,
       startToCloseTimeout: '2 hours',
+      heartbeatTimeout: `${timeouts.batchHeartbeatSeconds} seconds`,
+      retry: retry('2 seconds', '1 minute', 6),
+    },
+    /**
+     * BFCL's own harness over the held-out categories (`evaluation.backend: bfcl-eval`): one activity for the whole
+     * run, hours against a real model, heartbeating the questions answered; a retry resumes BFCL's result files.
+     */
+    harness: {
+      taskQueue: queues.llm,
+      startToCloseTimeout: '24 hours',
       heartbeatTimeout: `${timeouts.batchHeartbeatSeconds} seconds`,
       retry: retry('2 seconds', '1 minute', 6),
     },
@@ -73,6 +93,7 @@ export function loopActivities(queues: TaskQueues, timeouts: TimeoutsConfig, tra
     db: proxyActivities<Activities>(options.db),
     llm: proxyActivities<Activities>(options.llm),
     cleanup: proxyActivities<Activities>(options.cleanup),
+    decontam: proxyActivities<Activities>(options.decontam),
     summarized: (group: keyof typeof options, summary: string) =>
       proxyActivities<Activities>({ ...options[group], summary }),
   };

@@ -35,6 +35,7 @@ import {
   type VersionRef,
 } from '../core/inputs.js';
 import { iterationTable, markdownTable } from '../core/iteration-table.js';
+import { DEFAULT_BFCL_CATEGORIES, expandBfclCategories } from '../core/stages/bfcl-overall.js';
 import {
   injectDataUpdate,
   type LoopStatus,
@@ -82,11 +83,12 @@ export async function loopWorkflow(rawInput: LoopWorkflowInput): Promise<LoopRes
     const dataset = loop.state.dataset ?? (await loop.setup());
     // Algorithm 1, iteration j:
     const policy = await loop.trainAndDeploy(dataset); //   GRPO on D_j → π_j, served (skipped when probing the base model first)
-    await loop.probe(dataset, policy); //                   GCP: greedy answers to D_j, checked against the labels
-    await loop.judge(); //                                   JGLV: the judge on each mismatch; wrong labels corrected
-    await loop.expand(); //                                  EDDE: k new samples per verified error
+    // Probe, judge and expand only feed D_{j+1}: the last iteration skips them (unless configured).
+    if (loop.buildsNextDataset()) await loop.probe(dataset, policy); // GCP: greedy answers to D_j vs the labels
+    if (loop.buildsNextDataset()) await loop.judge(); //                JGLV: the judge on each mismatch; labels fixed
+    if (loop.buildsNextDataset()) await loop.expand(); //               EDDE: k new samples per verified error
     const next = await loop.assemble(dataset); //            Eq. 5: D_{j+1} within the budget (none after the last round)
-    await loop.evaluate(policy); //                          π_j on the held-out sets
+    await loop.evaluate(policy); //                          π_j on the held-out sets and the seed pool's held-out slice
     return loop.finish(next);
   });
 }
@@ -184,6 +186,9 @@ class LoopRun {
       stopAfterIteration: this.state.stopAfterIteration,
       progress: this.progress,
       ...(this.state.baselineAccuracy !== undefined ? { baselineAccuracy: this.state.baselineAccuracy } : {}),
+      ...(this.state.baselineHeldOutAccuracy !== undefined
+        ? { baselineHeldOutAccuracy: this.state.baselineHeldOutAccuracy }
+        : {}),
       history: this.state.history,
       pendingInjections: this.state.pendingInjections,
       waiting: this.waiting(),
@@ -327,15 +332,19 @@ class LoopRun {
         configHash: this.input.configHash,
       }),
     );
+    const exclusion = await this.checkForExclusion('the seed pool', { versionIds: [config.data.seedDataset] });
     const initial = await this.patiently('draw D_1', () =>
       this.act.db.createInitialVersion({
         loopName: this.loopName,
         seedDataset: config.data.seedDataset,
         ...(config.data.initialSize ? { size: config.data.initialSize } : {}),
         seed: config.seed,
+        heldOutFraction: config.data.heldOutFraction,
+        ...(exclusion ? { exclusion } : {}),
         configHash: this.input.configHash,
       }),
     );
+    await this.reportOverlap(initial.versionId, 'D_1');
     const dataset = { versionId: initial.versionId, ref: initial.ref, countsByRole: initial.countsByRole };
     Object.assign(this.state, {
       dataset,
@@ -344,7 +353,9 @@ class LoopRun {
     });
     Object.assign(this.summary, { dataset: dataset.ref, countsByRole: dataset.countsByRole });
     upsertMemo({ dataset: dataset.ref });
-    if (config.evaluation.sets.length > 0) {
+    if (config.data.heldOutFraction > 0)
+      this.state.baselineHeldOutAccuracy = await this.scoreHeldOutSlice(0, this.model('policy'));
+    if (this.hasHeldOut()) {
       this.state.baselineAccuracy = await this.scoreOnHeldOut(0, this.model('policy'));
     }
     this.refreshDetails();
@@ -407,7 +418,14 @@ class LoopRun {
       stage: 'probe',
       versionId: dataset.versionId,
       batchSize: probe.batchSize,
-      settings: { versionId: dataset.versionId, policy, checker, maxTokens: probe.maxTokens },
+      settings: {
+        versionId: dataset.versionId,
+        policy,
+        checker,
+        maxTokens: probe.maxTokens,
+        maxPromptTokens: this.config.training.grpo.maxPromptTokens,
+        contextTokens: probe.contextTokens ?? null,
+      },
     });
   }
 
@@ -419,6 +437,7 @@ class LoopRun {
       votes: judge.votes,
       voteTemperature: judge.voteTemperature,
       parseRetries: judge.parseRetries,
+      consensusOver: judge.consensusOver,
     };
     return this.runStage({ stage: 'judge', batchSize: judge.batchSize, settings });
   }
@@ -434,17 +453,43 @@ class LoopRun {
         seed: this.config.seed,
         k: expand.k,
         maxAttempts: expand.maxAttempts,
+        temperature: expand.temperature,
+        topP: expand.topP,
+        topK: expand.topK,
+        presencePenalty: expand.presencePenalty,
+        maxTokens: expand.maxTokens,
+        generatorPromptVersion: expand.generatorPromptVersion,
+        validatorPromptVersion: expand.validatorPromptVersion,
       },
     });
+  }
+
+  /** Whether this iteration assembles D_{j+1}: not the last one, nor one a stop was asked for. */
+  private isLastIteration(): boolean {
+    return this.iteration >= this.config.iterations || this.state.stopAfterIteration;
+  }
+
+  /**
+   * Whether this iteration probes, judges and expands: their results only feed D_{j+1}, so the last iteration skips
+   * them unless `probeLastIteration` asks to keep them. Asked before each of the three stages, so a stop that arrives
+   * during probing skips judging and expanding.
+   */
+  buildsNextDataset(): boolean {
+    return !this.isLastIteration() || this.config.probeLastIteration;
   }
 
   /** D_{j+1} by Eq. 5, with the injected batches merged once; none after the last iteration. */
   async assemble(dataset: VersionRef): Promise<VersionRef | undefined> {
     const j = this.iteration;
-    if (j >= this.config.iterations || this.state.stopAfterIteration) return undefined;
+    if (this.isLastIteration()) return undefined;
     await this.enter('assemble');
     const injections = [...this.state.pendingInjections];
     const budget = this.state.budget!;
+    const exclusion = await this.checkForExclusion(`D_${j + 1}'s candidates`, {
+      versionIds: [this.state.seedVersionId!, dataset.versionId],
+      iteration: { loopName: this.loopName, iteration: j },
+      injectBatchIds: injections,
+    });
     const assembled = await this.patiently(`assemble D_${j + 1}`, () =>
       this.act.summarized('db', `assemble D_${j + 1} (Eq. 5)`).assembleNextVersion({
         loopName: this.loopName,
@@ -452,7 +497,14 @@ class LoopRun {
         currentVersionId: dataset.versionId,
         seedVersionId: this.state.seedVersionId!,
         budget,
-        seedNewCount: Math.round(budget * this.config.data.seedNewFraction * this.config.data.seedNewDecay ** (j - 1)),
+        shares: {
+          seedNewFraction: this.config.data.seedNewFraction,
+          seedNewDecay: this.config.data.seedNewDecay,
+          errorSeedMaxShare: this.config.data.errorSeedMaxShare,
+          highPplMinShare: this.config.data.highPplMinShare,
+        },
+        heldOutFraction: this.config.data.heldOutFraction,
+        ...(exclusion ? { exclusion } : {}),
         seed: this.config.seed,
         configHash: this.input.configHash,
         injectBatchIds: injections,
@@ -462,13 +514,19 @@ class LoopRun {
       log.warn('injections skipped (not ready or merged elsewhere)', { batches: assembled.skippedInjections });
     this.state.pendingInjections = this.state.pendingInjections.filter((id) => !injections.includes(id));
     this.summary.nextDataset = assembled.ref;
+    await this.reportOverlap(assembled.versionId, `D_${j + 1}`);
     return { versionId: assembled.versionId, ref: assembled.ref, countsByRole: assembled.countsByRole };
   }
 
   async evaluate(policy: ModelTarget): Promise<void> {
-    if (this.config.evaluation.sets.length === 0) return;
+    if (this.config.data.heldOutFraction > 0) {
+      await this.enter('evaluate');
+      this.summary.heldOutAccuracy = await this.scoreHeldOutSlice(this.iteration, policy);
+    }
+    if (!this.hasHeldOut()) return;
     await this.enter('evaluate');
     this.summary.accuracy = await this.scoreOnHeldOut(this.iteration, policy);
+    if (this.heldOutGroups) this.summary.evaluation = this.heldOutGroups;
     if (this.summary.accuracy !== null)
       upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopAccuracy, value: this.summary.accuracy }]);
   }
@@ -566,17 +624,106 @@ class LoopRun {
     }
   }
 
-  /** Scores a policy on every held-out set; returns the first set's BFCL overall accuracy (the UI's LoopAccuracy). */
-  private async scoreOnHeldOut(iteration: number, policy: ModelTarget): Promise<number | null> {
-    let overall: number | null = null;
+  /**
+   * With `decontamination.exclude` and evaluation sets: checks everything the next version may draw from against the
+   * evaluation sets (stored per sample, once), and returns what the assembly needs to leave the overlapping ones out.
+   */
+  private async checkForExclusion(
+    what: string,
+    sources: {
+      versionIds: (number | string)[];
+      iteration?: { loopName: string; iteration: number };
+      injectBatchIds?: string[];
+    },
+  ): Promise<{ indexId: number; toolNames: boolean } | undefined> {
+    const { decontamination, evaluation } = this.config;
+    if (!decontamination.exclude || evaluation.sets.length === 0) return undefined;
+    const checked = await this.patiently(`check ${what} against the evaluation sets`, () =>
+      this.act
+        .summarized('decontam', `check ${what} against the evaluation sets`)
+        .checkAssemblyCandidates({ evalSets: evaluation.sets, settings: decontamination, ...sources }),
+    );
+    return checked ? { indexId: checked.indexId, toolNames: decontamination.toolNames } : undefined;
+  }
+
+  /** Every version the loop builds is checked for overlap with the evaluation sets (`looptool data decontam`, report). */
+  private async reportOverlap(versionId: number, what: string): Promise<void> {
+    const { decontamination, evaluation } = this.config;
+    if (evaluation.sets.length === 0) return;
+    await this.patiently(`check ${what} against the evaluation sets`, () =>
+      this.act
+        .summarized('decontam', `check ${what} against the evaluation sets`)
+        .decontaminateVersion({ evalSets: evaluation.sets, settings: decontamination, versionId }),
+    );
+  }
+
+  /** Scores a policy on the seed pool's held-out slice (data.heldOutFraction): training distribution, never trained on. */
+  private async scoreHeldOutSlice(iteration: number, policy: ModelTarget): Promise<number | null> {
     const who = iteration === 0 ? 'the base model' : `π_${iteration}`;
-    for (const set of this.config.evaluation.sets) {
+    const score = await this.patiently(`score ${who} on the held-out slice`, () =>
+      this.act.summarized('llm', `score ${who} on the seed pool's held-out slice`).scoreHeldOut({
+        loopName: this.loopName,
+        iteration,
+        seedVersionId: this.state.seedVersionId!,
+        seed: this.config.seed,
+        heldOutFraction: this.config.data.heldOutFraction,
+        policy,
+        checker: { mode: CHECKER_OF_REWARD[this.config.reward] },
+        maxTokens: this.config.probe.maxTokens,
+      }),
+    );
+    return score.accuracy;
+  }
+
+  /** Whether the loop scores policies on held-out data: sets for the builtin backend, BFCL's suite for bfcl-eval. */
+  private hasHeldOut(): boolean {
+    const { evaluation } = this.config;
+    return evaluation.backend === 'bfcl-eval' || evaluation.sets.length > 0;
+  }
+
+  /** BFCL v3's groups (Non-Live, Live, Multi-Turn) of the last held-out scoring, for the iteration's summary. */
+  private heldOutGroups: Record<string, number> | undefined;
+
+  /**
+   * Scores a policy on the held-out data; returns BFCL v3's overall accuracy (the UI's LoopAccuracy): with the builtin
+   * backend the first set's, each file one activity; with bfcl-eval one harness activity over the configured
+   * categories (groups expanded here, so the activity's input names exactly what runs).
+   */
+  private async scoreOnHeldOut(iteration: number, policy: ModelTarget): Promise<number | null> {
+    const who = iteration === 0 ? 'the base model' : `π_${iteration}`;
+    const { evaluation, probe } = this.config;
+    if (evaluation.backend === 'bfcl-eval') {
+      const harness = this.act.summarized('harness', `BFCL harness on ${who}`);
+      const result = await this.patiently(`evaluate ${who} with the BFCL harness`, () =>
+        harness.evaluateWithHarness({
+          loopName: this.loopName,
+          iteration,
+          policy,
+          categories: expandBfclCategories(evaluation.categories ?? DEFAULT_BFCL_CATEGORIES),
+          ...(evaluation.maxPerCategory ? { maxPerCategory: evaluation.maxPerCategory } : {}),
+          maxTokens: probe.maxTokens,
+        }),
+      );
+      this.heldOutGroups = result.groups;
+      return result.overall;
+    }
+    let overall: number | null = null;
+    let groups: Record<string, number> | undefined;
+    for (const set of evaluation.sets) {
       const evaluate = (file: (typeof set.files)[number]) => {
         const name = file.questions.split('/').pop();
         const llm = this.act.summarized('llm', `evaluate ${who} on ${name}`);
-        const { maxTokens } = this.config.probe;
+        const { maxTokens } = probe;
         return this.patiently(`evaluate ${who} on ${name}`, () =>
-          llm.evaluateFile({ loopName: this.loopName, iteration, evalSet: set.name, file, policy, maxTokens }),
+          llm.evaluateFile({
+            loopName: this.loopName,
+            iteration,
+            evalSet: set.name,
+            file,
+            policy,
+            maxTokens,
+            ...(evaluation.maxPerCategory ? { maxPerCategory: evaluation.maxPerCategory } : {}),
+          }),
         );
       };
       await Promise.all(set.files.map(evaluate));
@@ -584,7 +731,9 @@ class LoopRun {
         this.act.db.summarizeEvaluation({ loopName: this.loopName, iteration, evalSet: set.name }),
       );
       overall ??= summary.overall;
+      groups ??= summary.groups;
     }
+    this.heldOutGroups = groups;
     return overall;
   }
 }

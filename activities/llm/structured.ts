@@ -21,6 +21,9 @@ export interface StructuredRequest<T> {
   name: string;
   temperature?: number;
   topP?: number;
+  /** vLLM's `top_k`, an extra body field (the OpenAI API has none; vLLM reads it from the body). */
+  topK?: number;
+  presencePenalty?: number;
   maxTokens?: number;
   /**
    * Sampling seed (vLLM honours it per request). Sampled calls pass one derived from what they are for, so a retried
@@ -33,6 +36,14 @@ export interface StructuredRequest<T> {
 /** A request seed that is a pure function of its parts (31 bits, as servers accept). */
 export function requestSeed(...parts: readonly (string | number)[]): number {
   return Number.parseInt(createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 8), 16) & 0x7fffffff;
+}
+
+/**
+ * Body fields vLLM reads beyond the OpenAI API (Python clients pass them as `extra_body`): the client sends the body as
+ * given, so they ride along; typed as no fields so the request keeps the API's type.
+ */
+function vllmExtra(fields: { top_k: number }): Record<never, never> {
+  return fields;
 }
 
 const jsonSchemas = new WeakMap<z.ZodType, Record<string, unknown>>();
@@ -71,6 +82,8 @@ export async function completeStructured<T>(
         messages: request.messages,
         temperature: request.temperature ?? 0,
         ...(request.topP !== undefined ? { top_p: request.topP } : {}),
+        ...(request.presencePenalty !== undefined ? { presence_penalty: request.presencePenalty } : {}),
+        ...(request.topK !== undefined ? vllmExtra({ top_k: request.topK }) : {}),
         ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
         ...(request.seed !== undefined ? { seed: request.seed } : {}),
         response_format: {

@@ -21,6 +21,7 @@ import {
   streamMembers,
 } from '../../db/queries/versions.js';
 import { withCliDatabase } from '../database.js';
+import { registerDecontam } from './data-decontam.js';
 import { formatTable } from '../format.js';
 import { printable } from '../printable.js';
 import { integerOption, nameOption, numberOption, positiveInteger } from '../options.js';
@@ -300,6 +301,8 @@ export function register(program: Command): Command {
         });
       },
     );
+
+  registerDecontam(data);
 
   return data;
 }

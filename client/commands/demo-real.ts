@@ -77,12 +77,18 @@ export function realDemoConfig(input: {
   /** GRPO steps per iteration. @default 2 */
   maxSteps?: number;
   evaluation?: LoopConfigInput['evaluation'];
+  /** The seed pool's held-out slice. @default the config's */
+  heldOutFraction?: number;
 }): LoopConfig {
   const sim = `${input.simUrl}/v1`;
   return LoopConfig.parse({
     name: input.name,
     seed: input.seed,
-    data: { seedDataset: input.seedDataset, initialSize: input.initialSize },
+    data: {
+      seedDataset: input.seedDataset,
+      initialSize: input.initialSize,
+      ...(input.heldOutFraction !== undefined ? { heldOutFraction: input.heldOutFraction } : {}),
+    },
     models: {
       policy: { baseUrls: [input.policyUrl], model: REAL_BASE_MODEL_NAME, maxConcurrency: 1 },
       judge: { baseUrls: [sim], model: 'sim-judge', maxConcurrency: 16 },
@@ -124,6 +130,8 @@ export function realDemoConfig(input: {
       readyTimeoutSeconds: 600,
     },
     iterations: input.iterations,
+    // What this demo shows is the real model's probe outputs, so its last round probes, judges and expands too.
+    probeLastIteration: true,
     reward: 'exact',
     probe: { maxTokens: 48, batchSize: 4 },
     judge: { votes: 3, batchSize: 8 },

@@ -47,7 +47,9 @@ export function bfclQuestionFromRecord(record: JsonValue): Converted<BfclQuestio
   return accept({ id, category: categoryFromId(id), functions, messages });
 }
 
-const GroundTruthEntry = z.record(z.string(), z.record(z.string(), z.array(JsonValueSchema).min(1)));
+// An empty list of acceptable values is BFCL data too (live_simple has two): BFCL scores it (no value matches it, and
+// leaving the parameter out is missing unless "" is listed), so it is read, not refused.
+const GroundTruthEntry = z.record(z.string(), z.record(z.string(), z.array(JsonValueSchema)));
 const BfclAnswerRecord = z.object({ id: z.string().min(1), ground_truth: z.array(GroundTruthEntry) });
 
 /** Reads one possible-answer record: every `ground_truth` entry is `{functionName: {param: [acceptable…]}}`. */

@@ -60,6 +60,14 @@ export interface ExpansionRow extends ProducedBy {
   attempts: number;
   rawOutput: string | null;
   rejectionReason: string | null;
+  /** The validation judge's prompt version; null when the LLM tier was skipped (`expand.validate: false`). */
+  validatorPromptVersion: string | null;
+  // The generator's sampling as sent (migration 0008); `promptVersion` is the generator's prompt.
+  temperature: number;
+  topP: number;
+  topK: number;
+  presencePenalty: number;
+  maxTokens: number;
 }
 
 /** Writes expansion slots; a slot already recorded (a retried batch) is kept as first written. */

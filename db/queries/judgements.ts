@@ -1,7 +1,13 @@
 import type { Queryable } from '../tx.js';
 import type { JudgeVerdict } from '../../core/vocabulary.js';
 import type { SeqRange } from '../../core/inputs.js';
-import { type BatchItem, insertStageRows, type ProducedBy, type StageKey } from './stage-batches.js';
+import {
+  type BatchItem,
+  insertStageRows,
+  JUDGEABLE_PROBE_RESULT,
+  type ProducedBy,
+  type StageKey,
+} from './stage-batches.js';
 
 export interface JudgeItem extends BatchItem {
   outcome: 'mismatch' | 'parse_error';
@@ -25,10 +31,7 @@ export async function pendingJudgeItems(
   }>(
     `SELECT s.seq, p.sample_id, p.outcome, p.parsed_calls::text AS parsed_calls, p.raw_output, p.error
      FROM probe_results p JOIN samples s ON s.id = p.sample_id
-     WHERE p.loop_name = $1::text AND p.iteration = $2::int AND p.outcome <> 'match'
-       -- A reply the server mangled (wrong types in its JSON) is stored as data but says nothing about the policy:
-       -- it is neither judged nor a seed of new errors.
-       AND p.error_type IS DISTINCT FROM 'invalid_response'
+     WHERE p.loop_name = $1::text AND p.iteration = $2::int AND ${JUDGEABLE_PROBE_RESULT}
        AND s.seq > $3::bigint AND s.seq <= $4::bigint
        AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.loop_name = p.loop_name AND j.iteration = p.iteration AND j.sample_id = p.sample_id)
      ORDER BY s.seq LIMIT $5::int`,

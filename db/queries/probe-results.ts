@@ -41,3 +41,15 @@ export interface ProbeResultRow extends ProducedBy {
 /** Writes probe results; a row that exists (a retried batch) is kept as first written. Returns rows inserted. */
 export const insertProbeResults = (q: Queryable, key: StageKey, rows: readonly ProbeResultRow[]): Promise<number> =>
   insertStageRows(q, 'probe_results', key, rows, 'sample_id');
+
+/**
+ * Samples a loop's probe found too long for the policy's context or the trainer's prompt budget (any iteration): the
+ * training exports leave them out (verl would drop them anyway; TRL's recipe too).
+ */
+export async function tooLongSampleIds(q: Queryable, loopName: string): Promise<Set<string>> {
+  const { rows } = await q.query<{ sample_id: string }>(
+    `SELECT DISTINCT sample_id FROM probe_results WHERE loop_name = $1::text AND outcome = 'too_long'`,
+    [loopName],
+  );
+  return new Set(rows.map((r) => r.sample_id));
+}

@@ -13,6 +13,8 @@ export interface LoopReportData {
   }[];
   /** Dataset composition by role per iteration (the paper's Table 3). */
   composition: { iteration: number; ref: string; total: number; byRole: Record<string, number> }[];
+  /** The probe's outcomes per iteration (GCP): match, mismatch, parse_error, too_long. */
+  probes: { iteration: number; outcome: string; n: number }[];
   judgements: { iteration: number; verdict: string; n: number; corrected: number }[];
   expansions: { iteration: number; status: string; n: number }[];
   calls: {
@@ -29,7 +31,7 @@ export interface LoopReportData {
 export async function loopReportData(q: Queryable, loopName: string): Promise<LoopReportData> {
   const rows = async <T extends object>(sql: string) =>
     (await q.query<T & Record<string, unknown>>(sql, [loopName])).rows;
-  const [accuracy, composition, judgements, expansions, calls, training] = [
+  const [accuracy, composition, probes, judgements, expansions, calls, training] = [
     await rows<{
       iteration: number;
       eval_set: string;
@@ -48,6 +50,9 @@ export async function loopReportData(q: Queryable, loopName: string): Promise<Lo
       counts_by_role: Record<string, number> | null;
     }>(
       'SELECT iteration, dataset, version, member_count, counts_by_role FROM dataset_versions WHERE loop_name = $1::text ORDER BY iteration',
+    ),
+    await rows<{ iteration: number; outcome: string; n: number }>(
+      'SELECT iteration, outcome, count(*)::int AS n FROM probe_results WHERE loop_name = $1::text GROUP BY 1, 2 ORDER BY 1, 2',
     ),
     await rows<{ iteration: number; verdict: string; n: number; corrected: number }>(
       `SELECT iteration, verdict, count(*)::int AS n, count(corrected_sample_id)::int AS corrected FROM judgements
@@ -87,6 +92,7 @@ export async function loopReportData(q: Queryable, loopName: string): Promise<Lo
       total: r.member_count,
       byRole: r.counts_by_role ?? {},
     })),
+    probes: probes.map((r) => ({ iteration: r.iteration, outcome: r.outcome, n: r.n })),
     judgements: judgements.map((r) => ({ iteration: r.iteration, verdict: r.verdict, n: r.n, corrected: r.corrected })),
     expansions: expansions.map((r) => ({ iteration: r.iteration, status: r.status, n: r.n })),
     calls: calls.map((r) => ({

@@ -38,6 +38,14 @@ export interface StageKey {
 }
 
 /**
+ * The probe results JGLV judges (alias `p`): mismatches and unparseable replies. Not `too_long` prompts (never asked),
+ * nor replies the server mangled (`invalid_response`) or refused (`request_rejected`): those are stored as data but
+ * say nothing about the policy, so they are neither judged nor seeds of new errors.
+ */
+export const JUDGEABLE_PROBE_RESULT = `p.outcome IN ('mismatch', 'parse_error')
+  AND p.error_type IS DISTINCT FROM 'invalid_response' AND p.error_type IS DISTINCT FROM 'request_rejected'`;
+
+/**
  * Splits the rows a stage will work through into batches of about `size`, as seq ranges: the workflow then fans out
  * over batch numbers and boundaries, never over sample ids, so its history stays small at a million samples.
  * `source` picks the rows: a version's members (probe), or this iteration's mismatches (judge) or error seeds (expand).
@@ -52,8 +60,7 @@ export async function planSeqBatches(
       : input.source === 'mismatches'
         ? [
             `SELECT s.seq FROM probe_results p JOIN samples s ON s.id = p.sample_id
-             WHERE p.loop_name = $2::text AND p.iteration = $3::int AND p.outcome <> 'match'
-               AND p.error_type IS DISTINCT FROM 'invalid_response'`,
+             WHERE p.loop_name = $2::text AND p.iteration = $3::int AND ${JUDGEABLE_PROBE_RESULT}`,
             [input.loopName, input.iteration],
           ]
         : [

@@ -37,6 +37,12 @@ async function startCapture(): Promise<{ baseURL: string; requests: CapturedRequ
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
+      // Only chats: a route this server does not have (vLLM's /tokenize) gets vLLM's 404.
+      if (!req.url?.endsWith('/chat/completions')) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ detail: 'Not Found' }));
+        return;
+      }
       requests.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as CapturedRequest);
       const body = JSON.stringify({
         id: 'chatcmpl-capture',

@@ -5,8 +5,10 @@ import type { Worker } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { ProbeBatchInput, StageWorkflowInput } from '../../core/inputs.js';
 import { ErrorType } from '../../core/errors.js';
+import { pendingJudgeItems } from '../../db/queries/judgements.js';
 import type { stageWorkflow } from '../../workflows/index.js';
 import {
+  ALL,
   activitiesWith,
   addLoop,
   count,
@@ -223,21 +225,27 @@ describe('failures at the activity boundary', () => {
     expect(await rows('failing')).toBe(16 - 1);
   });
 
-  test('a request the server rejects for one sample (400, prompt too long) is recorded as that sample’s data, not a failed batch', async () => {
+  test('a request the server refuses for one sample is that sample’s data, not a failed batch: too_long for its length, request_rejected otherwise', async () => {
     await addLoop(f, 'rejected');
-    const rejected = new Set<string>();
-    // vLLM answers 400 for a prompt over the context length; here every fifth conversation is "too long".
+    const tooLong = new Set<string>();
+    const refused = new Set<string>();
+    const hash = (key: string) => [...key].reduce((h, c) => (h * 33 + c.charCodeAt(0)) >>> 0, 5381);
+    // vLLM answers 400 for a prompt over the context length (here every fifth conversation) and for a request it cannot
+    // serve otherwise (every seventh of the rest: a tool schema its template rejects).
     const fetchImpl: typeof fetch = async (input, init) => {
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
       const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as { messages: unknown }) : undefined;
       const key = body ? JSON.stringify(body.messages) : '';
-      if (body && [...key].reduce((h, c) => (h * 33 + c.charCodeAt(0)) >>> 0, 5381) % 5 === 0) {
-        rejected.add(key);
-        const error = {
-          message: "This model's maximum context length is 32768 tokens.",
-          type: 'BadRequestError',
-          param: null,
-          code: 400,
-        };
+      const chat = url.endsWith('/chat/completions');
+      const message =
+        body && hash(key) % 5 === 0
+          ? "This model's maximum context length is 32768 tokens."
+          : body && hash(key) % 7 === 0
+            ? 'tools[0].function.parameters: unsupported schema'
+            : undefined;
+      if (chat && message) {
+        (message.includes('context length') ? tooLong : refused).add(key);
+        const error = { message, type: 'BadRequestError', param: null, code: 400 };
         return new Response(JSON.stringify({ error }), {
           status: 400,
           headers: { 'content-type': 'application/json' },
@@ -250,27 +258,48 @@ describe('failures at the activity boundary', () => {
     const members = await count(f, 'SELECT count(*) AS n FROM dataset_members WHERE version_id = $1::bigint', [
       f.seedVersion.id,
     ]);
-    expect(rejected.size).toBeGreaterThan(0);
+    expect(tooLong.size).toBeGreaterThan(0);
+    expect(refused.size).toBeGreaterThan(0);
     expect(result.probed).toBe(members);
-    const recorded = await f.db.pool.query<{
-      outcome: string;
-      raw_output: string;
-      error: string;
-      perplexity: number | null;
-    }>(
-      `SELECT outcome, raw_output, error, perplexity FROM probe_results WHERE loop_name = 'rejected' AND error_type = 'request_rejected'`,
-    );
-    expect(recorded.rows).toHaveLength(rejected.size);
-    for (const row of recorded.rows)
+    expect(result.tooLong).toBe(tooLong.size);
+    const recorded = async (errorType: string) =>
+      (
+        await f.db.pool.query<{ outcome: string; raw_output: string; error: string; perplexity: number | null }>(
+          `SELECT outcome, raw_output, error, perplexity FROM probe_results WHERE loop_name = 'rejected' AND error_type = $1`,
+          [errorType],
+        )
+      ).rows;
+    const long = await recorded('prompt_too_long');
+    expect(long).toHaveLength(tooLong.size);
+    for (const row of long)
       expect(row).toMatchObject({
-        outcome: 'parse_error',
+        outcome: 'too_long',
         raw_output: '',
         error: expect.stringMatching(/^HTTP 400: .*maximum context length/),
         perplexity: null,
       });
+    const other = await recorded('request_rejected');
+    expect(other).toHaveLength(refused.size);
+    for (const row of other)
+      expect(row).toMatchObject({
+        outcome: 'parse_error',
+        error: expect.stringMatching(/^HTTP 400: .*unsupported schema/),
+      });
     expect(await count(f, `SELECT count(*) AS n FROM model_calls WHERE loop_name = 'rejected' AND NOT ok`)).toBe(
-      rejected.size,
+      tooLong.size + refused.size,
     );
+    // Neither is the policy's error: the judge gets none of them.
+    const judgeable = await pendingJudgeItems(f.db.pool, {
+      loopName: 'rejected',
+      iteration: 1,
+      ...ALL,
+      limit: 100_000,
+    });
+    const ids = new Set(judgeable.map((item) => item.sampleId));
+    const notJudged = await f.db.pool.query<{ sample_id: string }>(
+      `SELECT sample_id FROM probe_results WHERE loop_name = 'rejected' AND error_type IN ('prompt_too_long', 'request_rejected')`,
+    );
+    expect(notJudged.rows.some((r) => ids.has(r.sample_id))).toBe(false);
   });
 });
 

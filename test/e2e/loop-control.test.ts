@@ -80,7 +80,7 @@ describe('steering a running loop through the CLI', () => {
     expect(paused.code).toBe(0);
     expect(paused.stdout).toMatch(/steered: iteration 1, stage setup, paused/);
 
-    // Setup (recording the loop, drawing D_1) is bookkeeping that a pause does not hold; training is the first thing it
+    // Setup (recording the loop, drawing D_1, scoring the base model) is bookkeeping that a pause does not hold; training is the first thing it
     // holds. Wait until setup's last activity has completed and the loop has had a workflow task since: it had every
     // chance to go on, and it did not.
     const history = await waitFor('setup to finish while paused', async () => {
@@ -89,7 +89,8 @@ describe('steering a running loop through the CLI', () => {
       return done >= 0 && workflowTaskCompletedAfter(events, done) ? events : undefined;
     });
     expect(updatesAccepted(history, 'pause')).toHaveLength(1);
-    expect(scheduledActivities(history)).toEqual(['registerLoop', 'createInitialVersion']);
+    // Setup is registering, drawing D_1 and scoring the base model on the seed pool's held-out slice.
+    expect(scheduledActivities(history)).toEqual(['registerLoop', 'createInitialVersion', 'scoreHeldOut']);
     expect(childrenStarted(history)).toEqual([]);
     const status = JSON.parse((await cli('loop', 'status', name, '--json')).stdout);
     expect(status).toMatchObject({ paused: true, iteration: 1, stage: 'setup', workflowStatus: 'RUNNING' });
@@ -148,7 +149,9 @@ describe('steering a running loop through the CLI', () => {
     expect(pausedAt).toBeLessThan(resumedAt);
     const whilePaused = history.slice(pausedAt, resumedAt);
     expect(
-      scheduledActivities(whilePaused).every((type) => type === 'registerLoop' || type === 'createInitialVersion'),
+      scheduledActivities(whilePaused).every((type) =>
+        ['registerLoop', 'createInitialVersion', 'scoreHeldOut'].includes(type),
+      ),
     ).toBe(true);
     expect(childrenStarted(whilePaused)).toEqual([]);
     expect(scheduledActivities(history.slice(resumedAt))[0]).toBe('trainIteration');
@@ -259,6 +262,16 @@ describe('steering a running loop through the CLI', () => {
     const report = JSON.parse(readFileSync(path.join(reportDir, 'report.json'), 'utf8'));
     expect(report.composition.map((c: { iteration: number }) => c.iteration)).toEqual([1, 2]);
     expect(report.composition[1].byRole.injected).toBe(12);
+    // The probe's outcomes per iteration: iteration 1 probed every member of D_1; the last iteration probes nothing.
+    expect(html).toContain('<h2>Probe outcomes (GCP)</h2>');
+    const probed = (report.probes as { iteration: number; n: number }[]).filter((p) => p.iteration === 1);
+    expect(probed.reduce((sum, p) => sum + p.n, 0)).toBe(report.composition[0].total);
+    expect((report.probes as { iteration: number }[]).some((p) => p.iteration === 2)).toBe(false);
+    // The seed pool's held-out slice was scored for the base model and both iterations, beside the evaluation sets.
+    const heldOut = (report.accuracy as { evalSet: string; iteration: number }[]).filter(
+      (a) => a.evalSet === 'held-out',
+    );
+    expect(heldOut.map((a) => a.iteration)).toEqual([0, 1, 2]);
     const list = await cli('loop', 'list');
     expect(list.stdout).toMatch(/steered\s+completed\s+2/);
   });
@@ -273,6 +286,7 @@ describe('steering a running loop through the CLI', () => {
       await Worker.runReplayHistory({ workflowBundle: bundle }, history, execution.workflowId);
       replayed++;
     }
-    expect(replayed).toBeGreaterThanOrEqual(2 + 2 * 3);
+    // Two loop runs and the three stage children of iteration 1 (the last iteration runs no stages).
+    expect(replayed).toBeGreaterThanOrEqual(2 + 3);
   });
 });

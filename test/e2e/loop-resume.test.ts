@@ -88,7 +88,15 @@ describe('resuming loops that ended without completing', () => {
           [name],
         ),
       ).toBe(0);
-      expect((f.sim.stats().requests.byModel[`${name}-iter-1`] ?? 0) - requestsBefore).toBe(members - probedBefore);
+      // π_1 also answered the seed pool's held-out slice once, after the probe (the ledger's evaluate calls).
+      const heldOutAnswers = await count(
+        `SELECT count(*) AS n FROM model_calls WHERE loop_name = $1 AND stage = 'evaluate' AND model = $2`,
+        [name, `${name}-iter-1`],
+      );
+      expect(heldOutAnswers).toBeGreaterThan(0);
+      expect((f.sim.stats().requests.byModel[`${name}-iter-1`] ?? 0) - requestsBefore).toBe(
+        members - probedBefore + heldOutAnswers,
+      );
 
       // The resumed run kept π_1 (trained by the terminated run): its first run scheduled no training, and the
       // trainer holds one job for iteration 1.

@@ -103,6 +103,8 @@ describe('the real path on CPU', () => {
         serverStateDir,
         serverPort: port,
         maxSteps: 1,
+        // All 16 samples are probed: none is held out.
+        heldOutFraction: 0,
       });
       await loops.start({ loopName, config, configHash: contentHash(config), queues: taskQueues(suffix) });
       const result = await loops.handle(loopName).result();

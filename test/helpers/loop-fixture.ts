@@ -32,12 +32,20 @@ export interface LoopFixture {
 }
 
 export async function createLoopFixture(
-  options: { samples?: number; seed?: number; trainSeconds?: number; trainConcurrency?: number } = {},
+  options: {
+    samples?: number;
+    seed?: number;
+    trainSeconds?: number;
+    trainConcurrency?: number;
+    /** The sim's BFCL data folder (bfcl-eval's `bfcl_eval/data/` for the harness backend); default data/bfcl. */
+    bfclDir?: string;
+  } = {},
 ): Promise<LoopFixture> {
   const db = await createTestDatabase();
   const sim = await startSimServer({
     port: 0,
     seed: options.seed ?? 7,
+    ...(options.bfclDir ? { bfclDir: options.bfclDir } : {}),
     trainer: {
       jobSeconds: options.trainSeconds ?? 0.5,
       ...(options.trainConcurrency ? { concurrency: options.trainConcurrency } : {}),

@@ -82,6 +82,7 @@ export const cannedResults: StubImplementations = {
     countsByRole: { seed: 10 },
     seedVersionId: 1,
     seedPoolSize: 16,
+    heldOutSize: 1,
   }),
   assembleNextVersion: async (input) => ({
     versionId: 10 + input.iteration + 1,
@@ -91,11 +92,23 @@ export const cannedResults: StubImplementations = {
     skippedInjections: [],
   }),
   planStageBatches: async () => 1,
-  probeBatch: async () => ({ probed: 4, match: 2, mismatch: 1, parseError: 1 }),
+  decontaminateVersion: async (input) => ({
+    indexId: 1,
+    versionId: input.versionId,
+    members: 10,
+    toolNameOverlaps: 0,
+    ngramOverlaps: 0,
+    contaminated: 0,
+    checkedNow: 10,
+  }),
+  checkAssemblyCandidates: async () => ({ indexId: 1, checked: 10, overlapping: 0 }),
+  probeBatch: async () => ({ probed: 4, match: 2, mismatch: 1, parseError: 1, tooLong: 0 }),
   judgeBatch: async () => ({ judged: 1, byVerdict: { pred_wrong: 1 }, relabeled: 0 }),
   expandBatch: async () => ({ seeds: 1, byStatus: { accepted: 2 } }),
   evaluateFile: async () => [{ category: 'simple', correct: 3, total: 4 }],
-  summarizeEvaluation: async () => ({ overall: 0.75 }),
+  summarizeEvaluation: async () => ({ overall: 0.75, groups: { nonLive: 0.75 } }),
+  evaluateWithHarness: async () => ({ overall: 0.5, groups: { nonLive: 0.6, live: 0.5, multiTurn: 0.4 } }),
+  scoreHeldOut: async () => ({ total: 1, correct: 1, rejected: 0, accuracy: 1 }),
   trainIteration: async (input) => ({
     checkpoint: manifestOf(input.loopName, input.iteration),
     externalId: `job-${input.iteration}`,
@@ -182,6 +195,8 @@ export function stubLoopConfig(overrides: Partial<LoopConfigInput> = {}): LoopCo
     models: { policy: model('policy'), judge: model('judge'), generator: model('generator') },
     training: { backend: 'sim', url: 'http://127.0.0.1:9' },
     iterations: 1,
+    // Most stub tests watch the stages of their one iteration, which would otherwise be skipped as the last one.
+    probeLastIteration: true,
     timeouts: { batchHeartbeatSeconds: 30, trainHeartbeatSeconds: 30 },
     ...overrides,
   });

@@ -76,7 +76,7 @@ describe('loop controller with stub activities', () => {
     });
     await withStubWorker(temporal, stubs, gates, async ({ taskQueue, track }) => {
       const loopName = uniqueLoopName('setup');
-      const config = stubLoopConfig({ iterations: 3 });
+      const config = stubLoopConfig({ iterations: 3, probeLastIteration: false });
       const handle = await temporal.client.workflow.start<typeof loopWorkflow>('loopWorkflow', {
         taskQueue,
         workflowId: track(workflowIds.loop(loopName)),
@@ -144,10 +144,13 @@ describe('loop controller with stub activities', () => {
           iteration: 1,
           dataset: `${loopName}-d@1`,
           checkpoint: checkpointOf(loopName, 1),
-          probe: expect.any(Object),
+          heldOutAccuracy: 1,
         }),
       ]);
       expect(result.history[0]!.nextDataset).toBeUndefined();
+      // A stop asked for before probing makes this the last iteration: no D_2, so no probe, judge or expand either.
+      expect(result.history[0]!.probe).toBeUndefined();
+      expect(stubs.inputsOf('planStageBatches')).toEqual([]);
 
       // Training was scheduled only after the resume was accepted; the pause was accepted while setup still ran.
       const events = (await handle.fetchHistory()).events ?? [];
@@ -298,7 +301,7 @@ describe('loop controller with stub activities', () => {
       const handle = await temporal.client.workflow.start<typeof loopWorkflow>('loopWorkflow', {
         taskQueue,
         workflowId,
-        args: [loopInput(loopName, stubLoopConfig({ iterations: 2 }), taskQueue)],
+        args: [loopInput(loopName, stubLoopConfig({ iterations: 2, probeLastIteration: false }), taskQueue)],
       });
       await stubs.called('trainIteration');
       const batch = injectionId();
@@ -358,6 +361,45 @@ describe('loop controller with stub activities', () => {
         checkpointOf(loopName, 1),
         checkpointOf(loopName, 2),
       ]);
+      // Nothing is assembled after the last iteration, so it neither probes, judges nor expands: π_2 is only scored.
+      expect(stubs.inputsOf('planStageBatches').map((p) => [p.iteration, p.stage])).toEqual([
+        [1, 'probe'],
+        [1, 'judge'],
+        [1, 'expand'],
+      ]);
+      // The seed pool's held-out slice is scored for the base model and every iteration's policy.
+      expect(stubs.inputsOf('scoreHeldOut').map((h) => [h.iteration, h.policy.model])).toEqual([
+        [0, 'policy'],
+        [1, `${loopName}-iter-1`],
+        [2, `${loopName}-iter-2`],
+      ]);
+      expect(result.history.map((h) => h.heldOutAccuracy)).toEqual([1, 1]);
+    });
+  });
+
+  test('probeLastIteration keeps the last round probing, judging and expanding; heldOutFraction 0 scores no slice', async () => {
+    const stubs = stubActivities({});
+    await withStubWorker(temporal, stubs, new Gates(), async ({ taskQueue, track }) => {
+      const loopName = uniqueLoopName('last');
+      const config = stubLoopConfig({
+        iterations: 1,
+        probeLastIteration: true,
+        data: { seedDataset: 'stub-seed', heldOutFraction: 0 },
+      });
+      const handle = await temporal.client.workflow.start<typeof loopWorkflow>('loopWorkflow', {
+        taskQueue,
+        workflowId: track(workflowIds.loop(loopName)),
+        args: [loopInput(loopName, config, taskQueue)],
+      });
+      const result = await handle.result();
+      expect(result.iterations).toBe(1);
+      expect(stubs.inputsOf('planStageBatches').map((p) => [p.iteration, p.stage])).toEqual([
+        [1, 'probe'],
+        [1, 'judge'],
+        [1, 'expand'],
+      ]);
+      expect(stubs.inputsOf('assembleNextVersion')).toEqual([]);
+      expect(stubs.inputsOf('scoreHeldOut')).toEqual([]);
     });
   });
 

@@ -56,7 +56,7 @@ describe('stage workflow with stub activities', () => {
       probeBatch: async (input) => {
         const batchNo = batchNoOf(input);
         if (batchNo < 2) await gates.wait(`probe-${batchNo}`);
-        return { probed: 10 + batchNo, match: 5, mismatch: 4 + batchNo, parseError: 1 };
+        return { probed: 10 + batchNo, match: 5, mismatch: 4 + batchNo, parseError: 1, tooLong: 0 };
       },
     });
     await withStubWorker(temporal, stubs, gates, async ({ taskQueue, track }) => {
@@ -92,6 +92,7 @@ describe('stage workflow with stub activities', () => {
         match: 20,
         mismatch: 4 + 5 + 6 + 7,
         parseError: 4,
+        tooLong: 0,
       });
 
       const events = (await child.fetchHistory()).events ?? [];

@@ -1,9 +1,15 @@
 import { describe, expect, test } from 'vitest';
 import { checkSample } from '../../../core/checker/index.js';
 import { parseJson } from '../../../core/json.js';
-import { GeneratorOutput, JudgeOutput, SCENARIO_FOCUSES, ValidatorOutput } from '../../../core/schemas/model-io.js';
+import {
+  GeneratorOutput,
+  generatedTurnMessage,
+  JudgeOutput,
+  SCENARIO_FOCUSES,
+  ValidatorOutput,
+} from '../../../core/schemas/model-io.js';
 import type { Sample, Target } from '../../../core/schemas/sample.js';
-import { validateCalls } from '../../../core/validate/calls.js';
+import { validateCalls, validateConversation } from '../../../core/validate/calls.js';
 import { loadPrompts, pickPrompt, renderTemplate } from '../../../activities/llm/prompts.js';
 import { conversationDate, promptConversation, promptTarget, promptTools } from '../../../activities/llm/render.js';
 import { GENERATOR_FLAWS, SimGenerator } from '../../../sim/generator.js';
@@ -201,7 +207,13 @@ describe('the simulated generator', () => {
         if (generation.flaw === 'unparseable') expect(parsed.ok).toBe(false);
         else {
           const output = GeneratorOutput.parse(parsed.ok ? parsed.value : {});
-          expect(validateCalls(output.tool_calls, seed.sample.tools).length, generation.flaw).toBeGreaterThan(0);
+          // The flaw is in the answer's calls or in the history's earlier call: the rule tier finds it where it is.
+          const history = validateConversation(
+            output.conversation.map((t) => generatedTurnMessage(t)),
+            seed.sample.tools,
+          );
+          const answer = validateCalls(output.tool_calls, seed.sample.tools);
+          expect((generation.flawAt === 'history' ? history : answer).length, generation.flaw).toBeGreaterThan(0);
         }
         return;
       }
@@ -211,9 +223,8 @@ describe('the simulated generator', () => {
       const output = GeneratorOutput.parse(parsed.ok ? parsed.value : {});
       expect(output.conversation.at(-1)?.role).toBe('user');
       expect(validateCalls(output.tool_calls, seed.sample.tools)).toEqual([]);
-      const messages = output.conversation.map(
-        (t) => ({ role: t.role, content: t.content }) as Sample['messages'][number],
-      );
+      const messages = output.conversation.map((t) => generatedTurnMessage(t));
+      expect(validateConversation(messages, seed.sample.tools)).toEqual([]);
       const sample: Sample = {
         tools: seed.sample.tools,
         messages,

@@ -32,21 +32,33 @@ const sample: Sample = {
 };
 
 describe('judge consensus (fixing the official single-vote bug)', () => {
-  test('a single valid vote is its own consensus', () => {
+  test('one vote requested: that vote is its own consensus', () => {
     expect(majorityVerdict(['label_wrong'])).toEqual({ verdict: 'label_wrong', consensus: true, validVotes: 1 });
   });
-  test('consensus needs a strict majority of the votes actually cast; failed votes do not count', () => {
+  test('by default a strict majority of the votes requested: a failed vote abstains', () => {
     expect(majorityVerdict(['pred_wrong', 'pred_wrong', 'label_wrong'])).toMatchObject({
       verdict: 'pred_wrong',
       consensus: true,
     });
-    expect(majorityVerdict(['pred_wrong', undefined, undefined])).toMatchObject({
+    // One valid vote of three requested decides nothing: it may not rewrite a label.
+    expect(majorityVerdict(['label_wrong', undefined, undefined])).toMatchObject({
+      verdict: 'label_wrong',
+      consensus: false,
+      validVotes: 1,
+    });
+    expect(majorityVerdict(['label_wrong', 'label_wrong', undefined])).toMatchObject({ consensus: true });
+    expect(majorityVerdict(['label_wrong', 'label_wrong', undefined, undefined])).toMatchObject({ consensus: false });
+    expect(majorityVerdict(['pred_wrong', 'label_wrong'])).toMatchObject({ consensus: false });
+    expect(majorityVerdict([undefined, undefined])).toEqual({ verdict: undefined, consensus: false, validVotes: 0 });
+  });
+  test("consensusOver: 'valid' counts only the votes that could be read", () => {
+    expect(majorityVerdict(['pred_wrong', undefined, undefined], 'valid')).toMatchObject({
       verdict: 'pred_wrong',
       consensus: true,
       validVotes: 1,
     });
-    expect(majorityVerdict(['pred_wrong', 'label_wrong'])).toMatchObject({ consensus: false });
-    expect(majorityVerdict([undefined, undefined])).toEqual({ verdict: undefined, consensus: false, validVotes: 0 });
+    expect(majorityVerdict(['pred_wrong', 'label_wrong', undefined], 'valid')).toMatchObject({ consensus: false });
+    expect(majorityVerdict([undefined], 'valid')).toMatchObject({ consensus: false });
   });
 });
 
@@ -127,6 +139,7 @@ describe('sample codec', () => {
 });
 
 describe('BFCL v3 summary', () => {
+  // Irrelevance is reported beside the v3 overall, not inside Non-Live (REAL-EDGES §7; test/unit/core/bfcl-v3-overall.test.ts).
   test('non-live is the unweighted mean of categories, simple being the mean of its parts; live is entry-weighted', () => {
     const summary = bfclV3Summary([
       { category: 'simple_python', correct: 90, total: 100 },
@@ -135,8 +148,8 @@ describe('BFCL v3 summary', () => {
       { category: 'live_simple', correct: 1, total: 4 },
       { category: 'live_multiple', correct: 16, total: 16 },
     ]);
-    expect(summary.nonLive).toBeCloseTo((0.9 + 0.8 + 1) / 3);
+    expect(summary.nonLive).toBeCloseTo((0.9 + 0.8) / 2);
     expect(summary.live).toBeCloseTo(17 / 20);
-    expect(summary.overall).toBeCloseTo(((0.9 + 0.8 + 1) / 3 + 17 / 20) / 2);
+    expect(summary.overall).toBeCloseTo(((0.9 + 0.8) / 2 + 17 / 20) / 2);
   });
 });
