@@ -262,11 +262,13 @@ describe('steering a running loop through the CLI', () => {
     const report = JSON.parse(readFileSync(path.join(reportDir, 'report.json'), 'utf8'));
     expect(report.composition.map((c: { iteration: number }) => c.iteration)).toEqual([1, 2]);
     expect(report.composition[1].byRole.injected).toBe(12);
-    // The probe's outcomes per iteration: iteration 1 probed every member of D_1; the last iteration probes nothing.
+    // The probe's outcomes per iteration: iteration 1 probed every member of D_1. The stop arrived while iteration 2
+    // probed, which made it the last: its judge and expand were skipped, since no D_3 would use them.
     expect(html).toContain('<h2>Probe outcomes (GCP)</h2>');
     const probed = (report.probes as { iteration: number; n: number }[]).filter((p) => p.iteration === 1);
     expect(probed.reduce((sum, p) => sum + p.n, 0)).toBe(report.composition[0].total);
-    expect((report.probes as { iteration: number }[]).some((p) => p.iteration === 2)).toBe(false);
+    expect((report.judgements as { iteration: number }[]).filter((j) => j.iteration === 2)).toEqual([]);
+    expect((report.expansions as { iteration: number }[]).filter((e) => e.iteration === 2)).toEqual([]);
     // The seed pool's held-out slice was scored for the base model and both iterations, beside the evaluation sets.
     const heldOut = (report.accuracy as { evalSet: string; iteration: number }[]).filter(
       (a) => a.evalSet === 'held-out',

@@ -65,6 +65,25 @@ describe('looptool services and demo, as a user runs them', () => {
     expect(accuracies.map(([iteration]) => iteration)).toEqual([0, 1, 2, 3]);
     const values = accuracies.map(([, accuracy]) => accuracy!);
     for (let i = 1; i < values.length; i++) expect(values[i]).toBeGreaterThan(values[i - 1]!);
+    // Eq. 5 with the defaults: D_2 and D_3 hold high-perplexity samples and exactly the budget (|D_1|).
+    const lines = demo.stdout.split('\n');
+    const header = lines
+      .find((l) => l.startsWith('iter ') && l.includes('high_ppl'))!
+      .trim()
+      .split(/\s+/);
+    const roles = ['error_seed', 'relabeled', 'expanded', 'high_ppl', 'seed_new', 'injected'];
+    const row = (j: number) => {
+      const cells = lines
+        .find((l) => l.startsWith(`${j} `))!
+        .trim()
+        .split(/\s+/);
+      return (name: string) => Number(cells[header.indexOf(name)]);
+    };
+    const total = (j: number) => roles.reduce((sum, role) => sum + row(j)(role), 0);
+    for (const j of [2, 3]) {
+      expect(row(j)('high_ppl')).toBeGreaterThan(0);
+      expect(total(j)).toBe(total(1));
+    }
     expect(Number(/Labels corrected: (\d+)/.exec(demo.stdout)?.[1])).toBeGreaterThan(0);
     expect(Number(/Expansions: .*accepted (\d+)/.exec(demo.stdout)?.[1])).toBeGreaterThan(0);
     expect(demo.stdout).toContain(
