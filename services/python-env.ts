@@ -90,6 +90,20 @@ function installFailure(name: string, command: string, args: string[], output: s
 }
 
 /**
+ * Where an environment lives and whether it is current: its folder, interpreter, requirements file, the file's digest,
+ * and the stamp that records which digest was installed.
+ */
+function envLayout(name: string, toolsDir: string | undefined) {
+  const dir = path.join(toolsDir ?? TOOLS_DIR, `py-${name}`);
+  const python = path.join(dir, 'bin', 'python');
+  const requirements = requirementsFile(name);
+  const digest = createHash('sha256').update(readFileSync(requirements)).digest('hex');
+  const stamp = path.join(dir, '.looptool-requirements');
+  const current = () => existsSync(python) && existsSync(stamp) && readFileSync(stamp, 'utf8') === digest;
+  return { dir, python, requirements, digest, stamp, current };
+}
+
+/**
  * The venv for `recipes/requirements/<name>.txt`, created or updated when the file changed since the last install.
  * Throws with pip's own last lines when the install fails (a missing wheel, no python3-venv).
  */
@@ -98,12 +112,7 @@ export function ensurePythonEnv(
   options: { log?: (line: string) => void; toolsDir?: string } = {},
 ): PythonEnv {
   const log = options.log ?? (() => {});
-  const dir = path.join(options.toolsDir ?? TOOLS_DIR, `py-${name}`);
-  const python = path.join(dir, 'bin', 'python');
-  const requirements = requirementsFile(name);
-  const digest = createHash('sha256').update(readFileSync(requirements)).digest('hex');
-  const stamp = path.join(dir, '.looptool-requirements');
-  const current = () => existsSync(python) && existsSync(stamp) && readFileSync(stamp, 'utf8') === digest;
+  const { dir, python, requirements, digest, stamp, current } = envLayout(name, options.toolsDir);
   if (current()) return { name, dir, python };
   mkdirSync(path.dirname(dir), { recursive: true });
   return withLock(dir, () => {
@@ -131,12 +140,7 @@ export async function ensurePythonEnvAsync(
   options: { log?: (line: string) => void; toolsDir?: string } = {},
 ): Promise<PythonEnv> {
   const log = options.log ?? (() => {});
-  const dir = path.join(options.toolsDir ?? TOOLS_DIR, `py-${name}`);
-  const python = path.join(dir, 'bin', 'python');
-  const requirements = requirementsFile(name);
-  const digest = createHash('sha256').update(readFileSync(requirements)).digest('hex');
-  const stamp = path.join(dir, '.looptool-requirements');
-  const current = () => existsSync(python) && existsSync(stamp) && readFileSync(stamp, 'utf8') === digest;
+  const { dir, python, requirements, digest, stamp, current } = envLayout(name, options.toolsDir);
   if (current()) return { name, dir, python };
   mkdirSync(path.dirname(dir), { recursive: true });
   const lock = `${dir}.lock`;
