@@ -16,10 +16,10 @@ import {
   type BfclQuestion,
 } from '../core/formats/bfcl.js';
 import type { JsonValue } from '../core/json.js';
-import { pyRepr, type PyDict } from '../core/python.js';
 import type { ParsedCall, ParseResult } from '../core/parse/types.js';
 import { parseModelOutput } from '../core/parse/model-output.js';
 import { parsePythonCalls, parsePythonCallsFull } from '../core/parse/python-calls.js';
+import { firstValues, pythonText } from './lib/bfcl-predictions.js';
 import { formatMeasurements, measure, type Measurement } from './lib/measure.js';
 import { readSmallJsonLines } from '../datasets/read-records.js';
 
@@ -31,27 +31,6 @@ const records = readSmallJsonLines;
 function must<T>(result: { ok: true; value: T } | { ok: false; rejection: { field: string; reason: string } }): T {
   if (!result.ok) throw new Error(`${result.rejection.field}: ${result.rejection.reason}`);
   return result.value;
-}
-
-/** The possible answer's first acceptable value per argument (optional ones left out): a correct prediction. */
-function firstValues(answer: BfclAnswer | undefined): ParsedCall[] {
-  return (answer?.calls ?? []).map((call) => {
-    const args: PyDict = {};
-    for (const [param, alternatives] of Object.entries(call.arguments))
-      if (alternatives[0] !== '') args[param] = alternatives[0] as JsonValue;
-    return { name: call.name, arguments: args };
-  });
-}
-
-function pythonText(calls: readonly ParsedCall[]): string {
-  return `[${calls
-    .map(
-      (call) =>
-        `${call.name}(${Object.entries(call.arguments)
-          .map(([k, v]) => `${k}=${pyRepr(v)}`)
-          .join(', ')})`,
-    )
-    .join(', ')}]`;
 }
 
 interface Workload {

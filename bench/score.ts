@@ -4,10 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { formatTable } from '../client/format.js';
+import { firstValues, pythonText } from './lib/bfcl-predictions.js';
 import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer } from '../core/formats/bfcl.js';
 import { JsonFloat, parseJson, type JsonValue } from '../core/json.js';
 import type { ParsedCall } from '../core/parse/types.js';
-import { pyRepr, type PyDict, type PyValue } from '../core/python.js';
+import { type PyDict, type PyValue } from '../core/python.js';
 import { ensurePythonEnv } from '../services/python-env.js';
 import { projectPath } from '../services/paths.js';
 
@@ -89,27 +90,6 @@ const LEADING_ID = /^\{\s*"id"\s*:\s*"[^"\\]*"/;
 function withId(raw: string, id: string): string {
   if (!LEADING_ID.test(raw)) throw new Error(`record does not start with its id: ${raw.slice(0, 80)}`);
   return raw.replace(LEADING_ID, `{"id": ${JSON.stringify(id)}`);
-}
-
-/** The possible answer's first acceptable value per argument (optional ones, `""`, left out): a correct prediction. */
-function firstValues(answer: BfclAnswer): ParsedCall[] {
-  return answer.calls.map((call) => {
-    const args: PyDict = {};
-    for (const [param, alternatives] of Object.entries(call.arguments))
-      if (alternatives.length > 0 && alternatives[0] !== '') args[param] = alternatives[0] as JsonValue;
-    return { name: call.name, arguments: args };
-  });
-}
-
-function pythonText(calls: readonly ParsedCall[]): string {
-  return `[${calls
-    .map(
-      (call) =>
-        `${call.name}(${Object.entries(call.arguments)
-          .map(([k, v]) => `${k}=${pyRepr(v)}`)
-          .join(', ')})`,
-    )
-    .join(', ')}]`;
 }
 
 function wrongValue(value: PyValue): PyValue {
