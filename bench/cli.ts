@@ -10,6 +10,7 @@ import { contentHash } from '../core/hash.js';
 import { stageFile, versionFromImport } from '../datasets/import.js';
 import { demoConfig } from '../client/commands/demo.js';
 import { formatTable } from '../client/format.js';
+import type { Figure } from './lib/figures.js';
 import { LoopClient } from '../client/loop-client.js';
 import { openDatabase } from '../db/open.js';
 import { servicesDown, servicesUp } from '../services/local-services.js';
@@ -42,7 +43,7 @@ interface Timed {
   times: number[];
 }
 
-export async function run(): Promise<void> {
+export async function run(): Promise<Figure[]> {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-bench-cli-'));
   // As root, PostgreSQL runs as the postgres user, which must be able to reach its data dir inside this folder.
   chmodSync(scratch, 0o755);
@@ -138,6 +139,22 @@ export async function run(): Promise<void> {
     `== cli (whole process wall time, median of ${RUNS} runs after one warm-up; node ${process.version}, ${os.cpus().length} cores)`,
   );
   console.log(formatTable(['command', 'median ms', 'min ms', 'max ms', '× anchor', 'target', 'result'], rows));
+  return [
+    {
+      section: 'cli',
+      figure: 'looptool --help, × node -e "" (anchor)',
+      value: `${(help / anchor).toFixed(1)}× (${round(help)} ms vs ${round(anchor)} ms)`,
+      target: '≤ 4× anchor',
+      met: help <= 4 * anchor,
+    },
+    {
+      section: 'cli',
+      figure: 'looptool loop status <name>',
+      value: `${round(status)} ms`,
+      target: '< 1000 ms',
+      met: status < 1000,
+    },
+  ];
 }
 
 /** Runs `node <args>` to its end and returns its wall time in ms; fails when it exits non-zero or prints the wrong thing. */

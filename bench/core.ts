@@ -20,6 +20,7 @@ import type { ParsedCall, ParseResult } from '../core/parse/types.js';
 import { parseModelOutput } from '../core/parse/model-output.js';
 import { parsePythonCalls, parsePythonCallsFull } from '../core/parse/python-calls.js';
 import { firstValues, pythonText } from './lib/bfcl-predictions.js';
+import { perSecond, type Figure } from './lib/figures.js';
 import { formatMeasurements, measure, type Measurement } from './lib/measure.js';
 import { readSmallJsonLines } from '../datasets/read-records.js';
 
@@ -42,7 +43,7 @@ interface Workload {
 }
 
 /** `core` section: BFCL checker throughput on the BFCL data, per category, single core, after a warm-up. */
-export function run(): void {
+export function run(): Figure[] {
   const rows: Measurement[] = [];
   const all: Workload[] = [];
   for (const category of CATEGORIES) {
@@ -111,4 +112,13 @@ export function run(): void {
     ),
   );
   console.log(formatMeasurements('core: BFCL checker (BFCL v4 data, one core)', rows));
+  // For information: the checker's own speed, which `score` compares with BFCL as a whole program.
+  return rows
+    .filter((row) => row.name.includes('decode + check'))
+    .map((row) => ({
+      section: 'core',
+      figure: `${row.name}, one core`,
+      value: perSecond(row.operations, row.seconds),
+      target: '(information)',
+    }));
 }

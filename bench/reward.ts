@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { REWARD_SCORE_PATH, type RewardItem, type RewardResponse } from '../core/reward.js';
 import type { RewardMode } from '../core/vocabulary.js';
 import { formatTable } from '../client/format.js';
+import { perSecond as rate, type Figure } from './lib/figures.js';
 import { projectPath } from '../services/paths.js';
 import { parseRewardRequest, scoreRewardRequest } from '../services/reward-server.js';
 import { bfclRewardCases } from '../test/helpers/reward-cases.js';
@@ -146,11 +147,12 @@ const ownCpuSeconds = () => {
   return (usage.user + usage.system) / 1e6;
 };
 
-export async function run(): Promise<void> {
+export async function run(): Promise<Figure[]> {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-bench-reward-'));
   const server = await startServer(scratch);
   const rows: (string | number)[][] = [];
   const verdicts: string[] = [];
+  const figures: Figure[] = [];
   try {
     for (const mode of ['exact', 'bfcl_ast'] as const) {
       const work = batches(mode);
@@ -170,6 +172,13 @@ export async function run(): Promise<void> {
       rows.push(row(`through the server (HTTP, ${work[0]?.items} a batch)`, http));
       rows.push(row('same batches in process (parse + score)', local));
       const perSecond = http.scores / http.seconds;
+      figures.push({
+        section: 'reward',
+        figure: `reward ${mode}: scores through looptool reward serve`,
+        value: rate(http.scores, http.seconds),
+        target: `≥ ${TARGET_SCORES_PER_SECOND.toLocaleString('en-US')}/s`,
+        met: perSecond >= TARGET_SCORES_PER_SECOND,
+      });
       verdicts.push(
         `reward ${mode}: ${Math.round(perSecond).toLocaleString('en-US')} scores/s through the server ` +
           `(target ≥ ${TARGET_SCORES_PER_SECOND.toLocaleString('en-US')}): ${perSecond >= TARGET_SCORES_PER_SECOND ? 'PASS' : 'FAIL'}`,
@@ -185,4 +194,5 @@ export async function run(): Promise<void> {
   );
   console.log(formatTable(['workload', 'scores', 'scores/s', 'µs/score', 'CPU µs/score (scorer)'], rows));
   for (const line of verdicts) console.log(line);
+  return figures;
 }

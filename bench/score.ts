@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { formatTable } from '../client/format.js';
+import { perSecond, type Figure } from './lib/figures.js';
 import { firstValues, pythonText } from './lib/bfcl-predictions.js';
 import { bfclAnswerFromRecord, bfclQuestionFromRecord, type BfclAnswer } from '../core/formats/bfcl.js';
 import { JsonFloat, parseJson, type JsonValue } from '../core/json.js';
@@ -16,8 +17,8 @@ import { projectPath } from '../services/paths.js';
  * `score` section: whole-process wall time of `looptool score` against BFCL's own evaluation code scoring the same
  * files (`recipes/bfcl-eval/score.py`: BFCL's `load_file`, then `eval_runner`'s per-entry decode + `ast_checker`, one
  * process, one thread), per single-turn category of the installed bfcl-eval's data. Each category gets
- * `--predictions=N` predictions (default 50,000: 100,000 per category with 3 runs takes about half an hour on 2
- * cores) in BFCL's result-file format (`{"id", "result"}`, `result` a prompting model's Python-call text), cycling
+ * `--predictions=N` predictions (default 100,000, the size issue 14 measured; with 3 runs the section takes about
+ * 20 minutes on 2 cores) in BFCL's result-file format (`{"id", "result"}`, `result` a prompting model's Python-call text), cycling
  * over its questions: the possible answer's first acceptable values, or one of four deterministic perturbations (wrong
  * value, missing parameter, wrong function, extra call); (ir)relevance gets prose, `[]` and calls. BFCL allows one
  * prediction per id, so every prediction has its own question (and possible-answer) line, a copy of the original
@@ -60,7 +61,7 @@ function options(argv: readonly string[] = process.argv.slice(2)): Options {
   const unknown = categories.filter((c) => !(CATEGORIES as readonly string[]).includes(c));
   if (unknown.length > 0) throw new Error(`--categories: unknown ${unknown.join(', ')}`);
   return {
-    predictions: positive('predictions', 50_000),
+    predictions: positive('predictions', 100_000),
     runs: positive('runs', 3),
     categories,
     keep: argv.includes('--keep'),
@@ -283,8 +284,9 @@ const median = (xs: readonly number[]): number => {
 };
 const rate = (n: number, seconds: number): string => Math.round(n / seconds).toLocaleString('en-US');
 
-export async function run(): Promise<void> {
+export async function run(): Promise<Figure[]> {
   const opts = options();
+  const figures: Figure[] = [];
   const python = ensurePythonEnv('bfcl', { log: (line) => console.log(line) }).python;
   const located = spawnSync(
     python,
@@ -375,6 +377,13 @@ export async function run(): Promise<void> {
         agreement.validDiffs.length === 0 ? 'identical' : `${agreement.validDiffs.length} differ`,
         agreement.errorTypeDiffs.length,
       ]);
+      figures.push({
+        section: 'score',
+        figure: `${category}: looptool score vs BFCL's scorer (${files.count.toLocaleString('en-US')} predictions)`,
+        value: `${(bf / lt).toFixed(2)}× (${perSecond(files.count, lt)} vs ${perSecond(files.count, bf)})`,
+        target: `≥ ${TARGET}×, verdicts identical`,
+        met: bf / lt >= TARGET && agreement.validDiffs.length === 0 && agreement.errorTypeDiffs.length === 0,
+      });
       console.log(
         `   ${category}: ${files.count} predictions, looptool ${looptoolTimes.map((t) => t.toFixed(2)).join('/')} s, ` +
           `BFCL ${bfclTimes.map((t) => t.toFixed(2)).join('/')} s, ${agreement.validDiffs.length} valid differences, ` +
@@ -419,4 +428,5 @@ export async function run(): Promise<void> {
       rows,
     ),
   );
+  return figures;
 }

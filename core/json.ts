@@ -72,8 +72,13 @@ export function setOwn<T>(target: Record<string, T>, key: string, value: T): voi
   else target[key] = value;
 }
 
-// A float lexeme always has a digit right before its `.` or exponent; text without one can take the native fast path.
-const FLOAT_LEXEME = /\d[.eE]/;
+// What `JSON.parse` would read differently from Python: a float lexeme (it always has a digit right before its `.` or
+// exponent: `5.0` would come back as the int 5) and the non-standard constants it refuses. Text without one, outside
+// its strings, parses natively with the same result.
+const NOT_NATIVE = /\d[.eE]|NaN|Infinity/;
+// Every JSON string literal, for blanking them out: in valid JSON a `"` outside a string always opens one, so a scan
+// from the start meets each literal whole (the unrolled form keeps the regexp linear on long strings).
+const STRING_LITERAL = /"[^"\\]*(?:\\.[^"\\]*)*"/g;
 const MAX_DEPTH = 1000;
 
 /**
@@ -82,7 +87,8 @@ const MAX_DEPTH = 1000;
  * last value, as in both Python and JavaScript. Integers beyond 2^53 lose precision (documented deviation from Python).
  */
 export function parseJson(text: string): JsonParseResult {
-  if (!FLOAT_LEXEME.test(text) && !text.includes('NaN') && !text.includes('Infinity')) {
+  // Most text has `2.0` or `e.g.` only inside strings (descriptions, model output): the lexemes outside them decide.
+  if (!NOT_NATIVE.test(text) || !NOT_NATIVE.test(text.replace(STRING_LITERAL, '""'))) {
     try {
       return { ok: true, value: JSON.parse(text) as JsonValue };
     } catch {

@@ -100,6 +100,8 @@ interface CompiledDictAlternative {
 
 interface CompiledAlternatives {
   raw: JsonValue[];
+  /** `repr` of the acceptable values, made when a message first needs it: every wrong value's message has it. */
+  rawRepr?: string;
   optional: boolean;
   possibleAnswerType: PyTypeName | null;
   /** Per alternative: its Python type, and for lists the type of its first non-"" element (for the nested check). */
@@ -335,6 +337,10 @@ function parallelNoOrder(expected: readonly CompiledExpectedCall[], calls: reado
   return VALID;
 }
 
+function rawRepr(alternatives: CompiledAlternatives): string {
+  return (alternatives.rawRepr ??= pyRepr(alternatives.raw));
+}
+
 function fail(errorType: string, error: string): Verdict {
   return { valid: false, errorType, error };
 }
@@ -391,7 +397,7 @@ function checkParam(param: string, raw: PyValue, details: CompiledParam, alterna
   if (!alternatives.valueKeys.has(pyEqualityKey(value))) {
     return fail(
       BFCL_ERROR.valueOthers,
-      `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${pyRepr(alternatives.raw)}.`,
+      `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${rawRepr(alternatives)}.`,
     );
   }
   return VALID;
@@ -443,7 +449,7 @@ function stringCheck(param: string, value: string, alternatives: CompiledAlterna
   if (alternatives.standardizedStrings.has(standardizeString(value))) return VALID;
   return fail(
     BFCL_ERROR.valueString,
-    `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${pyRepr(alternatives.raw)}. Case insensitive.`,
+    `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${rawRepr(alternatives)}. Case insensitive.`,
   );
 }
 
@@ -451,7 +457,7 @@ function listCheck(param: string, value: PyValue[], alternatives: CompiledAltern
   if (alternatives.standardizedLists.has(standardizedListKey(value))) return VALID;
   return fail(
     BFCL_ERROR.valueList,
-    `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${pyRepr(alternatives.raw)}.`,
+    `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${rawRepr(alternatives)}.`,
   );
 }
 

@@ -10,6 +10,7 @@ import { runLooptool } from '../helpers/cli.js';
 interface BuildModule {
   DIST: string;
   STAMP: string;
+  BUNDLES: Record<string, string>;
   ensureBuilt(options?: { quiet?: boolean }): Promise<boolean>;
   buildState(): { stale: boolean; signature: string; files: { rel: string }[] };
 }
@@ -24,6 +25,11 @@ describe('the dist/ build (scripts/build.js)', () => {
     expect(existsSync(path.join(dist, 'client', 'cli.js.map'))).toBe(true);
     expect(existsSync(path.join(dist, 'db', 'migrations', '0001_loops.sql'))).toBe(true);
     expect(existsSync(path.join(dist, 'activities', 'training', 'local-runner.js'))).toBe(true);
+    // The bundled commands, each with its map, kept by the stale-file sweep.
+    for (const out of Object.keys(buildModule.BUNDLES)) {
+      expect(existsSync(path.join(dist, out)), out).toBe(true);
+      expect(existsSync(path.join(dist, `${out}.map`)), out).toBe(true);
+    }
     // Every prompt template is where activities/llm/prompts.ts looks for it relative to its own module.
     const prompts = readdirSync(projectPath('activities', 'llm', 'prompts')).filter((file) => file.endsWith('.md'));
     expect(prompts.length).toBeGreaterThan(0);

@@ -131,6 +131,64 @@ describe('looptool score', () => {
     expect(result.stderr).toContain(`${questions}:1: id: category simple_python needs --answers`);
   });
 
+  test('threads and repeated questions give the verdict file one thread gives; an id predicted in two parts is bad input', async () => {
+    // 300 predictions over copies of the three questions under new ids (each copy's content is read once), cycling
+    // through a right answer and wrong ones so the verdicts differ line by line.
+    const sources = firstLines(`${DATA}BFCL_v4_simple_python.json`, 3);
+    const answerSources = firstLines(`${DATA}possible_answer/BFCL_v4_simple_python.json`, 3);
+    const results = [
+      '[calculate_triangle_area(base=10, height=5, unit="units")]',
+      '[math.factorial(number=5)]',
+      '[math.hypot(x=4, y=5)]',
+      '[calculate_triangle_area(base=10.0, height=5)]',
+      'not a call',
+    ];
+    const copies = Array.from({ length: 300 }, (_, i) => i);
+    const copyQuestions = write(
+      'copies-questions.jsonl',
+      copies.map((i) => (sources[i % 3] as string).replace(/"id": "simple_python_\d+"/, `"id": "simple_python_${i}"`)),
+    );
+    const copyAnswers = write(
+      'copies-answers.jsonl',
+      copies.map((i) =>
+        (answerSources[i % 3] as string).replace(/"id": "simple_python_\d+"/, `"id": "simple_python_${i}"`),
+      ),
+    );
+    const predictionLines = copies.map((i) =>
+      JSON.stringify({ id: `simple_python_${i}`, result: results[(i + Math.floor(i / 3)) % results.length] }),
+    );
+    const predictions = write('copies-predictions.jsonl', predictionLines);
+    const verdicts: string[] = [];
+    for (const threads of ['1', '3']) {
+      const out = join(dir, `copies-verdicts-${threads}.jsonl`);
+      const args = ['score', '--questions', copyQuestions, '--answers', copyAnswers, '--predictions', predictions];
+      const result = await runLooptool([...args, '--out', out, '--threads', threads]);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      verdicts.push(readFileSync(out, 'utf8'));
+    }
+    expect(verdicts[1]).toBe(verdicts[0]);
+    const lines = (verdicts[0] as string).split('\n').filter(Boolean);
+    expect(lines).toHaveLength(300);
+    const valid = lines.filter((line) => (JSON.parse(line) as { valid: boolean }).valid).length;
+    expect(valid).toBeGreaterThan(0);
+    expect(valid).toBeLessThan(300);
+
+    // The same id on line 2 and line 299: parts are scored apart, the repeat is still found, at its own line.
+    const twice = write(
+      'copies-twice.jsonl',
+      predictionLines.map((line, i) => (i === 298 ? JSON.stringify({ id: 'simple_python_1', result: '[]' }) : line)),
+    );
+    const out = join(dir, 'copies-never.jsonl');
+    const args = ['score', '--questions', copyQuestions, '--answers', copyAnswers, '--predictions', twice];
+    const result = await runLooptool([...args, '--out', out, '--threads', '3']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`${twice}:299: id: simple_python_1 is predicted twice`);
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(existsSync(`${out}.partial.1`)).toBe(false);
+  });
+
   test('a missing file is bad input', async () => {
     const result = await runLooptool(['score', '--questions', join(dir, 'nope.jsonl'), '--predictions', questions]);
     expect(result.code).toBe(2);

@@ -34,6 +34,23 @@ describe('parseJson', () => {
     });
   });
 
+  test('float lexemes, NaN and Infinity inside strings leave the numbers outside them exact', () => {
+    // Only the lexemes outside strings decide: these parse natively, and must come out as the lossless parser reads them.
+    expect(parsed('{"v2.0": "e.g. 3.5e2 NaN Infinity", "n": 7, "m": [0, -3]}')).toEqual({
+      'v2.0': 'e.g. 3.5e2 NaN Infinity',
+      n: 7,
+      m: [0, -3],
+    });
+    // An escaped quote does not end the string: the 1.0 after it is still inside, the 2.0 outside is a float.
+    const value = parsed('{"a": "say \\"1.0\\" and \\\\", "b": 2.0, "c": "Infinity"}') as Record<string, JsonValue>;
+    expect(value).toEqual({ a: 'say "1.0" and \\', b: new JsonFloat(2), c: 'Infinity' });
+    expect(isJsonFloat(value.b)).toBe(true);
+    expect((parsed('["x", NaN]') as JsonValue[])[1]).toBeInstanceOf(JsonFloat);
+    // Broken text still gets the slow parser's located error.
+    const broken = parseJson('{"a": "1.0", "b": 2');
+    expect(broken.ok).toBe(false);
+  });
+
   test("accepts Python's NaN and Infinity as floats", () => {
     const value = parsed('[NaN, Infinity, -Infinity]') as JsonFloat[];
     expect(value.map((v) => v instanceof JsonFloat)).toEqual([true, true, true]);

@@ -1,0 +1,461 @@
+import { closeSync, openSync, readSync, statSync, writeSync, appendFileSync, readFileSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { isJsonObject, parseJson, type JsonValue } from '../core/json.js';
+import {
+  bfclCheckKind,
+  compileBfclQuestion,
+  decodeBfclResult,
+  scoreBfcl,
+  type BfclCheckKind,
+  type BfclDecoder,
+  type CompiledBfclQuestion,
+  type Verdict,
+} from '../core/checker/index.js';
+import { categoryFromId } from '../core/checker/categories.js';
+import {
+  bfclAnswerFromRecord,
+  bfclQuestionFromRecord,
+  type BfclAnswer,
+  type BfclQuestion,
+} from '../core/formats/bfcl.js';
+import { formatRejection, locate, type LocatedRejection } from '../core/formats/rejection.js';
+import { scanLines } from './line-scanner.js';
+import { leadingId, RepeatedRecords } from './repeated-records.js';
+
+export interface ScoreOptions {
+  questions: string;
+  answers?: string;
+  predictions: string;
+  category?: string;
+  out?: string;
+  decoder: BfclDecoder;
+  /**
+   * Threads that score parts of the predictions file (this one included); 1 scores in this thread only. Defaults to
+   * the cores available (up to {@link MAX_THREADS}), one per {@link BYTES_PER_THREAD} of predictions.
+   */
+  threads?: number;
+}
+
+/** One line of `--out`. */
+export interface VerdictLine {
+  id: string;
+  valid: boolean;
+  error_type?: string;
+  error?: string;
+}
+
+/** Accuracy of one category. */
+export interface CategoryScore {
+  category: string;
+  correct: number;
+  total: number;
+}
+
+export type ScoreOutcome =
+  { ok: true; categories: CategoryScore[]; unpredicted: number } | { ok: false; problems: LocatedRejection[] };
+
+/** A thread's share of the predictions below this many bytes costs more to start than it saves. */
+const BYTES_PER_THREAD = 2 * 1024 * 1024;
+/** More threads re-read the questions more times than they save on predictions. */
+const MAX_THREADS = 4;
+/** Verdict lines are written in batches of this many. */
+const VERDICT_BATCH = 4096;
+
+interface Located<T> {
+  value: T;
+  line: number;
+  /** Which distinct record content the line holds (datasets/repeated-records.ts): equal numbers, equal conversions. */
+  content: number;
+}
+
+/** Reads a BFCL record file by id, each distinct content parsed and validated once (`RepeatedRecords`). */
+async function readById<T extends { id: string }>(
+  file: string,
+  records: RepeatedRecords<T>,
+  problems: LocatedRejection[],
+  onDuplicate: 'reject' | 'last',
+): Promise<Map<string, Located<T>>> {
+  const out = new Map<string, Located<T>>();
+  await scanLines(
+    file,
+    (line) => {
+      const read = records.read(line);
+      if (!read.ok) problems.push(locate(read.rejection, { file, line: line.line }));
+      else if (onDuplicate === 'reject' && out.has(read.id))
+        problems.push({ file, line: line.line, field: 'id', reason: `duplicate id ${read.id}` });
+      else out.set(read.id, { value: read.value, line: line.line, content: read.content });
+    },
+    (rejection) => problems.push(rejection),
+  );
+  return out;
+}
+
+/** A question ready to score, or why it cannot be (located by the caller, at the id's own lines). */
+type Compiled =
+  | { question: CompiledBfclQuestion; error?: undefined }
+  | { question?: undefined; error: string; at: 'answer' | 'question' };
+
+/** What one part of the predictions file gave: its problems, its scores, and the ids it scored in order. */
+export interface PartResult {
+  problems: LocatedRejection[];
+  scores: CategoryScore[];
+  /** How many ids the part scored. */
+  predicted: number;
+  /** With threads, every id predicted in the part and its line, so parts can find an id predicted in two of them. */
+  ids: string[];
+  lines: number[];
+  /** Questions in the question file (the same for every part). */
+  questionCount: number;
+}
+
+export interface PartInput {
+  options: ScoreOptions;
+  /** The part of the predictions file; undefined for the whole file. */
+  range?: { start: number; end: number; firstLine: number };
+  /** Where this part's verdict lines go. */
+  verdicts?: string;
+}
+
+/**
+ * Scores one part of the predictions file against the whole question and answer files: what a thread does. Questions
+ * that share their content (function docs, conversation) and answers are parsed, validated and compiled once: the
+ * compiled question is kept per (check kind, question content, answer content).
+ */
+export async function scorePart(input: PartInput): Promise<PartResult> {
+  const { options } = input;
+  const problems: LocatedRejection[] = [];
+  const questions = await readById(options.questions, new RepeatedRecords(bfclQuestionFromRecord), problems, 'reject');
+  const answers = options.answers
+    ? await readById(options.answers, new RepeatedRecords(bfclAnswerFromRecord), problems, 'last')
+    : new Map<string, Located<BfclAnswer>>();
+  const result: PartResult = { problems, scores: [], predicted: 0, ids: [], lines: [], questionCount: questions.size };
+  const keepIds = input.range !== undefined;
+  if (problems.length > 0) return result;
+
+  const kinds = new Map<string, BfclCheckKind | undefined>();
+  /** Compiled questions per check kind, by question content, then by answer content + 1 (0: no answer). */
+  const compiledByKind = new Map<BfclCheckKind, Map<number, Compiled>[]>();
+  /** The compiled question for a prediction's id, or the located reason it cannot be scored. */
+  const compile = (
+    id: string,
+    located: Located<BfclQuestion>,
+  ): { category: string; question: CompiledBfclQuestion } | { category: string; error: LocatedRejection } => {
+    const category = options.category ?? categoryFromId(id);
+    let kind = kinds.get(category);
+    if (kind === undefined && !kinds.has(category)) kinds.set(category, (kind = bfclCheckKind(category)));
+    const line = located.line;
+    if (!kind) {
+      const reason = `category ${category} is not scored by this checker (single-turn Python categories only)`;
+      return { category, error: { file: options.questions, line, field: 'id', reason } };
+    }
+    const answer = answers.get(id);
+    if (!answer && kind !== 'irrelevance' && kind !== 'relevance') {
+      const reason = options.answers
+        ? `no possible answer for ${id} in ${options.answers}`
+        : `category ${category} needs --answers`;
+      return { category, error: { file: options.questions, line, field: 'id', reason } };
+    }
+    let byQuestion = compiledByKind.get(kind);
+    if (!byQuestion) compiledByKind.set(kind, (byQuestion = []));
+    const compiledHere = (byQuestion[located.content] ??= new Map<number, Compiled>());
+    const key = answer ? answer.content + 1 : 0;
+    let compiled = compiledHere.get(key);
+    if (!compiled) {
+      const made = compileBfclQuestion({
+        kind,
+        functions: located.value.functions,
+        possibleAnswer: answer?.value.calls,
+      });
+      compiled = made.ok ? { question: made.question } : { error: made.error, at: answer ? 'answer' : 'question' };
+      compiledHere.set(key, compiled);
+    }
+    if (compiled.question) return { category, question: compiled.question };
+    const atAnswer = compiled.at === 'answer' && answer !== undefined;
+    return {
+      category,
+      error: {
+        file: atAnswer ? (options.answers as string) : options.questions,
+        line: atAnswer ? answer.line : line,
+        field: 'ground_truth',
+        reason: compiled.error,
+      },
+    };
+  };
+
+  const fd = input.verdicts ? openSync(input.verdicts, 'w') : undefined;
+  let pending: string[] = [];
+  const flush = (): void => {
+    if (fd !== undefined && pending.length > 0) writeSync(fd, `${pending.join('\n')}\n`);
+    pending = [];
+  };
+  const scores = new Map<string, CategoryScore>();
+  const seen = new Set<string>();
+  try {
+    await scanLines(
+      options.predictions,
+      (line) => {
+        const file = options.predictions;
+        let record: Record<string, unknown> | undefined = textPrediction(line.bytes, line.start, line.end);
+        if (!record) {
+          const parsed = parseJson(line.bytes.toString('utf8', line.start, line.end));
+          if (!parsed.ok) {
+            const reason = `invalid JSON: ${parsed.error.message} (column ${parsed.error.column})`;
+            problems.push({ file, line: line.line, field: '', reason });
+            return;
+          }
+          if (!isJsonObject(parsed.value)) {
+            const reason = 'a prediction must be an object {"id", "result"}';
+            problems.push({ file, line: line.line, field: '', reason });
+            return;
+          }
+          record = parsed.value;
+        }
+        const where = { file, line: line.line };
+        const id = record.id;
+        if (typeof id !== 'string' || id === '') {
+          problems.push({ ...where, field: 'id', reason: 'must be a non-empty string' });
+          return;
+        }
+        if (!('result' in record)) {
+          problems.push({ ...where, field: 'result', reason: 'is missing' });
+          return;
+        }
+        const question = questions.get(id);
+        if (!question) {
+          problems.push({ ...where, field: 'id', reason: `${id} is not in ${options.questions}` });
+          return;
+        }
+        if (seen.has(id)) {
+          problems.push({ ...where, field: 'id', reason: `${id} is predicted twice` });
+          return;
+        }
+        seen.add(id);
+        result.predicted++;
+        if (keepIds) {
+          result.ids.push(id);
+          result.lines.push(line.line);
+        }
+        const entry = compile(id, question);
+        if ('error' in entry) {
+          problems.push(entry.error);
+          return;
+        }
+        if (problems.length > 0) return; // nothing will be written or reported: only further problems matter
+        const verdict = scoreBfcl(entry.question, decodeBfclResult(record.result as JsonValue, options.decoder));
+        let score = scores.get(entry.category);
+        if (!score) scores.set(entry.category, (score = { category: entry.category, correct: 0, total: 0 }));
+        score.total++;
+        if (verdict.valid) score.correct++;
+        if (fd === undefined) return;
+        pending.push(verdictLine(id, verdict));
+        if (pending.length >= VERDICT_BATCH) flush();
+      },
+      (rejection) => problems.push(rejection),
+      input.range ? { range: input.range } : {},
+    );
+    flush();
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  result.scores = [...scores.values()];
+  return result;
+}
+
+/**
+ * A verdict as its `--out` line: `{"id", "valid", "error_type"?, "error"?}` in that order, as `JSON.stringify` of a
+ * {@link VerdictLine} writes it, without building the object.
+ */
+function verdictLine(id: string, verdict: Verdict): string {
+  let line = `{"id":${JSON.stringify(id)},"valid":${verdict.valid}`;
+  if (verdict.errorType !== undefined) line += `,"error_type":${JSON.stringify(verdict.errorType)}`;
+  if (verdict.error !== undefined) line += `,"error":${JSON.stringify(verdict.error)}`;
+  return `${line}}`;
+}
+
+const RESULT_KEY = Buffer.from('"result"');
+
+/**
+ * The common prediction line, `{"id": "<ascii>", "result": "<text>"}`, read without the general parser: the id as
+ * `leadingId` reads it and the text by `JSON.parse` of its string literal (strings need no lossless care). Undefined
+ * for any other line (lists of calls, other keys, odd spacing), which the general parser reads.
+ */
+function textPrediction(bytes: Buffer, start: number, end: number): { id: string; result: string } | undefined {
+  const lead = leadingId(bytes, start, end);
+  if (!lead) return undefined;
+  let i = lead.rest;
+  while (bytes[i] === 0x20) i++;
+  if (bytes.compare(RESULT_KEY, 0, RESULT_KEY.length, i, i + RESULT_KEY.length) !== 0) return undefined;
+  i += RESULT_KEY.length;
+  while (bytes[i] === 0x20) i++;
+  if (bytes[i++] !== 0x3a) return undefined;
+  while (bytes[i] === 0x20) i++;
+  let last = end - 1;
+  while (bytes[last] === 0x20) last--;
+  if (bytes[i] !== 0x22 || bytes[last] !== 0x7d) return undefined;
+  last--;
+  while (bytes[last] === 0x20) last--;
+  if (bytes[last] !== 0x22 || last <= i) return undefined;
+  try {
+    // Parses only when the bytes between the quotes are one string literal: `"a", "b": "c"` is not.
+    const result: unknown = JSON.parse(bytes.toString('utf8', i, last + 1));
+    return typeof result === 'string' ? { id: lead.id, result } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Where the predictions file is cut into `parts` pieces: each cut just after a newline, with the number of the line
+ * that starts there. Fewer pieces come back when lines are too long to cut that finely.
+ */
+function cutPoints(file: string, parts: number): { start: number; end: number; firstLine: number }[] {
+  const size = statSync(file).size;
+  const fd = openSync(file, 'r');
+  try {
+    const ranges: { start: number; end: number; firstLine: number }[] = [];
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    let start = 0;
+    let firstLine = 1;
+    let position = 0;
+    let newlines = 0;
+    for (let part = 1; part < parts; part++) {
+      const target = Math.floor((size * part) / parts);
+      if (target <= start) continue;
+      // Count newlines up to the target, then find the next newline after it.
+      let cut = -1;
+      while (cut < 0 && position < size) {
+        const read = readSync(fd, buffer, 0, buffer.length, position);
+        if (read === 0) break;
+        const view = buffer.subarray(0, read);
+        let from = 0;
+        for (;;) {
+          const newline = view.indexOf(0x0a, from);
+          if (newline < 0) break;
+          newlines++;
+          from = newline + 1;
+          if (position + newline >= target) {
+            cut = position + newline + 1;
+            break;
+          }
+        }
+        position += cut < 0 ? read : from;
+      }
+      if (cut < 0 || cut >= size) break;
+      ranges.push({ start, end: cut, firstLine });
+      start = cut;
+      firstLine = newlines + 1;
+    }
+    ranges.push({ start, end: size, firstLine });
+    return ranges;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** How many threads score a predictions file of this size. */
+function threadsFor(options: ScoreOptions): number {
+  // Threads run the compiled module (dist/); from TypeScript sources (tests in-process) there is no file to start.
+  if (import.meta.url.endsWith('.ts')) return 1;
+  if (options.threads !== undefined) return options.threads;
+  const size = statSync(options.predictions).size;
+  return Math.max(1, Math.min(os.availableParallelism(), MAX_THREADS, Math.floor(size / BYTES_PER_THREAD)));
+}
+
+/** Runs {@link scorePart} in a worker thread (datasets/score-worker.ts). */
+function scoreInThread(input: PartInput): Promise<PartResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./score-worker.js', import.meta.url), { workerData: input });
+    let settled = false;
+    worker.once('message', (result: PartResult) => {
+      settled = true;
+      resolve(result);
+    });
+    worker.once('error', (err) => {
+      settled = true;
+      reject(err);
+    });
+    worker.once('exit', (code) => {
+      if (!settled) reject(new Error(`the scoring thread exited with code ${code} before its result`));
+    });
+  });
+}
+
+/**
+ * Scores BFCL predictions: reads the question and possible-answer files, then streams the predictions, decoding each
+ * `result` and checking it with the BFCL-exact checker. Bad input anywhere (unreadable lines, records that are not
+ * BFCL's shape, unknown or repeated prediction ids, unsupported categories, missing answers) is collected with file,
+ * line and field, and nothing is reported as scored. Verdict lines are written to `out` only when scoring succeeds.
+ *
+ * A large predictions file is cut at newlines into parts scored by threads at once (each reads the questions and
+ * answers itself; repeated contents make that cheap), and the parts' verdicts are joined in file order: the same file
+ * as one thread writes.
+ */
+export async function scorePredictions(options: ScoreOptions): Promise<ScoreOutcome> {
+  const threads = threadsFor(options);
+  const ranges = threads > 1 ? cutPoints(options.predictions, threads) : [undefined];
+  const partial = options.out ? `${options.out}.partial` : undefined;
+  const verdictFiles = ranges.map((_, i) => (partial ? (i === 0 ? partial : `${partial}.${i}`) : undefined));
+  try {
+    const settled = await Promise.allSettled(
+      ranges.map((range, i) => {
+        const input: PartInput = { options, range, verdicts: verdictFiles[i] };
+        return i === 0 ? scorePart(input) : scoreInThread(input);
+      }),
+    );
+    // This thread's error first: a file that cannot be read fails here as it would without threads.
+    const failed = settled.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const results = settled.map((outcome) => (outcome as PromiseFulfilledResult<PartResult>).value);
+    const problems = results.flatMap((result) => result.problems);
+    // An id predicted in two parts: the later line is the one predicting it twice.
+    const seen = new Set<string>(results[0]?.ids);
+    for (const result of results.slice(1))
+      result.ids.forEach((id, i) => {
+        if (seen.has(id))
+          problems.push({
+            file: options.predictions,
+            line: result.lines[i] as number,
+            field: 'id',
+            reason: `${id} is predicted twice`,
+          });
+        seen.add(id);
+      });
+    if (problems.length > 0) {
+      if (partial) await removeAll(verdictFiles);
+      return { ok: false, problems: dedupe(problems) };
+    }
+    if (partial && options.out) {
+      for (const part of verdictFiles.slice(1)) appendFileSync(partial, readFileSync(part as string));
+      await removeAll(verdictFiles.slice(1));
+      await rename(partial, options.out);
+    }
+    const scores = new Map<string, CategoryScore>();
+    for (const score of results.flatMap((result) => result.scores)) {
+      const sum = scores.get(score.category) ?? { category: score.category, correct: 0, total: 0 };
+      sum.correct += score.correct;
+      sum.total += score.total;
+      scores.set(score.category, sum);
+    }
+    const predicted = results.reduce((sum, result) => sum + result.predicted, 0);
+    return { ok: true, categories: [...scores.values()], unpredicted: (results[0]?.questionCount ?? 0) - predicted };
+  } catch (err) {
+    if (partial) await removeAll(verdictFiles);
+    throw err;
+  }
+}
+
+async function removeAll(files: readonly (string | undefined)[]): Promise<void> {
+  for (const file of files) if (file) await rm(file, { force: true });
+}
+
+function dedupe(problems: LocatedRejection[]): LocatedRejection[] {
+  const seen = new Set<string>();
+  return problems.filter((problem) => {
+    const key = formatRejection(problem);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
