@@ -71,14 +71,14 @@ interface Located<T> {
 }
 
 /** Reads a BFCL record file by id, each distinct content parsed and validated once (`RepeatedRecords`). */
-async function readById<T extends { id: string }>(
+function readById<T extends { id: string }>(
   file: string,
   records: RepeatedRecords<T>,
   problems: LocatedRejection[],
   onDuplicate: 'reject' | 'last',
-): Promise<Map<string, Located<T>>> {
+): Map<string, Located<T>> {
   const out = new Map<string, Located<T>>();
-  await scanLines(
+  scanLines(
     file,
     (line) => {
       const read = records.read(line);
@@ -126,9 +126,9 @@ export interface PartInput {
 export async function scorePart(input: PartInput): Promise<PartResult> {
   const { options } = input;
   const problems: LocatedRejection[] = [];
-  const questions = await readById(options.questions, new RepeatedRecords(bfclQuestionFromRecord), problems, 'reject');
+  const questions = readById(options.questions, new RepeatedRecords(bfclQuestionFromRecord), problems, 'reject');
   const answers = options.answers
-    ? await readById(options.answers, new RepeatedRecords(bfclAnswerFromRecord), problems, 'last')
+    ? readById(options.answers, new RepeatedRecords(bfclAnswerFromRecord), problems, 'last')
     : new Map<string, Located<BfclAnswer>>();
   const result: PartResult = { problems, scores: [], predicted: 0, ids: [], lines: [], questionCount: questions.size };
   const keepIds = input.range !== undefined;
@@ -193,7 +193,7 @@ export async function scorePart(input: PartInput): Promise<PartResult> {
   const scores = new Map<string, CategoryScore>();
   const seen = new Set<string>();
   try {
-    await scanLines(
+    scanLines(
       options.predictions,
       (line) => {
         const file = options.predictions;

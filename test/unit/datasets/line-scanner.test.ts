@@ -15,13 +15,13 @@ function file(content: Buffer | string): string {
   return path;
 }
 
-async function scan(
+function scan(
   path: string,
   options: ScanLinesOptions = {},
-): Promise<{ lines: [number, string][]; rejections: LocatedRejection[] }> {
+): { lines: [number, string][]; rejections: LocatedRejection[] } {
   const lines: [number, string][] = [];
   const rejections: LocatedRejection[] = [];
-  await scanLines(
+  scanLines(
     path,
     (line) => lines.push([line.line, line.bytes.toString('utf8', line.start, line.end)]),
     (rejection) => rejections.push(rejection),
@@ -31,9 +31,9 @@ async function scan(
 }
 
 describe('scanLines', () => {
-  test('drops the BOM, \\r and blank lines, numbers lines as an editor does, reads a last line without a newline', async () => {
+  test('drops the BOM, \\r and blank lines, numbers lines as an editor does, reads a last line without a newline', () => {
     const path = file('\uFEFF{"a": 1}\r\n\n   \t\r\n{"b": "é"}\r\n  {"c": 3}\n{"d": 4}');
-    const { lines, rejections } = await scan(path);
+    const { lines, rejections } = scan(path);
     expect(rejections).toEqual([]);
     expect(lines).toEqual([
       [1, '{"a": 1}'],
@@ -43,23 +43,23 @@ describe('scanLines', () => {
     ]);
   });
 
-  test('gives the same lines whatever the chunk size, growing the buffer for lines longer than a chunk', async () => {
+  test('gives the same lines whatever the chunk size, growing the buffer for lines longer than a chunk', () => {
     const content = Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: `q${i}`, text: 'x'.repeat(i * 7) }));
     const path = file(`${content.join('\n')}\n`);
-    const whole = await scan(path);
+    const whole = scan(path);
     expect(whole.lines.map(([, text]) => text)).toEqual(content);
     for (const chunkBytes of [1, 5, 64, 300])
-      expect((await scan(path, { chunkBytes })).lines, `chunk ${chunkBytes}`).toEqual(whole.lines);
+      expect(scan(path, { chunkBytes }).lines, `chunk ${chunkBytes}`).toEqual(whole.lines);
   });
 
-  test('a line that is not UTF-8 is rejected with its offsets, and the lines around it are read', async () => {
+  test('a line that is not UTF-8 is rejected with its offsets, and the lines around it are read', () => {
     const bad = Buffer.concat([
       Buffer.from('{"a": "ok"}\n{"b": "'),
       Buffer.from([0xc3, 0x28]),
       Buffer.from('"}\n{"c": 1}\n'),
     ]);
     for (const chunkBytes of [4, 1 << 20]) {
-      const { lines, rejections } = await scan(file(bad), { chunkBytes });
+      const { lines, rejections } = scan(file(bad), { chunkBytes });
       expect(lines.map(([line]) => line)).toEqual([1, 3]);
       expect(rejections).toHaveLength(1);
       expect(rejections[0]).toMatchObject({ line: 2, field: '' });
@@ -67,9 +67,9 @@ describe('scanLines', () => {
     }
   });
 
-  test('a line longer than the limit is rejected without being held, and reading goes on after it', async () => {
+  test('a line longer than the limit is rejected without being held, and reading goes on after it', () => {
     const path = file(`{"a": 1}\n${'{"long": "' + 'y'.repeat(500) + '"}'}\n{"b": 2}\n`);
-    const { lines, rejections } = await scan(path, { maxLineBytes: 100, chunkBytes: 16 });
+    const { lines, rejections } = scan(path, { maxLineBytes: 100, chunkBytes: 16 });
     expect(lines).toEqual([
       [1, '{"a": 1}'],
       [3, '{"b": 2}'],
@@ -77,11 +77,11 @@ describe('scanLines', () => {
     expect(rejections).toEqual([{ file: path, line: 2, field: '', reason: 'line is longer than 100 bytes' }]);
   });
 
-  test('parts of a file read as ranges give the whole file, each line once, with its own number', async () => {
+  test('parts of a file read as ranges give the whole file, each line once, with its own number', () => {
     const content = Array.from({ length: 40 }, (_, i) => (i % 7 === 3 ? '' : JSON.stringify({ id: i })));
     const text = `${content.join('\n')}\n`;
     const path = file(text);
-    const whole = await scan(path);
+    const whole = scan(path);
     // Cut after the newline ending line 13 and line 27 (counted from 1).
     const cuts = [0];
     let at = -1;
@@ -95,7 +95,7 @@ describe('scanLines', () => {
       { start: cuts[2] as number, end: text.length, firstLine: 28 },
     ];
     const parts: [number, string][] = [];
-    for (const range of ranges) parts.push(...(await scan(path, { range, chunkBytes: 32 })).lines);
+    for (const range of ranges) parts.push(...scan(path, { range, chunkBytes: 32 }).lines);
     expect(parts).toEqual(whole.lines);
   });
 });
