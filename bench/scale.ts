@@ -1,7 +1,5 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { chmodSync, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -14,11 +12,18 @@ import { contentHash } from '../core/hash.js';
 import { stageProgressQuery, statusQuery } from '../core/messages.js';
 import { stageFile, versionFromImport } from '../datasets/import.js';
 import { openDatabase } from '../db/open.js';
-import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../services/embedded-postgres.js';
-import { projectPath } from '../services/paths.js';
-import { freePort } from '../services/ports.js';
-import { resolveTemporalCli } from '../services/temporal-cli.js';
-import { startTemporalDevServer, stopTemporalDevServer } from '../services/temporal-dev-server.js';
+import {
+  type BenchServices,
+  benchScratch,
+  LOOPTOOL_BIN,
+  runChild,
+  startBenchServices,
+  spawnWorker,
+  startSim,
+  stopChild,
+  tail,
+  timestampMs,
+} from './lib/stack.js';
 
 /**
  * `scale` section (issue 12 item 8): one simulated iteration over N samples (default 1,000,000), probe → judge →
@@ -48,7 +53,6 @@ export const namedOnly = true;
 const LIMITS = { events: 51_200, bytes: 50 * 1024 * 1024, warnEvents: 10_240, warnBytes: 10 * 1024 * 1024 };
 /** Where the worker's RSS is reported during the probe. */
 const EARLY_MARK = 20_000;
-const LOOPTOOL_BIN = projectPath('bin', 'looptool.js');
 const LOOP = 'scale';
 
 interface Options {
@@ -102,80 +106,15 @@ function memoryOf(pid: number | undefined): { rssMb: number; peakMb: number } {
   }
 }
 
-async function isPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** A frontend port with the next ports free too (the dev server binds its internal services there), and a UI port. */
-async function temporalPorts(): Promise<{ port: number; uiPort: number }> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await freePort();
-    if (port + 10 > 65_000) continue;
-    const block = await Promise.all(Array.from({ length: 10 }, (_, i) => isPortFree(port + i)));
-    if (!block.every(Boolean)) continue;
-    for (let tries = 0; tries < 20; tries++) {
-      const uiPort = await freePort();
-      if (uiPort < port - 10 || uiPort > port + 20) return { port, uiPort };
-    }
-  }
-  throw new Error('no free block of ports for a Temporal dev server');
-}
-
-/** Runs a child to its end; its stderr passes through, a non-zero exit throws. */
-async function runChild(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`${args.slice(1).join(' ')} exited with ${code}`);
-}
-
-/** `looptool sim serve` in a child process (its own core and heap); resolves with its URL once it listens. */
-async function startSim(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [LOOPTOOL_BIN, 'sim', 'serve', '--port', '0', '--seed', '7'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString('utf8');
-      const match = /Sim server: (\S+)/.exec(out);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`sim server exited with ${code} before it listened`)));
-  });
-  child.stdout!.resume();
-  return { url, child };
-}
-
-async function stopChild(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await exited;
-}
-
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(2);
 const fmt = (n: number) => n.toLocaleString('en-US');
 const secondsOf = (ms: number) => Number((ms / 1000).toFixed(1));
 
-/** A protobuf Timestamp as epoch milliseconds. */
-function timestampMs(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
-  return Number(ts?.seconds ?? 0) * 1000 + (ts?.nanos ?? 0) / 1e6;
-}
-
 export async function run(): Promise<void> {
   const opts = options();
   const N = opts.samples;
-  const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-bench-scale-'));
-  // As root, PostgreSQL runs as the postgres user, which must reach its data dir in here.
-  chmodSync(scratch, 0o755);
-  const pgState = path.join(scratch, 'pg');
-  const temporalState = path.join(scratch, 'temporal');
-  let temporalStarted = false;
-  let pgStarted = false;
+  const scratch = benchScratch('scale');
+  let services: BenchServices | undefined;
   let sim: ChildProcess | undefined;
   let worker: ChildProcess | undefined;
   let loops: (LoopClient & { close(): Promise<void> }) | undefined;
@@ -183,18 +122,11 @@ export async function run(): Promise<void> {
   console.log(`== scale: one iteration over ${fmt(N)} samples (probe → judge → expand → assemble); temp ${scratch}`);
   try {
     const setupStart = performance.now();
-    const pgServer = await startEmbeddedPostgres({ stateDir: pgState, port: await freePort(), database: 'bench' });
-    pgStarted = true;
-    const cli = await resolveTemporalCli();
-    const temporal = await startTemporalDevServer({
-      cliPath: cli.path,
-      stateDir: temporalState,
-      ...(await temporalPorts()),
-    });
-    temporalStarted = true;
+    services = await startBenchServices(scratch);
+    const { postgres: pgServer, temporal } = services;
     const pool = await openDatabase({ url: pgServer.url, applicationName: 'looptool-bench', max: 4 });
     const pgVersion = (await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
-    const temporalVersion = execFileSync(cli.path, ['--version'], { encoding: 'utf8' }).trim();
+    const temporalVersion = execFileSync(services.temporalCli, ['--version'], { encoding: 'utf8' }).trim();
     const machine = `${os.cpus().length} cores, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, node ${process.version}, PostgreSQL ${pgVersion}, ${temporalVersion}`;
     console.log(`machine: ${machine}`);
 
@@ -220,10 +152,8 @@ export async function run(): Promise<void> {
     const simServer = await startSim();
     sim = simServer.child;
     const suffix = '-scale';
-    const logStream = createWriteStream(workerLog);
-    worker = spawn(process.execPath, [LOOPTOOL_BIN, 'worker'], {
-      env: {
-        ...process.env,
+    const spawned = spawnWorker(
+      {
         TEMPORAL_ADDRESS: temporal.address,
         DATABASE_URL: pgServer.url,
         LOOPTOOL_TASK_QUEUE_SUFFIX: suffix,
@@ -233,12 +163,11 @@ export async function run(): Promise<void> {
         LOOPTOOL_MIGRATE_ON_START: 'false',
         LOOPTOOL_SHUTDOWN_GRACE_SECONDS: '5',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    worker.stdout!.pipe(logStream);
-    worker.stderr!.pipe(logStream);
+      workerLog,
+    );
+    worker = spawned.child;
     const workerPid = worker.pid;
-    const workerExit = once(worker, 'exit').then(([code, signal]) => ({ code, signal }));
+    const workerExit = spawned.exit;
 
     loops = await LoopClient.connect(temporal.address);
     const v1 = `${simServer.url}/v1`;
@@ -534,18 +463,8 @@ export async function run(): Promise<void> {
     await stopChild(worker);
     await loops?.close();
     await stopChild(sim);
-    if (temporalStarted) await stopTemporalDevServer(temporalState);
-    if (pgStarted) await stopEmbeddedPostgres(pgState);
+    await services?.stop();
     if (opts.keep) console.log(`kept ${scratch} (worker log: ${workerLog})`);
     else rmSync(scratch, { recursive: true, force: true });
-  }
-}
-
-/** The last lines of a log file. */
-function tail(file: string, lines = 30): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
   }
 }

@@ -8,6 +8,7 @@ import {
   isCancellation,
   log,
   ParentClosePolicy,
+  patched,
   setCurrentDetails,
   setHandler,
   startChild,
@@ -54,6 +55,13 @@ import { CHECKER_OF_REWARD, type LoopPhase } from '../core/vocabulary.js';
 import { type LoopActivities, loopActivities } from './activity-proxies.js';
 import { Patience } from './patience.js';
 import { stageWorkflow } from './stage.js';
+
+/**
+ * Patch (workflow versioning): setup and each iteration's evaluation run their independent activities at once — D_1's
+ * overlap report, the held-out slice's scoring and the evaluation sets' — instead of one after another. Histories
+ * recorded before it replay the sequential path (test/workflows/loop-replay.test.ts replays two).
+ */
+const CONCURRENT_SCORING_PATCH = 'concurrent-held-out-scoring';
 
 export interface LoopResult {
   loopName: string;
@@ -344,19 +352,36 @@ class LoopRun {
         configHash: this.input.configHash,
       }),
     );
-    await this.reportOverlap(initial.versionId, 'D_1');
     const dataset = { versionId: initial.versionId, ref: initial.ref, countsByRole: initial.countsByRole };
-    Object.assign(this.state, {
-      dataset,
-      seedVersionId: initial.seedVersionId,
-      budget: config.data.budget ?? initial.memberCount,
-    });
-    Object.assign(this.summary, { dataset: dataset.ref, countsByRole: dataset.countsByRole });
-    upsertMemo({ dataset: dataset.ref });
-    if (config.data.heldOutFraction > 0)
-      this.state.baselineHeldOutAccuracy = await this.scoreHeldOutSlice(0, this.model('policy'));
-    if (this.hasHeldOut()) {
-      this.state.baselineAccuracy = await this.scoreOnHeldOut(0, this.model('policy'));
+    const record = () => {
+      Object.assign(this.state, {
+        dataset,
+        seedVersionId: initial.seedVersionId,
+        budget: config.data.budget ?? initial.memberCount,
+      });
+      Object.assign(this.summary, { dataset: dataset.ref, countsByRole: dataset.countsByRole });
+      upsertMemo({ dataset: dataset.ref });
+    };
+    if (patched(CONCURRENT_SCORING_PATCH)) {
+      // D_1's overlap report and the base model's two scorings need nothing of each other: one round, not three.
+      record();
+      const policy = this.model('policy');
+      const [, heldOut, accuracy] = await Promise.all([
+        this.reportOverlap(initial.versionId, 'D_1'),
+        config.data.heldOutFraction > 0 ? this.scoreHeldOutSlice(0, policy) : undefined,
+        this.hasHeldOut() ? this.scoreOnHeldOut(0, policy) : undefined,
+      ]);
+      if (heldOut !== undefined) this.state.baselineHeldOutAccuracy = heldOut;
+      if (accuracy !== undefined) this.state.baselineAccuracy = accuracy;
+    } else {
+      // Histories of loops started before the patch: one after another.
+      await this.reportOverlap(initial.versionId, 'D_1');
+      record();
+      if (config.data.heldOutFraction > 0)
+        this.state.baselineHeldOutAccuracy = await this.scoreHeldOutSlice(0, this.model('policy'));
+      if (this.hasHeldOut()) {
+        this.state.baselineAccuracy = await this.scoreOnHeldOut(0, this.model('policy'));
+      }
     }
     this.refreshDetails();
     return dataset;
@@ -519,16 +544,33 @@ class LoopRun {
   }
 
   async evaluate(policy: ModelTarget): Promise<void> {
-    if (this.config.data.heldOutFraction > 0) {
+    const slice = this.config.data.heldOutFraction > 0;
+    if (!slice && !this.hasHeldOut()) return;
+    if (patched(CONCURRENT_SCORING_PATCH)) {
+      // The held-out slice and the evaluation sets score the same served policy independently: at once.
+      await this.enter('evaluate');
+      const [heldOut, accuracy] = await Promise.all([
+        slice ? this.scoreHeldOutSlice(this.iteration, policy) : undefined,
+        this.hasHeldOut() ? this.scoreOnHeldOut(this.iteration, policy) : undefined,
+      ]);
+      if (heldOut !== undefined) this.summary.heldOutAccuracy = heldOut;
+      if (accuracy !== undefined) this.recordAccuracy(accuracy);
+      return;
+    }
+    // Histories of loops started before the patch: one after another.
+    if (slice) {
       await this.enter('evaluate');
       this.summary.heldOutAccuracy = await this.scoreHeldOutSlice(this.iteration, policy);
     }
     if (!this.hasHeldOut()) return;
     await this.enter('evaluate');
-    this.summary.accuracy = await this.scoreOnHeldOut(this.iteration, policy);
+    this.recordAccuracy(await this.scoreOnHeldOut(this.iteration, policy));
+  }
+
+  private recordAccuracy(accuracy: number | null): void {
+    this.summary.accuracy = accuracy;
     if (this.heldOutGroups) this.summary.evaluation = this.heldOutGroups;
-    if (this.summary.accuracy !== null)
-      upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopAccuracy, value: this.summary.accuracy }]);
+    if (accuracy !== null) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.loopAccuracy, value: accuracy }]);
   }
 
   /** Ends the loop after the last (or a stopped) iteration; otherwise continues as new with D_{j+1}. */
