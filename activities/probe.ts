@@ -1,12 +1,11 @@
 import { compileSampleChecker } from '../core/checker/index.js';
 import { parseInput, ProbeBatchInput } from '../core/inputs.js';
-import { withSystemPrompt } from '../core/formats/policy-prompt.js';
+import { policyPrompt, withSystemPrompt } from '../core/formats/policy-prompt.js';
 import { canonicalJson } from '../core/json.js';
 import { parseModelOutput } from '../core/parse/model-output.js';
 import type { Sample } from '../core/schemas/sample.js';
 import type { ProbeOutcome } from '../core/vocabulary.js';
-import { recordModelCalls } from '../db/queries/model-calls.js';
-import { insertProbeResults, pendingProbeItems, type ProbeResultRow } from '../db/queries/probe-results.js';
+import { insertProbePage, pendingProbeItems, type ProbeResultRow } from '../db/queries/probe-results.js';
 import type { BatchItem } from '../db/queries/stage-batches.js';
 import type { ActivityDeps } from './deps.js';
 import { callModel, Ledger } from './llm/calls.js';
@@ -103,6 +102,8 @@ export function createProbeActivities(deps: ActivityDeps) {
         });
         return callModel(endpoints, signal, `probe of sample ${item.sampleId}`, async (endpoint) => {
           const shown = systemPrompt ? withSystemPrompt(sample, systemPrompt.system) : sample;
+          // Rendered once for the length check, the count and the request.
+          const prompt = policyPrompt(shown);
           const limitWithin = (maxModelLen: number | null) =>
             promptTokenLimit({
               maxPromptTokens: input.maxPromptTokens,
@@ -112,8 +113,13 @@ export function createProbeActivities(deps: ActivityDeps) {
           // Without a configured context the server's is needed: learned from its first count, then only prompts
           // that could be too long by their byte length are counted.
           const context = input.contextTokens ?? knownServerContext(endpoint);
-          if (context === undefined || promptTokenUpperBound(shown) > limitWithin(context)) {
-            const counted = await countPromptTokens(endpoint, { model: input.policy.model, sample: shown, signal });
+          if (context === undefined || promptTokenUpperBound(shown, prompt) > limitWithin(context)) {
+            const counted = await countPromptTokens(endpoint, {
+              model: input.policy.model,
+              sample: shown,
+              prompt,
+              signal,
+            });
             if (counted && counted.promptTokens > limitWithin(counted.maxModelLen))
               return tooLong(
                 counted.promptTokens,
@@ -127,6 +133,7 @@ export function createProbeActivities(deps: ActivityDeps) {
             // The optional probe system prompt joins the sample's own system message (when it has none), so the
             // tools are rendered after it as a training export of that sample would render them.
             sample: shown,
+            prompt,
             maxTokens: input.maxTokens,
             logprobs: true,
             signal,
@@ -196,10 +203,13 @@ export function createProbeActivities(deps: ActivityDeps) {
         stage: 'probe',
         input,
         pending: (range) => pendingProbeItems(deps.pool, { ...key, ...range, versionId: input.versionId }),
+        // The next page's members and samples are read while this page's requests are in flight.
+        prefetch: true,
         work: (items, samples, signal) => items.map((item) => probeOne(item, samples.get(item.sampleId)!, signal)),
-        write: async (tx, rows) => {
-          await insertProbeResults(tx, key, rows);
-          await recordModelCalls(tx, ledger.drain());
+        // Results and ledger rows in one statement: one round trip per page.
+        writeIsOneStatement: true,
+        write: async (q, rows) => {
+          await insertProbePage(q, key, rows, ledger.drain());
         },
         tally: (row) => ({ probed: 1, [HEARTBEAT_COUNT_OF[row.outcome]]: 1 }),
       });

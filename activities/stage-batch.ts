@@ -1,13 +1,20 @@
 import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import type pg from 'pg';
+import type { z } from 'zod';
 import type { BatchRef, SeqRange } from '../core/inputs.js';
-import type { Sample } from '../core/schemas/sample.js';
+import { parseJson, type JsonValue } from '../core/json.js';
+import { Sample } from '../core/schemas/sample.js';
 import type { BatchedStage } from '../core/vocabulary.js';
-import { getSamples } from '../db/queries/samples.js';
-import { batchCounts, getStageBatch, type StageKey } from '../db/queries/stage-batches.js';
-import { decodeSample } from '../db/sample-codec.js';
-import { withTransaction } from '../db/tx.js';
+import {
+  batchCounts,
+  getPageSamples,
+  getStageBatch,
+  type PageSample,
+  type StageKey,
+} from '../db/queries/stage-batches.js';
+import { StoredSampleCorruptError } from '../db/sample-codec.js';
+import { type Queryable, withTransaction } from '../db/tx.js';
 import { keepHeartbeating } from './heartbeat.js';
 
 /** One batched stage's part in {@link runStageBatch}: where its work comes from, what it does, what it writes. */
@@ -22,14 +29,21 @@ export interface StageBatchSpec<Item extends { seq: number; sampleId: string }, 
    */
   pending(range: SeqRange & { limit: number }): Promise<Item[]>;
   /**
+   * `pending` only reads (no state of its own changes), so the next page is read while this page's calls run: its
+   * range starts after this page's last item, so nothing this page writes changes what it reads.
+   */
+  prefetch?: boolean;
+  /**
    * One promise per unit of work on the page (a sample, an expansion slot), with the page's samples decoded; the
    * activity's signal aborts them all.
    */
   work(items: Item[], samples: ReadonlyMap<string, Sample>, signal: AbortSignal): Promise<Done>[];
   /** A step between settling and writing that needs the database (EDDE's dedup against what the loop has). */
   review?(done: Done[]): Promise<void>;
-  /** Writes what finished on the page, in one transaction. */
-  write(tx: pg.PoolClient, done: Done[]): Promise<void>;
+  /** Writes what finished on the page, in one transaction (on the pool itself when `writeIsOneStatement`). */
+  write(tx: Queryable, done: Done[]): Promise<void>;
+  /** `write` is one statement (atomic on its own): it runs without BEGIN/COMMIT, two round trips fewer per page. */
+  writeIsOneStatement?: boolean;
   /** What one finished unit adds to the heartbeat's running counts. */
   tally(done: Done): Record<string, number>;
 }
@@ -66,30 +80,82 @@ export async function runStageBatch<Item extends { seq: number; sampleId: string
   await keepHeartbeating(
     () => beat,
     async () => {
-      for (;;) {
-        const items = await spec.pending({ afterSeq: cursor, lastSeq: range.lastSeq, limit: spec.input.pageSize });
-        if (items.length === 0) break;
-        const samples = new Map(
-          (
-            await getSamples(
+      const load = async (after: number): Promise<{ items: Item[]; samples: Map<string, Sample> }> => {
+        const items = await spec.pending({ afterSeq: after, lastSeq: range.lastSeq, limit: spec.input.pageSize });
+        if (items.length === 0) return { items, samples: new Map() };
+        return {
+          items,
+          samples: decodePageSamples(
+            await getPageSamples(
               pool,
               items.map((item) => item.sampleId),
-            )
-          ).map((stored) => [stored.id, decodeSample(stored)]),
-        );
+            ),
+          ),
+        };
+      };
+      let next = load(cursor);
+      for (;;) {
+        const { items, samples } = await next;
+        if (items.length === 0) break;
+        const last = items[items.length - 1]!.seq;
+        if (spec.prefetch) {
+          next = load(last);
+          // Awaited with the next page; a page that fails first leaves it unread, not unhandled.
+          next.catch(() => {});
+        }
         const settled = await Promise.allSettled(spec.work(items, samples, signal));
         const done = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
         await spec.review?.(done);
-        await withTransaction(pool, (tx) => spec.write(tx, done));
+        if (spec.writeIsOneStatement) await spec.write(pool, done);
+        else await withTransaction(pool, (tx) => spec.write(tx, done));
         for (const unit of done)
           for (const [key, n] of Object.entries(spec.tally(unit))) counts[key] = (counts[key] ?? 0) + n;
         const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
         if (failure) throw failure.reason;
-        cursor = items[items.length - 1]!.seq;
+        cursor = last;
         beat = { lastSeq: cursor, ...counts };
         context.heartbeat(beat);
+        if (!spec.prefetch) next = load(cursor);
       }
     },
   );
   return batchCounts(pool, { ...key, ...range, stage: spec.stage });
+}
+
+/**
+ * A page's samples, parsed losslessly and validated as `decodeSample` does (same checks, same errors), each toolset's
+ * tools once: the samples of one toolset share its parsed list, which nothing changes.
+ */
+export function decodePageSamples(rows: readonly PageSample[]): Map<string, Sample> {
+  const toolsets = new Map<string, Sample['tools']>();
+  const out = new Map<string, Sample>();
+  for (const row of rows) {
+    const part = (name: string, text: string): JsonValue => {
+      const parsed = parseJson(text);
+      if (!parsed.ok) throw new StoredSampleCorruptError(row.id, `${name}: ${parsed.error.message}`);
+      return parsed.value;
+    };
+    const check = <T>(schema: z.ZodType<T>, value: unknown): T => {
+      const result = schema.safeParse(value);
+      if (!result.success) throw new StoredSampleCorruptError(row.id, result.error.issues[0]?.message ?? 'invalid');
+      return result.data;
+    };
+    // Parsed in decodeSample's order (tools, messages, target), then checked in the schema's order, so the first
+    // problem is the one Sample.safeParse reports first.
+    const toolsValue = row.toolsJson === null ? undefined : part('tools', row.toolsJson);
+    const messagesValue = part('messages', row.messagesJson);
+    const targetValue = part('target', row.targetJson);
+    let tools = toolsets.get(row.toolsetId);
+    if (toolsValue !== undefined) {
+      tools = check(Sample.shape.tools, toolsValue);
+      toolsets.set(row.toolsetId, tools);
+    }
+    if (!tools) throw new StoredSampleCorruptError(row.id, `tools: toolset ${row.toolsetId} was not read`);
+    out.set(row.id, {
+      tools,
+      messages: check(Sample.shape.messages, messagesValue),
+      target: check(Sample.shape.target, targetValue),
+    });
+  }
+  return out;
 }

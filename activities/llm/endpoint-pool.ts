@@ -1,5 +1,7 @@
 import OpenAI from 'openai';
 import type { ModelRole } from '../../core/vocabulary.js';
+import type { HttpTransport } from './http-fetch.js';
+import { createJsonPost, type JsonPost } from './json-post.js';
 
 export interface EndpointConfig {
   /** OpenAI-compatible base URL, e.g. vLLM's `http://host:8000/v1`. */
@@ -15,13 +17,20 @@ export interface EndpointPoolOptions {
   apiKey?: string;
   /** Per-request timeout. @unit milliseconds @default 120000 */
   timeoutMs?: number;
-  /** Injected in tests that need to see or shape HTTP traffic. */
+  /** Injected in tests that need to see or shape HTTP traffic; every request of the pool then goes through it. */
   fetch?: typeof fetch;
+  /** The HTTP the pool's JSON POSTs use when no `fetch` is injected (the registry's keep-alive agents). */
+  transport?: HttpTransport;
 }
 
 export interface Endpoint {
   baseURL: string;
   client: OpenAI;
+  /**
+   * A JSON POST to this server without the client's per-request work, failing with the client's errors (every pool's
+   * endpoint has one; an endpoint made by hand around a client alone goes through the client).
+   */
+  post?: JsonPost;
 }
 
 interface Slot extends Endpoint {
@@ -43,20 +52,30 @@ export class EndpointPool {
   constructor(options: EndpointPoolOptions) {
     if (options.endpoints.length === 0) throw new Error(`no ${options.role} endpoints configured`);
     this.role = options.role;
-    this.slots = options.endpoints.map((endpoint) => ({
-      baseURL: endpoint.baseURL,
-      max: Math.max(1, endpoint.maxConcurrency),
-      inFlight: 0,
-      client: new OpenAI({
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    this.slots = options.endpoints.map((endpoint) => {
+      const client = new OpenAI({
         baseURL: endpoint.baseURL,
         // The client insists on a key; without one the header is dropped, so a keyless worker sends no made-up token.
         apiKey: options.apiKey ?? 'none',
         ...(options.apiKey ? {} : { defaultHeaders: { Authorization: null } }),
         maxRetries: 0,
-        timeout: options.timeoutMs ?? 120_000,
-        ...(options.fetch ? { fetch: options.fetch } : {}),
-      }),
-    }));
+        timeout: timeoutMs,
+        ...(options.fetch ? { fetch: options.fetch } : options.transport ? { fetch: options.transport.fetch } : {}),
+      });
+      return {
+        baseURL: endpoint.baseURL,
+        max: Math.max(1, endpoint.maxConcurrency),
+        inFlight: 0,
+        client,
+        post: createJsonPost({
+          apiKey: options.apiKey,
+          timeoutMs,
+          transport: options.transport,
+          fetch: options.fetch,
+        }),
+      };
+    });
   }
 
   get endpoints(): readonly string[] {

@@ -1,62 +1,139 @@
 import http from 'node:http';
 import https from 'node:https';
 
+/** A response read whole by {@link HttpTransport.request}: status, Node's headers and the body's bytes. */
+export interface RawResponse {
+  status: number;
+  statusText: string;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export interface RawRequest {
+  method: string;
+  headers: Record<string, string>;
+  body?: string | Uint8Array | undefined;
+  /** Aborts the request (its reason is the error thrown, or an AbortError). */
+  signal?: AbortSignal | undefined;
+  /** Destroys the request with a {@link RequestTimeoutError} when the whole response has not come in time. */
+  timeoutMs?: number | undefined;
+}
+
+/** A request that took longer than its `timeoutMs`; its message says "timed out", as the OpenAI client tests for. */
+export class RequestTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`request timed out after ${ms} ms`);
+    this.name = 'RequestTimeoutError';
+  }
+}
+
+/** HTTP for the model clients: `fetch` (what the OpenAI client takes) and `request`, the same call without web types. */
+export interface HttpTransport {
+  fetch: typeof fetch;
+  request(url: string | URL, init: RawRequest): Promise<RawResponse>;
+}
+
+const abortError = (signal: AbortSignal): unknown =>
+  signal.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError');
+
 /**
- * A `fetch` for the model clients built on node:http with keep-alive agents. Node's built-in fetch (undici with web
+ * HTTP for the model clients built on node:http with keep-alive agents. Node's built-in fetch (undici with web
  * streams) cost about half of a probe worker's CPU in profiles; a plain buffered request is enough for the JSON
  * request/response calls the OpenAI client makes (no streaming is used), and lifts probe throughput by about half.
+ * `request` skips the web `Request`/`Response`/`Headers` objects as well, for the hot calls that read the body as text
+ * (`json-post.ts`): building them cost another fifth of a probe worker's CPU.
  */
-export function createHttpFetch(options: { maxSockets?: number } = {}): typeof fetch {
+export function createHttpTransport(options: { maxSockets?: number } = {}): HttpTransport {
   const agents = {
     'http:': new http.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 }),
     'https:': new https.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 }),
   };
-  return ((input: string | URL | Request, init: RequestInit = {}) =>
-    new Promise<Response>((resolve, reject) => {
-      const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+  const request = (input: string | URL, init: RawRequest): Promise<RawResponse> =>
+    new Promise<RawResponse>((resolve, reject) => {
+      const url = typeof input === 'string' ? new URL(input) : input;
       const protocol = url.protocol as keyof typeof agents;
-      const signal = init.signal ?? undefined;
-      if (signal?.aborted) return reject(signal.reason ?? new DOMException('This operation was aborted', 'AbortError'));
-      const headers: Record<string, string> = {};
-      new Headers(init.headers).forEach((value, key) => (headers[key] = value));
+      const signal = init.signal;
+      if (signal?.aborted) return reject(abortError(signal));
       const transport = protocol === 'https:' ? https : http;
-      const request = transport.request(
+      let timer: NodeJS.Timeout | undefined;
+      const settle = () => {
+        signal?.removeEventListener('abort', onAbort);
+        if (timer) clearTimeout(timer);
+      };
+      const outgoing = transport.request(
         url,
-        { method: init.method ?? 'GET', headers, agent: agents[protocol] },
+        { method: init.method, headers: init.headers, agent: agents[protocol] },
         (response) => {
           const chunks: Buffer[] = [];
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('error', reject);
+          response.on('error', (err) => {
+            settle();
+            reject(err);
+          });
           response.on('end', () => {
-            signal?.removeEventListener('abort', onAbort);
-            const status = response.statusCode ?? 500;
-            const responseHeaders = new Headers();
-            for (const [key, value] of Object.entries(response.headers)) {
-              if (Array.isArray(value)) for (const v of value) responseHeaders.append(key, v);
-              else if (value !== undefined) responseHeaders.set(key, value);
-            }
-            const body = status === 204 || status === 304 ? null : Buffer.concat(chunks);
-            resolve(new Response(body, { status, statusText: response.statusMessage ?? '', headers: responseHeaders }));
+            settle();
+            resolve({
+              status: response.statusCode ?? 500,
+              statusText: response.statusMessage ?? '',
+              headers: response.headers,
+              body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
+            });
           });
         },
       );
-      const onAbort = () =>
-        request.destroy(
-          signal?.reason instanceof Error
-            ? signal.reason
-            : new DOMException('This operation was aborted', 'AbortError'),
-        );
+      const onAbort = () => outgoing.destroy(abortError(signal!) as Error);
       signal?.addEventListener('abort', onAbort, { once: true });
-      request.on('error', (err) => {
-        signal?.removeEventListener('abort', onAbort);
+      if (init.timeoutMs !== undefined) {
+        const ms = init.timeoutMs;
+        timer = setTimeout(() => outgoing.destroy(new RequestTimeoutError(ms)), ms);
+      }
+      outgoing.on('error', (err) => {
+        settle();
         reject(err);
       });
       const body = init.body;
-      if (body === undefined || body === null) request.end();
-      else if (typeof body === 'string' || body instanceof Uint8Array) request.end(body);
+      if (body === undefined || body === null) outgoing.end();
+      else if (typeof body === 'string' || body instanceof Uint8Array) outgoing.end(body);
       else {
-        request.destroy();
+        outgoing.destroy();
+        settle();
         reject(new TypeError('createHttpFetch sends string or byte bodies only'));
       }
-    })) as typeof fetch;
+    });
+
+  const fetchImpl = (async (input: string | URL | Request, init: RequestInit = {}) => {
+    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    const headers: Record<string, string> = {};
+    new Headers(init.headers).forEach((value, key) => (headers[key] = value));
+    const body = init.body;
+    if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array))
+      throw new TypeError('createHttpFetch sends string or byte bodies only');
+    const response = await request(url, {
+      method: init.method ?? 'GET',
+      headers,
+      body: body ?? undefined,
+      signal: init.signal ?? undefined,
+    });
+    return new Response(response.status === 204 || response.status === 304 ? null : response.body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: webHeaders(response.headers),
+    });
+  }) as typeof fetch;
+  return { fetch: fetchImpl, request };
+}
+
+/** {@link createHttpTransport}'s `fetch` alone. */
+export function createHttpFetch(options: { maxSockets?: number } = {}): typeof fetch {
+  return createHttpTransport(options).fetch;
+}
+
+/** Node's response headers as web `Headers` (repeated headers appended). */
+export function webHeaders(headers: http.IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const [key, value] of Object.entries(headers)) {
+    if (Array.isArray(value)) for (const v of value) out.append(key, v);
+    else if (value !== undefined) out.set(key, value);
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 import { APIError } from 'openai';
-import { policyPrompt } from '../../core/formats/policy-prompt.js';
+import { policyPrompt, type PolicyPromptMessage } from '../../core/formats/policy-prompt.js';
 import type { Sample } from '../../core/schemas/sample.js';
 import { withRequestSignal } from './abort.js';
 import type { Endpoint } from './endpoint-pool.js';
@@ -45,8 +45,10 @@ export function serverRoot(baseURL: string): string {
  * (special tokens are longer than one byte as text), and a chat template adds a few tokens per message. A prompt
  * under the limit by this bound needs no count.
  */
-export function promptTokenUpperBound(sample: Sample): number {
-  const messages = policyPrompt(sample);
+export function promptTokenUpperBound(
+  sample: Sample,
+  messages: readonly PolicyPromptMessage[] = policyPrompt(sample),
+): number {
   let bytes = 64;
   for (const message of messages) bytes += 32 + Buffer.byteLength(JSON.stringify(message.content ?? ''), 'utf8');
   return bytes;
@@ -55,14 +57,18 @@ export function promptTokenUpperBound(sample: Sample): number {
 /** The server's count of a sample's prompt as the probe sends it, or undefined when the server cannot count. */
 export async function countPromptTokens(
   endpoint: Endpoint,
-  request: { model: string; sample: Sample; signal: AbortSignal },
+  request: { model: string; sample: Sample; prompt?: readonly PolicyPromptMessage[]; signal: AbortSignal },
 ): Promise<PromptLength | undefined> {
   const root = serverRoot(endpoint.baseURL);
   if (contextOfServer.get(root) === null) return undefined;
   try {
     const body = await withRequestSignal(request.signal, (signal) =>
       endpoint.client.post<unknown>(`${root}/tokenize`, {
-        body: { model: request.model, messages: policyPrompt(request.sample), add_generation_prompt: true },
+        body: {
+          model: request.model,
+          messages: request.prompt ?? policyPrompt(request.sample),
+          add_generation_prompt: true,
+        },
         signal,
       }),
     );

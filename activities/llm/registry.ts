@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { ErrorType } from '../../core/errors.js';
 import type { ModelRole } from '../../core/vocabulary.js';
 import { EndpointPool } from './endpoint-pool.js';
-import { createHttpFetch } from './http-fetch.js';
+import { createHttpTransport, type HttpTransport } from './http-fetch.js';
 
 /** The servers of one model role as a loop names them; without `baseUrls` the worker's defaults for the role apply. */
 export interface ModelEndpoints {
@@ -18,7 +18,9 @@ export interface ModelEndpoints {
  */
 export class LlmRegistry {
   private readonly pools = new Map<string, EndpointPool>();
-  private readonly fetch: typeof fetch;
+  /** An injected fetch (tests), else undefined: the pools then use {@link transport}. */
+  private readonly fetch: typeof fetch | undefined;
+  private readonly transport: HttpTransport;
 
   constructor(
     private readonly options: {
@@ -29,7 +31,8 @@ export class LlmRegistry {
       defaultBaseUrls?: Partial<Record<ModelRole, string[]>>;
     } = {},
   ) {
-    this.fetch = options.fetch ?? createHttpFetch();
+    this.fetch = options.fetch;
+    this.transport = createHttpTransport();
   }
 
   /** The API key a role's model servers get as a bearer token (vLLM `--api-key`), if the worker has one for it. */
@@ -66,7 +69,7 @@ export class LlmRegistry {
         endpoints: baseUrls.map((baseURL) => ({ baseURL, maxConcurrency: endpoints.maxConcurrency })),
         ...(apiKey ? { apiKey } : {}),
         ...(this.options.timeoutMs ? { timeoutMs: this.options.timeoutMs } : {}),
-        fetch: this.fetch,
+        ...(this.fetch ? { fetch: this.fetch } : { transport: this.transport }),
       });
       this.pools.set(key, pool);
     }

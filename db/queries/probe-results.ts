@@ -1,7 +1,9 @@
 import type { Queryable } from '../tx.js';
 import type { ProbeOutcome } from '../../core/vocabulary.js';
 import type { SeqRange } from '../../core/inputs.js';
+import type { ModelCallRow } from './model-calls.js';
 import { type BatchItem, insertStageRows, type ProducedBy, type StageKey } from './stage-batches.js';
+import { insertRowsStatement } from './unnest.js';
 
 /**
  * Members of a version in the range that have no probe result yet for this iteration. Reading "what is left" from
@@ -41,6 +43,44 @@ export interface ProbeResultRow extends ProducedBy {
 /** Writes probe results; a row that exists (a retried batch) is kept as first written. Returns rows inserted. */
 export const insertProbeResults = (q: Queryable, key: StageKey, rows: readonly ProbeResultRow[]): Promise<number> =>
   insertStageRows(q, 'probe_results', key, rows, 'sample_id');
+
+/**
+ * One probe page's results and its model-call ledger rows in ONE statement (two data-modifying CTEs): atomic on its
+ * own, so a page costs one round trip instead of BEGIN, two inserts and COMMIT. The same rules as
+ * {@link insertProbeResults} and `recordModelCalls`: a result or call key that exists (a retried batch) is kept as first
+ * written. Returns the results inserted.
+ */
+export async function insertProbePage(
+  q: Queryable,
+  key: StageKey,
+  rows: readonly ProbeResultRow[],
+  calls: readonly ModelCallRow[],
+): Promise<number> {
+  if (calls.length === 0) return insertProbeResults(q, key, rows);
+  const ledger = await insertRowsStatement(q, 'model_calls', calls, {
+    onConflict: 'ON CONFLICT (call_key) DO NOTHING',
+  });
+  if (rows.length === 0) {
+    await q.query(ledger.sql, ledger.params);
+    return 0;
+  }
+  const results = await insertRowsStatement(
+    q,
+    'probe_results',
+    rows,
+    {
+      shared: { loop_name: key.loopName, iteration: key.iteration },
+      onConflict: 'ON CONFLICT (loop_name, iteration, sample_id) DO NOTHING',
+    },
+    ledger.params.length + 1,
+  );
+  const { rows: counted } = await q.query<{ n: number }>(
+    `WITH calls AS (${ledger.sql} RETURNING 1), results AS (${results.sql} RETURNING 1)
+     SELECT (SELECT count(*) FROM results)::int AS n, (SELECT count(*) FROM calls)::int AS calls`,
+    [...ledger.params, ...results.params],
+  );
+  return counted[0]?.n ?? 0;
+}
 
 /**
  * Samples a loop's probe found too long for the policy's context or the trainer's prompt budget (any iteration): the

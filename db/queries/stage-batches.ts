@@ -9,6 +9,35 @@ export interface BatchItem {
   sampleId: string;
 }
 
+/**
+ * One sample of a stage page as stored (canonical JSON text, see `StoredSample`), its tool list's text only on the
+ * first sample of each toolset in the page and null on the others: a toolset serves several samples (a dialogue's
+ * turns, EDDE's expansions of one seed), and its text is the largest part of a sample, so it is sent, parsed and
+ * validated once per page.
+ */
+export interface PageSample {
+  id: string;
+  toolsetId: string;
+  toolsJson: string | null;
+  messagesJson: string;
+  targetJson: string;
+}
+
+/** A page's samples by id, in the order asked (ids that do not exist are left out); see {@link PageSample}. */
+export async function getPageSamples(q: Queryable, ids: readonly string[]): Promise<PageSample[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await q.query<PageSample>(
+    `SELECT s.id, s.toolset_id AS "toolsetId",
+       CASE WHEN row_number() OVER (PARTITION BY s.toolset_id ORDER BY u.ord) = 1 THEN t.tools::text END AS "toolsJson",
+       s.messages::text AS "messagesJson", s.target::text AS "targetJson"
+     FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord)
+     JOIN samples s ON s.id = u.id JOIN toolsets t ON t.id = s.toolset_id
+     ORDER BY u.ord`,
+    [ids],
+  );
+  return rows;
+}
+
 /** What every stage result row records about who produced it. */
 export interface ProducedBy {
   model: string;

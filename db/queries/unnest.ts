@@ -36,6 +36,22 @@ export async function insertRows<R extends object>(
   options: { shared?: Record<string, unknown>; onConflict: string },
 ): Promise<number> {
   if (rows.length === 0) return 0;
+  const { sql, params } = await insertRowsStatement(q, table, rows, options);
+  return (await q.query(sql, params)).rowCount ?? 0;
+}
+
+/**
+ * The statement {@link insertRows} runs, with its parameters numbered from `firstParam` (default 1), for callers that
+ * join several such inserts into one statement (data-modifying CTEs): one round trip, atomic without a transaction.
+ * `rows` must not be empty.
+ */
+export async function insertRowsStatement<R extends object>(
+  q: Queryable,
+  table: string,
+  rows: readonly R[],
+  options: { shared?: Record<string, unknown>; onConflict: string },
+  firstParam = 1,
+): Promise<{ sql: string; params: unknown[] }> {
   const types = await typesOf(q, table);
   const typeOf = (column: string) => {
     const type = types.get(column);
@@ -52,13 +68,14 @@ export async function insertRows<R extends object>(
     (type === 'json' || type === 'jsonb') && value !== null && typeof value !== 'string'
       ? JSON.stringify(value)
       : value;
+  const at = firstParam - 1;
   const sql =
     `INSERT INTO ${table} (${[...shared, ...columns].map((c) => c.column).join(', ')}) ` +
-    `SELECT ${[...shared.map((c, i) => `$${i + 1}::${c.type}`), '*'].join(', ')} ` +
-    `FROM unnest(${columns.map((c, i) => `$${shared.length + i + 1}::${c.type}[]`).join(', ')}) ${options.onConflict}`;
+    `SELECT ${[...shared.map((c, i) => `$${at + i + 1}::${c.type}`), '*'].join(', ')} ` +
+    `FROM unnest(${columns.map((c, i) => `$${at + shared.length + i + 1}::${c.type}[]`).join(', ')}) ${options.onConflict}`;
   const params = [
     ...shared.map((c) => c.value),
     ...columns.map((c) => rows.map((row) => encode(c.type, (row as Record<string, unknown>)[c.key]))),
   ];
-  return (await q.query(sql, params)).rowCount ?? 0;
+  return { sql, params };
 }
