@@ -9,15 +9,18 @@ import { formatTable } from '../client/format.js';
 import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../services/embedded-postgres.js';
 import { openDatabase } from '../db/open.js';
 import { addMembers, createVersion, freezeVersion, inheritMembers, removeMembers } from '../db/queries/versions.js';
+import { type Figure, perSecond } from './lib/figures.js';
 import { measurePhase as phase } from './lib/measure.js';
 
 /**
- * `store` section, on a fresh embedded PostgreSQL: import rate of generated OpenAI-format files (20k and 100k samples,
- * to show memory stays flat as size grows), creating and freezing a 1,000,000-member version that differs from its
- * parent in 5% of its members, and export rates. Peak RSS is this process's, sampled every 20 ms during each phase.
- * Targets (issue 4): import ≥ 5,000 samples/s; the 1M version < 30 s; RSS < 500 MB throughout.
+ * `store` section, on a fresh embedded PostgreSQL: import rate of generated OpenAI-format files (20k and 100k distinct
+ * samples, plus 5% repeated samples and 1% bad lines, to show memory stays flat as size grows), creating and freezing a
+ * 1,000,000-member version that differs from its parent in 5% of its members, and export rates. Peak RSS is this
+ * process's, sampled every 20 ms during each phase. An import whose counts (staged, duplicates, rejected) differ from
+ * what the file holds fails the section. Targets (issue 14): import ≥ 20,000 samples/s; the 1M version < 10 s; export
+ * ≥ 20,000 samples/s.
  */
-export async function run(): Promise<void> {
+export async function run(): Promise<Figure[]> {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'looptool-bench-store-'));
   chmodSync(scratch, 0o755);
   const server = await startEmbeddedPostgres({
@@ -27,22 +30,38 @@ export async function run(): Promise<void> {
   });
   const pool = await openDatabase({ url: server.url, applicationName: 'looptool-bench', max: 4 });
   const rows: (string | number)[][] = [];
+  const figures: Figure[] = [];
+  const peakRss: string[] = [];
   try {
     for (const size of [20_000, 100_000]) {
       const file = path.join(scratch, `openai-${size}.jsonl`);
-      await writeOpenAiFile(file, size);
+      const expected = await writeOpenAiFile(file, size);
       const { result, seconds, peakRssMb } = await phase(async () => {
         const staged = await stageFile({ pool, file, format: 'openai', purpose: 'import', target: `bench-${size}` });
         await versionFromImport(pool, { dataset: `bench-${size}`, batchId: staged.batchId });
-        return staged.staged;
+        return staged;
       });
+      const counted = { staged: result.staged, duplicates: result.duplicates, rejected: result.rejected };
+      if (JSON.stringify(counted) !== JSON.stringify(expected))
+        throw new Error(
+          `import of ${file} counted ${JSON.stringify(counted)}, but the file holds ${JSON.stringify(expected)}`,
+        );
       rows.push([
-        `import ${size.toLocaleString('en-US')} OpenAI-format samples`,
-        result,
-        Math.round(result / seconds),
+        `import ${size.toLocaleString('en-US')} OpenAI-format samples (+5% repeats, +1% bad lines)`,
+        result.staged,
+        Math.round(result.staged / seconds),
         Number(seconds.toFixed(1)),
         peakRssMb,
       ]);
+      peakRss.push(`${peakRssMb} MB (${size / 1000}k)`);
+      if (size === 100_000)
+        figures.push({
+          section: 'store',
+          figure: 'import samples/s (100,000 OpenAI-format, 5% repeats, 1% bad lines)',
+          value: perSecond(result.staged, seconds),
+          target: '≥ 20,000/s',
+          met: result.staged / seconds >= 20_000,
+        });
     }
     for (const format of ['openai-jsonl', 'verl-parquet'] as const) {
       const out = path.join(scratch, `export.${format}`);
@@ -56,8 +75,29 @@ export async function run(): Promise<void> {
         Number(seconds.toFixed(1)),
         peakRssMb,
       ]);
+      figures.push({
+        section: 'store',
+        figure: `export samples/s (100,000 as ${format})`,
+        value: perSecond(result, seconds),
+        target: '≥ 20,000/s',
+        met: result / seconds >= 20_000,
+      });
     }
-    rows.push(...(await millionMemberVersion(pool)));
+    const million = await millionMemberVersion(pool);
+    rows.push(million.row);
+    figures.push({
+      section: 'store',
+      figure: 'create + freeze a 1,000,000-member version (5% changed)',
+      value: `${million.seconds.toFixed(1)} s`,
+      target: '< 10 s',
+      met: million.seconds < 10,
+    });
+    figures.push({
+      section: 'store',
+      figure: 'import peak RSS as the file grows',
+      value: peakRss.join(', '),
+      target: 'flat (for information)',
+    });
   } finally {
     await pool.end();
     await stopEmbeddedPostgres(path.join(scratch, 'pg'));
@@ -65,9 +105,10 @@ export async function run(): Promise<void> {
   }
   console.log('== store (embedded PostgreSQL 16, one process)');
   console.log(formatTable(['workload', 'items', 'items/s', 'seconds', 'peak RSS MB'], rows));
+  return figures;
 }
 
-async function millionMemberVersion(pool: pg.Pool): Promise<(string | number)[][]> {
+async function millionMemberVersion(pool: pg.Pool): Promise<{ row: (string | number)[]; seconds: number }> {
   // Fixture, not measured: 1,050,000 small samples written by SQL (the import path is measured above).
   await pool.query(
     `INSERT INTO toolsets (id, tools, n_tools) VALUES (repeat('0', 64), '[]', 0) ON CONFLICT DO NOTHING`,
@@ -99,71 +140,106 @@ async function millionMemberVersion(pool: pg.Pool): Promise<(string | number)[][
       parentId: parent.id,
     });
     await inheritMembers(pool, { versionId: child.id, fromVersionId: parent.id });
-    for (let i = 0; i < removed.length; i += 10_000) await removeMembers(pool, child.id, removed.slice(i, i + 10_000));
-    for (let i = 0; i < added.length; i += 10_000) {
-      await addMembers(
-        pool,
-        child.id,
-        added.slice(i, i + 10_000).map((sampleId) => ({ sampleId, role: 'expanded' as const })),
-      );
-    }
+    // Each change as one set-based call: a statement per 50,000 members, not a loop of pages.
+    await removeMembers(pool, child.id, removed);
+    await addMembers(
+      pool,
+      child.id,
+      added.map((sampleId) => ({ sampleId, role: 'expanded' as const })),
+    );
     return (await freezeVersion(pool, child.id)).memberCount ?? 0;
   });
-  return [
-    [
+  return {
+    row: [
       'create + freeze a 1,000,000-member version (5% changed)',
       result,
       Math.round(result / seconds),
       Number(seconds.toFixed(1)),
       peakRssMb,
     ],
-  ];
+    seconds,
+  };
 }
 
-/** A generated OpenAI chat JSONL file of `count` distinct single-call samples over 40 tool schemas (about 1 KB each). */
-async function writeOpenAiFile(file: string, count: number): Promise<void> {
+/** What an import of a generated file must count. */
+interface ExpectedCounts {
+  staged: number;
+  duplicates: number;
+  rejected: number;
+}
+
+/** Lines that must each be rejected, with a different reason: not JSON, no `messages`, a role OpenAI has not. */
+const BAD_LINES = [
+  '{"messages": [{"role": "user", "content": "cut off"',
+  '{"tools": [], "conversation": [{"role": "user", "content": "hi"}]}',
+  '{"messages": [{"role": "narrator", "content": "once"}, {"role": "assistant", "content": "upon a time"}]}',
+];
+
+/**
+ * A generated OpenAI chat JSONL file of `count` distinct single-call samples over 40 tool schemas (about 1 KB each),
+ * with a repeat of an earlier record after every 20th (5%) and a bad line after every 100th (1%). Returns the counts
+ * an import must report.
+ */
+async function writeOpenAiFile(file: string, count: number): Promise<ExpectedCounts> {
   const stream = createWriteStream(file);
-  const cities = ['Paris', 'Lima', 'Osaka', 'Cairo', 'Oslo', 'Quito', 'Perth', 'Accra'];
+  const expected: ExpectedCounts = { staged: 0, duplicates: 0, rejected: 0 };
+  const write = async (line: string) => {
+    if (!stream.write(`${line}\n`)) await once(stream, 'drain');
+  };
   for (let i = 0; i < count; i++) {
-    const tool = i % 40;
-    const record = {
-      tools: [0, 1, 2].map((offset) => ({
-        type: 'function',
-        function: {
-          name: `tool_${(tool + offset) % 40}`,
-          description: `Looks up item ${(tool + offset) % 40} for a city`,
-          parameters: {
-            type: 'object',
-            properties: {
-              city: { type: 'string', description: 'City name' },
-              days: { type: 'integer' },
-              metric: { type: 'boolean' },
-            },
-            required: ['city'],
-          },
-        },
-      })),
-      messages: [
-        { role: 'system', content: 'You are a helpful assistant with tools.' },
-        { role: 'user', content: `Request ${i}: look up ${cities[i % cities.length]} for ${i % 14} days.` },
-        {
-          role: 'assistant',
-          content: null,
-          tool_calls: [
-            {
-              id: `call_${i}`,
-              type: 'function',
-              function: {
-                name: `tool_${tool}`,
-                arguments: JSON.stringify({ city: cities[i % cities.length], days: i % 14, metric: i % 2 === 0 }),
-              },
-            },
-          ],
-        },
-      ],
-    };
-    if (!stream.write(`${JSON.stringify(record)}\n`)) await once(stream, 'drain');
+    await write(JSON.stringify(openAiRecord(i)));
+    expected.staged++;
+    if (i % 20 === 19) {
+      await write(JSON.stringify(openAiRecord(i - 10)));
+      expected.duplicates++;
+    }
+    if (i % 100 === 99) {
+      await write(BAD_LINES[((i + 1) / 100) % BAD_LINES.length]!);
+      expected.rejected++;
+    }
   }
   stream.end();
   await once(stream, 'finish');
+  return expected;
+}
+
+function openAiRecord(i: number) {
+  const cities = ['Paris', 'Lima', 'Osaka', 'Cairo', 'Oslo', 'Quito', 'Perth', 'Accra'];
+  const tool = i % 40;
+  return {
+    tools: [0, 1, 2].map((offset) => ({
+      type: 'function',
+      function: {
+        name: `tool_${(tool + offset) % 40}`,
+        description: `Looks up item ${(tool + offset) % 40} for a city`,
+        parameters: {
+          type: 'object',
+          properties: {
+            city: { type: 'string', description: 'City name' },
+            days: { type: 'integer' },
+            metric: { type: 'boolean' },
+          },
+          required: ['city'],
+        },
+      },
+    })),
+    messages: [
+      { role: 'system', content: 'You are a helpful assistant with tools.' },
+      { role: 'user', content: `Request ${i}: look up ${cities[i % cities.length]} for ${i % 14} days.` },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          {
+            id: `call_${i}`,
+            type: 'function',
+            function: {
+              name: `tool_${tool}`,
+              arguments: JSON.stringify({ city: cities[i % cities.length], days: i % 14, metric: i % 2 === 0 }),
+            },
+          },
+        ],
+      },
+    ],
+  };
 }

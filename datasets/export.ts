@@ -11,8 +11,7 @@ import type { JsonValue } from '../core/json.js';
 import type { Sample } from '../core/schemas/sample.js';
 import type { ExportFormat } from '../core/vocabulary.js';
 import { tooLongSampleIds } from '../db/queries/probe-results.js';
-import { getSamples } from '../db/queries/samples.js';
-import { getVersion, streamMemberIdsInContentOrder } from '../db/queries/versions.js';
+import { getVersion, streamSamplesInContentOrder } from '../db/queries/versions.js';
 import { decodeSample } from '../db/sample-codec.js';
 import { writeJsonLines, writeVerlParquet } from './writers.js';
 
@@ -39,13 +38,8 @@ async function* versionSamples(
   pageSize: number,
   skip: (id: string) => boolean,
 ): AsyncGenerator<Sample> {
-  for await (const ids of streamMemberIdsInContentOrder(pool, versionId, pageSize)) {
-    for (const stored of await getSamples(
-      pool,
-      ids.filter((id) => !skip(id)),
-    ))
-      yield decodeSample(stored);
-  }
+  for await (const page of streamSamplesInContentOrder(pool, versionId, pageSize))
+    for (const stored of page) if (!skip(stored.id)) yield decodeSample(stored);
 }
 
 /** Why an export leaves out the samples a loop's probe found too long. */

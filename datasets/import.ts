@@ -19,19 +19,16 @@ import { stagingBatchId } from '../core/inputs.js';
 import type { JsonValue } from '../core/json.js';
 import type { Sample } from '../core/schemas/sample.js';
 import type { ImportFormat, SplitMode, StagingPurpose } from '../core/vocabulary.js';
-import { recordOrigins } from '../db/queries/origins.js';
-import { insertSamples, type StoredSample } from '../db/queries/samples.js';
+import { writeImportPage } from '../db/queries/import-batches.js';
+import type { StoredSample } from '../db/queries/samples.js';
 import { nameProblem } from '../core/names.js';
 import {
   abandonStagingBatch,
-  addStagingMembers,
-  addStagingRejections,
   claimStagingBatch,
   consumeStagingBatch,
   markStagingReady,
   reopenStagingBatch,
   type StagingBatch,
-  touchStagingBatch,
 } from '../db/queries/staging.js';
 import {
   addMembersFromStaging,
@@ -44,7 +41,6 @@ import {
   latestVersion,
 } from '../db/queries/versions.js';
 import { encodeSample } from '../db/sample-codec.js';
-import { withTransaction } from '../db/tx.js';
 import { readRecords } from './read-records.js';
 import { expireAbandonedBatches, type ExpiredBatch, thisLoader } from './staging.js';
 
@@ -63,7 +59,7 @@ export interface StageFileInput {
   /** How chat records become samples: the last assistant turn (default) or one sample per assistant turn. */
   split?: SplitMode;
   maxLineChars?: number;
-  /** Rows per database round trip. @default 1000 */
+  /** Rows per database round trip. @default 2000 */
   batchSize?: number;
   /** Called after every flushed batch, for progress output. */
   onProgress?: (progress: { lines: number; staged: number; rejected: number }) => void;
@@ -191,7 +187,7 @@ async function loadBatch(
   expired: ExpiredBatch[],
 ): Promise<StageSummary> {
   const convert = converterFor(input.format, { split: input.split ?? 'last', ...(answers ? { answers } : {}) });
-  const batchSize = input.batchSize ?? 1000;
+  const batchSize = input.batchSize ?? 2000;
   const summary: StageSummary = {
     batchId,
     lines: 0,
@@ -205,6 +201,12 @@ async function loadBatch(
   let pending: { stored: StoredSample; line: number }[] = [];
   let pendingRejections: LocatedRejection[] = [];
   const source = path.basename(input.file);
+  const kind = input.purpose === 'import' ? ('seed_import' as const) : ('injection' as const);
+  /**
+   * The page being written while the next one is read: the database works on one page while this process parses and
+   * hashes the next, instead of each waiting for the other. One page at most is in flight, so memory stays two pages.
+   */
+  let writing: Promise<void> = Promise.resolve();
 
   const flush = async () => {
     if (pending.length === 0 && pendingRejections.length === 0) return;
@@ -212,37 +214,24 @@ async function loadBatch(
     const rejected = pendingRejections;
     pending = [];
     pendingRejections = [];
-    await withTransaction(input.pool, async (tx) => {
-      summary.newToStore += (
-        await insertSamples(
-          tx,
-          rows.map((r) => r.stored),
-        )
-      ).length;
-      const added = await addStagingMembers(
-        tx,
+    // Pages are written in order: the counts below and the first-line-wins rule depend on it.
+    await writing;
+    writing = (async () => {
+      const written = await writeImportPage(input.pool, {
         batchId,
-        rows.map((r) => ({ sampleId: r.stored.id, line: r.line })),
-      );
-      summary.staged += added;
-      summary.duplicates += rows.length - added;
-      await recordOrigins(
-        tx,
-        rows.map((r) => ({
-          sampleId: r.stored.id,
-          kind: input.purpose === 'import' ? ('seed_import' as const) : ('injection' as const),
-          detail: { batch: batchId, file: source, line: r.line },
-        })),
-      );
-      await addStagingRejections(
-        tx,
-        batchId,
-        rejected.map((r) => ({ line: r.line, field: r.field || null, reason: r.reason })),
-      );
-      // Proof of life: a long import keeps its batch from being taken for abandoned by the age limit.
-      await touchStagingBatch(tx, batchId);
-    });
-    input.onProgress?.({ lines: summary.lines, staged: summary.staged, rejected: summary.rejected });
+        kind,
+        file: source,
+        samples: rows,
+        rejections: rejected.map((r) => ({ line: r.line, field: r.field || null, reason: r.reason })),
+      });
+      summary.newToStore += written.newToStore;
+      summary.staged += written.staged;
+      summary.duplicates += rows.length - written.staged;
+      input.onProgress?.({ lines: summary.lines, staged: summary.staged, rejected: summary.rejected });
+    })();
+    // Handled here so that a failed write is not an unhandled rejection while the next page is read; the next flush
+    // (or the last) awaits it and throws its error.
+    writing.catch(() => {});
   };
 
   const rejectLine = (rejection: LocatedRejection) => {
@@ -251,31 +240,38 @@ async function loadBatch(
     pendingRejections.push(rejection);
   };
 
-  for await (const item of readRecords(input.file, { maxLineChars: input.maxLineChars ?? DEFAULT_MAX_LINE_CHARS })) {
-    summary.lines++;
-    if (item.kind === 'rejection') {
-      rejectLine(item.rejection);
-    } else {
-      const converted = convert(item.value);
-      if (!converted.ok) {
-        rejectLine(locate(converted.rejection, item));
+  try {
+    for await (const item of readRecords(input.file, { maxLineChars: input.maxLineChars ?? DEFAULT_MAX_LINE_CHARS })) {
+      summary.lines++;
+      if (item.kind === 'rejection') {
+        rejectLine(item.rejection);
       } else {
-        const encoded: StoredSample[] = [];
-        let failure: string | undefined;
-        for (const sample of converted.value) {
-          try {
-            encoded.push(encodeSample(sample));
-          } catch (err) {
-            failure = err instanceof Error ? err.message : String(err);
+        const converted = convert(item.value);
+        if (!converted.ok) {
+          rejectLine(locate(converted.rejection, item));
+        } else {
+          const encoded: StoredSample[] = [];
+          let failure: string | undefined;
+          for (const sample of converted.value) {
+            try {
+              encoded.push(encodeSample(sample));
+            } catch (err) {
+              failure = err instanceof Error ? err.message : String(err);
+            }
           }
+          if (failure) rejectLine({ file: item.file, line: item.line, field: '', reason: failure });
+          else for (const stored of encoded) pending.push({ stored, line: item.line });
         }
-        if (failure) rejectLine({ file: item.file, line: item.line, field: '', reason: failure });
-        else for (const stored of encoded) pending.push({ stored, line: item.line });
       }
+      if (pending.length >= batchSize || pendingRejections.length >= batchSize) await flush();
     }
-    if (pending.length >= batchSize || pendingRejections.length >= batchSize) await flush();
+    await flush();
+    await writing;
+  } catch (err) {
+    // The page in flight finishes (or fails) before the batch is given up, so nothing writes to it afterwards.
+    await writing.catch(() => {});
+    throw err;
   }
-  await flush();
   const ready = await markStagingReady(input.pool, batchId, {
     imported: summary.staged,
     duplicates: summary.duplicates,

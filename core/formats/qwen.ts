@@ -30,9 +30,18 @@ export function renderToolLines(tools: readonly FunctionDefinition[]): string {
   return tools.map((tool) => qwenJson({ type: 'function', function: tool })).join('\n');
 }
 
+/**
+ * Blocks already rendered, by tool list: a stage page shares one tool list among the samples of a toolset (and the
+ * lists are never changed once read), so each is rendered once instead of once per sample. Weak: a page's lists go
+ * with the page.
+ */
+const renderedBlocks = new WeakMap<readonly FunctionDefinition[], string>();
+
 /** `<tools>…</tools>` filled with the tool lines. */
 export function renderToolsBlock(tools: readonly FunctionDefinition[]): string {
-  return `<tools>\n${renderToolLines(tools)}\n</tools>`;
+  let block = renderedBlocks.get(tools);
+  if (block === undefined) renderedBlocks.set(tools, (block = `<tools>\n${renderToolLines(tools)}\n</tools>`));
+  return block;
 }
 
 /** The template's whole tools section (used when a system prompt has no slot of its own). */

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { MemberRole } from '../../core/vocabulary.js';
 import { type Queryable, withTransaction } from '../tx.js';
+import { SAMPLE_COLUMNS, type StoredSample } from './samples.js';
 
 export interface DatasetVersion {
   id: number;
@@ -121,16 +122,29 @@ async function requireOpen(q: Queryable, versionId: number): Promise<void> {
 /**
  * Copies every member of `fromVersionId` into the open version `versionId`, keeping roles unless `role` is given.
  * One set-based statement; idempotent (existing members are left as they are).
+ *
+ * Into an empty version (every first try) the copy is a plain insert in key order: ON CONFLICT's speculative insertion
+ * probes and confirms the key of every row, about twice the index work of a million-row copy, and key order makes both
+ * indexes grow at their right edge. Only a retry, which finds members already there, pays for ON CONFLICT. (An
+ * anti-join would be one statement for both, but a version just written has no statistics yet, and the planner then
+ * rescans the new version's growing index once per row.) A second writer filling the same empty version at the same
+ * moment, which no caller does, gets a unique violation instead of a silent skip: nothing is lost, and a rerun is a
+ * no-op.
  */
 export async function inheritMembers(
   q: Queryable,
   input: { versionId: number; fromVersionId: number; role?: MemberRole },
 ): Promise<number> {
   await requireOpen(q, input.versionId);
+  const { rows } = await q.query<{ empty: boolean }>(
+    'SELECT NOT EXISTS (SELECT 1 FROM dataset_members WHERE version_id = $1::bigint) AS empty',
+    [input.versionId],
+  );
   const result = await q.query(
     `INSERT INTO dataset_members (version_id, sample_seq, role)
      SELECT $1::bigint, sample_seq, coalesce($3::text, role) FROM dataset_members WHERE version_id = $2::bigint
-     ON CONFLICT (version_id, sample_seq) DO NOTHING`,
+     ORDER BY sample_seq
+     ${rows[0]?.empty ? '' : 'ON CONFLICT (version_id, sample_seq) DO NOTHING'}`,
     [input.versionId, input.fromVersionId, input.role ?? null],
   );
   return result.rowCount ?? 0;
@@ -167,44 +181,48 @@ export async function addMembers(
   return rows[0]?.inserted ?? 0;
 }
 
-/** Removes members from an open version (idempotent). */
+/**
+ * Removes members from an open version (idempotent). The ids are turned into keys first and the keys sent back as a
+ * constant: a version filled moments ago has no statistics, the planner reckons it has one member, and any plan that
+ * starts from the version (the join this was, or a filter on a subquery's array) costs a lookup or an array scan per
+ * member, seconds for a million. With a constant array the worst plan is one hash probe per member.
+ */
 export async function removeMembers(q: Queryable, versionId: number, sampleIds: readonly string[]): Promise<number> {
   if (sampleIds.length === 0) return 0;
   await requireOpen(q, versionId);
+  const { rows } = await q.query<{ seq: string }>('SELECT seq FROM samples WHERE id = ANY($1::text[])', [sampleIds]);
+  if (rows.length === 0) return 0;
   const result = await q.query(
-    `DELETE FROM dataset_members m USING samples s
-     WHERE m.version_id = $1::bigint AND m.sample_seq = s.seq AND s.id = ANY($2::text[])`,
-    [versionId, sampleIds],
+    'DELETE FROM dataset_members WHERE version_id = $1::bigint AND sample_seq = ANY($2::bigint[])',
+    [versionId, rows.map((r) => r.seq)],
   );
   return result.rowCount ?? 0;
 }
 
 /**
  * Freezes a version: records its member count and counts by role, after which triggers refuse any change to it or its
- * members. Idempotent: freezing a frozen version returns it unchanged.
+ * members. Idempotent: freezing a frozen version returns it unchanged. One statement counts and freezes (the row lock
+ * the update takes is the one the separate read, count and update took in a transaction); only a version that was not
+ * open is read again, to return it or say it does not exist.
  */
-export async function freezeVersion(pool: pg.Pool, versionId: number): Promise<DatasetVersion> {
-  return withTransaction(pool, async (tx) => {
-    const { rows } = await tx.query<DatasetVersionRow>(
-      'SELECT * FROM dataset_versions WHERE id = $1::bigint FOR UPDATE',
-      [versionId],
-    );
-    const row = rows[0];
-    if (!row) throw new DatasetVersionError(`dataset version ${versionId} does not exist`);
-    if (row.status === 'frozen') return toDatasetVersion(row);
-    const counts = await tx.query<{ role: MemberRole; n: number }>(
-      'SELECT role, count(*)::int AS n FROM dataset_members WHERE version_id = $1::bigint GROUP BY role ORDER BY role',
-      [versionId],
-    );
-    const countsByRole = Object.fromEntries(counts.rows.map((r) => [r.role, r.n]));
-    const total = counts.rows.reduce((sum, r) => sum + r.n, 0);
-    const frozen = await tx.query<DatasetVersionRow>(
-      `UPDATE dataset_versions SET status = 'frozen', frozen_at = now(), member_count = $2::int, counts_by_role = $3::jsonb
-       WHERE id = $1::bigint RETURNING *`,
-      [versionId, total, JSON.stringify(countsByRole)],
-    );
-    return toDatasetVersion(frozen.rows[0]!);
-  });
+export async function freezeVersion(q: Queryable, versionId: number): Promise<DatasetVersion> {
+  const { rows } = await q.query<DatasetVersionRow>(
+    `WITH counts AS (
+       SELECT role, count(*)::int AS n FROM dataset_members WHERE version_id = $1::bigint GROUP BY role
+     )
+     UPDATE dataset_versions SET status = 'frozen', frozen_at = now(),
+       member_count = (SELECT coalesce(sum(n), 0)::int FROM counts),
+       counts_by_role = (SELECT coalesce(jsonb_object_agg(role, n), '{}'::jsonb) FROM counts)
+     WHERE id = $1::bigint AND status = 'open'
+     RETURNING *`,
+    [versionId],
+  );
+  if (rows[0]) return toDatasetVersion(rows[0]);
+  const existing = await q.query<DatasetVersionRow>('SELECT * FROM dataset_versions WHERE id = $1::bigint', [
+    versionId,
+  ]);
+  if (!existing.rows[0]) throw new DatasetVersionError(`dataset version ${versionId} does not exist`);
+  return toDatasetVersion(existing.rows[0]);
 }
 
 /**
@@ -455,4 +473,54 @@ export async function countByRoleAndOrigin(
     [versionId],
   );
   return rows;
+}
+
+/**
+ * Streams a version's samples whole, in content order (sample id) like {@link streamMemberIdsInContentOrder}, for
+ * exports. The order is computed once: a cursor over the version's keys sorted by sample id, read a page at a time,
+ * each page's content then looked up by key. Keyset pages cannot do this cheaply, since no index orders a version's
+ * members by sample id: each page joined and sorted the whole version again (or walked every sample in the store
+ * after the last id), so a 100,000-sample export sorted 100,000 rows fifty times. One read-only transaction holds the
+ * cursor, which also gives the whole export one snapshot. The next page is fetched while the caller works on this one
+ * (one page ahead at most), so decoding and writing overlap the database's reading.
+ */
+export async function* streamSamplesInContentOrder(
+  pool: pg.Pool,
+  versionId: number,
+  pageSize = 2_000,
+): AsyncGenerator<StoredSample[]> {
+  const client = await pool.connect();
+  const page = async (): Promise<StoredSample[]> => {
+    const keys = (await client.query<{ seq: string }>(`FETCH ${pageSize} FROM version_samples`)).rows.map((r) => r.seq);
+    if (keys.length === 0) return [];
+    const { rows } = await client.query<StoredSample & { seq: string }>(
+      `SELECT s.seq, ${SAMPLE_COLUMNS} FROM samples s JOIN toolsets t ON t.id = s.toolset_id
+       WHERE s.seq = ANY($1::bigint[])`,
+      [keys],
+    );
+    const bySeq = new Map(rows.map(({ seq, ...stored }) => [seq, stored]));
+    return keys.map((seq) => bySeq.get(seq)!);
+  };
+  let next: Promise<StoredSample[]> | undefined;
+  try {
+    await client.query('BEGIN READ ONLY');
+    await client.query(
+      `DECLARE version_samples NO SCROLL CURSOR FOR
+       SELECT s.seq FROM dataset_members m JOIN samples s ON s.seq = m.sample_seq
+       WHERE m.version_id = $1::bigint ORDER BY s.id`,
+      [versionId],
+    );
+    next = page();
+    while (next) {
+      const rows: StoredSample[] = await next;
+      next = rows.length === pageSize ? page() : undefined;
+      // A caller that stops early leaves the prefetch unread: its failure must not be an unhandled rejection.
+      next?.catch(() => {});
+      if (rows.length > 0) yield rows;
+    }
+  } finally {
+    await next?.catch(() => {});
+    await client.query('ROLLBACK').catch(() => {});
+    client.release();
+  }
 }
