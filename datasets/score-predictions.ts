@@ -1,6 +1,5 @@
 import { closeSync, openSync, readSync, statSync, writeSync, appendFileSync, readFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { isJsonObject, parseJson, type JsonValue } from '../core/json.js';
 import {
@@ -32,8 +31,9 @@ export interface ScoreOptions {
   out?: string;
   decoder: BfclDecoder;
   /**
-   * Threads that score parts of the predictions file (this one included); 1 scores in this thread only. Defaults to
-   * the cores available (up to {@link MAX_THREADS}), one per {@link BYTES_PER_THREAD} of predictions.
+   * Threads that score parts of the predictions file (this one included). Default 1: each thread reads the questions
+   * again, and on the 2-vCPU machine the benchmark runs on two threads each ran at half speed (no gain, a core's worth
+   * of extra CPU); machines with cores to spare can ask for more.
    */
   threads?: number;
 }
@@ -56,10 +56,6 @@ export interface CategoryScore {
 export type ScoreOutcome =
   { ok: true; categories: CategoryScore[]; unpredicted: number } | { ok: false; problems: LocatedRejection[] };
 
-/** A thread's share of the predictions below this many bytes costs more to start than it saves. */
-const BYTES_PER_THREAD = 2 * 1024 * 1024;
-/** More threads re-read the questions more times than they save on predictions. */
-const MAX_THREADS = 4;
 /** Verdict lines are written in batches of this many. */
 const VERDICT_BATCH = 4096;
 
@@ -354,13 +350,10 @@ function cutPoints(file: string, parts: number): { start: number; end: number; f
   }
 }
 
-/** How many threads score a predictions file of this size. */
+/** How many threads score the file. */
 function threadsFor(options: ScoreOptions): number {
   // Threads run the compiled module (dist/); from TypeScript sources (tests in-process) there is no file to start.
-  if (import.meta.url.endsWith('.ts')) return 1;
-  if (options.threads !== undefined) return options.threads;
-  const size = statSync(options.predictions).size;
-  return Math.max(1, Math.min(os.availableParallelism(), MAX_THREADS, Math.floor(size / BYTES_PER_THREAD)));
+  return import.meta.url.endsWith('.ts') ? 1 : (options.threads ?? 1);
 }
 
 /** Runs {@link scorePart} in a worker thread (datasets/score-worker.ts). */
@@ -398,12 +391,11 @@ export async function scorePredictions(options: ScoreOptions): Promise<ScoreOutc
   const partial = options.out ? `${options.out}.partial` : undefined;
   const verdictFiles = ranges.map((_, i) => (partial ? (i === 0 ? partial : `${partial}.${i}`) : undefined));
   try {
-    const settled = await Promise.allSettled(
-      ranges.map((range, i) => {
-        const input: PartInput = { options, range, verdicts: verdictFiles[i] };
-        return i === 0 ? scorePart(input) : scoreInThread(input);
-      }),
-    );
+    const inputs = ranges.map((range, i): PartInput => ({ options, range, verdicts: verdictFiles[i] }));
+    // The threads start first: this thread's part runs without yielding (its reads are synchronous), so a thread
+    // started after it would start only when it is done.
+    const others = inputs.slice(1).map(scoreInThread);
+    const settled = await Promise.allSettled([scorePart(inputs[0] as PartInput), ...others]);
     // This thread's error first: a file that cannot be read fails here as it would without threads.
     const failed = settled.find((outcome) => outcome.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;

@@ -58,7 +58,7 @@ export function register(program: Command): void {
     .option('--decoder <name>', `how raw text is decoded: ${DECODERS.join(', ')}`, 'auto')
     .option(
       '--threads <n>',
-      'threads scoring parts of a large predictions file (default: the cores available, up to 4; 1: no threads)',
+      'threads scoring parts of the predictions file, each reading the questions itself (default 1)',
     )
     .action(async (raw: Omit<ScoreOptions, 'threads'> & { threads?: string }) => {
       const threads = raw.threads === undefined ? undefined : Number(raw.threads);
