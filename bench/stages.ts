@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { getEventListeners, once } from 'node:events';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +19,7 @@ import { createVersion, freezeVersion } from '../db/queries/versions.js';
 import { projectPath } from '../services/paths.js';
 import { startSimServer } from '../sim/server.js';
 import { type Figure, perSecond } from './lib/figures.js';
+import { startSim, stopChild } from './lib/stack.js';
 import { measurePhase as phase } from './lib/measure.js';
 
 /**
@@ -354,30 +355,10 @@ interface SimHandle {
   close(): Promise<void>;
 }
 
-/** `looptool sim serve --port 0` in a child process; resolves once it prints its URL. */
+/** The shared child-process sim (bench/lib/stack.ts), as a handle. */
 async function startChildSim(): Promise<SimHandle> {
-  const child: ChildProcess = spawn(process.execPath, [LOOPTOOL_BIN, 'sim', 'serve', '--port', '0', '--seed', '7'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString('utf8');
-      const match = /Sim server: (\S+)/.exec(out);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`sim server exited with ${code} before it listened`)));
-  });
-  child.stdout!.resume();
-  return {
-    baseURL: `${url}/v1`,
-    close: async () => {
-      if (child.exitCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  const { url, child } = await startSim();
+  return { baseURL: `${url}/v1`, close: () => stopChild(child) };
 }
 
 async function inProcessSim(): Promise<SimHandle> {
