@@ -1,12 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import {
-  bfclCheckKind,
-  categoryFromId,
-  compileBfclQuestion,
-  decodeBfclResult,
-  scoreBfcl,
-} from '../core/checker/index.js';
+import { bfclCheckKind, categoryFromId, compileBfclQuestion, scoreBfclResult } from '../core/checker/index.js';
 import { ErrorType } from '../core/errors.js';
 import {
   bfclAnswerFromRecord,
@@ -165,7 +159,7 @@ export function createEvaluateActivities(deps: ActivityDeps) {
                 // set's other answers on every retry.
                 const valid =
                   reply.kind === 'reply' &&
-                  scoreBfcl(compiled.question, decodeBfclResult(reply.toolCalls ?? reply.content ?? '')).valid;
+                  scoreBfclResult(compiled.question, reply.toolCalls ?? reply.content ?? '').valid;
                 if (reply.kind === 'invalid')
                   context.log.warn(`${what} on ${endpoint.baseURL}: invalid response, scored as wrong: ${reply.error}`);
                 const score = scores.get(category) ?? { category, correct: 0, total: 0 };

@@ -3,10 +3,19 @@ import type { Converted, Rejection } from '../core/formats/rejection.js';
 import type { LineBytes } from './line-scanner.js';
 
 /**
- * A record read from a line: its id, its converted value and which distinct content it has (equal numbers, equal
- * bytes). Lines of equal content share one `value`, whose own `id` is the first such line's: read `id`.
+ * A record read from a line: its converted value, which distinct content it has (equal numbers, equal bytes) and its
+ * id. Lines of equal content share one `value`, whose own `id` is the first such line's: the line's id is `id` when the
+ * line was read by parsing, else the plain ASCII bytes `[idStart, idEnd)` of the line (no string is made for it).
  */
-export type RecordRead<T> = { ok: true; id: string; value: T; content: number } | { ok: false; rejection: Rejection };
+export type RecordRead<T> =
+  | { ok: true; value: T; content: number; id: string; idStart: number; idEnd: number }
+  | { ok: true; value: T; content: number; id: undefined; idStart: number; idEnd: number }
+  | { ok: false; rejection: Rejection };
+
+/** The id of a record read: the string, made from the line's bytes where it was read from them. */
+export function recordId(read: { id: string | undefined; idStart: number; idEnd: number }, line: LineBytes): string {
+  return read.id ?? line.bytes.toString('latin1', read.idStart, read.idEnd);
+}
 
 interface Known<T> {
   bytes: Buffer;
@@ -56,6 +65,7 @@ export class RepeatedRecords<T extends { id: string }> {
     const { bytes, end } = line;
     const lead = this.remembering ? leadingId(bytes, line.start, end) : undefined;
     if (lead === undefined) return this.parse(bytes.toString('utf8', line.start, end));
+    const { idStart, idEnd } = lead;
     const hash = sampledHash(bytes, lead.rest, end);
     const bucket = this.known.get(hash);
     const length = end - lead.rest;
@@ -63,10 +73,12 @@ export class RepeatedRecords<T extends { id: string }> {
       for (const known of bucket)
         if (known.bytes.length === length && bytes.compare(known.bytes, 0, length, lead.rest, end) === 0) {
           this.hits++;
-          return { ok: true, id: lead.id, value: known.value, content: known.content };
+          return { ok: true, id: undefined, idStart, idEnd, value: known.value, content: known.content };
         }
     const read = this.parse(bytes.toString('utf8', line.start, end));
-    if (read.ok && read.value.id === lead.id && (bucket?.length ?? 0) < MAX_BUCKET) {
+    // A line whose content names another id (a second `id` key) keeps its parsed id and is not shared.
+    const shareable = read.ok && read.value.id === bytes.toString('latin1', idStart, idEnd);
+    if (shareable && (bucket?.length ?? 0) < MAX_BUCKET) {
       const known = { bytes: Buffer.from(bytes.subarray(lead.rest, end)), value: read.value, content: read.content };
       if (bucket) bucket.push(known);
       else this.known.set(hash, [known]);
@@ -77,7 +89,7 @@ export class RepeatedRecords<T extends { id: string }> {
       this.remembering = false;
       this.known.clear();
     }
-    return read;
+    return shareable ? { ...read, id: undefined, idStart, idEnd } : read;
   }
 
   private parse(text: string): RecordRead<T> {
@@ -89,16 +101,20 @@ export class RepeatedRecords<T extends { id: string }> {
       };
     const converted = this.convert(parsed.value);
     return converted.ok
-      ? { ok: true, id: converted.value.id, value: converted.value, content: this.contents++ }
+      ? { ok: true, id: converted.value.id, idStart: 0, idEnd: 0, value: converted.value, content: this.contents++ }
       : converted;
   }
 }
 
 /**
- * The id of a line that starts `{"id": "<id>",` (whitespace allowed around the punctuation, the id printable ASCII
- * without escapes) and where the rest starts (after the comma); undefined for any other line.
+ * Where the id of a line that starts `{"id": "<id>",` is (whitespace allowed around the punctuation, the id printable
+ * ASCII without escapes) and where the rest starts (after the comma); undefined for any other line.
  */
-export function leadingId(bytes: Buffer, start: number, end: number): { id: string; rest: number } | undefined {
+export function leadingId(
+  bytes: Buffer,
+  start: number,
+  end: number,
+): { idStart: number; idEnd: number; rest: number } | undefined {
   let i = start;
   if (bytes[i++] !== 0x7b) return undefined;
   while (isSpace(bytes[i])) i++;
@@ -115,11 +131,11 @@ export function leadingId(bytes: Buffer, start: number, end: number): { id: stri
     if (b === BACKSLASH || b < 0x20 || b > 0x7e) return undefined;
   }
   if (i >= end || i === idStart) return undefined;
-  const id = bytes.toString('latin1', idStart, i);
+  const idEnd = i;
   i++;
   while (isSpace(bytes[i])) i++;
   if (bytes[i] !== 0x2c) return undefined;
-  return { id, rest: i + 1 };
+  return { idStart, idEnd, rest: i + 1 };
 }
 
 /** FNV-1a over the length, about 64 bytes spread over `bytes[start, end)` and the last 16: cheap, for finding candidates. */

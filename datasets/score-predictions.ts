@@ -5,8 +5,7 @@ import { isJsonObject, parseJson, type JsonValue } from '../core/json.js';
 import {
   bfclCheckKind,
   compileBfclQuestion,
-  decodeBfclResult,
-  scoreBfcl,
+  scoreBfclResult,
   type BfclCheckKind,
   type BfclDecoder,
   type CompiledBfclQuestion,
@@ -21,7 +20,8 @@ import {
 } from '../core/formats/bfcl.js';
 import { formatRejection, locate, type LocatedRejection } from '../core/formats/rejection.js';
 import { scanLines } from './line-scanner.js';
-import { leadingId, RepeatedRecords } from './repeated-records.js';
+import { copyBytes, IdIndex } from './id-index.js';
+import { leadingId, recordId, RepeatedRecords } from './repeated-records.js';
 
 export interface ScoreOptions {
   questions: string;
@@ -56,36 +56,75 @@ export interface CategoryScore {
 export type ScoreOutcome =
   { ok: true; categories: CategoryScore[]; unpredicted: number } | { ok: false; problems: LocatedRejection[] };
 
-/** Verdict lines are written in batches of this many. */
-const VERDICT_BATCH = 4096;
+/** Verdict lines are written 64 KiB at a time. */
+const VERDICT_BUFFER_BYTES = 1 << 16;
+/** Distinct error tails of verdict lines kept (a few MB at most). */
+const MAX_KNOWN_TAILS = 4096;
 
-interface Located<T> {
-  value: T;
-  line: number;
-  /** Which distinct record content the line holds (datasets/repeated-records.ts): equal numbers, equal conversions. */
-  content: number;
+/**
+ * A record file read by id: by the id's index (`IdIndex`), the line it is on, which distinct content it holds
+ * (`RepeatedRecords`: equal numbers, equal conversions) and its value. Arrays by index, not an object per line.
+ */
+interface ById<T> {
+  lines: number[];
+  contents: number[];
+  values: T[];
 }
 
-/** Reads a BFCL record file by id, each distinct content parsed and validated once (`RepeatedRecords`). */
-function readById<T extends { id: string }>(
-  file: string,
-  records: RepeatedRecords<T>,
-  problems: LocatedRejection[],
-  onDuplicate: 'reject' | 'last',
-): Map<string, Located<T>> {
-  const out = new Map<string, Located<T>>();
+/** Reads the question file: each id is added to `ids` (its index is its place in the arrays); a repeated id is a problem. */
+function readQuestions(file: string, ids: IdIndex, problems: LocatedRejection[]): ById<BfclQuestion> {
+  const records = new RepeatedRecords(bfclQuestionFromRecord);
+  const questions: ById<BfclQuestion> = { lines: [], contents: [], values: [] };
   scanLines(
     file,
     (line) => {
       const read = records.read(line);
-      if (!read.ok) problems.push(locate(read.rejection, { file, line: line.line }));
-      else if (onDuplicate === 'reject' && out.has(read.id))
-        problems.push({ file, line: line.line, field: 'id', reason: `duplicate id ${read.id}` });
-      else out.set(read.id, { value: read.value, line: line.line, content: read.content });
+      if (!read.ok) {
+        problems.push(locate(read.rejection, { file, line: line.line }));
+        return;
+      }
+      const index = read.id === undefined ? ids.add(line.bytes, read.idStart, read.idEnd) : ids.addId(read.id);
+      if (index < 0) {
+        problems.push({ file, line: line.line, field: 'id', reason: `duplicate id ${recordId(read, line)}` });
+        return;
+      }
+      questions.lines.push(line.line);
+      questions.contents.push(read.content);
+      questions.values.push(read.value);
     },
     (rejection) => problems.push(rejection),
   );
-  return out;
+  return questions;
+}
+
+/**
+ * Reads the possible-answer file into arrays by question index (line -1: no answer); a later line for an id replaces
+ * an earlier one. An answer whose id is no question's is never looked at, so it is not kept.
+ */
+function readAnswers(file: string, ids: IdIndex, problems: LocatedRejection[]): ById<BfclAnswer | undefined> {
+  const records = new RepeatedRecords(bfclAnswerFromRecord);
+  const answers: ById<BfclAnswer | undefined> = {
+    lines: new Array<number>(ids.size).fill(-1),
+    contents: new Array<number>(ids.size).fill(-1),
+    values: new Array<BfclAnswer | undefined>(ids.size).fill(undefined),
+  };
+  scanLines(
+    file,
+    (line) => {
+      const read = records.read(line);
+      if (!read.ok) {
+        problems.push(locate(read.rejection, { file, line: line.line }));
+        return;
+      }
+      const index = read.id === undefined ? ids.find(line.bytes, read.idStart, read.idEnd) : ids.findId(read.id);
+      if (index < 0) return;
+      answers.lines[index] = line.line;
+      answers.contents[index] = read.content;
+      answers.values[index] = read.value;
+    },
+    (rejection) => problems.push(rejection),
+  );
+  return answers;
 }
 
 /** A question ready to score, or why it cannot be (located by the caller, at the id's own lines). */
@@ -117,52 +156,51 @@ export interface PartInput {
 /**
  * Scores one part of the predictions file against the whole question and answer files: what a thread does. Questions
  * that share their content (function docs, conversation) and answers are parsed, validated and compiled once: the
- * compiled question is kept per (check kind, question content, answer content).
+ * compiled question is kept per (check kind, question content, answer content). Predictions are joined to questions
+ * by the bytes of their ids (`IdIndex`), and verdict lines are written as bytes.
  */
 export async function scorePart(input: PartInput): Promise<PartResult> {
   const { options } = input;
   const problems: LocatedRejection[] = [];
-  const questions = readById(options.questions, new RepeatedRecords(bfclQuestionFromRecord), problems, 'reject');
-  const answers = options.answers
-    ? readById(options.answers, new RepeatedRecords(bfclAnswerFromRecord), problems, 'last')
-    : new Map<string, Located<BfclAnswer>>();
-  const result: PartResult = { problems, scores: [], predicted: 0, ids: [], lines: [], questionCount: questions.size };
+  const ids = new IdIndex();
+  const questions = readQuestions(options.questions, ids, problems);
+  const answers = options.answers ? readAnswers(options.answers, ids, problems) : undefined;
+  const result: PartResult = { problems, scores: [], predicted: 0, ids: [], lines: [], questionCount: ids.size };
   const keepIds = input.range !== undefined;
   if (problems.length > 0) return result;
 
   const kinds = new Map<string, BfclCheckKind | undefined>();
   /** Compiled questions per check kind, by question content, then by answer content + 1 (0: no answer). */
   const compiledByKind = new Map<BfclCheckKind, Map<number, Compiled>[]>();
-  /** The compiled question for a prediction's id, or the located reason it cannot be scored. */
+  /** The compiled question for a prediction's question, or the located reason it cannot be scored. */
   const compile = (
-    id: string,
-    located: Located<BfclQuestion>,
+    index: number,
   ): { category: string; question: CompiledBfclQuestion } | { category: string; error: LocatedRejection } => {
-    const category = options.category ?? categoryFromId(id);
+    const category = options.category ?? categoryFromId(ids.id(index));
     let kind = kinds.get(category);
     if (kind === undefined && !kinds.has(category)) kinds.set(category, (kind = bfclCheckKind(category)));
-    const line = located.line;
+    const line = questions.lines[index] as number;
     if (!kind) {
       const reason = `category ${category} is not scored by this checker (single-turn Python categories only)`;
       return { category, error: { file: options.questions, line, field: 'id', reason } };
     }
-    const answer = answers.get(id);
+    const answer = answers?.values[index];
     if (!answer && kind !== 'irrelevance' && kind !== 'relevance') {
       const reason = options.answers
-        ? `no possible answer for ${id} in ${options.answers}`
+        ? `no possible answer for ${ids.id(index)} in ${options.answers}`
         : `category ${category} needs --answers`;
       return { category, error: { file: options.questions, line, field: 'id', reason } };
     }
     let byQuestion = compiledByKind.get(kind);
     if (!byQuestion) compiledByKind.set(kind, (byQuestion = []));
-    const compiledHere = (byQuestion[located.content] ??= new Map<number, Compiled>());
-    const key = answer ? answer.content + 1 : 0;
+    const compiledHere = (byQuestion[questions.contents[index] as number] ??= new Map<number, Compiled>());
+    const key = answer ? (answers?.contents[index] as number) + 1 : 0;
     let compiled = compiledHere.get(key);
     if (!compiled) {
       const made = compileBfclQuestion({
         kind,
-        functions: located.value.functions,
-        possibleAnswer: answer?.value.calls,
+        functions: (questions.values[index] as BfclQuestion).functions,
+        possibleAnswer: answer?.calls,
       });
       compiled = made.ok ? { question: made.question } : { error: made.error, at: answer ? 'answer' : 'question' };
       compiledHere.set(key, compiled);
@@ -173,111 +211,186 @@ export async function scorePart(input: PartInput): Promise<PartResult> {
       category,
       error: {
         file: atAnswer ? (options.answers as string) : options.questions,
-        line: atAnswer ? answer.line : line,
+        line: atAnswer ? (answers?.lines[index] as number) : line,
         field: 'ground_truth',
         reason: compiled.error,
       },
     };
   };
 
-  const fd = input.verdicts ? openSync(input.verdicts, 'w') : undefined;
-  let pending: string[] = [];
-  const flush = (): void => {
-    if (fd !== undefined && pending.length > 0) writeSync(fd, `${pending.join('\n')}\n`);
-    pending = [];
-  };
+  const verdicts = input.verdicts ? new VerdictWriter(openSync(input.verdicts, 'w')) : undefined;
   const scores = new Map<string, CategoryScore>();
-  const seen = new Set<string>();
+  const predicted = new Uint8Array(ids.size);
   try {
     scanLines(
       options.predictions,
       (line) => {
         const file = options.predictions;
-        let record: Record<string, unknown> | undefined = textPrediction(line.bytes, line.start, line.end);
-        if (!record) {
+        const where = { file, line: line.line };
+        let index: number;
+        let prediction: JsonValue;
+        const text = textPrediction(line.bytes, line.start, line.end);
+        if (text) {
+          index = ids.find(line.bytes, text.idStart, text.idEnd);
+          if (index < 0) {
+            const id = line.bytes.toString('latin1', text.idStart, text.idEnd);
+            problems.push({ ...where, field: 'id', reason: `${id} is not in ${options.questions}` });
+            return;
+          }
+          prediction = text.result;
+        } else {
           const parsed = parseJson(line.bytes.toString('utf8', line.start, line.end));
           if (!parsed.ok) {
             const reason = `invalid JSON: ${parsed.error.message} (column ${parsed.error.column})`;
-            problems.push({ file, line: line.line, field: '', reason });
+            problems.push({ ...where, field: '', reason });
             return;
           }
-          if (!isJsonObject(parsed.value)) {
-            const reason = 'a prediction must be an object {"id", "result"}';
-            problems.push({ file, line: line.line, field: '', reason });
+          const record = parsed.value;
+          if (!isJsonObject(record)) {
+            problems.push({ ...where, field: '', reason: 'a prediction must be an object {"id", "result"}' });
             return;
           }
-          record = parsed.value;
+          const id = record.id;
+          if (typeof id !== 'string' || id === '') {
+            problems.push({ ...where, field: 'id', reason: 'must be a non-empty string' });
+            return;
+          }
+          if (!('result' in record)) {
+            problems.push({ ...where, field: 'result', reason: 'is missing' });
+            return;
+          }
+          index = ids.findId(id);
+          if (index < 0) {
+            problems.push({ ...where, field: 'id', reason: `${id} is not in ${options.questions}` });
+            return;
+          }
+          prediction = record.result as JsonValue;
         }
-        const where = { file, line: line.line };
-        const id = record.id;
-        if (typeof id !== 'string' || id === '') {
-          problems.push({ ...where, field: 'id', reason: 'must be a non-empty string' });
+        if (predicted[index] === 1) {
+          problems.push({ ...where, field: 'id', reason: `${ids.id(index)} is predicted twice` });
           return;
         }
-        if (!('result' in record)) {
-          problems.push({ ...where, field: 'result', reason: 'is missing' });
-          return;
-        }
-        const question = questions.get(id);
-        if (!question) {
-          problems.push({ ...where, field: 'id', reason: `${id} is not in ${options.questions}` });
-          return;
-        }
-        if (seen.has(id)) {
-          problems.push({ ...where, field: 'id', reason: `${id} is predicted twice` });
-          return;
-        }
-        seen.add(id);
+        predicted[index] = 1;
         result.predicted++;
         if (keepIds) {
-          result.ids.push(id);
+          result.ids.push(ids.id(index));
           result.lines.push(line.line);
         }
-        const entry = compile(id, question);
+        const entry = compile(index);
         if ('error' in entry) {
           problems.push(entry.error);
           return;
         }
         if (problems.length > 0) return; // nothing will be written or reported: only further problems matter
-        const verdict = scoreBfcl(entry.question, decodeBfclResult(record.result as JsonValue, options.decoder));
+        const verdict = scoreBfclResult(entry.question, prediction, options.decoder);
         let score = scores.get(entry.category);
         if (!score) scores.set(entry.category, (score = { category: entry.category, correct: 0, total: 0 }));
         score.total++;
         if (verdict.valid) score.correct++;
-        if (fd === undefined) return;
-        pending.push(verdictLine(id, verdict));
-        if (pending.length >= VERDICT_BATCH) flush();
+        verdicts?.write(ids, index, verdict);
       },
       (rejection) => problems.push(rejection),
       input.range ? { range: input.range } : {},
     );
-    flush();
+    verdicts?.flush();
   } finally {
-    if (fd !== undefined) closeSync(fd);
+    verdicts?.close();
   }
   result.scores = [...scores.values()];
   return result;
 }
 
+const VALID_TAIL = Buffer.from(',"valid":true}\n');
+const INVALID = Buffer.from(',"valid":false');
+const ID_HEAD = Buffer.from('{"id":');
+
 /**
- * A verdict as its `--out` line: `{"id", "valid", "error_type"?, "error"?}` in that order, as `JSON.stringify` of a
- * {@link VerdictLine} writes it, without building the object.
+ * Verdict lines (`{"id", "valid", "error_type"?, "error"?}` in that order, as `JSON.stringify` of a {@link VerdictLine}
+ * writes them) written as bytes into one buffer, written out when full: no string per line.
  */
-function verdictLine(id: string, verdict: Verdict): string {
-  let line = `{"id":${JSON.stringify(id)},"valid":${verdict.valid}`;
-  if (verdict.errorType !== undefined) line += `,"error_type":${JSON.stringify(verdict.errorType)}`;
-  if (verdict.error !== undefined) line += `,"error":${JSON.stringify(verdict.error)}`;
-  return `${line}}`;
+class VerdictWriter {
+  private readonly buffer = Buffer.allocUnsafe(VERDICT_BUFFER_BYTES);
+  private used = 0;
+  /**
+   * `,"error_type":…,"error":…` by error type and error: most errors are one of a few messages (a checker's constants,
+   * or the same wrong value in many predictions of one question), each quoted once. Up to {@link MAX_KNOWN_TAILS}.
+   */
+  private readonly tails = new Map<string | undefined, Map<string | undefined, string>>();
+  private knownTails = 0;
+
+  constructor(private readonly fd: number) {}
+
+  write(ids: IdIndex, index: number, verdict: Verdict): void {
+    const tail =
+      verdict.errorType === undefined && verdict.error === undefined
+        ? undefined
+        : this.errorTail(verdict.errorType, verdict.error);
+    // The most a line can take: a UTF-16 code unit is at most 3 UTF-8 bytes.
+    const most = ID_HEAD.length + ids.jsonBytes(index) + INVALID.length + (tail?.length ?? 0) * 3 + 2;
+    if (this.used + most > this.buffer.length) {
+      this.flush();
+      if (most > this.buffer.length) {
+        writeSync(this.fd, this.line(ids, index, verdict, tail));
+        return;
+      }
+    }
+    const buffer = this.buffer;
+    let at = this.used;
+    at += copyBytes(ID_HEAD, 0, ID_HEAD.length, buffer, at);
+    at += ids.writeJson(index, buffer, at);
+    if (verdict.valid && tail === undefined) at += copyBytes(VALID_TAIL, 0, VALID_TAIL.length, buffer, at);
+    else {
+      if (verdict.valid) at += buffer.write(',"valid":true', at, 'latin1');
+      else at += copyBytes(INVALID, 0, INVALID.length, buffer, at);
+      if (tail !== undefined) at += buffer.write(tail, at, 'utf8');
+      buffer[at++] = 0x7d;
+      buffer[at++] = 0x0a;
+    }
+    this.used = at;
+  }
+
+  flush(): void {
+    if (this.used > 0) writeSync(this.fd, this.buffer, 0, this.used);
+    this.used = 0;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private errorTail(errorType: string | undefined, error: string | undefined): string {
+    let byError = this.tails.get(errorType);
+    if (!byError) this.tails.set(errorType, (byError = new Map()));
+    const known = byError.get(error);
+    if (known !== undefined) return known;
+    let tail = errorType === undefined ? '' : `,"error_type":${JSON.stringify(errorType)}`;
+    if (error !== undefined) tail += `,"error":${JSON.stringify(error)}`;
+    if (this.knownTails < MAX_KNOWN_TAILS) {
+      byError.set(error, tail);
+      this.knownTails++;
+    }
+    return tail;
+  }
+
+  /** A line too long for the buffer, as a string. */
+  private line(ids: IdIndex, index: number, verdict: Verdict, tail: string | undefined): string {
+    return `{"id":${JSON.stringify(ids.id(index))},"valid":${verdict.valid}${tail ?? ''}}\n`;
+  }
 }
 
 const RESULT_KEY = Buffer.from('"result"');
 
 /**
- * The common prediction line, `{"id": "<ascii>", "result": "<text>"}`, read without the general parser: the id as
- * `leadingId` reads it and the text by `JSON.parse` of its string literal (strings need no lossless care). Undefined
- * for any other line (lists of calls, other keys, odd spacing), which the general parser reads.
+ * The common prediction line, `{"id": "<ascii>", "result": "<text>"}`, read without the general parser: the id where
+ * `leadingId` finds it, and the text decoded straight from its bytes when it holds no escape (else by `JSON.parse` of
+ * its string literal: strings need no lossless care). Undefined for any other line (lists of calls, other keys, odd
+ * spacing), which the general parser reads.
  */
-function textPrediction(bytes: Buffer, start: number, end: number): { id: string; result: string } | undefined {
+function textPrediction(
+  bytes: Buffer,
+  start: number,
+  end: number,
+): { idStart: number; idEnd: number; result: string } | undefined {
   const lead = leadingId(bytes, start, end);
   if (!lead) return undefined;
   let i = lead.rest;
@@ -293,10 +406,22 @@ function textPrediction(bytes: Buffer, start: number, end: number): { id: string
   last--;
   while (bytes[last] === 0x20) last--;
   if (bytes[last] !== 0x22 || last <= i) return undefined;
+  const { idStart, idEnd } = lead;
+  let plain = true;
+  for (let k = i + 1; k < last; k++) {
+    const b = bytes[k] as number;
+    // A quote inside means more than one string (`"a", "b": "c"`); a backslash an escape; a control character is
+    // invalid JSON. JSON.parse tells those apart.
+    if (b === 0x22 || b === 0x5c || b < 0x20) {
+      plain = false;
+      break;
+    }
+  }
+  // The scanner checked the line is UTF-8, so its text is the string's value.
+  if (plain) return { idStart, idEnd, result: bytes.toString('utf8', i + 1, last) };
   try {
-    // Parses only when the bytes between the quotes are one string literal: `"a", "b": "c"` is not.
     const result: unknown = JSON.parse(bytes.toString('utf8', i, last + 1));
-    return typeof result === 'string' ? { id: lead.id, result } : undefined;
+    return typeof result === 'string' ? { idStart, idEnd, result } : undefined;
   } catch {
     return undefined;
   }

@@ -107,6 +107,13 @@ interface CompiledAlternatives {
   /** Per alternative: its Python type, and for lists the type of its first non-"" element (for the nested check). */
   items: { isList: boolean; elements: JsonValue[]; elementType: PyTypeName | null }[];
   valueKeys: Set<string>;
+  /**
+   * The acceptable numbers (`True`/`False` as 1/0, floats by value): a number in it is `in` the alternatives, as its
+   * `pyEqualityKey` would find, without making the key. A number not in it still takes the key path.
+   */
+  numbers: Set<number>;
+  /** The acceptable strings as written: a string among them is accepted without being standardized. */
+  strings: Set<string>;
   standardizedStrings: Set<string>;
   standardizedLists: Set<string>;
   dictAlternatives: (CompiledDictAlternative | null)[];
@@ -216,6 +223,8 @@ function compileAlternatives(raw: JsonValue[], param: CompiledParam | undefined)
     possibleAnswerType: firstNonOptionalType(raw),
     items,
     valueKeys: new Set(raw.map(pyEqualityKey)),
+    numbers: new Set(raw.flatMap(acceptableNumber)),
+    strings: new Set(raw.filter((v): v is string => typeof v === 'string')),
     standardizedStrings: new Set(raw.filter((v): v is string => typeof v === 'string').map(standardizeString)),
     standardizedLists,
     dictAlternatives: wantsDicts ? raw.map((alt) => (alt === '' ? null : compileDictAlternative(alt))) : [],
@@ -223,6 +232,14 @@ function compileAlternatives(raw: JsonValue[], param: CompiledParam | undefined)
       ? raw.map((alt) => (Array.isArray(alt) ? alt.map((d) => compileDictAlternative(d) ?? { keys: new Map() }) : null))
       : [],
   };
+}
+
+/** The number an acceptable value equals in Python (`True == 1`), as a list of none or one. */
+function acceptableNumber(value: JsonValue): number[] {
+  if (typeof value === 'number') return [value];
+  if (typeof value === 'boolean') return [value ? 1 : 0];
+  if (value instanceof JsonFloat) return [value.value];
+  return [];
 }
 
 function findDescription(functions: readonly FunctionDefinition[], name: string): FunctionDefinition | undefined {
@@ -348,7 +365,8 @@ function fail(errorType: string, error: string): Verdict {
 /** `simple_function_checker`: name, required, per-parameter type and value, then missing optional markers. */
 function simpleFunctionCheck(want: CompiledExpectedCall, call: ParsedCall): Verdict {
   const fn = want.fn;
-  if (wireToolName(call.name) !== fn.wireName)
+  // The same name is the common case: no new string.
+  if (call.name !== fn.name && wireToolName(call.name) !== fn.wireName)
     return fail(BFCL_ERROR.wrongFuncName, `Function name ${pyRepr(fn.name)} not found in model output.`);
   const modelParams = call.arguments;
   for (const param of fn.required) {
@@ -394,6 +412,7 @@ function checkParam(param: string, raw: PyValue, details: CompiledParam, alterna
     if (expected === 'str') return stringCheck(param, value as string, alternatives);
     if (expected === 'list') return listCheck(param, value as PyValue[], alternatives);
   }
+  if (typeof value === 'number' && alternatives.numbers.has(value)) return VALID;
   if (!alternatives.valueKeys.has(pyEqualityKey(value))) {
     return fail(
       BFCL_ERROR.valueOthers,
@@ -446,7 +465,7 @@ function nestedItemOk(item: PyValue, details: CompiledParam, elementType: PyType
 }
 
 function stringCheck(param: string, value: string, alternatives: CompiledAlternatives): Verdict {
-  if (alternatives.standardizedStrings.has(standardizeString(value))) return VALID;
+  if (alternatives.strings.has(value) || alternatives.standardizedStrings.has(standardizeString(value))) return VALID;
   return fail(
     BFCL_ERROR.valueString,
     `Invalid value for parameter ${pyRepr(param)}: ${pyRepr(value)}. Expected one of ${rawRepr(alternatives)}. Case insensitive.`,

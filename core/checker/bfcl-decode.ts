@@ -7,7 +7,7 @@
 import { isJsonObject, parseJson, type JsonValue } from '../json.js';
 import { callFromJson, parseJsonCalls } from '../parse/json-calls.js';
 import { parseToolCallBlocks, stripThinking } from '../parse/model-output.js';
-import { parsePythonCalls } from '../parse/python-calls.js';
+import { parsePythonCalls, type PythonDecodeOptions } from '../parse/python-calls.js';
 import type { ParsedCall, ParseResult } from '../parse/types.js';
 import { BFCL_ERROR, checkBfcl, type CompiledBfclQuestion, type Verdict } from './bfcl-ast.js';
 
@@ -41,7 +41,11 @@ const WRONG_FORMAT: BfclDecoded = {
 };
 
 /** Decodes raw model text with one of BFCL's decoders (reasoning in `<think>` removed first, as BFCL's handlers store it). */
-export function decodeBfclText(text: string, decoder: BfclDecoder = 'auto'): BfclDecoded {
+export function decodeBfclText(
+  text: string,
+  decoder: BfclDecoder = 'auto',
+  options: PythonDecodeOptions = {},
+): BfclDecoded {
   const { content } = stripThinking(text);
   let chosen = decoder;
   if (chosen === 'auto') {
@@ -58,7 +62,7 @@ export function decodeBfclText(text: string, decoder: BfclDecoder = 'auto'): Bfc
     case 'json':
       return fromParse(parseJsonCalls(content));
     default:
-      return fromParse(parsePythonCalls(content));
+      return fromParse(parsePythonCalls(content, options));
   }
 }
 
@@ -67,8 +71,12 @@ export function decodeBfclText(text: string, decoder: BfclDecoder = 'auto'): Bfc
  * either an OpenAI `tool_calls` array or BFCL's decoded form, which must pass BFCL's `is_function_calling_format_output`
  * (a list of one-key dicts whose value is a dict, or a JSON string of one) or it is `decoder_wrong_output_format`.
  */
-export function decodeBfclResult(result: JsonValue, decoder: BfclDecoder = 'auto'): BfclDecoded {
-  if (typeof result === 'string') return decodeBfclText(result, decoder);
+export function decodeBfclResult(
+  result: JsonValue,
+  decoder: BfclDecoder = 'auto',
+  options: PythonDecodeOptions = {},
+): BfclDecoded {
+  if (typeof result === 'string') return decodeBfclText(result, decoder, options);
   // BFCL's handlers raise on anything but text or a list before its format check runs.
   if (!Array.isArray(result))
     return {
@@ -125,6 +133,18 @@ function isOpenAiToolCall(item: JsonValue): boolean {
     'arguments' in fn &&
     Object.keys(item).every((k) => k === 'function' || k === 'id' || k === 'type' || k === 'index')
   );
+}
+
+/**
+ * Decodes a prediction's result ({@link decodeBfclResult}) and scores it ({@link scoreBfcl}). For irrelevance, where a
+ * failed decode only means no call was made, the failure's message is not worked out.
+ */
+export function scoreBfclResult(
+  question: CompiledBfclQuestion,
+  result: JsonValue,
+  decoder: BfclDecoder = 'auto',
+): Verdict {
+  return scoreBfcl(question, decodeBfclResult(result, decoder, { errorDetail: question.kind !== 'irrelevance' }));
 }
 
 /**

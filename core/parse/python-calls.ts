@@ -39,8 +39,29 @@ const AST_CLASS: Partial<Record<PyNode['k'], string>> = {
  * The common shape, `[name(k=literal, …), …]` with literal values, is read directly by {@link parsePythonCallList};
  * anything else goes through the full expression parser ({@link parsePythonCallsFull}), with identical results.
  */
-export function parsePythonCalls(text: string): ParseResult {
-  return decodePythonCalls(text, true);
+export function parsePythonCalls(text: string, options: PythonDecodeOptions = {}): ParseResult {
+  return decodePythonCalls(text, true, options.errorDetail ?? true);
+}
+
+export interface PythonDecodeOptions {
+  /**
+   * False when the caller needs to know only whether decoding failed, not why (BFCL's irrelevance check, where a
+   * failure is simply no call): text that is plainly prose then fails without the parser, whose syntax error (a throw
+   * through every level of the grammar) costs more than the rest of scoring the prediction. Default true.
+   */
+  errorDetail?: boolean;
+}
+
+/**
+ * `[name name`: two names side by side where a list starts, neither a keyword. No Python expression has that (a name
+ * is followed by an operator, a bracket, a comma or a keyword; a string prefix is followed by its quote), and it is
+ * how prose starts: "I cannot help with that", "Sorry I …".
+ */
+const TWO_NAMES = /^\[\s*([A-Za-z_][A-Za-z0-9_]*)[ \t]+([A-Za-z_][A-Za-z0-9_]*)/;
+
+function startsWithTwoNames(cleaned: string): boolean {
+  const match = TWO_NAMES.exec(cleaned);
+  return match !== null && !HARD_KEYWORDS.has(match[1] as string) && !HARD_KEYWORDS.has(match[2] as string);
 }
 
 /** {@link parsePythonCalls} without the fast path: always the full expression parser (the reference; tests compare the two). */
@@ -48,7 +69,7 @@ export function parsePythonCallsFull(text: string): ParseResult {
   return decodePythonCalls(text, false);
 }
 
-function decodePythonCalls(text: string, fast: boolean): ParseResult {
+function decodePythonCalls(text: string, fast: boolean, errorDetail = true): ParseResult {
   const n = text.length;
   let cleaned: string;
   // cleaned offset + shift = original offset (before clamping).
@@ -70,6 +91,10 @@ function decodePythonCalls(text: string, fast: boolean): ParseResult {
   if (fast) {
     const calls = parsePythonCallList(cleaned);
     if (calls !== undefined) return { ok: true, format: 'python', calls };
+    if (!errorDetail && startsWithTwoNames(cleaned)) {
+      const reason = 'invalid syntax: two names side by side (where not computed)';
+      return { ok: false, error: { kind: 'invalid_python', format: 'python', reason, offset: 0, line: 1, column: 1 } };
+    }
   }
   let body: PyNode;
   try {

@@ -479,3 +479,49 @@ describe('parsePythonCalls fast path (parsePythonCallList) vs the full parser', 
     expect(hits).toBeLessThan(4500);
   });
 });
+
+describe('parsePythonCalls without error detail (BFCL irrelevance)', () => {
+  // Whether text decodes must never change; only the message of a failure may be skipped.
+  const texts = [
+    'I cannot answer this with the functions I have.',
+    'Sorry I cannot help',
+    "  I   can't",
+    '```\nI do not know\n```',
+    "[get_weather(city='Paris')]",
+    'get_weather(city="Paris") please',
+    'x if y else z',
+    'not x',
+    'lambda x: x',
+    'a and b',
+    'x in y',
+    'x is None',
+    'await x',
+    'f"x"',
+    "f 'x'",
+    'rb x',
+    'print "hello"',
+    'I, you',
+    'I\ncannot',
+    '[a b]',
+    'a\tb',
+    '[]',
+    '',
+    'Hello',
+  ];
+  test.each(texts)('%j decodes (or not) exactly as with the detail', (text) => {
+    const quick = parsePythonCalls(text, { errorDetail: false });
+    const full = parsePythonCallsFull(text);
+    expect(quick.ok).toBe(full.ok);
+    if (quick.ok && full.ok) expect(renderCalls(quick.calls)).toBe(renderCalls(full.calls));
+  });
+
+  test('prose fails without the parser; with the detail the message is the parser’s', () => {
+    const quick = parsePythonCalls('I cannot answer this.', { errorDetail: false });
+    const detailed = parsePythonCalls('I cannot answer this.');
+    const full = parsePythonCallsFull('I cannot answer this.');
+    if (quick.ok || detailed.ok || full.ok) throw new Error('prose decoded');
+    expect(quick.error.reason).toMatch(/two names side by side/);
+    expect(detailed.error.reason).toBe(full.error.reason);
+    expect(full.error.reason).toMatch(/^invalid syntax/);
+  });
+});

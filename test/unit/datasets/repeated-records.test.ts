@@ -2,11 +2,19 @@ import { describe, expect, test } from 'vitest';
 import { bfclQuestionFromRecord } from '../../../core/formats/bfcl.js';
 import { isJsonObject, type JsonValue } from '../../../core/json.js';
 import { accept, reject } from '../../../core/formats/rejection.js';
-import { RepeatedRecords, type RecordRead } from '../../../datasets/repeated-records.js';
+import { RepeatedRecords, recordId, type RecordRead } from '../../../datasets/repeated-records.js';
 
 function line(text: string) {
   const bytes = Buffer.from(`xx${text}yy`);
   return { bytes, start: 2, end: bytes.length - 2, line: 1 };
+}
+
+/** Reads a line and returns the record with its id as a string (however the reader found it). */
+function readLine<T>(records: { read(l: ReturnType<typeof line>): RecordRead<T> }, text: string) {
+  const at = line(text);
+  const read = records.read(at);
+  if (!read.ok) return read;
+  return { ...read, id: recordId(read, at) };
 }
 
 /** A converter that counts its calls. */
@@ -29,10 +37,10 @@ const ok = <T>(read: RecordRead<T>) => {
 describe('RepeatedRecords', () => {
   test('a content seen before under another id is not converted again: same value, same content number, its own id', () => {
     const { calls, records } = counting();
-    const a = ok(records.read(line('{"id": "a", "x": [1, 2.0]}')));
+    const a = ok(readLine(records, '{"id": "a", "x": [1, 2.0]}'));
     // Spacing around the id may differ: what follows the id's comma is the content.
-    const b = ok(records.read(line('{ "id" :"b" , "x": [1, 2.0]}')));
-    const c = ok(records.read(line('{"id": "c", "x": [1, 2.5]}')));
+    const b = ok(readLine(records, '{ "id" :"b" , "x": [1, 2.0]}'));
+    const c = ok(readLine(records, '{"id": "c", "x": [1, 2.5]}'));
     expect(calls).toHaveLength(2);
     expect([a.id, b.id, c.id]).toEqual(['a', 'b', 'c']);
     expect(b.value).toBe(a.value);
@@ -43,8 +51,8 @@ describe('RepeatedRecords', () => {
   test('contents equal but for bytes the sampled hash skips are still told apart', () => {
     const { calls, records } = counting();
     const long = (digit: string) => `{"id": "q", "x": "${'a'.repeat(500)}${digit}${'a'.repeat(500)}"}`;
-    const first = ok(records.read(line(long('1'))));
-    const second = ok(records.read(line(long('2').replace('"q"', '"r"'))));
+    const first = ok(readLine(records, long('1')));
+    const second = ok(readLine(records, long('2').replace('"q"', '"r"')));
     expect(calls).toHaveLength(2);
     expect(second.content).not.toBe(first.content);
     expect((second.value as { x: string }).x).toContain('2');
@@ -52,8 +60,8 @@ describe('RepeatedRecords', () => {
 
   test('a second id key decides the id (the last one wins, as in JSON.parse) and such content is never shared', () => {
     const { calls, records } = counting();
-    const first = ok(records.read(line('{"id": "a", "x": 1, "id": "z"}')));
-    const second = ok(records.read(line('{"id": "b", "x": 1, "id": "z"}')));
+    const first = ok(readLine(records, '{"id": "a", "x": 1, "id": "z"}'));
+    const second = ok(readLine(records, '{"id": "b", "x": 1, "id": "z"}'));
     expect(first.id).toBe('z');
     expect(second.id).toBe('z');
     expect(calls).toHaveLength(2);
@@ -61,12 +69,12 @@ describe('RepeatedRecords', () => {
 
   test('lines not led by their id, escaped ids and bad JSON take the ordinary path', () => {
     const { calls, records } = counting();
-    expect(ok(records.read(line('{"x": 1, "id": "late"}'))).id).toBe('late');
-    expect(ok(records.read(line('{"id": "e\\u0301", "x": 1}'))).id).toBe('e\u0301');
-    const bad = records.read(line('{"id": "a", "x": '));
+    expect(ok(readLine(records, '{"x": 1, "id": "late"}')).id).toBe('late');
+    expect(ok(readLine(records, '{"id": "e\\u0301", "x": 1}')).id).toBe('e\u0301');
+    const bad = readLine(records, '{"id": "a", "x": ');
     expect(bad.ok).toBe(false);
     if (!bad.ok) expect(bad.rejection.reason).toMatch(/^invalid JSON: .*\(column \d+\)$/);
-    const rejected = records.read(line('{"id": 5, "x": 1}'));
+    const rejected = readLine(records, '{"id": 5, "x": 1}');
     expect(rejected).toEqual({ ok: false, rejection: { field: 'id', reason: 'no id' } });
     expect(calls).toHaveLength(3);
   });
@@ -86,7 +94,7 @@ describe('RepeatedRecords', () => {
         ],
       });
     for (const id of ['simple_python_0', 'simple_python_1', 'live_simple_2-3-4']) {
-      const read = ok(records.read(line(text(id))));
+      const read = ok(readLine(records, text(id)));
       const plain = bfclQuestionFromRecord(JSON.parse(text(id)) as JsonValue);
       if (!plain.ok) throw new Error('fixture');
       expect(read.id).toBe(plain.value.id);
