@@ -18,7 +18,7 @@ import {
   promptTokenUpperBound,
 } from './llm/prompt-length.js';
 import { pickPrompt } from './llm/prompts.js';
-import { runStageBatch } from './stage-batch.js';
+import { runStageBatch, ToolsetCache } from './stage-batch.js';
 
 /** The heartbeat's name for each outcome's running count (the names of {@link ProbeBatchResult}). */
 const HEARTBEAT_COUNT_OF: Record<ProbeOutcome, keyof ProbeBatchResult> = {
@@ -64,6 +64,8 @@ export function perplexityOf(tokens: readonly { logprob: number }[] | null | und
  * Durability and cancellation: see {@link runStageBatch}.
  */
 export function createProbeActivities(deps: ActivityDeps) {
+  // One for all batches of this worker: consecutive batches of a version share many toolsets.
+  const toolsets = new ToolsetCache();
   return {
     async probeBatch(rawInput: ProbeBatchInput): Promise<ProbeBatchResult> {
       const input = parseInput(ProbeBatchInput, rawInput, 'probeBatch');
@@ -212,6 +214,7 @@ export function createProbeActivities(deps: ActivityDeps) {
           await insertProbePage(q, key, rows, ledger.drain());
         },
         tally: (row) => ({ probed: 1, [HEARTBEAT_COUNT_OF[row.outcome]]: 1 }),
+        toolsets,
       });
       const match = counts.match ?? 0;
       const mismatch = counts.mismatch ?? 0;

@@ -139,6 +139,7 @@ export async function run(): Promise<Figure[]> {
         'RSS before MB',
         'peak RSS MB',
         'abort listeners left per activity',
+        'stored rows digest',
       ],
       results.map((r) => r.row),
     ),
@@ -287,6 +288,7 @@ async function probeRun(pool: pg.Pool, spec: Run): Promise<RunResult> {
       return probed;
     });
     if (result !== expected) throw new Error(`${spec.label}: probed ${result} of ${expected}`);
+    const digest = await storedDigest(pool, loopName);
     return {
       spec,
       samples: result,
@@ -301,11 +303,33 @@ async function probeRun(pool: pg.Pool, spec: Run): Promise<RunResult> {
         baseline,
         peakRssMb,
         listeners,
+        digest,
       ],
     };
   } finally {
     await sim.close();
   }
+}
+
+/**
+ * A digest of what a run stored (its probe results and ledger rows, in sample order), leaving out what differs by
+ * run and not by answer (loop name, latency, server URL, timestamps). Runs over the same samples must show the same
+ * digest, and a speed-up must not change it: it is how a faster probe is shown to store the same rows.
+ */
+async function storedDigest(pool: pg.Pool, loopName: string): Promise<string> {
+  const { rows } = await pool.query<{ digest: string }>(
+    `SELECT md5(
+       (SELECT coalesce(string_agg(concat_ws(E'\x1f', sample_id, iteration, outcome, raw_output, parsed_calls::text,
+           error_type, error, mean_logprob, perplexity, prompt_tokens, completion_tokens, model, prompt_version),
+         E'\x1e' ORDER BY sample_id), '') FROM probe_results WHERE loop_name = $1::text)
+       || E'\x1d' ||
+       (SELECT coalesce(string_agg(concat_ws(E'\x1f', replace(call_key, $1::text, ''), iteration, stage, role, model,
+           prompt_tokens, completion_tokens, ok), E'\x1e' ORDER BY replace(call_key, $1::text, '')), '')
+        FROM model_calls WHERE loop_name = $1::text)
+     ) AS digest`,
+    [loopName],
+  );
+  return rows[0]!.digest.slice(0, 12);
 }
 
 /** The pool with every query's wall time summed (pool.query and queries on checked-out clients). */

@@ -98,7 +98,12 @@ export interface RouteStats {
  * token over the messages as JSON (what BPE vocabularies average on English and code).
  */
 export function simPromptTokens(messages: unknown): number {
-  return Math.max(1, Math.ceil(JSON.stringify(messages ?? []).length / 4));
+  return promptTokensOfJson(JSON.stringify(messages ?? []));
+}
+
+/** {@link simPromptTokens} of messages already written as JSON. */
+function promptTokensOfJson(messagesJson: string): number {
+  return Math.max(1, Math.ceil(messagesJson.length / 4));
 }
 
 export interface SimStats {
@@ -184,9 +189,10 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+  // Encoded once: measuring the text's bytes and then writing it walked a reply of thousands of characters twice.
+  const bytes = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes.length, ...headers });
+  res.end(bytes);
 }
 
 function sendError(
@@ -295,6 +301,9 @@ interface Adapter {
 }
 
 type Task = 'student' | 'judge' | 'validator' | 'generator';
+
+/** The student's key part for a request without `tools` (the hash of `[]`). */
+const NO_TOOLS_KEY = hashHex('[]');
 
 const SCHEMA_TASKS: Readonly<Record<string, Task>> = {
   judge_verdict: 'judge',
@@ -465,20 +474,24 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     return `${head.slice(0, -1)},"choices":[{"index":0,"message":${message},"logprobs":${logprobs},"finish_reason":"${finish}","stop_reason":null}],"usage":${usage},"prompt_logprobs":null}`;
   };
 
-  const studentCompletion = (model: string, body: Record<string, unknown>, promptTokens: number): string => {
+  const studentCompletion = (
+    model: string,
+    body: Record<string, unknown>,
+    promptTokens: number,
+    messagesJson: string,
+  ): string => {
     const sent = toChatMessages(body.messages);
     // Without `tools` the request is the policy's plain-text chat (core/formats/policy-prompt.ts): the tools are in
     // its system prompt and the reply's calls go into the text, as vLLM answers when no tool parser runs.
     const withTools = Array.isArray(body.tools) && body.tools.length > 0;
-    const toolsJson = withTools ? JSON.stringify(body.tools) : '[]';
-    const toolsKey = hashHex(toolsJson);
+    const toolsKey = withTools ? hashHex(JSON.stringify(body.tools)) : NO_TOOLS_KEY;
     let tools: FunctionDefinition[];
     let messages: ChatMessage[];
     if (withTools) {
       tools = toolsCache.get(toolsKey) ?? toolsCache.set(toolsKey, toolsOf(body.tools));
       messages = sent;
     } else ({ tools, messages } = readPolicyPrompt(sent));
-    const key = `s:${toolsKey}${hashHex(JSON.stringify(body.messages))}`;
+    const key = `s:${toolsKey}${hashHex(messagesJson)}`;
     const checkpoint = adapters.get(model)?.checkpoint ?? BASE_CHECKPOINT;
     const salt = saltOf(body, `${model}|${key}`);
     const answer: StudentAnswer = student.answer({ key, tools, messages }, checkpoint, salt);
@@ -618,7 +631,9 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       if (closed) return;
     }
     if (body.stream === true) throw new HttpError(400, 'streaming is not supported by the sim server');
-    const promptLength = simPromptTokens(body.messages);
+    // Written once: the prompt's length and the student's key both read it.
+    const messagesJson = JSON.stringify(body.messages ?? []);
+    const promptLength = promptTokensOfJson(messagesJson);
     const replyBudget = typeof body.max_tokens === 'number' ? body.max_tokens : 0;
     if (promptLength + replyBudget > maxModelLen)
       throw new HttpError(
@@ -632,7 +647,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
     stats.requests.byTask[task]++;
     const text =
       task === 'student'
-        ? studentCompletion(model, body, promptLength)
+        ? studentCompletion(model, body, promptLength, messagesJson)
         : structuredCompletion(task, model, body, promptLength);
     if (res.destroyed) return;
     if (fault?.kind === 'truncated') {

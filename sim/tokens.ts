@@ -53,8 +53,8 @@ export function tokenLogprobs(
   });
 }
 
-/** `count` logprobs whose mean is `mean` (to 1e-6), scattered by a hash of `key` (xorshift32 over 32-bit integers). */
-function spread(count: number, mean: number, key: string): number[] {
+/** {@link spread}'s logprobs in millionths (integers). */
+function spreadMicros(count: number, mean: number, key: string): number[] {
   if (count === 0) return [];
   let x = hash53(key) % 4294967291 || 1;
   const weights = new Array<number>(count);
@@ -69,8 +69,38 @@ function spread(count: number, mean: number, key: string): number[] {
   }
   const scale = (mean * count) / sum;
   // Six decimals: shorter to write and parse than 17 digits.
-  for (let i = 0; i < count; i++) weights[i] = Math.round((weights[i] as number) * scale * 1e6) / 1e6;
+  for (let i = 0; i < count; i++) weights[i] = Math.round((weights[i] as number) * scale * 1e6);
   return weights;
+}
+
+/** `count` logprobs whose mean is `mean` (to 1e-6), scattered by a hash of `key` (xorshift32 over 32-bit integers). */
+function spread(count: number, mean: number, key: string): number[] {
+  const micros = spreadMicros(count, mean, key);
+  for (let i = 0; i < count; i++) micros[i] = (micros[i] as number) / 1e6;
+  return micros;
+}
+
+const ZEROS = ['', '0', '00', '000', '0000', '00000'];
+
+/**
+ * `String(micros / 1e6)` for an integer count of millionths, without formatting a double (a sixth of the sim's reply
+ * time). The division is correctly rounded and no shorter decimal lies as near, so the shortest round-trip form that
+ * JavaScript prints is the six decimal digits with trailing zeros dropped (never an exponent: |x| ≥ 1e-6 or 0).
+ */
+function microsText(micros: number): string {
+  if (micros === 0) return '0';
+  const sign = micros < 0 ? '-' : '';
+  const magnitude = micros < 0 ? -micros : micros;
+  const whole = Math.floor(magnitude / 1e6);
+  let fraction = magnitude - whole * 1e6;
+  if (fraction === 0) return `${sign}${whole}`;
+  let digits = 6;
+  while (fraction % 10 === 0) {
+    fraction /= 10;
+    digits--;
+  }
+  const text = String(fraction);
+  return `${sign}${whole}.${ZEROS[digits - text.length] as string}${text}`;
 }
 
 const tokenJson = new Map<string, string>();
@@ -97,11 +127,11 @@ export function tokenLogprobsJson(
   topLogprobs = 0,
 ): string {
   if (topLogprobs > 0) return JSON.stringify(tokenLogprobs(tokens, meanLogprob, key, topLogprobs));
-  const logprobs = spread(tokens.length, meanLogprob, key);
+  const micros = spreadMicros(tokens.length, meanLogprob, key);
   let out = '[';
   for (let i = 0; i < tokens.length; i++) {
     if (i > 0) out += ',';
-    out += `${tokenPrefix(tokens[i] as string)}${logprobs[i] as number},"top_logprobs":[]}`;
+    out += `${tokenPrefix(tokens[i] as string)}${microsText(micros[i] as number)},"top_logprobs":[]}`;
   }
   return `${out}]`;
 }

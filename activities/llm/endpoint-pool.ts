@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import type { ModelRole } from '../../core/vocabulary.js';
+import { onAbort } from './abort.js';
 import type { HttpTransport } from './http-fetch.js';
 import { createJsonPost, type JsonPost } from './json-post.js';
 
@@ -113,17 +114,18 @@ export class EndpointPool {
         }
       }
       await new Promise<void>((resolve, reject) => {
-        const onAbort = () => {
-          const index = this.waiters.indexOf(wake);
-          if (index >= 0) this.waiters.splice(index, 1);
-          reject(signal?.reason ?? new Error('aborted'));
-        };
+        const stopWaiting = signal
+          ? onAbort(signal, () => {
+              const index = this.waiters.indexOf(wake);
+              if (index >= 0) this.waiters.splice(index, 1);
+              reject(signal.reason ?? new Error('aborted'));
+            })
+          : undefined;
         const wake = () => {
-          signal?.removeEventListener('abort', onAbort);
+          stopWaiting?.();
           resolve();
         };
         this.waiters.push(wake);
-        signal?.addEventListener('abort', onAbort, { once: true });
       });
     }
   }

@@ -1,5 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
+import { onAbort } from './abort.js';
 
 /** A response read whole by {@link HttpTransport.request}: status, Node's headers and the body's bytes. */
 export interface RawResponse {
@@ -48,21 +50,32 @@ export function createHttpTransport(options: { maxSockets?: number } = {}): Http
     'http:': new http.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 }),
     'https:': new https.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 }),
   };
+  // A URL string's request options, parsed once: the hot calls go to a handful of URLs thousands of times.
+  const targets = new Map<string, http.RequestOptions>();
+  const targetOf = (input: string | URL): http.RequestOptions => {
+    if (typeof input !== 'string') return urlToHttpOptions(input);
+    let target = targets.get(input);
+    if (target === undefined) {
+      if (targets.size >= 256) targets.clear();
+      targets.set(input, (target = urlToHttpOptions(new URL(input))));
+    }
+    return target;
+  };
   const request = (input: string | URL, init: RawRequest): Promise<RawResponse> =>
     new Promise<RawResponse>((resolve, reject) => {
-      const url = typeof input === 'string' ? new URL(input) : input;
-      const protocol = url.protocol as keyof typeof agents;
+      const target = targetOf(input);
+      const protocol = target.protocol as keyof typeof agents;
       const signal = init.signal;
       if (signal?.aborted) return reject(abortError(signal));
       const transport = protocol === 'https:' ? https : http;
       let timer: NodeJS.Timeout | undefined;
+      let stopWaiting: (() => void) | undefined;
       const settle = () => {
-        signal?.removeEventListener('abort', onAbort);
+        stopWaiting?.();
         if (timer) clearTimeout(timer);
       };
       const outgoing = transport.request(
-        url,
-        { method: init.method, headers: init.headers, agent: agents[protocol] },
+        { ...target, method: init.method, headers: init.headers, agent: agents[protocol] },
         (response) => {
           const chunks: Buffer[] = [];
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -81,8 +94,7 @@ export function createHttpTransport(options: { maxSockets?: number } = {}): Http
           });
         },
       );
-      const onAbort = () => outgoing.destroy(abortError(signal!) as Error);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal) stopWaiting = onAbort(signal, () => outgoing.destroy(abortError(signal) as Error));
       if (init.timeoutMs !== undefined) {
         const ms = init.timeoutMs;
         timer = setTimeout(() => outgoing.destroy(new RequestTimeoutError(ms)), ms);

@@ -104,13 +104,21 @@ export async function runChild(args: string[], env: NodeJS.ProcessEnv = process.
 }
 
 /**
+ * Node flags for the child sim server (BENCH_SIM_NODE_FLAGS, split on spaces): `--cpu-prof --cpu-prof-dir=/tmp/prof`
+ * profiles it. Node refuses `--cpu-prof` in NODE_OPTIONS, and the sim's CPU counts: it shares the cores with the worker.
+ */
+const SIM_NODE_FLAGS = (process.env.BENCH_SIM_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+
+/**
  * `looptool sim serve` in a child process (its own core and heap); resolves with its URL once it listens. `args` are
  * more `sim serve` options (`--train-seconds 30`).
  */
 export async function startSim(args: readonly string[] = []): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [LOOPTOOL_BIN, 'sim', 'serve', '--port', '0', '--seed', '7', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...SIM_NODE_FLAGS, LOOPTOOL_BIN, 'sim', 'serve', '--port', '0', '--seed', '7', ...args],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
@@ -5,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createHttpTransport } from '../../../activities/llm/http-fetch.js';
 import { createJsonPost } from '../../../activities/llm/json-post.js';
 import { fitsPolicyCompletion } from '../../../activities/llm/policy-chat.js';
-import { decodePageSamples } from '../../../activities/stage-batch.js';
+import { onAbort } from '../../../activities/llm/abort.js';
+import { decodePageSamples, ToolsetCache } from '../../../activities/stage-batch.js';
 import { checkModelResponse, PolicyCompletion } from '../../../core/schemas/model-response.js';
 import type { Sample } from '../../../core/schemas/sample.js';
 import { decodeSample, encodeSample, StoredSampleCorruptError } from '../../../db/sample-codec.js';
@@ -135,6 +137,22 @@ describe('decodePageSamples', () => {
     expect(decoded.get(rows[0]!.id)!.tools).toBe(decoded.get(rows[1]!.id)!.tools);
   });
 
+  test('with a toolset cache, later pages share the list decoded first and decode as decodeSample does', () => {
+    const known = new ToolsetCache();
+    const first = page([sample(1)]);
+    const later = page([sample(2), sample(3, [])]);
+    const one = decodePageSamples(first, known);
+    const two = decodePageSamples(later, known);
+    expect(two.get(later[0]!.id)!.tools).toBe(one.get(first[0]!.id)!.tools);
+    for (const row of later)
+      expect(two.get(row.id)).toEqual(
+        decodeSample({ ...encodeSample(sample(0)), ...row, toolsJson: row.toolsJson!, nTools: 0 }),
+      );
+    // A toolset cache never stands in for a toolset the page does not name: a row without tools JSON still needs its
+    // toolset earlier on the same page.
+    expect(() => decodePageSamples([{ ...later[0]!, toolsJson: null }], known)).toThrow(StoredSampleCorruptError);
+  });
+
   test('a corrupt part fails with decodeSample’s error, named for the sample', () => {
     const [row] = page([sample(1)]);
     const corrupt = { ...row!, targetJson: '{"kind":"calls","calls":[]}' };
@@ -228,5 +246,25 @@ describe('the JSON POST', () => {
       });
     }
     expect((await failure(client(200).post(`${base}/hang`, { body: {} }))).type).toBe('APIConnectionTimeoutError');
+  });
+});
+
+describe('onAbort', () => {
+  test('calls what waits when the signal aborts, not what stopped waiting, and leaves no listener behind', () => {
+    const controller = new AbortController();
+    const signal = controller.signal;
+    const called: string[] = [];
+    const stopA = onAbort(signal, () => called.push('a'));
+    const stopB = onAbort(signal, () => called.push('b'));
+    expect(getEventListeners(signal, 'abort')).toHaveLength(1);
+    stopA();
+    stopB();
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    onAbort(signal, () => called.push('c'));
+    const stopD = onAbort(signal, () => called.push('d'));
+    stopD();
+    controller.abort();
+    expect(called).toEqual(['c']);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
   });
 });

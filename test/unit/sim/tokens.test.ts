@@ -23,6 +23,21 @@ describe('pseudo-tokens and their logprobs', () => {
     }
   });
 
+  test('the JSON the server writes is byte for byte the object form as JavaScript prints it', () => {
+    // The server writes logprobs as text from integer millionths; every number must read as String(logprob) does.
+    const tokens = pseudoTokens(`${text} ${text}`);
+    for (const mean of [0, -0.000001, -0.0000004, -0.01, -0.2, -0.35, -1.2, -7.5, -12.345678, -123.4])
+      for (const key of ['k', 'other', 'a|b|c', 's:0123456789abcd']) {
+        const expected = `[${tokenLogprobs(tokens, mean, key)
+          .map(
+            (e) =>
+              `{"token":${JSON.stringify(e.token)},"bytes":[${e.bytes.join(',')}],"logprob":${String(e.logprob)},"top_logprobs":[]}`,
+          )
+          .join(',')}]`;
+        expect(tokenLogprobsJson(tokens, mean, key)).toBe(expected);
+      }
+  });
+
   test('the JSON the server writes holds the same entries as the object form, alternatives included when asked', () => {
     const tokens = pseudoTokens(text);
     expect(JSON.parse(tokenLogprobsJson(tokens, -0.2, 'k'))).toEqual(tokenLogprobs(tokens, -0.2, 'k'));
