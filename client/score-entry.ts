@@ -4,11 +4,15 @@ import { Command } from 'commander';
 import { describeError } from './cli-errors.js';
 import { register } from './commands/score.js';
 
-try {
-  const program = new Command('looptool').showHelpAfterError();
-  register(program);
-  await program.parseAsync(process.argv);
-} catch (err) {
-  console.error(describeError(err));
-  process.exitCode = 1;
+// No top-level await: the bundle is CommonJS.
+async function main(): Promise<void> {
+  try {
+    const program = new Command('looptool').showHelpAfterError();
+    register(program);
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    console.error(describeError(err));
+    process.exitCode = 1;
+  }
 }
+void main();

@@ -34,10 +34,12 @@ export const SOURCE_DIRS = ['core', 'db', 'workflows', 'activities', 'worker', '
  * loads ~150 modules otherwise (zod and commander among them), a tenth of a second per run before any work; one file
  * loads in a third of that. bin/looptool.js runs the bundle for the command; the worker thread the command starts is
  * bundled too (it is found beside the bundle, as `./score-worker.js`, the way the per-file build has it beside
- * datasets/score-predictions.js). Output path → entry source.
+ * datasets/score-predictions.js). Output path → entry source; a `.cjs` output is a CommonJS bundle: bin/looptool.js
+ * `require`s the command's (about 20 ms less CPU per run than importing the same code as an ES module, which goes
+ * through the asynchronous module loader), while the worker thread's stays an ES module.
  */
 export const BUNDLES = {
-  'bundles/score.js': 'client/score-entry.ts',
+  'bundles/score.cjs': 'client/score-entry.ts',
   'bundles/score-worker.js': 'datasets/score-worker.ts',
 };
 /** Files outside the source folders whose change changes the output: this script's options, the compiler settings. */
@@ -161,7 +163,7 @@ export async function build(options = {}) {
   }
   for (const [out, entry] of Object.entries(BUNDLES)) wanted.set(out, entry);
   for (const out of [...wanted.keys()])
-    if (out.endsWith('.js') && wanted.get(out).endsWith('.ts')) wanted.set(`${out}.map`, wanted.get(out));
+    if (/\.c?js$/.test(out) && wanted.get(out).endsWith('.ts')) wanted.set(`${out}.map`, wanted.get(out));
 
   const entryPoints = files.filter((f) => outputOf(f.rel) !== f.rel).map((f) => path.join(ROOT, f.rel));
   const result = await esbuild({
@@ -181,27 +183,34 @@ export async function build(options = {}) {
     logLevel: 'silent',
   });
   for (const output of result.outputFiles) writeAtomic(output.path, output.contents);
-  const bundled = await esbuild({
-    absWorkingDir: ROOT,
-    entryPoints: Object.fromEntries(
-      Object.entries(BUNDLES).map(([out, entry]) => [out.slice(0, -3), path.join(ROOT, entry)]),
-    ),
-    outdir: DIST,
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    // CommonJS packages in the bundle (commander) call require() for Node's own modules: give the module one.
-    banner: {
-      js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
-    },
-    sourcemap: 'linked',
-    sourcesContent: false,
-    tsconfig: path.join(ROOT, 'tsconfig.json'),
-    write: false,
-    logLevel: 'silent',
-  });
-  for (const output of bundled.outputFiles) writeAtomic(output.path, output.contents);
+  const bundled = [];
+  for (const [out, entry] of Object.entries(BUNDLES)) {
+    const commonJs = out.endsWith('.cjs');
+    const result = await esbuild({
+      absWorkingDir: ROOT,
+      entryPoints: [path.join(ROOT, entry)],
+      outfile: path.join(DIST, out),
+      bundle: true,
+      format: commonJs ? 'cjs' : 'esm',
+      platform: 'node',
+      target: 'node20',
+      // An ES module bundle: CommonJS packages in it (commander) call require() for Node's own modules, so it gets
+      // one. A CommonJS bundle: `import.meta.url` (the module's own URL, for files found beside it) is its file's.
+      banner: {
+        js: commonJs
+          ? "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;"
+          : "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+      },
+      define: commonJs ? { 'import.meta.url': '__importMetaUrl' } : {},
+      sourcemap: 'linked',
+      sourcesContent: false,
+      tsconfig: path.join(ROOT, 'tsconfig.json'),
+      write: false,
+      logLevel: 'silent',
+    });
+    bundled.push(...result.outputFiles);
+  }
+  for (const output of bundled) writeAtomic(output.path, output.contents);
   const copies = files.filter((f) => outputOf(f.rel) === f.rel);
   for (const file of copies) writeAtomic(path.join(DIST, file.rel), readFileSync(path.join(ROOT, file.rel)));
 
