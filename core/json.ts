@@ -367,6 +367,17 @@ export interface StringifyOptions {
  * `NaN`/`Infinity`, as Python writes them.
  */
 export function stringifyJson(value: unknown, options: StringifyOptions = {}): string {
+  // Compact, non-ASCII-escaped text of a plain value (every sample's JSON on import and export) is written by one
+  // recursive pass with string concatenation; the general writer below defines the output and writes the rest.
+  if (options.separators !== 'python' && !options.asciiOnly) {
+    const plain = plainJson(value, { sortKeys: options.sortKeys ?? false });
+    if (plain !== undefined) return plain;
+  }
+  return stringifyJsonFull(value, options);
+}
+
+/** {@link stringifyJson} without the plain fast path: the reference writer (tests compare the two). */
+export function stringifyJsonFull(value: unknown, options: StringifyOptions = {}): string {
   const itemSep = options.separators === 'python' ? ', ' : ',';
   const keySep = options.separators === 'python' ? ': ' : ':';
   const sortKeys = options.sortKeys ?? false;
@@ -395,6 +406,83 @@ export function stringifyJson(value: unknown, options: StringifyOptions = {}): s
     return `{${keys.map((k) => `${str(k)}${keySep}${write(record[k])}`).join(itemSep)}}`;
   };
   return write(value);
+}
+
+/** Thrown inside {@link writePlain} when a value is outside the plain subset; caught by its callers. */
+const NOT_PLAIN: unique symbol = Symbol('not plain JSON');
+
+function writePlain(value: unknown, sortKeys: boolean): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      // Integers below 1e21 print as digits (formatInt); other finite numbers are floats.
+      if (Number.isInteger(value)) {
+        if (Math.abs(value) < 1e21) return String(value);
+        throw NOT_PLAIN;
+      }
+      if (Number.isFinite(value)) return formatFloat(value);
+      throw NOT_PLAIN;
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      break;
+    default:
+      throw NOT_PLAIN;
+  }
+  if (value === null) return 'null';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      // A hole or undefined item reads as undefined and is thrown out to the general writer, which defines both.
+      out += writePlain(value[i], sortKeys);
+    }
+    return `${out}]`;
+  }
+  if (value instanceof JsonFloat) {
+    if (Number.isFinite(value.value)) return formatFloat(value.value);
+    throw NOT_PLAIN;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) throw NOT_PLAIN;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  if (sortKeys) {
+    for (let i = 1; i < keys.length; i++) {
+      if (compareCodeUnits(keys[i - 1]!, keys[i]!) > 0) {
+        keys.sort(compareCodeUnits);
+        break;
+      }
+    }
+  }
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    // The general writer writes an object with a `jsonArrayItems` method as an array (the Python-call parser's tuples).
+    if (key === 'jsonArrayItems') throw NOT_PLAIN;
+    const item = record[key];
+    if (item === undefined) continue;
+    if (!first) out += ',';
+    first = false;
+    out += JSON.stringify(key);
+    out += ':';
+    out += writePlain(item, sortKeys);
+  }
+  return `${out}}`;
+}
+
+/**
+ * The JSON text of a plain, finite value (canonical when `sortKeys`, else compact in insertion order), or undefined
+ * when the value holds anything else (NaN or Infinity included), which the general writer ({@link stringifyJsonFull}) writes.
+ */
+export function plainJson(value: unknown, options: { sortKeys: boolean }): string | undefined {
+  try {
+    return writePlain(value, options.sortKeys);
+  } catch (err) {
+    if (err === NOT_PLAIN) return undefined;
+    throw err;
+  }
 }
 
 // Values that are arrays in JSON but carry their own class (the Python-call parser's tuples) expose `items`.

@@ -12,7 +12,7 @@ import type { Sample } from '../core/schemas/sample.js';
 import type { ExportFormat } from '../core/vocabulary.js';
 import { tooLongSampleIds } from '../db/queries/probe-results.js';
 import { getVersion, streamSamplesInContentOrder } from '../db/queries/versions.js';
-import { decodeSample } from '../db/sample-codec.js';
+import { createSampleDecoder } from '../db/sample-codec.js';
 import { writeJsonLines, writeVerlParquet } from './writers.js';
 
 /**
@@ -38,8 +38,10 @@ async function* versionSamples(
   pageSize: number,
   skip: (id: string) => boolean,
 ): AsyncGenerator<Sample> {
+  // One decoder for the whole export: each toolset's tools are read once and shared by its samples.
+  const decode = createSampleDecoder();
   for await (const page of streamSamplesInContentOrder(pool, versionId, pageSize))
-    for (const stored of page) if (!skip(stored.id)) yield decodeSample(stored);
+    for (const stored of page) if (!skip(stored.id)) yield decode(stored);
 }
 
 /** Why an export leaves out the samples a loop's probe found too long. */

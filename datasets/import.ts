@@ -41,6 +41,7 @@ import {
   latestVersion,
 } from '../db/queries/versions.js';
 import { encodeSample } from '../db/sample-codec.js';
+import { createToolListReader } from './openai-import.js';
 import { readRecords } from './read-records.js';
 import { expireAbandonedBatches, type ExpiredBatch, thisLoader } from './staging.js';
 
@@ -305,8 +306,10 @@ function converterFor(
   options: { split: SplitMode; answers?: Map<string, BfclAnswer> },
 ): Converter {
   switch (format) {
-    case 'openai':
-      return (record) => openAiChatToSamples(record, { split: options.split });
+    case 'openai': {
+      const toolsOf = createToolListReader();
+      return (record) => openAiChatToSamples(record, { split: options.split, toolsOf });
+    }
     case 'sharegpt':
       return (record) => shareGptToSamples(record, { split: options.split });
     case 'looptool':

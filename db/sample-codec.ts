@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { canonicalJson, JsonFloat, parseJson } from '../core/json.js';
-import { Sample } from '../core/schemas/sample.js';
+import type { z } from 'zod';
+import { canonicalJson, JsonFloat, parseJson, plainJson, type JsonValue } from '../core/json.js';
+import { isSharedToolList, Sample, shareToolList, toolListJson, withKnownId } from '../core/schemas/sample.js';
 import type { StoredSample } from './queries/samples.js';
 
 /** Thrown when a stored row no longer parses as a sample: the database was written by something else, or corrupted. */
@@ -23,6 +24,35 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
  * cannot hold them, and no tool argument should be one.
  */
 export function encodeSample(sample: Sample): StoredSample {
+  const toolsJson = toolListJson(sample.tools);
+  const messagesJson = plainJson(sample.messages, CANONICAL);
+  const targetJson = plainJson(sample.target, CANONICAL);
+  // Plain parts hold only finite numbers; anything else is written and checked the general way below.
+  if (toolsJson === undefined || messagesJson === undefined || targetJson === undefined) return encodeGeneral(sample);
+  return {
+    id: sha256(`{"messages":${messagesJson},"target":${targetJson},"tools":${toolsJson}}`),
+    toolsetId: toolsetIdOf(sample.tools, toolsJson),
+    toolsJson,
+    messagesJson,
+    targetJson,
+    nTools: sample.tools.length,
+  };
+}
+
+const CANONICAL = { sortKeys: true } as const;
+
+/** Toolset ids of shared tool lists (core/schemas/sample.ts shareToolList), hashed once per list. */
+const sharedToolsetIds = new WeakMap<readonly unknown[], string>();
+
+function toolsetIdOf(tools: Sample['tools'], toolsJson: string): string {
+  if (!isSharedToolList(tools)) return sha256(toolsJson);
+  let id = sharedToolsetIds.get(tools);
+  if (id === undefined) sharedToolsetIds.set(tools, (id = sha256(toolsJson)));
+  return id;
+}
+
+/** {@link encodeSample} for samples with non-finite or otherwise unusual numbers: core/json.ts writes them. */
+function encodeGeneral(sample: Sample): StoredSample {
   const toolsJson = canonicalJson(sample.tools);
   const messagesJson = canonicalJson(sample.messages);
   const targetJson = canonicalJson(sample.target);
@@ -45,6 +75,48 @@ function hasNonFinite(value: unknown): boolean {
   if (value instanceof JsonFloat) return !Number.isFinite(value.value);
   if (value === null || typeof value !== 'object') return false;
   return Object.values(value).some(hasNonFinite);
+}
+
+/**
+ * A decoder for reading many stored samples in a row (an export): each sample as {@link decodeSample} gives it (same
+ * checks, same errors), but each toolset's tools parsed and checked once and shared by its samples
+ * (core/schemas/sample.ts shareToolList), and each sample frozen with the id it was stored under (withKnownId), so
+ * `sampleId` and the rendered tools block (core/formats/qwen.ts) are not derived again per sample. The toolsets kept
+ * are bounded, so memory stays flat over any number of samples.
+ */
+export function createSampleDecoder(options: { maxToolsets?: number } = {}): (stored: StoredSample) => Sample {
+  const maxToolsets = options.maxToolsets ?? 1_000;
+  const toolsets = new Map<string, Sample['tools']>();
+  return (stored) => {
+    const part = (name: string, text: string): JsonValue => {
+      const parsed = parseJson(text);
+      if (!parsed.ok) throw new StoredSampleCorruptError(stored.id, `${name}: ${parsed.error.message}`);
+      return parsed.value;
+    };
+    const check = <T>(schema: z.ZodType<T>, value: unknown): T => {
+      const result = schema.safeParse(value);
+      if (!result.success) throw new StoredSampleCorruptError(stored.id, result.error.issues[0]?.message ?? 'invalid');
+      return result.data;
+    };
+    // decodeSample's order: every part parsed (tools, messages, target), then checked in the schema's order.
+    let tools = toolsets.get(stored.toolsetId);
+    const toolsValue = tools === undefined ? part('tools', stored.toolsJson) : undefined;
+    const messagesValue = part('messages', stored.messagesJson);
+    const targetValue = part('target', stored.targetJson);
+    if (tools === undefined) {
+      tools = shareToolList(check(Sample.shape.tools, toolsValue));
+      if (toolsets.size >= maxToolsets) toolsets.clear();
+      toolsets.set(stored.toolsetId, tools);
+    }
+    return withKnownId(
+      {
+        tools,
+        messages: check(Sample.shape.messages, messagesValue),
+        target: check(Sample.shape.target, targetValue),
+      },
+      stored.id,
+    );
+  };
 }
 
 /** Parses a stored sample back (losslessly: floats stay floats) and validates it with the core schema. */

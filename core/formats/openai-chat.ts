@@ -150,11 +150,19 @@ export function samplesFromConversation(input: {
 
 /**
  * Reads one OpenAI chat record (`{messages, tools}`) into samples. With `split: 'last'` (the default) the record is
- * one sample whose target is its final assistant turn; with `each`, one sample per assistant turn.
+ * one sample whose target is its final assistant turn; with `each`, one sample per assistant turn. `toolsOf` reads the
+ * record's `tools` (default {@link toolsFromJson}): an importer passes one that reads each distinct list once and
+ * shares it (datasets/openai-import.ts); it must give what `toolsFromJson` gives.
  */
-export function openAiChatToSamples(record: JsonValue, options: { split?: SplitMode } = {}): Converted<Sample[]> {
+export function openAiChatToSamples(
+  record: JsonValue,
+  options: {
+    split?: SplitMode;
+    toolsOf?: (value: JsonValue | undefined) => Converted<FunctionDefinition[]>;
+  } = {},
+): Converted<Sample[]> {
   if (!isJsonObject(record)) return reject('', 'a record must be a JSON object');
-  const tools = toolsFromJson(record.tools);
+  const tools = (options.toolsOf ?? toolsFromJson)(record.tools);
   if (!tools.ok) return tools;
   if (!Array.isArray(record.messages)) return reject('messages', 'must be an array');
   const messages: ChatMessage[] = [];
@@ -163,7 +171,13 @@ export function openAiChatToSamples(record: JsonValue, options: { split?: SplitM
     if (!message.ok) return message;
     messages.push(message.value);
   }
-  return samplesFromConversation({ tools: tools.value, messages, split: options.split ?? 'last' });
+  // The conversation is split and checked without its tools (checked above: the schema would only copy them), and
+  // each sample then takes the list itself, so samples of one record (or of one shared list) hold one object.
+  const samples = samplesFromConversation({ tools: [], messages, split: options.split ?? 'last' });
+  if (!samples.ok) return samples;
+  return accept(
+    samples.value.map((sample) => ({ tools: tools.value, messages: sample.messages, target: sample.target })),
+  );
 }
 
 /** The target as the final assistant message; undefined for `acceptable` targets, which chat formats cannot express. */

@@ -282,6 +282,56 @@ describe('dataset store on a real PostgreSQL', () => {
     expect(new Set(seen).size).toBe(23);
   });
 
+  test('references an import writes are checked per statement: a missing sample, toolset or batch is refused', async () => {
+    const [sample] = [storedSample(70_000)];
+    await insertSamples(db.pool, [sample!]);
+    const batch = await openStagingBatch(db.pool, {
+      id: 'refs-1',
+      purpose: 'import',
+      target: 'refs',
+      source: 'x.jsonl',
+      format: 'openai',
+    });
+    const missing = 'e'.repeat(64);
+    const refused = async (sql: string, params: unknown[]) => {
+      const err = await db.pool.query(sql, params).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; message: string },
+      );
+      expect(err?.code).toBe('23503');
+      return err!.message;
+    };
+    expect(
+      await refused(`INSERT INTO staging_members (batch_id, sample_id, line) VALUES ($1, $2, 1), ($1, $3, 2)`, [
+        batch.id,
+        sample!.id,
+        missing,
+      ]),
+    ).toMatch(/staging_members.*"samples".*sample_id = e{64}/);
+    expect(
+      await refused(`INSERT INTO staging_members (batch_id, sample_id, line) VALUES ('no-such-batch', $1, 1)`, [
+        sample!.id,
+      ]),
+    ).toMatch(/"staging_batches".*batch_id = no-such-batch/);
+    await refused(`INSERT INTO sample_origins (sample_id, kind) VALUES ($1, 'seed_import')`, [missing]);
+    await refused(`INSERT INTO samples (id, toolset_id, messages, target) VALUES ($1, $1, '[]', '{}')`, [missing]);
+    await db.pool.query(`INSERT INTO staging_members (batch_id, sample_id, line) VALUES ($1, $2, 1)`, [
+      batch.id,
+      sample!.id,
+    ]);
+    await refused(`UPDATE staging_members SET sample_id = $2 WHERE batch_id = $1`, [batch.id, missing]);
+    expect(await refused(`DELETE FROM staging_batches WHERE id = $1`, [batch.id])).toMatch(/still has members/);
+    await expect(db.pool.query('TRUNCATE toolsets CASCADE')).rejects.toThrow(/immutable/);
+    // The id rule is the same as before: 64 lowercase hex digits.
+    for (const id of ['E'.repeat(64), 'e'.repeat(63), `${'e'.repeat(63)}g`, `${'e'.repeat(64)}\n`])
+      await expect(
+        db.pool.query(`INSERT INTO samples (id, toolset_id, messages, target) VALUES ($1, $2, '[]', '{}')`, [
+          id,
+          sample!.toolsetId,
+        ]),
+      ).rejects.toThrow(/samples_id_check/);
+  });
+
   test('a staging batch is consumed by one version only, however often it is retried', async () => {
     const samples = Array.from({ length: 3 }, (_, i) => storedSample(60_000 + i));
     await insertSamples(db.pool, samples);

@@ -1,0 +1,135 @@
+import { describe, expect, test } from 'vitest';
+import { openAiChatToSamples } from '../../../core/formats/index.js';
+import { contentHash } from '../../../core/hash.js';
+import { parseJson, type JsonValue } from '../../../core/json.js';
+import { isSharedToolList, Sample, sampleId } from '../../../core/schemas/sample.js';
+import { createToolListReader } from '../../../datasets/openai-import.js';
+import { encodeSample } from '../../../db/sample-codec.js';
+
+const tool = (name: string, extra: Record<string, unknown> = {}) => ({
+  type: 'function',
+  function: {
+    name,
+    description: `Looks up ${name}`,
+    parameters: { type: 'object', properties: { city: { type: 'str', description: 'City' }, ...extra }, required: [] },
+  },
+});
+
+const call = (name: string, args: string) => ({
+  role: 'assistant',
+  content: '',
+  tool_calls: [{ id: 'c', type: 'function', function: { name, arguments: args } }],
+});
+
+/** Records as JSON text (parsed with core/json.ts, as the import reads them): good ones, repeats and bad ones. */
+const LINES: string[] = [
+  ...[0, 1, 2, 3].map((i) =>
+    JSON.stringify({
+      tools: [tool('a'), tool('b')],
+      messages: [{ role: 'user', content: `q${i}` }, call('a', `{"city": "Lima", "days": ${i}}`)],
+    }),
+  ),
+  // The same tools with 5 and with 5.0 as a default: different content, never the same cached list.
+  '{"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"n": {"type": "integer", "default": 5}}}}}], "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "ok"}]}',
+  '{"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"n": {"type": "integer", "default": 5.0}}}}}], "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "ok"}]}',
+  // Tools as a JSON string, bare definitions, none at all.
+  JSON.stringify({ tools: JSON.stringify([tool('a')]), messages: [{ role: 'user', content: 's' }, call('a', '{}')] }),
+  JSON.stringify({ tools: [tool('a').function], messages: [{ role: 'user', content: 'bare' }, call('a', '{}')] }),
+  JSON.stringify({
+    messages: [
+      { role: 'user', content: 'none' },
+      { role: 'assistant', content: 'hi' },
+    ],
+  }),
+  // Several assistant turns (split each), with a system prompt and a tool result.
+  JSON.stringify({
+    tools: [tool('a'), tool('b')],
+    messages: [
+      { role: 'system', content: 'sys' },
+      { role: 'user', content: 'u' },
+      call('a', '{"city": "Oslo"}'),
+      { role: 'tool', content: 'sunny', tool_call_id: 'c' },
+      { role: 'assistant', content: 'It is sunny.' },
+    ],
+  }),
+  // Bad records: each must be rejected with openAiChatToSamples's field and reason, cached tool list or not.
+  '[1, 2]',
+  JSON.stringify({ tools: [tool('a'), tool('b')], messages: 'nope' }),
+  JSON.stringify({ tools: [tool('a'), tool('b')], messages: [{ role: 'narrator', content: 'x' }] }),
+  JSON.stringify({ tools: [tool('a'), tool('b')], messages: [{ role: 'user', content: 'no answer' }] }),
+  JSON.stringify({ tools: [{ type: 'function', function: { name: '' } }], messages: [] }),
+  JSON.stringify({ tools: [{ type: 'function', function: { name: '' } }], messages: [] }),
+  JSON.stringify({ tools: { not: 'a list' }, messages: [] }),
+  JSON.stringify({ tools: [tool('a')], messages: [{ role: 'user', content: 'q' }, call('a', '{"broken": ')] }),
+  '{"tools": [{"type": "function", "function": {"name": "nan", "parameters": {"type": "object", "properties": {"n": {"default": NaN}}}}}], "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "ok"}]}',
+];
+
+const records = LINES.map((line) => {
+  const parsed = parseJson(line);
+  if (!parsed.ok) throw new Error(`test input: ${line}`);
+  return parsed.value;
+});
+
+/** What the import stores for a conversion: the encoded samples, or the rejection, or the encoder's refusal. */
+function stored(converted: ReturnType<typeof openAiChatToSamples>) {
+  if (!converted.ok) return converted;
+  return converted.value.map((sample) => {
+    try {
+      return encodeSample(sample);
+    } catch (err) {
+      return (err as Error).message;
+    }
+  });
+}
+
+/** The import's converter: openAiChatToSamples with a tool-list reader shared by the file's records. */
+function createOpenAiConverter(options: { split: 'last' | 'each'; maxToolLists?: number }) {
+  const toolsOf = createToolListReader({ maxToolLists: options.maxToolLists });
+  return (record: JsonValue) => openAiChatToSamples(record, { split: options.split, toolsOf });
+}
+
+describe('the import converter for OpenAI chat files', () => {
+  for (const split of ['last', 'each'] as const) {
+    test(`gives openAiChatToSamples's samples and rejections, record by record (split ${split})`, () => {
+      const convert = createOpenAiConverter({ split, maxToolLists: 3 });
+      // Twice over: the second pass meets every tool list cached (or evicted and read again).
+      for (const record of [...records, ...records]) {
+        const expected = openAiChatToSamples(record, { split });
+        // Each sample is what the schema makes of it (the tools are checked once, not by the schema, and not copied).
+        if (expected.ok) for (const sample of expected.value) expect(sample).toEqual(Sample.parse(sample));
+        const actual = convert(record);
+        expect(actual).toEqual(expected);
+        expect(stored(actual)).toEqual(stored(expected));
+      }
+    });
+  }
+
+  test('records that repeat a tool list share one frozen list, and ids stay those of core', () => {
+    const convert = createOpenAiConverter({ split: 'last' });
+    const samples = records.slice(0, 4).map((record) => {
+      const converted = convert(record);
+      if (!converted.ok) throw new Error(converted.rejection.reason);
+      return converted.value[0]!;
+    });
+    expect(new Set(samples.map((s) => s.tools)).size).toBe(1);
+    expect(isSharedToolList(samples[0]!.tools)).toBe(true);
+    expect(Object.isFrozen(samples[0]!.tools[0]!.parameters)).toBe(true);
+    for (const sample of samples) {
+      const id = contentHash({ tools: sample.tools, messages: sample.messages, target: sample.target });
+      expect(sampleId(sample)).toBe(id);
+      expect(encodeSample(sample).id).toBe(id);
+    }
+  });
+
+  test('5 and 5.0 in a tool list stay different content', () => {
+    const convert = createOpenAiConverter({ split: 'last' });
+    const [int, float] = [records[4] as JsonValue, records[5] as JsonValue].map((record) => {
+      const converted = convert(record);
+      if (!converted.ok) throw new Error(converted.rejection.reason);
+      return encodeSample(converted.value[0]!);
+    });
+    expect(int!.toolsJson).toContain('"default":5,');
+    expect(float!.toolsJson).toContain('"default":5.0,');
+    expect(int!.toolsetId).not.toBe(float!.toolsetId);
+  });
+});
