@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, test } from 'vitest';
@@ -48,6 +48,24 @@ describe('the dist/ build (scripts/build.js)', () => {
       state.signature,
     );
     expect(await buildModule.ensureBuilt({ quiet: true })).toBe(false);
+  });
+
+  test('looptool score runs with a V8 code cache beside its bundle, made again when V8 refuses it', async () => {
+    await buildModule.ensureBuilt({ quiet: true });
+    const cache = path.join(buildModule.DIST, 'bundles', 'score.cjs.v8-cache');
+    rmSync(cache, { force: true });
+    const first = await runLooptool(['score', '--help']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain('--predictions');
+    const written = readFileSync(cache);
+    // 4 bytes: the CPU milliseconds of the run that wrote it; then V8's data.
+    expect(written.length).toBeGreaterThan(1000);
+    // A cache V8 cannot use (another Node, a damaged file) does not stop the command and is replaced.
+    writeFileSync(cache, Buffer.concat([written.subarray(0, 4), Buffer.alloc(5000, 7)]));
+    const second = await runLooptool(['score', '--help']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toBe(first.stdout);
+    expect(readFileSync(cache).subarray(4, 5004).equals(Buffer.alloc(5000, 7))).toBe(false);
   });
 
   test('looptool --help runs from the build and lists every command', async () => {
