@@ -3,7 +3,6 @@ import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import type { z } from 'zod';
 import type { BatchRef, SeqRange } from '../core/inputs.js';
-import { parseJson, type JsonValue } from '../core/json.js';
 import { Sample } from '../core/schemas/sample.js';
 import type { BatchedStage } from '../core/vocabulary.js';
 import {
@@ -13,7 +12,7 @@ import {
   type PageSample,
   type StageKey,
 } from '../db/queries/stage-batches.js';
-import { StoredSampleCorruptError } from '../db/sample-codec.js';
+import { checkStoredPart, parseStoredPart, StoredSampleCorruptError } from '../db/sample-codec.js';
 import { type Queryable, withTransaction } from '../db/tx.js';
 import { keepHeartbeating } from './heartbeat.js';
 
@@ -158,16 +157,8 @@ export function decodePageSamples(rows: readonly PageSample[], known?: ToolsetCa
   const toolsets = new Map<string, Sample['tools']>();
   const out = new Map<string, Sample>();
   for (const row of rows) {
-    const part = (name: string, text: string): JsonValue => {
-      const parsed = parseJson(text);
-      if (!parsed.ok) throw new StoredSampleCorruptError(row.id, `${name}: ${parsed.error.message}`);
-      return parsed.value;
-    };
-    const check = <T>(schema: z.ZodType<T>, value: unknown): T => {
-      const result = schema.safeParse(value);
-      if (!result.success) throw new StoredSampleCorruptError(row.id, result.error.issues[0]?.message ?? 'invalid');
-      return result.data;
-    };
+    const part = (name: string, text: string) => parseStoredPart(row.id, name, text);
+    const check = <T>(schema: z.ZodType<T>, value: unknown) => checkStoredPart(row.id, schema, value);
     // Parsed in decodeSample's order (tools, messages, target), then checked in the schema's order, so the first
     // problem is the one Sample.safeParse reports first.
     // A toolset already decoded (on this page or, with `known`, an earlier one) was valid then and is the same JSON.

@@ -19,9 +19,9 @@ import {
   type BfclQuestion,
 } from '../core/formats/bfcl.js';
 import { formatRejection, locate, type LocatedRejection } from '../core/formats/rejection.js';
-import { scanLines } from './line-scanner.js';
+import { scanLines, type LineBytes } from './line-scanner.js';
 import { copyBytes, IdIndex } from './id-index.js';
-import { leadingId, recordId, RepeatedRecords } from './repeated-records.js';
+import { leadingId, recordId, RepeatedRecords, type RecordRead } from './repeated-records.js';
 
 export interface ScoreOptions {
   questions: string;
@@ -71,29 +71,38 @@ interface ById<T> {
   values: T[];
 }
 
-/** Reads the question file: each id is added to `ids` (its index is its place in the arrays); a repeated id is a problem. */
-function readQuestions(file: string, ids: IdIndex, problems: LocatedRejection[]): ById<BfclQuestion> {
-  const records = new RepeatedRecords(bfclQuestionFromRecord);
-  const questions: ById<BfclQuestion> = { lines: [], contents: [], values: [] };
+/** Every record of a file read through `records`; lines that cannot be read are problems, located. */
+function scanRecords<T extends { id: string }>(
+  file: string,
+  records: RepeatedRecords<T>,
+  problems: LocatedRejection[],
+  onRecord: (read: Extract<RecordRead<T>, { ok: true }>, line: LineBytes) => void,
+): void {
   scanLines(
     file,
     (line) => {
       const read = records.read(line);
-      if (!read.ok) {
-        problems.push(locate(read.rejection, { file, line: line.line }));
-        return;
-      }
-      const index = read.id === undefined ? ids.add(line.bytes, read.idStart, read.idEnd) : ids.addId(read.id);
-      if (index < 0) {
-        problems.push({ file, line: line.line, field: 'id', reason: `duplicate id ${recordId(read, line)}` });
-        return;
-      }
-      questions.lines.push(line.line);
-      questions.contents.push(read.content);
-      questions.values.push(read.value);
+      if (read.ok) onRecord(read, line);
+      else problems.push(locate(read.rejection, { file, line: line.line }));
     },
     (rejection) => problems.push(rejection),
   );
+}
+
+/** Reads the question file: each id is added to `ids` (its index is its place in the arrays); a repeated id is a problem. */
+function readQuestions(file: string, ids: IdIndex, problems: LocatedRejection[]): ById<BfclQuestion> {
+  const records = new RepeatedRecords(bfclQuestionFromRecord);
+  const questions: ById<BfclQuestion> = { lines: [], contents: [], values: [] };
+  scanRecords(file, records, problems, (read, line) => {
+    const index = read.id === undefined ? ids.add(line.bytes, read.idStart, read.idEnd) : ids.addId(read.id);
+    if (index < 0) {
+      problems.push({ file, line: line.line, field: 'id', reason: `duplicate id ${recordId(read, line)}` });
+      return;
+    }
+    questions.lines.push(line.line);
+    questions.contents.push(read.content);
+    questions.values.push(read.value);
+  });
   return questions;
 }
 
@@ -108,22 +117,13 @@ function readAnswers(file: string, ids: IdIndex, problems: LocatedRejection[]): 
     contents: new Array<number>(ids.size).fill(-1),
     values: new Array<BfclAnswer | undefined>(ids.size).fill(undefined),
   };
-  scanLines(
-    file,
-    (line) => {
-      const read = records.read(line);
-      if (!read.ok) {
-        problems.push(locate(read.rejection, { file, line: line.line }));
-        return;
-      }
-      const index = read.id === undefined ? ids.find(line.bytes, read.idStart, read.idEnd) : ids.findId(read.id);
-      if (index < 0) return;
-      answers.lines[index] = line.line;
-      answers.contents[index] = read.content;
-      answers.values[index] = read.value;
-    },
-    (rejection) => problems.push(rejection),
-  );
+  scanRecords(file, records, problems, (read, line) => {
+    const index = read.id === undefined ? ids.find(line.bytes, read.idStart, read.idEnd) : ids.findId(read.id);
+    if (index < 0) return;
+    answers.lines[index] = line.line;
+    answers.contents[index] = read.content;
+    answers.values[index] = read.value;
+  });
   return answers;
 }
 

@@ -77,6 +77,20 @@ function hasNonFinite(value: unknown): boolean {
   return Object.values(value).some(hasNonFinite);
 }
 
+/** One stored part of a sample (`tools`, `messages`, `target`) parsed losslessly, or the row is corrupt. */
+export function parseStoredPart(sampleId: string, name: string, text: string): JsonValue {
+  const parsed = parseJson(text);
+  if (!parsed.ok) throw new StoredSampleCorruptError(sampleId, `${name}: ${parsed.error.message}`);
+  return parsed.value;
+}
+
+/** A parsed part checked with its schema (`Sample.shape.*`), or the row is corrupt (the schema's first issue). */
+export function checkStoredPart<T>(sampleId: string, schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new StoredSampleCorruptError(sampleId, result.error.issues[0]?.message ?? 'invalid');
+  return result.data;
+}
+
 /**
  * A decoder for reading many stored samples in a row (an export): each sample as {@link decodeSample} gives it (same
  * checks, same errors), but each toolset's tools parsed and checked once and shared by its samples
@@ -88,16 +102,8 @@ export function createSampleDecoder(options: { maxToolsets?: number } = {}): (st
   const maxToolsets = options.maxToolsets ?? 1_000;
   const toolsets = new Map<string, Sample['tools']>();
   return (stored) => {
-    const part = (name: string, text: string): JsonValue => {
-      const parsed = parseJson(text);
-      if (!parsed.ok) throw new StoredSampleCorruptError(stored.id, `${name}: ${parsed.error.message}`);
-      return parsed.value;
-    };
-    const check = <T>(schema: z.ZodType<T>, value: unknown): T => {
-      const result = schema.safeParse(value);
-      if (!result.success) throw new StoredSampleCorruptError(stored.id, result.error.issues[0]?.message ?? 'invalid');
-      return result.data;
-    };
+    const part = (name: string, text: string) => parseStoredPart(stored.id, name, text);
+    const check = <T>(schema: z.ZodType<T>, value: unknown) => checkStoredPart(stored.id, schema, value);
     // decodeSample's order: every part parsed (tools, messages, target), then checked in the schema's order.
     let tools = toolsets.get(stored.toolsetId);
     const toolsValue = tools === undefined ? part('tools', stored.toolsJson) : undefined;
@@ -121,16 +127,10 @@ export function createSampleDecoder(options: { maxToolsets?: number } = {}): (st
 
 /** Parses a stored sample back (losslessly: floats stay floats) and validates it with the core schema. */
 export function decodeSample(stored: StoredSample): Sample {
-  const part = (name: string, text: string) => {
-    const parsed = parseJson(text);
-    if (!parsed.ok) throw new StoredSampleCorruptError(stored.id, `${name}: ${parsed.error.message}`);
-    return parsed.value;
-  };
-  const result = Sample.safeParse({
+  const part = (name: string, text: string) => parseStoredPart(stored.id, name, text);
+  return checkStoredPart(stored.id, Sample, {
     tools: part('tools', stored.toolsJson),
     messages: part('messages', stored.messagesJson),
     target: part('target', stored.targetJson),
   });
-  if (!result.success) throw new StoredSampleCorruptError(stored.id, result.error.issues[0]?.message ?? 'invalid');
-  return result.data;
 }
