@@ -1,15 +1,17 @@
 import { compileSampleChecker } from '../core/checker/index.js';
 import { parseInput, ProbeBatchInput } from '../core/inputs.js';
-import { policyPrompt, withSystemPrompt } from '../core/formats/policy-prompt.js';
+import { type PolicyPromptMessage, policyPrompt, withSystemPrompt } from '../core/formats/policy-prompt.js';
 import { canonicalJson } from '../core/json.js';
 import { parseModelOutput } from '../core/parse/model-output.js';
 import type { Sample } from '../core/schemas/sample.js';
 import type { ProbeOutcome } from '../core/vocabulary.js';
 import { insertProbePage, pendingProbeItems, type ProbeResultRow } from '../db/queries/probe-results.js';
 import type { BatchItem } from '../db/queries/stage-batches.js';
+import { ToolsetCache } from '../db/sample-codec.js';
 import type { ActivityDeps } from './deps.js';
 import { callModel, Ledger } from './llm/calls.js';
-import { policyChat } from './llm/policy-chat.js';
+import { mayHaveBatchRoute, policyChatBatch } from './llm/policy-batch.js';
+import { policyChat, type PolicyReply } from './llm/policy-chat.js';
 import {
   countPromptTokens,
   isContextLengthRejection,
@@ -18,7 +20,7 @@ import {
   promptTokenUpperBound,
 } from './llm/prompt-length.js';
 import { pickPrompt } from './llm/prompts.js';
-import { runStageBatch, ToolsetCache } from './stage-batch.js';
+import { runStageBatch } from './stage-batch.js';
 
 /** The heartbeat's name for each outcome's running count (the names of {@link ProbeBatchResult}). */
 const HEARTBEAT_COUNT_OF: Record<ProbeOutcome, keyof ProbeBatchResult> = {
@@ -38,12 +40,12 @@ export interface ProbeBatchResult {
 }
 
 /** Mean log-probability and perplexity of the generated tokens (LOOPTOOL-METHOD.md §3.1), or nulls without logprobs. */
-export function perplexityOf(tokens: readonly { logprob: number }[] | null | undefined): {
+export function perplexityOf(logprobs: readonly number[] | null | undefined): {
   meanLogprob: number | null;
   perplexity: number | null;
 } {
-  if (!tokens || tokens.length === 0) return { meanLogprob: null, perplexity: null };
-  const mean = tokens.reduce((sum, token) => sum + token.logprob, 0) / tokens.length;
+  if (!logprobs || logprobs.length === 0) return { meanLogprob: null, perplexity: null };
+  const mean = logprobs.reduce((sum, logprob) => sum + logprob, 0) / logprobs.length;
   return { meanLogprob: mean, perplexity: Math.exp(-mean) };
 }
 
@@ -75,55 +77,126 @@ export function createProbeActivities(deps: ActivityDeps) {
         : undefined;
       const key = { loopName: input.loopName, iteration: input.iteration };
       const ledger = new Ledger();
-
-      const probeOne = async (item: BatchItem, sample: Sample, signal: AbortSignal): Promise<ProbeResultRow> => {
-        const call = {
-          purpose: 'probe',
-          role: 'policy',
-          model: input.policy.model,
-          ...key,
-          key: [item.sampleId],
-        } as const;
-        const base = {
-          sampleId: item.sampleId,
-          model: input.policy.model,
-          promptVersion: systemPrompt?.version ?? 'none',
-        };
-        const tooLong = (promptTokens: number | null, why: string, rawOutput = ''): ProbeResultRow => ({
-          ...base,
-          outcome: 'too_long',
-          rawOutput,
-          parsedCalls: null,
-          errorType: 'prompt_too_long',
-          error: why,
-          meanLogprob: null,
-          perplexity: null,
-          promptTokens,
-          completionTokens: null,
-          latencyMs: null,
+      const call = (ledgerKey: readonly (string | number)[]) =>
+        ({ purpose: 'probe', role: 'policy', model: input.policy.model, ...key, key: ledgerKey }) as const;
+      const limitWithin = (maxModelLen: number | null) =>
+        promptTokenLimit({
+          maxPromptTokens: input.maxPromptTokens,
+          maxTokens: input.maxTokens,
+          contextTokens: input.contextTokens ?? maxModelLen,
         });
-        return callModel(endpoints, signal, `probe of sample ${item.sampleId}`, async (endpoint) => {
-          const shown = systemPrompt ? withSystemPrompt(sample, systemPrompt.system) : sample;
-          // Rendered once for the length check, the count and the request.
-          const prompt = policyPrompt(shown);
-          const limitWithin = (maxModelLen: number | null) =>
-            promptTokenLimit({
-              maxPromptTokens: input.maxPromptTokens,
-              maxTokens: input.maxTokens,
-              contextTokens: input.contextTokens ?? maxModelLen,
-            });
+
+      /** A sample as it is asked: what is shown (the optional probe system prompt joined) and its rendered prompt. */
+      interface Asked {
+        item: BatchItem;
+        sample: Sample;
+        shown: Sample;
+        prompt: PolicyPromptMessage[];
+      }
+      const askedOf = (item: BatchItem, sample: Sample): Asked => {
+        // The optional probe system prompt joins the sample's own system message (when it has none), so the tools are
+        // rendered after it as a training export of that sample would render them.
+        const shown = systemPrompt ? withSystemPrompt(sample, systemPrompt.system) : sample;
+        // Rendered once for the length check, the count and the request.
+        return { item, sample, shown, prompt: policyPrompt(shown) };
+      };
+      const baseOf = (asked: Asked) => ({
+        sampleId: asked.item.sampleId,
+        model: input.policy.model,
+        promptVersion: systemPrompt?.version ?? 'none',
+      });
+      const tooLong = (asked: Asked, promptTokens: number | null, why: string, rawOutput = ''): ProbeResultRow => ({
+        ...baseOf(asked),
+        outcome: 'too_long',
+        rawOutput,
+        parsedCalls: null,
+        errorType: 'prompt_too_long',
+        error: why,
+        meanLogprob: null,
+        perplexity: null,
+        promptTokens,
+        completionTokens: null,
+        latencyMs: null,
+      });
+
+      /**
+       * A reply as the sample's result: checked against its label, or, when there is no reply to check, what came back
+       * instead (the refusal, or the body that is not a completion), so the page's write succeeds and a retry never
+       * asks again. `promptTokens`: the server's count of this prompt, where it reported one.
+       */
+      const resultOf = (
+        asked: Asked,
+        reply: PolicyReply,
+        tokens: { prompt: number | null; completion: number | null },
+      ) => {
+        if (reply.kind === 'rejected' && isContextLengthRejection(reply.message))
+          return tooLong(asked, null, `HTTP ${reply.status}: ${reply.message}`);
+        if (tokens.prompt !== null && tokens.prompt > input.maxPromptTokens)
+          return tooLong(
+            asked,
+            tokens.prompt,
+            `prompt of ${tokens.prompt} tokens (as the server counted it) is over the training prompt ` +
+              `budget of ${input.maxPromptTokens}`,
+            reply.kind === 'reply' ? reply.rawOutput : '',
+          );
+        if (reply.kind !== 'reply') {
+          return {
+            ...baseOf(asked),
+            outcome: 'parse_error',
+            rawOutput: reply.kind === 'invalid' ? reply.raw : '',
+            parsedCalls: null,
+            errorType: reply.kind === 'invalid' ? 'invalid_response' : 'request_rejected',
+            error: reply.kind === 'invalid' ? reply.error : `HTTP ${reply.status}: ${reply.message}`,
+            meanLogprob: null,
+            perplexity: null,
+            promptTokens: null,
+            completionTokens: null,
+            latencyMs: reply.latencyMs,
+          } satisfies ProbeResultRow;
+        }
+        const parsed = parseModelOutput(
+          { content: reply.content, tool_calls: reply.toolCalls },
+          {
+            format: input.checker.contentFormat ?? 'auto',
+            onMalformedBlock: input.checker.onMalformedBlock ?? 'error',
+          },
+        );
+        const compiled = compileSampleChecker({ sample: asked.sample, config: input.checker });
+        const verdict = compiled.ok
+          ? compiled.checker.checkParsed(parsed)
+          : { valid: false, errorType: 'checker:invalid_target', error: compiled.error };
+        const { meanLogprob, perplexity } = perplexityOf(reply.logprobs);
+        return {
+          ...baseOf(asked),
+          outcome: !parsed.ok ? 'parse_error' : verdict.valid ? 'match' : 'mismatch',
+          rawOutput: reply.rawOutput,
+          parsedCalls: parsed.ok ? canonicalJson(parsed.calls) : null,
+          errorType: parsed.ok ? (verdict.errorType ?? null) : parsed.error.kind,
+          error: parsed.ok ? (verdict.error ?? null) : parsed.error.reason,
+          meanLogprob,
+          perplexity,
+          promptTokens: tokens.prompt,
+          completionTokens: tokens.completion,
+          latencyMs: reply.latencyMs,
+        } satisfies ProbeResultRow;
+      };
+
+      /** One sample in a request of its own, its length checked first on the server it goes to. */
+      const probeOne = (asked: Asked, signal: AbortSignal): Promise<ProbeResultRow> =>
+        callModel(endpoints, signal, `probe of sample ${asked.item.sampleId}`, async (endpoint) => {
           // Without a configured context the server's is needed: learned from its first count, then only prompts
           // that could be too long by their byte length are counted.
           const context = input.contextTokens ?? knownServerContext(endpoint);
-          if (context === undefined || promptTokenUpperBound(shown, prompt) > limitWithin(context)) {
+          if (context === undefined || promptTokenUpperBound(asked.shown, asked.prompt) > limitWithin(context)) {
             const counted = await countPromptTokens(endpoint, {
               model: input.policy.model,
-              sample: shown,
-              prompt,
+              sample: asked.shown,
+              prompt: asked.prompt,
               signal,
             });
             if (counted && counted.promptTokens > limitWithin(counted.maxModelLen))
               return tooLong(
+                asked,
                 counted.promptTokens,
                 `prompt of ${counted.promptTokens} tokens is over the limit of ${limitWithin(counted.maxModelLen)} ` +
                   `(context ${input.contextTokens ?? counted.maxModelLen ?? 'unknown'} less ${input.maxTokens} ` +
@@ -132,73 +205,70 @@ export function createProbeActivities(deps: ActivityDeps) {
           }
           const reply = await policyChat(endpoint, {
             model: input.policy.model,
-            // The optional probe system prompt joins the sample's own system message (when it has none), so the
-            // tools are rendered after it as a training export of that sample would render them.
-            sample: shown,
-            prompt,
+            sample: asked.shown,
+            prompt: asked.prompt,
             maxTokens: input.maxTokens,
             logprobs: true,
             signal,
           });
-          ledger.record(call, {
+          ledger.record(call([asked.item.sampleId]), {
             endpoint: endpoint.baseURL,
             usage: reply.kind === 'reply' ? reply.usage : undefined,
             latencyMs: reply.latencyMs,
             ok: reply.kind === 'reply',
           });
-          if (reply.kind === 'rejected' && isContextLengthRejection(reply.message))
-            return tooLong(null, `HTTP ${reply.status}: ${reply.message}`);
-          const reportedPromptTokens = reply.kind === 'reply' ? reply.usage?.promptTokens : undefined;
-          if (reportedPromptTokens !== undefined && reportedPromptTokens > input.maxPromptTokens)
-            return tooLong(
-              reportedPromptTokens,
-              `prompt of ${reportedPromptTokens} tokens (as the server counted it) is over the training prompt ` +
-                `budget of ${input.maxPromptTokens}`,
-              reply.kind === 'reply' ? reply.rawOutput : '',
-            );
-          if (reply.kind !== 'reply') {
-            // No reply to check: what came back instead (the refusal, or the body that is not a completion) is this
-            // sample's result, so the page's write succeeds and a retry never asks again.
-            return {
-              ...base,
-              outcome: 'parse_error',
-              rawOutput: reply.kind === 'invalid' ? reply.raw : '',
-              parsedCalls: null,
-              errorType: reply.kind === 'invalid' ? 'invalid_response' : 'request_rejected',
-              error: reply.kind === 'invalid' ? reply.error : `HTTP ${reply.status}: ${reply.message}`,
-              meanLogprob: null,
-              perplexity: null,
-              promptTokens: null,
-              completionTokens: null,
-              latencyMs: reply.latencyMs,
-            };
-          }
-          const parsed = parseModelOutput(
-            { content: reply.content, tool_calls: reply.toolCalls },
-            {
-              format: input.checker.contentFormat ?? 'auto',
-              onMalformedBlock: input.checker.onMalformedBlock ?? 'error',
-            },
-          );
-          const compiled = compileSampleChecker({ sample, config: input.checker });
-          const verdict = compiled.ok
-            ? compiled.checker.checkParsed(parsed)
-            : { valid: false, errorType: 'checker:invalid_target', error: compiled.error };
-          const { meanLogprob, perplexity } = perplexityOf(reply.logprobs);
-          return {
-            ...base,
-            outcome: !parsed.ok ? 'parse_error' : verdict.valid ? 'match' : 'mismatch',
-            rawOutput: reply.rawOutput,
-            parsedCalls: parsed.ok ? canonicalJson(parsed.calls) : null,
-            errorType: parsed.ok ? (verdict.errorType ?? null) : parsed.error.kind,
-            error: parsed.ok ? (verdict.error ?? null) : parsed.error.reason,
-            meanLogprob,
-            perplexity,
-            promptTokens: reply.usage?.promptTokens ?? null,
-            completionTokens: reply.usage?.completionTokens ?? null,
-            latencyMs: reply.latencyMs,
-          };
+          const usage = reply.kind === 'reply' ? reply.usage : undefined;
+          return resultOf(asked, reply, {
+            prompt: usage?.promptTokens ?? null,
+            completion: usage?.completionTokens ?? null,
+          });
         });
+
+      /**
+       * Samples asked together (`conversationsPerRequest`): the ones that surely fit the limit (by their byte length)
+       * go in one request to vLLM's batch route; the rest, and all of them where the server has no batch route, refuses
+       * the batch or answers something that is not one completion per conversation, are asked one at a time. Results
+       * in the group's order.
+       */
+      const probeGroup = async (group: Asked[], signal: AbortSignal): Promise<ProbeResultRow[]> => {
+        const first = group[0]!.item.sampleId;
+        const batched =
+          group.length < 2
+            ? undefined
+            : await callModel(endpoints, signal, `probe of ${group.length} samples from ${first}`, async (endpoint) => {
+                // Before the server's context is known, samples go one at a time: the first count learns it.
+                const context = input.contextTokens ?? knownServerContext(endpoint);
+                if (context === undefined || !mayHaveBatchRoute(endpoint)) return undefined;
+                const limit = limitWithin(context);
+                const fit = group.filter((asked) => promptTokenUpperBound(asked.shown, asked.prompt) <= limit);
+                if (fit.length < 2) return undefined;
+                const answer = await policyChatBatch(endpoint, {
+                  model: input.policy.model,
+                  prompts: fit.map((asked) => asked.prompt),
+                  maxTokens: input.maxTokens,
+                  logprobs: true,
+                  signal,
+                });
+                if (answer.kind === 'no_batch_route') return undefined;
+                // One ledger row per request: the route reports only the batch's total usage.
+                ledger.record(call(['batch', fit[0]!.item.sampleId, fit.length]), {
+                  endpoint: endpoint.baseURL,
+                  usage: answer.kind === 'replies' ? answer.usage : undefined,
+                  latencyMs: answer.latencyMs,
+                  ok: answer.kind === 'replies',
+                });
+                if (answer.kind !== 'replies') return undefined;
+                return new Map(
+                  fit.map((asked, j) => {
+                    const reply = answer.replies[j]!;
+                    return [
+                      asked.item.sampleId,
+                      resultOf(asked, reply, { prompt: null, completion: reply.logprobs?.length ?? null }),
+                    ];
+                  }),
+                );
+              });
+        return Promise.all(group.map((asked) => batched?.get(asked.item.sampleId) ?? probeOne(asked, signal)));
       };
 
       const counts = await runStageBatch(deps.pool, {
@@ -207,7 +277,16 @@ export function createProbeActivities(deps: ActivityDeps) {
         pending: (range) => pendingProbeItems(deps.pool, { ...key, ...range, versionId: input.versionId }),
         // The next page's members and samples are read while this page's requests are in flight.
         prefetch: true,
-        work: (items, samples, signal) => items.map((item) => probeOne(item, samples.get(item.sampleId)!, signal)),
+        work: (items, samples, signal) => {
+          const size = input.conversationsPerRequest;
+          const asked = items.map((item) => askedOf(item, samples.get(item.sampleId)!));
+          // One promise per sample, as the batch loop counts them; the samples of a group settle together.
+          return asked.flatMap((_, at) => {
+            if (at % size !== 0) return [];
+            const group = probeGroup(asked.slice(at, at + size), signal);
+            return asked.slice(at, at + size).map((_, j) => group.then((rows) => rows[j]!));
+          });
+        },
         // Results and ledger rows in one statement: one round trip per page.
         writeIsOneStatement: true,
         write: async (q, rows) => {
@@ -219,8 +298,14 @@ export function createProbeActivities(deps: ActivityDeps) {
       const match = counts.match ?? 0;
       const mismatch = counts.mismatch ?? 0;
       const parseError = counts.parse_error ?? 0;
-      const tooLong = counts.too_long ?? 0;
-      return { probed: match + mismatch + parseError + tooLong, match, mismatch, parseError, tooLong };
+      const tooLongCount = counts.too_long ?? 0;
+      return {
+        probed: match + mismatch + parseError + tooLongCount,
+        match,
+        mismatch,
+        parseError,
+        tooLong: tooLongCount,
+      };
     },
   };
 }

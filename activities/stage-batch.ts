@@ -12,7 +12,7 @@ import {
   type PageSample,
   type StageKey,
 } from '../db/queries/stage-batches.js';
-import { checkStoredPart, parseStoredPart, StoredSampleCorruptError } from '../db/sample-codec.js';
+import { checkStoredPart, parseStoredPart, StoredSampleCorruptError, ToolsetCache } from '../db/sample-codec.js';
 import { type Queryable, withTransaction } from '../db/tx.js';
 import { keepHeartbeating } from './heartbeat.js';
 
@@ -45,32 +45,8 @@ export interface StageBatchSpec<Item extends { seq: number; sampleId: string }, 
   writeIsOneStatement?: boolean;
   /** What one finished unit adds to the heartbeat's running counts. */
   tally(done: Done): Record<string, number>;
-  /** Toolsets decoded on earlier pages (see {@link ToolsetCache}); without one, each page decodes its own. */
+  /** Toolsets decoded on earlier pages (db/sample-codec.ts ToolsetCache); without one, each page decodes its own. */
   toolsets?: ToolsetCache;
-}
-
-/**
- * Decoded tool lists by toolset id, shared by the pages (and batches) of one stage's activities. A toolset id is the
- * sha256 of its stored JSON, so a cached list is what decoding that JSON again would give; and a list is never
- * changed once read, so one object serves every sample that has it. Sharing the object is what lets the prompt's tool
- * section be rendered once per list (core/formats/qwen.ts caches it by list) instead of once per sample: seed data
- * repeats its toolsets (about 60% of the samples of 100,000 seeds reuse one of the last few thousand lists), and
- * parsing, validating and rendering a list was about a sixth of a probe worker's CPU. Bounded: when full it forgets
- * everything (cheaper than LRU bookkeeping per sample), so memory stays flat however many samples pass.
- */
-export class ToolsetCache {
-  private readonly lists = new Map<string, Sample['tools']>();
-
-  constructor(private readonly limit = 4096) {}
-
-  get(toolsetId: string): Sample['tools'] | undefined {
-    return this.lists.get(toolsetId);
-  }
-
-  set(toolsetId: string, tools: Sample['tools']): void {
-    if (this.lists.size >= this.limit) this.lists.clear();
-    this.lists.set(toolsetId, tools);
-  }
 }
 
 /**
@@ -151,9 +127,13 @@ export async function runStageBatch<Item extends { seq: number; sampleId: string
 /**
  * A page's samples, parsed losslessly and validated as `decodeSample` does (same checks, same errors), each toolset's
  * tools once: the samples of one toolset share its parsed list, which nothing changes. With `known`, a toolset decoded
- * on an earlier page is taken from it instead of being parsed again (its id is the hash of the same JSON).
+ * on an earlier page is taken from it instead of being parsed again (its id is the hash of the same JSON), and a new
+ * toolset's tools are taken from the tools it has decoded before (db/sample-codec.ts ToolsetCache).
  */
-export function decodePageSamples(rows: readonly PageSample[], known?: ToolsetCache): Map<string, Sample> {
+export function decodePageSamples(
+  rows: readonly PageSample[],
+  known: ToolsetCache = new ToolsetCache(),
+): Map<string, Sample> {
   const toolsets = new Map<string, Sample['tools']>();
   const out = new Map<string, Sample>();
   for (const row of rows) {
@@ -161,10 +141,11 @@ export function decodePageSamples(rows: readonly PageSample[], known?: ToolsetCa
     const check = <T>(schema: z.ZodType<T>, value: unknown) => checkStoredPart(row.id, schema, value);
     // Parsed in decodeSample's order (tools, messages, target), then checked in the schema's order, so the first
     // problem is the one Sample.safeParse reports first.
-    // A toolset already decoded (on this page or, with `known`, an earlier one) was valid then and is the same JSON.
+    // A toolset already decoded (on this page or an earlier one) was valid then and is the same JSON; a toolset all of
+    // whose tools are valid decodes without a problem to report.
     let tools = toolsets.get(row.toolsetId);
     if (tools === undefined && row.toolsJson !== null) {
-      tools = known?.get(row.toolsetId);
+      tools = known.get(row.toolsetId) ?? known.decodeTools(row.toolsJson);
       if (tools !== undefined) toolsets.set(row.toolsetId, tools);
     }
     const toolsValue = row.toolsJson === null || tools !== undefined ? undefined : part('tools', row.toolsJson);
@@ -173,9 +154,9 @@ export function decodePageSamples(rows: readonly PageSample[], known?: ToolsetCa
     if (toolsValue !== undefined) {
       tools = check(Sample.shape.tools, toolsValue);
       toolsets.set(row.toolsetId, tools);
-      known?.set(row.toolsetId, tools);
     }
     if (!tools) throw new StoredSampleCorruptError(row.id, `tools: toolset ${row.toolsetId} was not read`);
+    if (row.toolsJson !== null && known.get(row.toolsetId) !== tools) known.set(row.toolsetId, tools);
     out.set(row.id, {
       tools,
       messages: check(Sample.shape.messages, messagesValue),

@@ -1,14 +1,16 @@
 import { spawn } from 'node:child_process';
 import { getEventListeners, once } from 'node:events';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import type pg from 'pg';
 import { createActivityDeps } from '../activities/deps.js';
 import { createProbeActivities, type ProbeBatchResult } from '../activities/probe.js';
+import { ProbeConfig } from '../core/config.js';
 import type { ProbeBatchInput, SeqRange } from '../core/inputs.js';
 import { stageFile, versionFromImport } from '../datasets/import.js';
 import { formatTable } from '../client/format.js';
@@ -44,7 +46,10 @@ import { measurePhase as phase } from './lib/measure.js';
  * Knobs (environment): BENCH_STAGES_SAMPLES (default 100000), BENCH_STAGES_MILLION (samples of the large run, default
  * 1000000; 0 skips it, and the RSS figure then compares 20k with the largest run made), BENCH_STAGES_BATCH (samples per
  * activity, default 1000), BENCH_STAGES_BATCHES (activities in flight, default 2), BENCH_STAGES_CONCURRENCY (requests in
- * flight, default 64), BENCH_STAGES_PAGE (samples per page, default 250).
+ * flight, default 64), BENCH_STAGES_PAGE (samples per page, default 250), BENCH_STAGES_CONVERSATIONS (samples per request,
+ * default the config's `probe.conversationsPerRequest`; 1: a request per sample), BENCH_STAGES_PROFILE (a folder: the first
+ * run's CPU profile of this process is written there; BENCH_SIM_NODE_FLAGS profiles the sim, see bench/lib/stack.ts),
+ * BENCH_STAGES_ONLY_FIRST=1 (only the first run).
  */
 const LOOPTOOL_BIN = projectPath('bin', 'looptool.js');
 
@@ -54,6 +59,10 @@ const BATCH = Number(process.env.BENCH_STAGES_BATCH ?? 1000);
 const BATCHES_IN_FLIGHT = Number(process.env.BENCH_STAGES_BATCHES ?? 2);
 const CONCURRENCY = Number(process.env.BENCH_STAGES_CONCURRENCY ?? 64);
 const PAGE = Number(process.env.BENCH_STAGES_PAGE ?? 250);
+/** Samples per request to the sim (`probe.conversationsPerRequest`; its default, 16, unless set). */
+const CONVERSATIONS = Number(process.env.BENCH_STAGES_CONVERSATIONS ?? ProbeConfig.parse({}).conversationsPerRequest);
+const PROFILE_DIR = process.env.BENCH_STAGES_PROFILE;
+const ONLY_FIRST = process.env.BENCH_STAGES_ONLY_FIRST === '1';
 
 /** Probe rate target (issue 14) and the RSS flatness rule: peak RSS of the largest run ≤ this × the 20k run's. */
 const RATE_TARGET = 5_000;
@@ -119,14 +128,15 @@ export async function run(): Promise<Figure[]> {
         inFlight: 1,
       },
     ];
-    for (const spec of runs) results.push(await probeRun(pool, spec));
+    for (const [index, spec] of (ONLY_FIRST ? runs.slice(0, 1) : runs).entries())
+      results.push(await probeRun(pool, spec, index === 0 ? PROFILE_DIR : undefined));
   } finally {
     await pool.end();
     await stopEmbeddedPostgres(stateDir);
     rmSync(scratch, { recursive: true, force: true });
   }
   console.log(
-    `== stages: probeBatch against the sim server (0 latency), embedded PostgreSQL 16; ${BATCH} samples per activity, ${BATCHES_IN_FLIGHT} activities and ${CONCURRENCY} requests in flight, ${PAGE} samples per page`,
+    `== stages: probeBatch against the sim server (0 latency), embedded PostgreSQL 16; ${BATCH} samples per activity, ${BATCHES_IN_FLIGHT} activities and ${CONCURRENCY} requests in flight, ${PAGE} samples per page, ${CONVERSATIONS} per request`,
   );
   console.log(
     formatTable(
@@ -136,6 +146,8 @@ export async function run(): Promise<Figure[]> {
         'samples/s',
         'seconds',
         'DB query s (summed)',
+        'worker CPU µs/sample',
+        'sim CPU µs/sample',
         'RSS before MB',
         'peak RSS MB',
         'abort listeners left per activity',
@@ -232,7 +244,7 @@ async function copiedVersion(pool: pg.Pool, fromVersion: number, count: number, 
  * overlap, so this is load, not a share of the run) and counts the abort listeners each activity's cancellation
  * signal still holds when it returns.
  */
-async function probeRun(pool: pg.Pool, spec: Run): Promise<RunResult> {
+async function probeRun(pool: pg.Pool, spec: Run, profileDir?: string): Promise<RunResult> {
   const loopName = `bench-${spec.size}-${spec.sim}-${spec.batch}`;
   await pool.query(
     `INSERT INTO loops (name, config, config_hash, workflow_id) VALUES ($1::text, '{}', 'bench', $2::text)`,
@@ -261,6 +273,14 @@ async function probeRun(pool: pg.Pool, spec: Run): Promise<RunResult> {
     const policy = { baseUrls: [sim.baseURL], maxConcurrency: CONCURRENCY, model: 'sim-student' };
     let listeners = 0;
     const baseline = Math.round(process.memoryUsage().rss / 1e6);
+    const profiler = profileDir ? new Session() : undefined;
+    if (profiler) {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
+    const cpuBefore = process.cpuUsage();
+    const simCpuBefore = sim.cpuMs();
     const { result, seconds, peakRssMb } = await phase(async () => {
       let probed = 0;
       let next = 0;
@@ -278,6 +298,7 @@ async function probeRun(pool: pg.Pool, spec: Run): Promise<RunResult> {
               checker: { mode: 'exact' },
               maxTokens: 1024,
               pageSize: PAGE,
+              conversationsPerRequest: CONVERSATIONS,
             };
             const done = (await env.run(probe, input)) as ProbeBatchResult;
             probed += done.probed;
@@ -287,6 +308,15 @@ async function probeRun(pool: pg.Pool, spec: Run): Promise<RunResult> {
       );
       return probed;
     });
+    const cpu = process.cpuUsage(cpuBefore);
+    const simCpuMs = sim.cpuMs() - simCpuBefore;
+    if (profiler) {
+      const { profile } = await profiler.post('Profiler.stop');
+      const file = path.join(profileDir!, `probe-${spec.size}-${Date.now()}.cpuprofile`);
+      writeFileSync(file, JSON.stringify(profile));
+      profiler.disconnect();
+      console.log(`== stages: CPU profile of "${spec.label}" written to ${file}`);
+    }
     if (result !== expected) throw new Error(`${spec.label}: probed ${result} of ${expected}`);
     const digest = await storedDigest(pool, loopName);
     return {
@@ -300,6 +330,8 @@ async function probeRun(pool: pg.Pool, spec: Run): Promise<RunResult> {
         Math.round(result / seconds),
         Number(seconds.toFixed(1)),
         Number((db.queryMs() / 1000).toFixed(1)),
+        Math.round((cpu.user + cpu.system) / result),
+        Number.isNaN(simCpuMs) ? '-' : Math.round((simCpuMs * 1000) / result),
         baseline,
         peakRssMb,
         listeners,
@@ -376,16 +408,33 @@ async function importSeedData(pool: pg.Pool, scratch: string, count: number): Pr
 
 interface SimHandle {
   baseURL: string;
+  /** CPU milliseconds (user + system) the sim's process has used; NaN when it runs in this process. */
+  cpuMs(): number;
   close(): Promise<void>;
 }
 
 /** The shared child-process sim (bench/lib/stack.ts), as a handle. */
 async function startChildSim(): Promise<SimHandle> {
   const { url, child } = await startSim();
-  return { baseURL: `${url}/v1`, close: () => stopChild(child) };
+  return { baseURL: `${url}/v1`, cpuMs: () => processCpuMs(child.pid!), close: () => stopChild(child) };
 }
 
 async function inProcessSim(): Promise<SimHandle> {
   const server = await startSimServer({ port: 0, seed: 7 });
-  return { baseURL: server.baseURL, close: () => server.close() };
+  return { baseURL: server.baseURL, cpuMs: () => Number.NaN, close: () => server.close() };
 }
+
+/** A process's CPU time so far (user + system, from /proc/<pid>/stat), in milliseconds; NaN where /proc is not. */
+function processCpuMs(pid: number): number {
+  try {
+    // Fields after the command's closing parenthesis: state is field 3, utime 14 and stime 15 (proc(5)).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;

@@ -260,6 +260,16 @@ export const ProbeConfig = z.strictObject({
   contextTokens: z.number().int().positive().optional(),
   /** Samples per batch (one activity each). @default 200 */
   batchSize: z.number().int().positive().default(200),
+  /**
+   * Samples asked in one request to the policy server: more than 1 sends them as the conversations of vLLM's batch
+   * route (`/v1/chat/completions/batch`), which answers each as its own greedy completion; the per-request work on both
+   * sides (HTTP, parsing, scheduling) is then paid once per request, not once per sample. A server without that route
+   * (it answers 404 or 405) is asked one sample at a time, as is a batch it refuses (one prompt it cannot serve). The
+   * route reports only the batch's total prompt tokens: a sample probed in a batch has no prompt token count of its
+   * own (its completion tokens are its logprobs' count), and the ledger has one row per request. 1: one request per
+   * sample. @default 16
+   */
+  conversationsPerRequest: z.number().int().positive().max(256).default(16),
 });
 
 /** Judgement-Guided Label Verification (JGLV). */

@@ -7,6 +7,7 @@ import {
   LoopConfig,
   LoopName,
   ModelRoleConfig,
+  ProbeConfig,
   ExpandConfig,
   Grpo,
   TimeoutsConfig,
@@ -71,6 +72,8 @@ export const ProbeBatchInput = z.object({
   systemPromptVersion: z.string().min(1).nullable().default(null),
   /** Samples per database round trip (and per settled group of requests). */
   pageSize: positiveInt.default(128),
+  /** Samples per request to the policy server (`probe.conversationsPerRequest`); 1 for inputs written before it. */
+  conversationsPerRequest: ProbeConfig.shape.conversationsPerRequest.default(1),
 });
 export type ProbeBatchInput = z.input<typeof ProbeBatchInput>;
 

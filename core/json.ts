@@ -334,6 +334,62 @@ function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39;
 }
 
+const isJsonWhitespace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/**
+ * The texts of a JSON array's elements, cut at the array's own commas without parsing them (strings and nesting are
+ * stepped over), each without the JSON whitespace around it; undefined when the text is not one array. The elements
+ * are not checked: each is JSON only if it parses. A reader of many arrays whose elements repeat (the tools of stored
+ * toolsets: thousands of lists made of a few dozen tools) looks each element up by its text instead of parsing it.
+ */
+export function jsonArrayElementTexts(text: string): string[] | undefined {
+  const end = text.length;
+  let pos = 0;
+  while (pos < end && isJsonWhitespace(text.charCodeAt(pos))) pos++;
+  if (text.charCodeAt(pos) !== 0x5b) return undefined;
+  const out: string[] = [];
+  let depth = 0;
+  let start = ++pos;
+  const element = (stop: number): string => {
+    let from = start;
+    let to = stop;
+    while (from < to && isJsonWhitespace(text.charCodeAt(from))) from++;
+    while (to > from && isJsonWhitespace(text.charCodeAt(to - 1))) to--;
+    return text.slice(from, to);
+  };
+  for (; pos < end; pos++) {
+    const c = text.charCodeAt(pos);
+    if (c === 0x22) {
+      // A string: to its closing quote, stepping over escapes.
+      for (pos++; pos < end; pos++) {
+        const d = text.charCodeAt(pos);
+        if (d === 0x5c) pos++;
+        else if (d === 0x22) break;
+      }
+      if (pos >= end) return undefined;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) {
+      if (depth > 0) {
+        depth--;
+        continue;
+      }
+      if (c !== 0x5d) return undefined;
+      const last = element(pos);
+      // Only `[]` ends with nothing before its bracket; after a comma (`[1,]`) it is not an array.
+      if (last !== '') out.push(last);
+      else if (out.length > 0) return undefined;
+      for (pos++; pos < end; pos++) if (!isJsonWhitespace(text.charCodeAt(pos))) return undefined;
+      return out;
+    } else if (c === 0x2c && depth === 0) {
+      const item = element(pos);
+      if (item === '') return undefined;
+      out.push(item);
+      start = pos + 1;
+    }
+  }
+  return undefined;
+}
+
 /** Converts an offset into a 1-based line and column (columns count UTF-16 code units). */
 export function positionAt(text: string, offset: number): TextPosition {
   let line = 1;

@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
-import { canonicalJson, JsonFloat, parseJson, plainJson, type JsonValue } from '../core/json.js';
-import { isSharedToolList, Sample, shareToolList, toolListJson, withKnownId } from '../core/schemas/sample.js';
+import { canonicalJson, JsonFloat, jsonArrayElementTexts, parseJson, plainJson, type JsonValue } from '../core/json.js';
+import { FunctionDefinition } from '../core/schemas/function-def.js';
+import {
+  isSharedToolList,
+  Sample,
+  shareTool,
+  shareToolList,
+  toolListJson,
+  withKnownId,
+} from '../core/schemas/sample.js';
 import type { StoredSample } from './queries/samples.js';
 
 /** Thrown when a stored row no longer parses as a sample: the database was written by something else, or corrupted. */
@@ -92,28 +100,76 @@ export function checkStoredPart<T>(sampleId: string, schema: z.ZodType<T>, value
 }
 
 /**
+ * Decoded tool lists by toolset id, and decoded tools by their stored text, for readers of many stored samples (a
+ * stage's pages, an export). A toolset id is the sha256 of its stored JSON, so a cached list is what decoding that JSON
+ * again would give. Lists and tools are never changed once read (tools are frozen: {@link shareTool}), so one object
+ * serves every sample that has it, and what is derived from a list or a tool (the prompt's tools section, the rendered
+ * tool lines, the checker's compiled parameters) is derived once per object. Seed data repeats few tools in many
+ * lists (20,000 samples: 7,206 distinct lists of 38 distinct tools), and parsing, validating and rendering each list
+ * was about a sixth of a probe worker's CPU. Bounded: a map that is full is emptied (cheaper than LRU bookkeeping
+ * per sample), so memory stays flat however many samples pass.
+ */
+export class ToolsetCache {
+  private readonly lists = new Map<string, Sample['tools']>();
+  private readonly tools = new Map<string, FunctionDefinition>();
+
+  constructor(private readonly limit = 4096) {}
+
+  get(toolsetId: string): Sample['tools'] | undefined {
+    return this.lists.get(toolsetId);
+  }
+
+  set(toolsetId: string, tools: Sample['tools']): void {
+    if (this.lists.size >= this.limit) this.lists.clear();
+    this.lists.set(toolsetId, tools);
+  }
+
+  /**
+   * A stored toolset's tools, each looked up by its text and parsed and checked (as `Sample.shape.tools` checks each
+   * element) only when new; undefined when the text is not an array of valid tools, for the caller to decode the
+   * general way, which reports the problem as `decodeSample` does. An element's parsed value does not depend on the
+   * array around it, and the list schema checks nothing beyond its elements, so the list is the one decoding the
+   * whole text gives.
+   */
+  decodeTools(toolsJson: string): Sample['tools'] | undefined {
+    const texts = jsonArrayElementTexts(toolsJson);
+    if (texts === undefined) return undefined;
+    const out: Sample['tools'] = [];
+    for (const text of texts) {
+      let tool = this.tools.get(text);
+      if (tool === undefined) {
+        const parsed = parseJson(text);
+        if (!parsed.ok) return undefined;
+        const checked = FunctionDefinition.safeParse(parsed.value);
+        if (!checked.success) return undefined;
+        tool = shareTool(checked.data);
+        if (this.tools.size >= this.limit) this.tools.clear();
+        this.tools.set(text, tool);
+      }
+      out.push(tool);
+    }
+    return out;
+  }
+}
+
+/**
  * A decoder for reading many stored samples in a row (an export): each sample as {@link decodeSample} gives it (same
- * checks, same errors), but each toolset's tools parsed and checked once and shared by its samples
- * (core/schemas/sample.ts shareToolList), and each sample frozen with the id it was stored under (withKnownId), so
- * `sampleId` and the rendered tools block (core/formats/qwen.ts) are not derived again per sample. The toolsets kept
- * are bounded, so memory stays flat over any number of samples.
+ * checks, same errors), but each toolset's tools decoded once (and each distinct tool once: {@link ToolsetCache}) and
+ * shared by its samples (core/schemas/sample.ts shareToolList), and each sample frozen with the id it was stored under
+ * (withKnownId), so `sampleId` and the rendered tools block (core/formats/qwen.ts) are not derived again per sample.
  */
 export function createSampleDecoder(options: { maxToolsets?: number } = {}): (stored: StoredSample) => Sample {
-  const maxToolsets = options.maxToolsets ?? 1_000;
-  const toolsets = new Map<string, Sample['tools']>();
+  const toolsets = new ToolsetCache(options.maxToolsets ?? 1_000);
   return (stored) => {
     const part = (name: string, text: string) => parseStoredPart(stored.id, name, text);
     const check = <T>(schema: z.ZodType<T>, value: unknown) => checkStoredPart(stored.id, schema, value);
     // decodeSample's order: every part parsed (tools, messages, target), then checked in the schema's order.
-    let tools = toolsets.get(stored.toolsetId);
+    let tools = toolsets.get(stored.toolsetId) ?? toolsets.decodeTools(stored.toolsJson);
     const toolsValue = tools === undefined ? part('tools', stored.toolsJson) : undefined;
     const messagesValue = part('messages', stored.messagesJson);
     const targetValue = part('target', stored.targetJson);
-    if (tools === undefined) {
-      tools = shareToolList(check(Sample.shape.tools, toolsValue));
-      if (toolsets.size >= maxToolsets) toolsets.clear();
-      toolsets.set(stored.toolsetId, tools);
-    }
+    tools ??= check(Sample.shape.tools, toolsValue);
+    if (toolsets.get(stored.toolsetId) !== tools) toolsets.set(stored.toolsetId, shareToolList(tools));
     return withKnownId(
       {
         tools,

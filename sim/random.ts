@@ -4,6 +4,12 @@
  * so two runs with the same seed see the same world.
  */
 
+/** Where {@link hash53} writes a long text's bytes; a text of up to a third of it always fits as UTF-8. */
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/** From this length on, writing a text to bytes first costs less than what reading bytes saves. */
+const BYTES_FROM = 256;
+
 /**
  * A fast 53-bit string hash (cyrb53). Not cryptographic: it only has to spread inputs evenly and cost little, because
  * the student hashes every request it serves.
@@ -11,10 +17,21 @@
 export function hash53(text: string, seed = 0): number {
   let h1 = 0xdeadbeef ^ seed;
   let h2 = 0x41c6ce57 ^ seed;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 2654435761);
-    h2 = Math.imul(h2 ^ c, 1597334677);
+  const length = text.length;
+  // An ASCII text's UTF-8 bytes are its character codes, one each (any other character takes more bytes, so the count
+  // tells), and a byte array reads about twice as fast as charCodeAt: long texts (a request's messages) go that way.
+  if (length >= BYTES_FROM && 3 * length <= scratch.length && scratch.write(text, 0, 'utf8') === length) {
+    for (let i = 0; i < length; i++) {
+      const c = scratch[i] as number;
+      h1 = Math.imul(h1 ^ c, 2654435761);
+      h2 = Math.imul(h2 ^ c, 1597334677);
+    }
+  } else {
+    for (let i = 0; i < length; i++) {
+      const c = text.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 2654435761);
+      h2 = Math.imul(h2 ^ c, 1597334677);
+    }
   }
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
   h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);

@@ -80,27 +80,39 @@ function spread(count: number, mean: number, key: string): number[] {
   return micros;
 }
 
-const ZEROS = ['', '0', '00', '000', '0000', '00000'];
+/** `000` … `999`: three digits of a fraction. */
+const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+/** The same with trailing zeros dropped: the last three digits of a fraction as a number prints them. */
+const DIGITS3_TRIMMED = DIGITS3.map((digits) => digits.replace(/0+$/, ''));
+/** `-0.000` … `-0.999`, and the same trimmed: the head of almost every logprob (all lie in (-1, 0)). */
+const NEGATIVE_HEAD = DIGITS3.map((digits) => `-0.${digits}`);
+const NEGATIVE_HEAD_TRIMMED = DIGITS3_TRIMMED.map((digits) => `-0.${digits}`);
 
 /**
  * `String(micros / 1e6)` for an integer count of millionths, without formatting a double (a sixth of the sim's reply
  * time). The division is correctly rounded and no shorter decimal lies as near, so the shortest round-trip form that
- * JavaScript prints is the six decimal digits with trailing zeros dropped (never an exponent: |x| ≥ 1e-6 or 0).
+ * JavaScript prints is the six decimal digits with trailing zeros dropped (never an exponent: |x| ≥ 1e-6 or 0). The
+ * digits come from tables of three: a logprob in (-1, 0), nearly every one, is then one concatenation of two strings.
  */
 function microsText(micros: number): string {
+  if (micros < 0 && micros > -1e6) {
+    const high = Math.floor(-micros / 1000);
+    const low = -micros - high * 1000;
+    return low === 0
+      ? (NEGATIVE_HEAD_TRIMMED[high] as string)
+      : (NEGATIVE_HEAD[high] as string) + (DIGITS3_TRIMMED[low] as string);
+  }
   if (micros === 0) return '0';
   const sign = micros < 0 ? '-' : '';
   const magnitude = micros < 0 ? -micros : micros;
   const whole = Math.floor(magnitude / 1e6);
-  let fraction = magnitude - whole * 1e6;
+  const fraction = magnitude - whole * 1e6;
   if (fraction === 0) return `${sign}${whole}`;
-  let digits = 6;
-  while (fraction % 10 === 0) {
-    fraction /= 10;
-    digits--;
-  }
-  const text = String(fraction);
-  return `${sign}${whole}.${ZEROS[digits - text.length] as string}${text}`;
+  const high = Math.floor(fraction / 1000);
+  const low = fraction - high * 1000;
+  const digits =
+    low === 0 ? (DIGITS3_TRIMMED[high] as string) : (DIGITS3[high] as string) + (DIGITS3_TRIMMED[low] as string);
+  return `${sign}${whole}.${digits}`;
 }
 
 const tokenJson = new Map<string, string>();
@@ -128,10 +140,15 @@ export function tokenLogprobsJson(
 ): string {
   if (topLogprobs > 0) return JSON.stringify(tokenLogprobs(tokens, meanLogprob, key, topLogprobs));
   const micros = spreadMicros(tokens.length, meanLogprob, key);
-  let out = '[';
+  // Pieces joined once: `out +=` per piece built a rope of hundreds of nodes, and flattening it to write the reply
+  // (Buffer.from) cost more than building it.
+  const parts = new Array<string>(3 * tokens.length + 2);
+  parts[0] = '[';
   for (let i = 0; i < tokens.length; i++) {
-    if (i > 0) out += ',';
-    out += `${tokenPrefix(tokens[i] as string)}${microsText(micros[i] as number)},"top_logprobs":[]}`;
+    parts[3 * i + 1] = tokenPrefix(tokens[i] as string);
+    parts[3 * i + 2] = microsText(micros[i] as number);
+    parts[3 * i + 3] = i + 1 < tokens.length ? ',"top_logprobs":[]},' : ',"top_logprobs":[]}';
   }
-  return `${out}]`;
+  parts[3 * tokens.length + 1] = ']';
+  return parts.join('');
 }

@@ -26,10 +26,21 @@ export interface CompiledTemplate {
   text: string;
   /** Slot paths in text order (`city`, `settings.language`). */
   slots: readonly string[];
+  /** Each slot's path split and its value spec, in `slots` order: what reading a sentence back needs per slot. */
+  slotReaders: readonly SlotReader[];
   refs: readonly string[];
+  /** The entity each ref names (undefined: a ref the earlier turns cannot supply), in `refs` order. */
+  refEntities: readonly (EntityKind | undefined)[];
   /** Top-level arguments a call from this template carries (slots and refs). */
   params: ReadonlySet<string>;
   regex: RegExp;
+}
+
+/** One slot of a template: the argument (`head`, and `field` inside an object) and the spec of its value. */
+export interface SlotReader {
+  head: string;
+  field: string | undefined;
+  spec: ValueSpec;
 }
 
 /** What one sentence of a request is. */
@@ -169,7 +180,40 @@ function compileTemplate(tool: ToolSpec, index: number, text: string, refs: read
     if (param.required && !params.has(param.name))
       throw new Error(`${tool.name} template ${index} misses required ${param.name}`);
   }
-  return { id: `${tool.name}#${index}`, tool, text, slots, refs, params, regex: new RegExp(source) };
+  const slotReaders = slots.map((path): SlotReader => {
+    const [head, field] = path.split('.') as [string, string | undefined];
+    return { head, field, spec: specAt(tool, path) };
+  });
+  const refEntities = refs.map((ref) => {
+    const spec = specAt(tool, ref);
+    return spec.kind === 'pattern' ? spec.entity : undefined;
+  });
+  return {
+    id: `${tool.name}#${index}`,
+    tool,
+    text,
+    slots,
+    slotReaders,
+    refs,
+    refEntities,
+    params,
+    regex: new RegExp(source),
+  };
+}
+
+type ObjectListSpec = Extract<ValueSpec, { kind: 'object-list' }>;
+
+/** Compiled item regexes of object-list specs (the catalogue's, a handful), so a sentence read back compiles none. */
+const objectListReaders = new WeakMap<ObjectListSpec, { itemRegex: RegExp; order: readonly string[] }>();
+
+function objectListReader(spec: ObjectListSpec): { itemRegex: RegExp; order: readonly string[] } {
+  let reader = objectListReaders.get(spec);
+  if (!reader) {
+    const { source, order } = formatPattern(spec.format, spec.fields);
+    reader = { itemRegex: new RegExp(`^${source}$`), order };
+    objectListReaders.set(spec, reader);
+  }
+  return reader;
 }
 
 /** A value of a spec read back from its text. */
@@ -189,8 +233,7 @@ function parseValue(spec: ValueSpec, text: string): JsonValue {
     case 'list':
       return text.split(LIST_SPLIT).map((item) => parseValue(spec.item, item));
     case 'object-list': {
-      const { source, order } = formatPattern(spec.format, spec.fields);
-      const itemRegex = new RegExp(`^${source}$`);
+      const { itemRegex, order } = objectListReader(spec);
       return text.split(LIST_SPLIT).map((item) => {
         const m = itemRegex.exec(item);
         const out: JsonObject = {};
@@ -403,9 +446,8 @@ export class SimWorld {
       const m = template.regex.exec(sentence);
       if (!m) continue;
       const args: JsonObject = {};
-      template.slots.forEach((path, i) => {
-        const value = parseValue(specAt(template.tool, path), m[i + 1] as string);
-        const [head, field] = path.split('.') as [string, string | undefined];
+      template.slotReaders.forEach(({ head, field, spec }, i) => {
+        const value = parseValue(spec, m[i + 1] as string);
         if (field === undefined) args[head] = value;
         else {
           const obj = (args[head] as JsonObject | undefined) ?? {};
@@ -448,12 +490,12 @@ export class SimWorld {
       else {
         const args: JsonObject = { ...match.args };
         let resolved = true;
-        for (const ref of match.template.refs) {
-          const spec = specAt(match.template.tool, ref);
-          const entity = spec.kind === 'pattern' ? spec.entity : undefined;
+        const { refs, refEntities } = match.template;
+        for (let i = 0; i < refs.length; i++) {
+          const entity = refEntities[i];
           const value = entity ? findEntity(messages.slice(0, last), entity) : undefined;
           if (value === undefined) resolved = false;
-          else args[ref] = value;
+          else args[refs[i] as string] = value;
         }
         clauses.push({
           template: match.template,
@@ -483,9 +525,8 @@ export class SimWorld {
   /** A clause plan with fresh values for every slot of a template (refs take the values given). */
   planClause(template: CompiledTemplate, rng: Rng, refs: Readonly<Record<string, JsonValue>> = {}): ClausePlan {
     const args: JsonObject = {};
-    for (const path of template.slots) {
-      const [head, field] = path.split('.') as [string, string | undefined];
-      const value = generateValue(specAt(template.tool, path), rng);
+    for (const { head, field, spec } of template.slotReaders) {
+      const value = generateValue(spec, rng);
       if (field === undefined) args[head] = value;
       else {
         const obj = (args[head] as JsonObject | undefined) ?? {};

@@ -450,6 +450,7 @@ class LoopRun {
         maxTokens: probe.maxTokens,
         maxPromptTokens: this.config.training.grpo.maxPromptTokens,
         contextTokens: probe.contextTokens ?? null,
+        conversationsPerRequest: probe.conversationsPerRequest,
       },
     });
   }

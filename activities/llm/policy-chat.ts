@@ -4,11 +4,11 @@ import { canonicalJson, type JsonValue } from '../../core/json.js';
 import { checkModelResponse, PolicyCompletion, rawResponseText } from '../../core/schemas/model-response.js';
 import type { Sample } from '../../core/schemas/sample.js';
 import type { ModelUsage } from './calls.js';
-import { type CompletionBody, requestCompletion } from './completion-body.js';
+import { parseWithTokenLogprobs, requestCompletionText } from './completion-body.js';
 import type { Endpoint } from './endpoint-pool.js';
 
 /** Statuses vLLM answers for one request it cannot serve (prompt too long, bad tool schema): a fact about the sample. */
-const PER_SAMPLE_REJECTION = new Set([400, 413, 422]);
+export const PER_SAMPLE_REJECTION = new Set([400, 413, 422]);
 
 export interface PolicyChatRequest {
   model: string;
@@ -30,7 +30,8 @@ export type PolicyReply =
       toolCalls: JsonValue[] | null;
       /** What the policy said, as stored: the tool calls' canonical JSON when there were any, else the text. */
       rawOutput: string;
-      logprobs: readonly { logprob: number }[] | null;
+      /** Each generated token's log-probability (`logprobs.content[i].logprob`), when asked for. */
+      logprobs: readonly number[] | null;
       usage: ModelUsage | undefined;
       latencyMs: number;
     }
@@ -55,11 +56,11 @@ export type PolicyReply =
 export async function policyChat(endpoint: Endpoint, request: PolicyChatRequest): Promise<PolicyReply> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
-  let response: CompletionBody;
+  let text: string;
   request.signal.throwIfAborted();
   try {
     // The request takes the activity's signal itself and removes its listener when it ends (Endpoint.post).
-    response = await requestCompletion(
+    text = await requestCompletionText(
       endpoint,
       {
         model: request.model,
@@ -76,15 +77,25 @@ export async function policyChat(endpoint: Endpoint, request: PolicyChatRequest)
     }
     throw err;
   }
-  let completion = fitsPolicyCompletion(response.body) ? (response.body as PolicyCompletion) : undefined;
-  if (!completion) {
-    const checked = checkModelResponse(PolicyCompletion, response.body);
-    if (!checked.ok)
-      return { kind: 'invalid', error: checked.error, raw: rawResponseText(response.text), latencyMs: elapsed() };
-    completion = checked.value;
-  }
+  const read = readPolicyCompletion(text);
+  if (!read.ok) return { kind: 'invalid', error: read.error, raw: rawResponseText(text), latencyMs: elapsed() };
+  const { usage } = read.completion;
   // The schema requires one choice at least.
-  const choice = completion.choices[0]!;
+  return replyOfChoice(
+    read.completion.choices[0]!,
+    read.logprobs[0] ?? null,
+    usage ? { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens } : undefined,
+    elapsed(),
+  );
+}
+
+/** The reply of one choice of a completion that fits {@link PolicyCompletion}, with that choice's token logprobs. */
+export function replyOfChoice(
+  choice: PolicyCompletion['choices'][number],
+  logprobs: readonly number[] | null,
+  usage: ModelUsage | undefined,
+  latencyMs: number,
+): PolicyReply & { kind: 'reply' } {
   const message = choice.message;
   const toolCalls =
     message.tool_calls && message.tool_calls.length > 0 ? (message.tool_calls as unknown as JsonValue[]) : null;
@@ -93,13 +104,51 @@ export async function policyChat(endpoint: Endpoint, request: PolicyChatRequest)
     content: message.content ?? null,
     toolCalls,
     rawOutput: toolCalls ? canonicalJson(toolCalls) : (message.content ?? ''),
-    logprobs: choice.logprobs?.content ?? null,
-    usage: completion.usage
-      ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens }
-      : undefined,
-    latencyMs: elapsed(),
+    logprobs,
+    usage,
+    latencyMs,
   };
 }
+
+/** A completion body as {@link policyChat} reads it. */
+export type PolicyCompletionRead =
+  | {
+      ok: true;
+      /** The body; a choice's `logprobs.content` may be left empty here, its values being in {@link logprobs}. */
+      completion: PolicyCompletion;
+      /** By choice index: the tokens' log-probabilities (`logprobs.content[i].logprob`), or null without them. */
+      logprobs: (readonly number[] | null)[];
+    }
+  | { ok: false; error: string };
+
+/**
+ * Reads a completion body's text as `JSON.parse`, then {@link fitsPolicyCompletion} or else zod, read it, with the
+ * same result for every text: a body that is not JSON throws `JSON.parse`'s SyntaxError, one that does not fit is
+ * zod's error. Most bodies take {@link parseWithTokenLogprobs}, which makes no object per token; any it does not read,
+ * or that do not fit, are parsed again whole, so odd bodies are read exactly as before.
+ */
+export function readPolicyCompletion(text: string): PolicyCompletionRead {
+  const fast = parseWithTokenLogprobs(text);
+  if (fast && fitsPolicyCompletion(fast.body)) {
+    const completion = fast.body as PolicyCompletion;
+    return { ok: true, completion, logprobs: choiceLogprobs(completion, fast.logprobs) };
+  }
+  const body = JSON.parse(text) as unknown;
+  let completion = fitsPolicyCompletion(body) ? (body as PolicyCompletion) : undefined;
+  if (!completion) {
+    const checked = checkModelResponse(PolicyCompletion, body);
+    if (!checked.ok) return checked;
+    completion = checked.value;
+  }
+  return { ok: true, completion, logprobs: choiceLogprobs(completion, []) };
+}
+
+/** Each choice's token logprobs: those read already (`read`, by choice index), else its tokens' `logprob`. */
+const choiceLogprobs = (
+  completion: PolicyCompletion,
+  read: readonly (readonly number[] | undefined)[],
+): (readonly number[] | null)[] =>
+  completion.choices.map((choice, at) => read[at] ?? choice.logprobs?.content?.map((token) => token.logprob) ?? null);
 
 /** The largest value of a PostgreSQL `integer` column, as {@link PolicyCompletion}'s token counts allow. */
 const PG_INT_MAX = 2_147_483_647;

@@ -49,8 +49,9 @@ export function promptTokenUpperBound(
   sample: Sample,
   messages: readonly PolicyPromptMessage[] = policyPrompt(sample),
 ): number {
+  // The content's own UTF-8 bytes (not its JSON text, whose escapes only add slack): one pass, no copy.
   let bytes = 64;
-  for (const message of messages) bytes += 32 + Buffer.byteLength(JSON.stringify(message.content ?? ''), 'utf8');
+  for (const message of messages) bytes += 32 + Buffer.byteLength(message.content ?? '', 'utf8');
   return bytes;
 }
 

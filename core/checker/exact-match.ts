@@ -8,7 +8,7 @@ import { JsonFloat, type JsonValue } from '../json.js';
 import { PyOpaque, PyTuple, type PyValue } from '../python.js';
 import type { ParsedCall, ParseResult } from '../parse/types.js';
 import { wireToolName, type FunctionDefinition, type ParameterSchema } from '../schemas/function-def.js';
-import type { Target } from '../schemas/sample.js';
+import { isSharedTool, type Target } from '../schemas/sample.js';
 import type { Verdict } from './bfcl-ast.js';
 
 /** Error types of the exact-match checker (its own vocabulary; BFCL's strings belong to the BFCL checker). */
@@ -37,14 +37,23 @@ function compileSchema(schema: ParameterSchema | undefined): SchemaNode | undefi
   return node;
 }
 
-function compileTools(tools: readonly FunctionDefinition[]): Map<string, Map<string, SchemaNode>> {
-  const out = new Map<string, Map<string, SchemaNode>>();
-  for (const tool of tools) {
-    const params = new Map<string, SchemaNode>();
+/** Compiled parameters of shared tools (core/schemas/sample.ts shareTool: frozen), once per tool. */
+const compiledParams = new WeakMap<FunctionDefinition, Map<string, SchemaNode>>();
+
+function compileParams(tool: FunctionDefinition): Map<string, SchemaNode> {
+  let params = compiledParams.get(tool);
+  if (params === undefined) {
+    params = new Map<string, SchemaNode>();
     for (const [name, schema] of Object.entries(tool.parameters?.properties ?? {}))
       params.set(name, compileSchema(schema) as SchemaNode);
-    out.set(wireToolName(tool.name), params);
+    if (isSharedTool(tool)) compiledParams.set(tool, params);
   }
+  return params;
+}
+
+function compileTools(tools: readonly FunctionDefinition[]): Map<string, Map<string, SchemaNode>> {
+  const out = new Map<string, Map<string, SchemaNode>>();
+  for (const tool of tools) out.set(wireToolName(tool.name), compileParams(tool));
   return out;
 }
 

@@ -5,6 +5,7 @@
  */
 import { stringifyJson, type JsonValue } from '../json.js';
 import type { FunctionDefinition } from '../schemas/function-def.js';
+import { isSharedTool } from '../schemas/sample.js';
 import type { ChatMessage } from '../schemas/messages.js';
 import type { ToolCall } from '../schemas/tool-call.js';
 
@@ -25,9 +26,22 @@ export function qwenJson(value: unknown): string {
   return stringifyJson(value, { separators: 'python' });
 }
 
+/** Lines of shared tools (core/schemas/sample.ts shareTool: frozen), rendered once per tool. Weak, as the tools. */
+const renderedLines = new WeakMap<FunctionDefinition, string>();
+
+/** One tool's line: the tool in the OpenAI wrapper the template receives. */
+function renderToolLine(tool: FunctionDefinition): string {
+  let line = renderedLines.get(tool);
+  if (line === undefined) {
+    line = qwenJson({ type: 'function', function: tool });
+    if (isSharedTool(tool)) renderedLines.set(tool, line);
+  }
+  return line;
+}
+
 /** One tool per line, in the OpenAI wrapper the template receives. */
 export function renderToolLines(tools: readonly FunctionDefinition[]): string {
-  return tools.map((tool) => qwenJson({ type: 'function', function: tool })).join('\n');
+  return tools.map(renderToolLine).join('\n');
 }
 
 /**

@@ -82,6 +82,27 @@ export function shareToolList<T extends FunctionDefinition[]>(tools: T): T {
   return tools;
 }
 
+/** Tools given to {@link shareTool}. */
+const sharedTools = new WeakSet<FunctionDefinition>();
+
+/**
+ * Marks a checked tool as shared by many tool lists (a reader of stored toolsets keeps one object per distinct tool:
+ * thousands of lists are made of a few dozen tools): freezes it deeply, so identity caches keyed by the tool (its
+ * rendered line in core/formats/qwen.ts, its compiled parameters in core/checker/exact-match.ts) hold. Returns it.
+ */
+export function shareTool<T extends FunctionDefinition>(tool: T): T {
+  if (!sharedTools.has(tool)) {
+    deepFreeze(tool);
+    sharedTools.add(tool);
+  }
+  return tool;
+}
+
+/** Whether {@link shareTool} froze this tool. */
+export function isSharedTool(tool: FunctionDefinition): boolean {
+  return sharedTools.has(tool);
+}
+
 /** Whether {@link shareToolList} froze this list. */
 export function isSharedToolList(tools: readonly FunctionDefinition[]): boolean {
   return sharedToolLists.has(tools);

@@ -5,6 +5,7 @@ import {
   isJsonFloat,
   isJsonInt,
   JsonFloat,
+  jsonArrayElementTexts,
   parseJson,
   stringifyJson,
   type JsonValue,
@@ -115,5 +116,86 @@ describe('stringifyJson and canonicalJson', () => {
 
   test('skips undefined members, as JSON.stringify does', () => {
     expect(stringifyJson({ a: 1, b: undefined })).toBe('{"a":1}');
+  });
+});
+
+describe('jsonArrayElementTexts', () => {
+  // Texts made from pieces that stress the cutter (strings holding brackets, commas, quotes and escapes; nesting;
+  // whitespace JSON allows and whitespace it does not), then cut one character at a time to make broken ones.
+  const elements = [
+    '1',
+    '5.0',
+    '"a,b"',
+    '"]"',
+    '"\\\\"',
+    '"\\\\\\""',
+    '"[{"',
+    '{"k": [1, {"x": "}"}], "y": null}',
+    '[]',
+    '[[], [[]]]',
+    '{}',
+    'true',
+    '"é 😀"',
+  ];
+  const spaces = ['', ' ', '\n\t', '\r', '\u00a0'];
+  const texts: string[] = [
+    '[]',
+    '[ ]',
+    ' [ ] ',
+    '[,]',
+    '[1,]',
+    '[,1]',
+    '[1,,2]',
+    '{}',
+    '',
+    '[',
+    '"[1]"',
+    '[1]]',
+    '[1] x',
+  ];
+  for (let i = 0; i < 400; i++) {
+    const pick = <T>(list: readonly T[], n: number): T => list[(i * 7 + n * 13 + Math.floor(i / 5)) % list.length]!;
+    const count = i % 5;
+    const parts = Array.from(
+      { length: count },
+      (_, n) => `${pick(spaces, n)}${pick(elements, n + i)}${pick(spaces, n + 1)}`,
+    );
+    texts.push(`${pick(spaces, 3)}[${parts.join(',')}]${pick(spaces, 2)}`);
+  }
+  const broken = texts.flatMap((text) => [
+    text.slice(0, -1),
+    text.slice(1),
+    text.replace(',', ''),
+    text.replace('"', ''),
+  ]);
+
+  const parsesTo = (text: string): { ok: true; value: unknown } | { ok: false } => {
+    try {
+      return { ok: true, value: JSON.parse(text) as unknown };
+    } catch {
+      return { ok: false };
+    }
+  };
+
+  test('an array is cut into its elements exactly; what is not an array never comes back as one', () => {
+    let arrays = 0;
+    for (const text of [...texts, ...broken]) {
+      const whole = parsesTo(text);
+      const cut = jsonArrayElementTexts(text);
+      if (whole.ok && Array.isArray(whole.value)) {
+        arrays++;
+        // Every element's own text, without the whitespace around it, parses to the element.
+        expect(cut, text).toBeDefined();
+        expect(cut!.map((element) => JSON.parse(element) as unknown)).toEqual(whole.value);
+        for (const element of cut!) expect(element).toBe(element.trim());
+      } else if (cut !== undefined) {
+        // Not an array, yet cut: then some element does not parse, so a reader never takes it for one.
+        expect(
+          cut.some((element) => !parsesTo(element).ok),
+          text,
+        ).toBe(true);
+      }
+    }
+    expect(arrays).toBeGreaterThan(300);
   });
 });

@@ -1,8 +1,15 @@
 import { describe, expect, test } from 'vitest';
 import { contentHash } from '../../../core/hash.js';
 import { canonicalJson, JsonFloat } from '../../../core/json.js';
-import { isSharedToolList, type Sample, sampleId, shareToolList } from '../../../core/schemas/sample.js';
-import { createSampleDecoder, decodeSample, encodeSample, StoredSampleCorruptError } from '../../../db/sample-codec.js';
+import { renderToolLines } from '../../../core/formats/qwen.js';
+import { isSharedTool, isSharedToolList, type Sample, sampleId, shareToolList } from '../../../core/schemas/sample.js';
+import {
+  createSampleDecoder,
+  decodeSample,
+  encodeSample,
+  StoredSampleCorruptError,
+  ToolsetCache,
+} from '../../../db/sample-codec.js';
 
 const tools = (n: number): Sample['tools'] => [
   {
@@ -103,5 +110,35 @@ describe('the sample codec', () => {
       expect(expected).toBeInstanceOf(StoredSampleCorruptError);
       expect(() => createSampleDecoder()(row)).toThrow(expected.message);
     }
+  });
+
+  test('a toolset cache decodes each distinct tool once and gives the lists decodeSample gives', () => {
+    const cache = new ToolsetCache();
+    // Lists made of the same three tools in different orders and combinations, as PostgreSQL's jsonb writes them.
+    const lists = [[0, 1], [1, 0], [2], [0, 1, 2], []].map((picks) => picks.flatMap((n) => tools(n)));
+    const decoded = lists.map((list) => {
+      const stored = encodeSample({ ...sample(1), tools: list });
+      // jsonb's spacing (`{"a": 1, "b": 2.0}`); no string in these tools holds `":` or `,"`.
+      const jsonb = stored.toolsJson.replaceAll('":', '": ').replaceAll(',"', ', "').replaceAll('},{', '}, {');
+      const out = cache.decodeTools(jsonb)!;
+      expect(out).toEqual(decodeSample(stored).tools);
+      // Rendered from the shared tools, the prompt's tool lines are what the list's own copy renders.
+      expect(renderToolLines(out)).toBe(renderToolLines(decodeSample(stored).tools));
+      return out;
+    });
+    expect(decoded[1]![1]).toBe(decoded[0]![0]);
+    expect(decoded[3]![2]).toBe(decoded[2]![0]);
+    for (const tool of decoded[3]!) {
+      expect(isSharedTool(tool)).toBe(true);
+      expect(Object.isFrozen(tool.parameters!.properties)).toBe(true);
+    }
+    // A list with a tool that does not parse or check is left to the general decoder, which reports it.
+    expect(cache.decodeTools('[{"name": "ok"}, {"name": ""}]')).toBeUndefined();
+    expect(cache.decodeTools('[{"name": "ok"}, {"name": 1]')).toBeUndefined();
+    expect(cache.decodeTools('{"name": "ok"}')).toBeUndefined();
+    // Bounded: a cache with room for one tool still decodes every list the same.
+    const small = new ToolsetCache(1);
+    for (const list of lists)
+      expect(small.decodeTools(encodeSample({ ...sample(1), tools: list }).toolsJson)).toEqual(list);
   });
 });

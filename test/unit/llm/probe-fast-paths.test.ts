@@ -7,10 +7,10 @@ import { createHttpTransport } from '../../../activities/llm/http-fetch.js';
 import { createJsonPost } from '../../../activities/llm/json-post.js';
 import { fitsPolicyCompletion } from '../../../activities/llm/policy-chat.js';
 import { onAbort } from '../../../activities/llm/abort.js';
-import { decodePageSamples, ToolsetCache } from '../../../activities/stage-batch.js';
+import { decodePageSamples } from '../../../activities/stage-batch.js';
 import { checkModelResponse, PolicyCompletion } from '../../../core/schemas/model-response.js';
 import type { Sample } from '../../../core/schemas/sample.js';
-import { decodeSample, encodeSample, StoredSampleCorruptError } from '../../../db/sample-codec.js';
+import { decodeSample, encodeSample, StoredSampleCorruptError, ToolsetCache } from '../../../db/sample-codec.js';
 import type { PageSample } from '../../../db/queries/stage-batches.js';
 
 /**

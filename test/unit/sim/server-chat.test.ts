@@ -142,3 +142,91 @@ describe('the sim policy, asked with the policy prompt and no tools', () => {
       );
   });
 });
+
+describe('sim server API key', () => {
+  test('as vLLM: /v1 needs `Bearer <key>` (the scheme in any case, the key exact), /health stays open', async () => {
+    const keyed = await startSimServer({ apiKey: 'k 1', bfclDir: false });
+    try {
+      const status = async (path: string, authorization?: string) =>
+        (await fetch(`${keyed.url}${path}`, authorization === undefined ? {} : { headers: { authorization } })).status;
+      expect(await status('/v1/models', 'Bearer k 1')).toBe(200);
+      expect(await status('/v1/models', 'bEaReR k 1')).toBe(200);
+      expect(await status('/v1/models')).toBe(401);
+      expect(await status('/v1/models', 'Bearer')).toBe(401);
+      expect(await status('/v1/models', 'Bearer k')).toBe(401);
+      expect(await status('/v1/models', 'Bearer  k 1')).toBe(401);
+      expect(await status('/v1/models', 'Basic k 1')).toBe(401);
+      expect(await status('/health')).toBe(200);
+      expect(keyed.stats().routes['GET /v1/models']).toEqual({ requests: 7, withKey: 2, rejected: 5 });
+      expect(keyed.stats().routes['GET /health']).toEqual({ requests: 1, withKey: 0, rejected: 0 });
+    } finally {
+      await keyed.close();
+    }
+  });
+});
+
+describe('the sim’s batch route (vLLM’s /v1/chat/completions/batch)', () => {
+  const post = (server: SimServer, path: string, body: Record<string, unknown>) =>
+    fetch(`${server.baseURL}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: server.policyModel, temperature: 0, max_tokens: 256, ...body }),
+    });
+  const samples = generateSeedData({ count: 6, seed: 5, wrongLabelRate: 0.3 }).map((seed) => seed.sample);
+
+  test('answers each conversation as the single route does, indexed in order, the usage summed', async () => {
+    const server = await startSimServer({ bfclDir: false });
+    try {
+      const singles = [];
+      for (const sample of samples) {
+        const response = await post(server, '/chat/completions', { messages: policyPrompt(sample), logprobs: true });
+        singles.push((await response.json()) as { choices: Record<string, unknown>[]; usage: Record<string, number> });
+      }
+      const response = await post(server, '/chat/completions/batch', {
+        messages: samples.map((sample) => policyPrompt(sample)),
+        logprobs: true,
+      });
+      expect(response.status).toBe(200);
+      const batch = (await response.json()) as { choices: Record<string, unknown>[]; usage: Record<string, number> };
+      expect(batch.choices).toEqual(singles.map((single, index) => ({ ...single.choices[0], index })));
+      for (const key of ['prompt_tokens', 'completion_tokens', 'total_tokens'])
+        expect(batch.usage[key]).toBe(singles.reduce((sum, single) => sum + single.usage[key]!, 0));
+      // Counted as model requests per conversation, and as one request of its route.
+      expect(server.stats().requests.byRole.policy).toBe(samples.length * 2);
+      expect(server.stats().routes['POST /v1/chat/completions/batch']?.requests).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('refuses the whole batch for one conversation it cannot serve, and what vLLM refuses there', async () => {
+    const server = await startSimServer({ bfclDir: false, maxModelLen: 600 });
+    try {
+      const long = { ...samples[0]!, messages: [{ role: 'user' as const, content: 'x'.repeat(4000) }] };
+      const refused = await post(server, '/chat/completions/batch', {
+        messages: [policyPrompt(samples[1]!), policyPrompt(long)],
+      });
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toContain(
+        'maximum context length',
+      );
+      for (const bad of [{ messages: [] }, { messages: [[]], stream: true }, { messages: [[]], tools: [] }, { n: 2 }])
+        expect(
+          (await post(server, '/chat/completions/batch', { messages: [policyPrompt(samples[1]!)], ...bad })).status,
+        ).toBe(400);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('without the route (an older vLLM) it is 404 Not Found', async () => {
+    const server = await startSimServer({ bfclDir: false, batchRoute: false });
+    try {
+      const response = await post(server, '/chat/completions/batch', { messages: [policyPrompt(samples[0]!)] });
+      expect(response.status).toBe(404);
+      expect(await response.json()).toEqual({ detail: 'Not Found' });
+    } finally {
+      await server.close();
+    }
+  });
+});

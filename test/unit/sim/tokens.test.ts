@@ -38,6 +38,15 @@ describe('pseudo-tokens and their logprobs', () => {
       }
   });
 
+  test('a lone token takes the mean itself: each digit pattern around the three-digit tables prints as String() does', () => {
+    // One token's logprob is the mean to the millionth, so each of these lands on the number written.
+    const means = [0, -0.000001, -0.000999, -0.001, -0.00101, -0.01, -0.1, -0.12, -0.123, -0.1234, -0.5, -0.999999];
+    for (const mean of [...means, -1, -1.000001, -1.5, -2.000999, -12.3, -100]) {
+      const json = tokenLogprobsJson(['x'], mean, 'k');
+      expect(json).toBe(`[{"token":"x","bytes":[120],"logprob":${String(mean)},"top_logprobs":[]}]`);
+    }
+  });
+
   test('the JSON the server writes holds the same entries as the object form, alternatives included when asked', () => {
     const tokens = pseudoTokens(text);
     expect(JSON.parse(tokenLogprobsJson(tokens, -0.2, 'k'))).toEqual(tokenLogprobs(tokens, -0.2, 'k'));
