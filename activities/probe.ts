@@ -236,9 +236,15 @@ export function createProbeActivities(deps: ActivityDeps) {
           group.length < 2
             ? undefined
             : await callModel(endpoints, signal, `probe of ${group.length} samples from ${first}`, async (endpoint) => {
-                // Before the server's context is known, samples go one at a time: the first count learns it.
-                const context = input.contextTokens ?? knownServerContext(endpoint);
-                if (context === undefined || !mayHaveBatchRoute(endpoint)) return undefined;
+                if (!mayHaveBatchRoute(endpoint)) return undefined;
+                let context = input.contextTokens ?? knownServerContext(endpoint);
+                if (context === undefined) {
+                  // The server's context is learned from its count of a prompt (null: it cannot count), as a single
+                  // request learns it; which samples go in a batch then never depends on which request came first.
+                  const [{ shown, prompt }] = group as [Asked];
+                  await countPromptTokens(endpoint, { model: input.policy.model, sample: shown, prompt, signal });
+                  context = knownServerContext(endpoint) ?? null;
+                }
                 const limit = limitWithin(context);
                 const fit = group.filter((asked) => promptTokenUpperBound(asked.shown, asked.prompt) <= limit);
                 if (fit.length < 2) return undefined;

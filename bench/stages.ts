@@ -10,8 +10,8 @@ import { DefaultLogger } from '@temporalio/worker';
 import type pg from 'pg';
 import { createActivityDeps } from '../activities/deps.js';
 import { createProbeActivities, type ProbeBatchResult } from '../activities/probe.js';
-import { ProbeConfig } from '../core/config.js';
-import type { ProbeBatchInput, SeqRange } from '../core/inputs.js';
+import { LoopConfig, ModelRoleConfig, ProbeConfig } from '../core/config.js';
+import { ProbeBatchInput, type SeqRange } from '../core/inputs.js';
 import { stageFile, versionFromImport } from '../datasets/import.js';
 import { formatTable } from '../client/format.js';
 import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../services/embedded-postgres.js';
@@ -45,24 +45,29 @@ import { measurePhase as phase } from './lib/measure.js';
  *
  * Knobs (environment): BENCH_STAGES_SAMPLES (default 100000), BENCH_STAGES_MILLION (samples of the large run, default
  * 1000000; 0 skips it, and the RSS figure then compares 20k with the largest run made), BENCH_STAGES_BATCH (samples per
- * activity, default 1000), BENCH_STAGES_BATCHES (activities in flight, default 2), BENCH_STAGES_CONCURRENCY (requests in
- * flight, default 64), BENCH_STAGES_PAGE (samples per page, default 250), BENCH_STAGES_CONVERSATIONS (samples per request,
- * default the config's `probe.conversationsPerRequest`; 1: a request per sample), BENCH_STAGES_PROFILE (a folder: the first
- * run's CPU profile of this process is written there; BENCH_SIM_NODE_FLAGS profiles the sim, see bench/lib/stack.ts),
- * BENCH_STAGES_ONLY_FIRST=1 (only the first run).
+ * activity), BENCH_STAGES_BATCHES (activities in flight), BENCH_STAGES_CONCURRENCY (requests in flight),
+ * BENCH_STAGES_PAGE (samples per page), BENCH_STAGES_CONVERSATIONS (samples per request; 1: a request per sample):
+ * unset, each is what a loop config gets by default (`probe.batchSize`, `concurrency.batches`, the policy's
+ * `maxConcurrency`, the probe activity's page size, `probe.conversationsPerRequest`). BENCH_STAGES_PROFILE (a folder:
+ * the first run's CPU profile of this process is written there; BENCH_SIM_NODE_FLAGS profiles the sim, see
+ * bench/lib/stack.ts); BENCH_STAGES_RUNS (only the first n runs).
  */
 const LOOPTOOL_BIN = projectPath('bin', 'looptool.js');
 
 const TOTAL = Number(process.env.BENCH_STAGES_SAMPLES ?? 100_000);
 const MILLION = Number(process.env.BENCH_STAGES_MILLION ?? 1_000_000);
-const BATCH = Number(process.env.BENCH_STAGES_BATCH ?? 1000);
-const BATCHES_IN_FLIGHT = Number(process.env.BENCH_STAGES_BATCHES ?? 2);
-const CONCURRENCY = Number(process.env.BENCH_STAGES_CONCURRENCY ?? 64);
-const PAGE = Number(process.env.BENCH_STAGES_PAGE ?? 250);
-/** Samples per request to the sim (`probe.conversationsPerRequest`; its default, 16, unless set). */
-const CONVERSATIONS = Number(process.env.BENCH_STAGES_CONVERSATIONS ?? ProbeConfig.parse({}).conversationsPerRequest);
+const PROBE_DEFAULTS = ProbeConfig.parse({});
+const BATCH = Number(process.env.BENCH_STAGES_BATCH ?? PROBE_DEFAULTS.batchSize);
+const BATCHES_IN_FLIGHT = Number(
+  process.env.BENCH_STAGES_BATCHES ?? LoopConfig.shape.concurrency.parse(undefined).batches,
+);
+const CONCURRENCY = Number(
+  process.env.BENCH_STAGES_CONCURRENCY ?? ModelRoleConfig.shape.maxConcurrency.parse(undefined),
+);
+const PAGE = Number(process.env.BENCH_STAGES_PAGE ?? ProbeBatchInput.shape.pageSize.parse(undefined));
+const CONVERSATIONS = Number(process.env.BENCH_STAGES_CONVERSATIONS ?? PROBE_DEFAULTS.conversationsPerRequest);
 const PROFILE_DIR = process.env.BENCH_STAGES_PROFILE;
-const ONLY_FIRST = process.env.BENCH_STAGES_ONLY_FIRST === '1';
+const RUNS = Number(process.env.BENCH_STAGES_RUNS ?? Infinity);
 
 /** Probe rate target (issue 14) and the RSS flatness rule: peak RSS of the largest run ≤ this × the 20k run's. */
 const RATE_TARGET = 5_000;
@@ -128,7 +133,7 @@ export async function run(): Promise<Figure[]> {
         inFlight: 1,
       },
     ];
-    for (const [index, spec] of (ONLY_FIRST ? runs.slice(0, 1) : runs).entries())
+    for (const [index, spec] of runs.slice(0, RUNS).entries())
       results.push(await probeRun(pool, spec, index === 0 ? PROFILE_DIR : undefined));
   } finally {
     await pool.end();
