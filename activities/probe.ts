@@ -227,15 +227,15 @@ export function createProbeActivities(deps: ActivityDeps) {
       /**
        * Samples asked together (`conversationsPerRequest`): the ones that surely fit the limit (by their byte length)
        * go in one request to vLLM's batch route; the rest, and all of them where the server has no batch route, refuses
-       * the batch or answers something that is not one completion per conversation, are asked one at a time. Results
-       * in the group's order.
+       * the batch or answers something that is not one completion per conversation, are asked one at a time. One
+       * promise per sample: a sample asked on its own succeeds or fails alone, as without batches.
        */
-      const probeGroup = async (group: Asked[], signal: AbortSignal): Promise<ProbeResultRow[]> => {
+      const probeGroup = (group: Asked[], signal: AbortSignal): Promise<ProbeResultRow>[] => {
         const first = group[0]!.item.sampleId;
         const batched =
           group.length < 2
-            ? undefined
-            : await callModel(endpoints, signal, `probe of ${group.length} samples from ${first}`, async (endpoint) => {
+            ? Promise.resolve(undefined)
+            : callModel(endpoints, signal, `probe of ${group.length} samples from ${first}`, async (endpoint) => {
                 if (!mayHaveBatchRoute(endpoint)) return undefined;
                 let context = input.contextTokens ?? knownServerContext(endpoint);
                 if (context === undefined) {
@@ -274,7 +274,7 @@ export function createProbeActivities(deps: ActivityDeps) {
                   }),
                 );
               });
-        return Promise.all(group.map((asked) => batched?.get(asked.item.sampleId) ?? probeOne(asked, signal)));
+        return group.map(async (asked) => (await batched)?.get(asked.item.sampleId) ?? probeOne(asked, signal));
       };
 
       const counts = await runStageBatch(deps.pool, {
@@ -286,12 +286,7 @@ export function createProbeActivities(deps: ActivityDeps) {
         work: (items, samples, signal) => {
           const size = input.conversationsPerRequest;
           const asked = items.map((item) => askedOf(item, samples.get(item.sampleId)!));
-          // One promise per sample, as the batch loop counts them; the samples of a group settle together.
-          return asked.flatMap((_, at) => {
-            if (at % size !== 0) return [];
-            const group = probeGroup(asked.slice(at, at + size), signal);
-            return asked.slice(at, at + size).map((_, j) => group.then((rows) => rows[j]!));
-          });
+          return asked.flatMap((_, at) => (at % size === 0 ? probeGroup(asked.slice(at, at + size), signal) : []));
         },
         // Results and ledger rows in one statement: one round trip per page.
         writeIsOneStatement: true,

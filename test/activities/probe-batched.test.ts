@@ -20,12 +20,12 @@ afterAll(async () => {
 
 const BATCHED = 16;
 
-async function probe(
+async function inputFor(
   loopName: string,
-  options: { baseURL?: string; conversationsPerRequest: number; contextTokens?: number },
-): Promise<void> {
-  await addLoop(f, loopName);
-  const input: ProbeBatchInput = {
+  conversationsPerRequest: number,
+  options: { baseURL?: string; contextTokens?: number } = {},
+): Promise<ProbeBatchInput> {
+  return {
     loopName,
     iteration: 1,
     versionId: f.seedVersion.id,
@@ -34,10 +34,17 @@ async function probe(
     checker: { mode: 'exact' },
     maxTokens: 1024,
     pageSize: 50,
-    conversationsPerRequest: options.conversationsPerRequest,
+    conversationsPerRequest,
     ...(options.contextTokens ? { contextTokens: options.contextTokens } : {}),
   };
-  await runActivity(f.activities.probeBatch, [input]);
+}
+
+async function probe(
+  loopName: string,
+  options: { baseURL?: string; conversationsPerRequest: number; contextTokens?: number },
+): Promise<void> {
+  await addLoop(f, loopName);
+  await runActivity(f.activities.probeBatch, [await inputFor(loopName, options.conversationsPerRequest, options)]);
 }
 
 /** A loop's probe results in sample order, the columns a batch and a single request must agree on. */
@@ -130,5 +137,18 @@ describe('probing several samples per request', () => {
     } finally {
       await sim.close();
     }
+  });
+
+  test('a batch request that fails (500) fails the activity retryably; the retry writes every result once', async () => {
+    f.sim.faults.add([{ role: 'policy', kind: 'server_error', count: 1 }]);
+    await expect(probe('faulted', { conversationsPerRequest: BATCHED })).rejects.toMatchObject({
+      nonRetryable: false,
+    });
+    const written = (await results('faulted')).length;
+    expect(written).toBeLessThan(f.seeds.length);
+    // The retry (the same activity again) asks only what was not written.
+    await runActivity(f.activities.probeBatch, [await inputFor('faulted', BATCHED)]);
+    const strip = ({ prompt_tokens: _, ...row }: Record<string, unknown>) => row;
+    expect((await results('faulted')).map(strip)).toEqual((await results('single')).map(strip));
   });
 });
