@@ -41,13 +41,16 @@ describe('a loop survives its worker being killed', () => {
 
       const crashy = f.config({ name: 'crashy' });
       const batchSize = crashy.probe.batchSize;
-      // Iteration 1 probes π_1, served as `crashy-iter-1`. Its first 2 × batchSize − 1 requests are answered, every later
-      // one is held unanswered. The probe runs two batches at a time and a batch here is one page (written whole), so
-      // exactly one batch gets all its answers and is written: the two that run first cannot both (that takes 2 ×
-      // batchSize answers), and a third starts only after one of them has. The rest of the probe waits on held requests.
+      // A probe batch (one page) asks its samples `conversationsPerRequest` to a request (vLLM's batch route).
+      const requestsPerBatch = Math.ceil(batchSize / crashy.probe.conversationsPerRequest);
+      // Iteration 1 probes π_1, served as `crashy-iter-1`. Its first 2 × requestsPerBatch − 1 requests are answered,
+      // every later one is held unanswered. The probe runs two batches at a time and a batch here is one page (written
+      // whole), so exactly one batch gets all its answers and is written: the two that run first cannot both (that takes
+      // 2 × requestsPerBatch answers), and a third starts only after one of them has. The rest of the probe waits on held
+      // requests.
       expect(crashy.concurrency.batches).toBe(2);
       f.sim.faults.add([
-        { model: 'crashy-iter-1', kind: 'latency', latencyMs: 0, count: 2 * batchSize - 1 },
+        { model: 'crashy-iter-1', kind: 'latency', latencyMs: 0, count: 2 * requestsPerBatch - 1 },
         { model: 'crashy-iter-1', kind: 'timeout' },
       ]);
       const before = f.sim.stats();

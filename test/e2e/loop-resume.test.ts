@@ -38,10 +38,12 @@ describe('resuming loops that ended without completing', () => {
       const name = 'cut';
       const config = f.config({ name });
       const batchSize = config.probe.batchSize;
+      // A probe batch (one page) asks its samples `conversationsPerRequest` to a request (vLLM's batch route).
+      const requestsPerBatch = Math.ceil(batchSize / config.probe.conversationsPerRequest);
       // π_1 (served as `cut-iter-1`) answers fewer requests than two batches need, then holds every later one: exactly one
       // probe batch is written and the probe is certainly under way when the loop is terminated.
       f.sim.faults.add([
-        { model: `${name}-iter-1`, kind: 'latency', latencyMs: 0, count: 2 * batchSize - 1 },
+        { model: `${name}-iter-1`, kind: 'latency', latencyMs: 0, count: 2 * requestsPerBatch - 1 },
         { model: `${name}-iter-1`, kind: 'timeout' },
       ]);
       const before = f.sim.stats();
