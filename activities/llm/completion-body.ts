@@ -37,10 +37,13 @@ export async function requestCompletionText(
       (await endpoint.client.chat.completions.create(params, { signal: linked }).asResponse()).text(),
     );
   }
-  // Joined as the client's `buildURL` joins a base URL and a path.
+  return endpoint.post(routeUrl(endpoint, 'chat/completions'), JSON.stringify(params), signal);
+}
+
+/** A route of the endpoint's OpenAI base URL, joined as the client's `buildURL` joins a base URL and a path. */
+export function routeUrl(endpoint: Endpoint, path: string): string {
   const base = endpoint.client.baseURL;
-  const url = `${base}${base.endsWith('/') ? '' : '/'}chat/completions`;
-  return endpoint.post(url, JSON.stringify(params), signal);
+  return `${base}${base.endsWith('/') ? '' : '/'}${path}`;
 }
 
 /** A completion body read by {@link parseWithTokenLogprobs}. */

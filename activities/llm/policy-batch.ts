@@ -1,6 +1,7 @@
 import { APIError } from 'openai';
 import type { PolicyPromptMessage } from '../../core/formats/policy-prompt.js';
 import type { ModelUsage } from './calls.js';
+import { routeUrl } from './completion-body.js';
 import type { Endpoint } from './endpoint-pool.js';
 import { PER_SAMPLE_REJECTION, type PolicyReply, readPolicyCompletion, replyOfChoice } from './policy-chat.js';
 
@@ -52,12 +53,10 @@ export async function policyChatBatch(endpoint: Endpoint, request: PolicyBatchRe
   const elapsed = () => Math.round(performance.now() - started);
   request.signal.throwIfAborted();
   if (!endpoint.post) return { kind: 'no_batch_route', latencyMs: 0 };
-  const base = endpoint.client.baseURL;
-  const url = `${base}${base.endsWith('/') ? '' : '/'}chat/completions/batch`;
   let text: string;
   try {
     text = await endpoint.post(
-      url,
+      routeUrl(endpoint, 'chat/completions/batch'),
       JSON.stringify({
         model: request.model,
         messages: request.prompts,
