@@ -541,6 +541,42 @@ export function plainJson(value: unknown, options: { sortKeys: boolean }): strin
   }
 }
 
+/**
+ * A text equal for two values exactly when they are equal JSON (floats apart from ints: `5.0` is not `5`), to key
+ * caches by content; undefined when the value is not plain JSON. A value of only what `JSON.parse` gives (plain
+ * objects and arrays, strings, finite numbers, booleans, null) is keyed by `JSON.stringify`, a few times faster than
+ * {@link plainJson}; any other (one holding a JsonFloat) by plainJson's text, under another first letter, so the two
+ * kinds of key never meet.
+ */
+export function contentKey(value: unknown): string | undefined {
+  if (isNativeJson(value)) return `n${JSON.stringify(value)}`;
+  const plain = plainJson(value, { sortKeys: false });
+  return plain === undefined ? undefined : `p${plain}`;
+}
+
+function isNativeJson(value: unknown): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      // JSON.stringify writes NaN and Infinity as null.
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isNativeJson(value[i])) return false;
+    return true;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  for (const key in value) if (!isNativeJson((value as Record<string, unknown>)[key])) return false;
+  return true;
+}
+
 // Values that are arrays in JSON but carry their own class (the Python-call parser's tuples) expose `items`.
 function arrayLike(v: object): readonly unknown[] | undefined {
   if (Array.isArray(v)) return v;

@@ -1,19 +1,18 @@
 import type pg from 'pg';
 import {
-  sampleToOpenAiChat,
+  sampleToOpenAiChatLine,
   sampleToTrl,
   sampleToVerlRow,
   type Converted,
   type TrlRecord,
   type VerlRow,
 } from '../core/formats/index.js';
-import type { JsonValue } from '../core/json.js';
 import type { Sample } from '../core/schemas/sample.js';
 import type { ExportFormat } from '../core/vocabulary.js';
 import { tooLongSampleIds } from '../db/queries/probe-results.js';
 import { getVersion, streamSamplesInContentOrder } from '../db/queries/versions.js';
 import { createSampleDecoder } from '../db/sample-codec.js';
-import { writeJsonLines, writeVerlParquet } from './writers.js';
+import { writeJsonLines, writeTextLines, writeVerlParquet } from './writers.js';
 
 /**
  * verl routes each row to a reward function by `data_source`; every looptool export uses the one name the LoopTool
@@ -99,9 +98,9 @@ export async function exportVersion(
       );
       break;
     case 'openai-jsonl':
-      summary.written = await writeJsonLines(
+      summary.written = await writeTextLines(
         input.out,
-        converted<JsonValue>((sample) => sampleToOpenAiChat(sample)),
+        converted<string>((sample) => sampleToOpenAiChatLine(sample)),
       );
       break;
   }

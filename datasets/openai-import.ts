@@ -1,5 +1,5 @@
 import { type Converted, toolsFromJson } from '../core/formats/index.js';
-import { plainJson, type JsonValue } from '../core/json.js';
+import { contentKey, type JsonValue } from '../core/json.js';
 import type { FunctionDefinition } from '../core/schemas/function-def.js';
 import { shareToolList } from '../core/schemas/sample.js';
 
@@ -9,8 +9,8 @@ import { shareToolList } from '../core/schemas/sample.js';
  * (core/schemas/sample.ts shareToolList, which also writes its canonical JSON once). Chat exports repeat a handful of
  * tool lists over thousands of records, and checking and writing the tools was over half of a record's conversion.
  *
- * A tool list is known by its JSON text as written (floats as `5.0`, so `5` and `5.0` stay apart); lists that are not
- * plain JSON are read each time. At most `maxToolLists` are kept (then the cache starts over), so memory stays flat on
+ * A tool list is known by its content (core/json.ts contentKey: `5` and `5.0` stay apart); lists that are not plain
+ * JSON are read each time. At most `maxToolLists` are kept (then the cache starts over), so memory stays flat on
  * files whose every record has its own tools.
  */
 export function createToolListReader(
@@ -19,7 +19,7 @@ export function createToolListReader(
   const maxToolLists = options.maxToolLists ?? 1_000;
   const toolLists = new Map<string, Converted<FunctionDefinition[]>>();
   return (value) => {
-    const key = plainJson(value, { sortKeys: false });
+    const key = contentKey(value);
     if (key === undefined) return toolsFromJson(value);
     let tools = toolLists.get(key);
     if (tools === undefined) {

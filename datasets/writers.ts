@@ -4,7 +4,7 @@ import { fileWriter, ParquetWriter } from 'hyparquet-writer';
 import type { SchemaElement } from 'hyparquet-writer';
 import { stringifyJson, type JsonValue } from '../core/json.js';
 import { sampleToLoopTool } from '../core/formats/looptool.js';
-import { sampleToOpenAiChat } from '../core/formats/openai-chat.js';
+import { sampleToOpenAiChatLine } from '../core/formats/openai-chat.js';
 import type { Converted } from '../core/formats/rejection.js';
 import { sampleToTrl } from '../core/formats/trl.js';
 import { sampleToVerlRow, type VerlRow } from '../core/formats/verl.js';
@@ -23,14 +23,23 @@ export async function writeJsonLines(
   file: string,
   records: AsyncIterable<JsonValue | object> | Iterable<JsonValue | object>,
 ): Promise<number> {
+  return writeTextLines(file, jsonTexts(records));
+}
+
+async function* jsonTexts(records: AsyncIterable<JsonValue | object> | Iterable<JsonValue | object>) {
+  for await (const record of records) yield stringifyJson(record);
+}
+
+/** Writes lines of text already written (each a record's JSON, no newline in it) to a file; returns how many. */
+export async function writeTextLines(file: string, lines: AsyncIterable<string> | Iterable<string>): Promise<number> {
   const stream = createWriteStream(file, { encoding: 'utf8' });
   let count = 0;
   // Lines are handed to the stream some 64 KB at a time: a write (and its promise) per record cost more than the
   // records' own text at a hundred thousand records.
   let buffered = '';
   try {
-    for await (const record of records) {
-      buffered += `${stringifyJson(record)}\n`;
+    for await (const line of lines) {
+      buffered += `${line}\n`;
       count++;
       if (buffered.length >= 1 << 16) {
         await write(stream, buffered);
@@ -75,7 +84,7 @@ export async function writeVerlParquet(
   options: { rowGroupSize?: number } = {},
 ): Promise<number> {
   const rowGroupSize = options.rowGroupSize ?? 10_000;
-  const writer = new ParquetWriter({ writer: fileWriter(file), schema: VERL_SCHEMA });
+  const writer = new ParquetWriter({ writer: fileWriter(file), schema: VERL_SCHEMA, statistics: false });
   let group: VerlRow[] = [];
   let count = 0;
   const flush = async (): Promise<void> => {
@@ -151,7 +160,7 @@ export async function exportSamples(options: {
       written = await writeJsonLines(options.file, converted(sampleToTrl));
       break;
     case 'openai-jsonl':
-      written = await writeJsonLines(options.file, converted(sampleToOpenAiChat));
+      written = await writeTextLines(options.file, converted(sampleToOpenAiChatLine));
       break;
     case 'looptool-jsonl':
       written = await writeJsonLines(

@@ -5,8 +5,7 @@
  * for the reward endpoint (`bfcl_ast` needs their parameter types). The parquet file itself is written outside core/
  * (datasets/writers.ts); this builds one row.
  */
-import { stringifyJson } from '../json.js';
-import { sampleId, type Sample } from '../schemas/sample.js';
+import { sampleId, toolListText, type Sample } from '../schemas/sample.js';
 import { renderOutput } from './looptool.js';
 import { policyPrompt, type PolicyPromptMessage } from './policy-prompt.js';
 import { accept, type Converted } from './rejection.js';
@@ -28,6 +27,6 @@ export function sampleToVerlRow(input: { sample: Sample; index: number; dataSour
     prompt: policyPrompt(input.sample),
     ability: 'tool_call',
     reward_model: { style: 'rule', ground_truth: label.value },
-    extra_info: { index: input.index, sample_id: sampleId(input.sample), tools: stringifyJson(input.sample.tools) },
+    extra_info: { index: input.index, sample_id: sampleId(input.sample), tools: toolListText(input.sample.tools) },
   });
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { contentHash, sha256Hex } from '../hash.js';
-import { canonicalJson, plainJson } from '../json.js';
+import { canonicalJson, plainJson, stringifyJson } from '../json.js';
 import { FunctionDefinition } from './function-def.js';
 import { ChatMessage } from './messages.js';
 import { AcceptableCall, ToolCall } from './tool-call.js';
@@ -111,6 +111,20 @@ export function isSharedToolList(tools: readonly FunctionDefinition[]): boolean 
 /** A tool list's canonical JSON when it is plain (see {@link sampleJson}), written once for a shared list. */
 export function toolListJson(tools: readonly FunctionDefinition[]): string | undefined {
   return sharedToolLists.has(tools) ? sharedToolLists.get(tools) : plainJson(tools, CANONICAL);
+}
+
+/** Shared tool lists' JSON as written, keys in their order (what `stringifyJson(tools)` writes), each written once. */
+const sharedToolListTexts = new WeakMap<readonly FunctionDefinition[], string>();
+
+/**
+ * A tool list's JSON text, keys in their order, as `stringifyJson(tools)` writes it: written once for a shared list
+ * (frozen, so the text cannot go stale), which every exported verl row of its samples carries.
+ */
+export function toolListText(tools: readonly FunctionDefinition[]): string {
+  if (!sharedToolLists.has(tools)) return stringifyJson(tools);
+  let text = sharedToolListTexts.get(tools);
+  if (text === undefined) sharedToolListTexts.set(tools, (text = stringifyJson(tools)));
+  return text;
 }
 
 /** A tool list's canonical JSON, NaN and all (what `canonicalJson(tools)` writes). */

@@ -11,13 +11,14 @@ import {
   sampleToBfclRecords,
   sampleToLoopTool,
   sampleToOpenAiChat,
+  sampleToOpenAiChatLine,
   sampleToTrl,
   sampleToVerlRow,
   shareGptToSamples,
   type Converted,
 } from '../../../core/formats/index.js';
 import { JsonFloat, parseJson, stringifyJson, type JsonValue } from '../../../core/json.js';
-import { sampleId, type Sample } from '../../../core/schemas/sample.js';
+import { sampleId, shareToolList, toolListText, type Sample } from '../../../core/schemas/sample.js';
 
 const DATA = fileURLToPath(new URL('../../../data/bfcl/', import.meta.url));
 
@@ -148,6 +149,20 @@ describe('OpenAI chat records', () => {
     }
   });
 
+  test("a sample's chat line is the JSON text of its record, whether its tool list is shared (text kept) or not", () => {
+    for (const sample of ok(openAiChatToSamples(chatRecord, { split: 'each' }))) {
+      const expected = stringifyJson(ok(sampleToOpenAiChat(sample)));
+      expect(ok(sampleToOpenAiChatLine(sample))).toBe(expected);
+      const shared: Sample = { ...sample, tools: shareToolList(structuredClone(sample.tools)) };
+      expect(ok(sampleToOpenAiChatLine(shared))).toBe(expected);
+      // The kept text of the shared list, and a different list with the same tools gets its own.
+      expect(ok(sampleToOpenAiChatLine(shared))).toBe(expected);
+      expect(ok(sampleToOpenAiChatLine({ ...sample, tools: sample.tools.slice(1) }))).toBe(
+        stringifyJson(ok(sampleToOpenAiChat({ ...sample, tools: sample.tools.slice(1) }))),
+      );
+    }
+  });
+
   test('rejects bad arguments and bad roles with the field path', () => {
     const badArgs = json(
       '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]}',
@@ -171,6 +186,7 @@ describe('OpenAI chat records', () => {
       target: { kind: 'acceptable', calls: [{ name: 'f', arguments: { a: [1, 2] } }] },
     };
     expect(sampleToOpenAiChat(sample)).toMatchObject({ ok: false, rejection: { field: 'target' } });
+    expect(sampleToOpenAiChatLine(sample)).toMatchObject({ ok: false, rejection: { field: 'target' } });
   });
 });
 
@@ -332,5 +348,27 @@ describe('verl rows', () => {
     // A multi-turn history is turns of its own, the first system prompt LoopTool's instruction.
     expect(row.prompt.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user', 'assistant', 'user']);
     expect(row.prompt[0]).toEqual({ role: 'system', content: looptoolRecord.instruction });
+  });
+
+  test("carry a shared tool list's kept text, the same as the text of an equal list that is not shared", () => {
+    const sample = ok(loopToolToSample(looptoolRecord as unknown as JsonValue));
+    // Made twice, as equal lists (structuredClone would turn the JsonFloat into a plain object).
+    const toolList = () =>
+      [
+        ...structuredClone(sample.tools),
+        {
+          name: 'scale',
+          description: 'a float default stays a float',
+          parameters: { type: 'dict', properties: { factor: { type: 'float', default: new JsonFloat(2) } } },
+        },
+      ] as Sample['tools'];
+    const tools = toolList();
+    const expected = stringifyJson(tools);
+    expect(expected).toContain('"default":2.0');
+    expect(toolListText(tools)).toBe(expected);
+    const shared = shareToolList(toolList());
+    const row = ok(sampleToVerlRow({ sample: { ...sample, tools: shared }, index: 0 }));
+    expect(row.extra_info.tools).toBe(expected);
+    expect(toolListText(shared)).toBe(expected);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import {
   canonicalJson,
+  contentKey,
   formatFloat,
   isJsonFloat,
   isJsonInt,
@@ -197,5 +198,37 @@ describe('jsonArrayElementTexts', () => {
       }
     }
     expect(arrays).toBeGreaterThan(300);
+  });
+});
+
+describe('contentKey', () => {
+  test('equal keys exactly for equal JSON: ints apart from floats, parsed natively or losslessly', () => {
+    const texts = [
+      '[1, 2]',
+      '[1.0, 2]',
+      '[1.5, 2]',
+      '{"a": 1, "b": [true, null, "x"]}',
+      '{"a": 1.0, "b": [true, null, "x"]}',
+      '{"a": "1.0", "b": [true, null, "x"]}',
+      '{"b": [true, null, "x"], "a": 1}',
+      '{"value": 1.5}',
+      '{"__proto__": {"a": 1}}',
+      '"[1.0, 2]"',
+      '[NaN]',
+      '[null]',
+    ];
+    const keys = texts.map((text) => contentKey(parsed(text)));
+    // Two parses of one text give one key; different texts (different content or key order) different keys.
+    expect(texts.map((text) => contentKey(parsed(text)))).toEqual(keys);
+    expect(new Set(keys).size).toBe(texts.length);
+    // A float written as a plain number (what JSON.parse gives for 1.5) and as a JsonFloat are keyed apart, never mixed
+    // up with an object that has a `value` key.
+    expect(contentKey([1.5])).not.toBe(contentKey([new JsonFloat(1.5)]));
+    expect(contentKey({ value: 1.5 })).not.toBe(contentKey(new JsonFloat(1.5)));
+    // Not plain JSON (NaN, a float too large, not JSON at all): no key, so a cache reads such a value each time.
+    expect(contentKey(parsed('[NaN]'))).toBeUndefined();
+    expect(contentKey(parsed('[1e400]'))).toBeUndefined();
+    expect(contentKey([Number.NaN])).toBeUndefined();
+    expect(contentKey([() => 1])).toBeUndefined();
   });
 });
