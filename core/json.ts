@@ -423,10 +423,11 @@ export interface StringifyOptions {
  * `NaN`/`Infinity`, as Python writes them.
  */
 export function stringifyJson(value: unknown, options: StringifyOptions = {}): string {
-  // Compact, non-ASCII-escaped text of a plain value (every sample's JSON on import and export) is written by one
-  // recursive pass with string concatenation; the general writer below defines the output and writes the rest.
-  if (options.separators !== 'python' && !options.asciiOnly) {
-    const plain = plainJson(value, { sortKeys: options.sortKeys ?? false });
+  // Non-ASCII-escaped text of a plain value (every sample's JSON on import and export, Python-spaced tool calls in
+  // prompts and labels) is written by one recursive pass with string concatenation; the general writer below defines
+  // the output and writes the rest.
+  if (!options.asciiOnly) {
+    const plain = plainJson(value, { sortKeys: options.sortKeys ?? false, separators: options.separators });
     if (plain !== undefined) return plain;
   }
   return stringifyJsonFull(value, options);
@@ -467,7 +468,7 @@ export function stringifyJsonFull(value: unknown, options: StringifyOptions = {}
 /** Thrown inside {@link writePlain} when a value is outside the plain subset; caught by its callers. */
 const NOT_PLAIN: unique symbol = Symbol('not plain JSON');
 
-function writePlain(value: unknown, sortKeys: boolean): string {
+function writePlain(value: unknown, sortKeys: boolean, python: boolean): string {
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value);
@@ -490,9 +491,9 @@ function writePlain(value: unknown, sortKeys: boolean): string {
   if (Array.isArray(value)) {
     let out = '[';
     for (let i = 0; i < value.length; i++) {
-      if (i > 0) out += ',';
+      if (i > 0) out += python ? ', ' : ',';
       // A hole or undefined item reads as undefined and is thrown out to the general writer, which defines both.
-      out += writePlain(value[i], sortKeys);
+      out += writePlain(value[i], sortKeys, python);
     }
     return `${out}]`;
   }
@@ -519,22 +520,25 @@ function writePlain(value: unknown, sortKeys: boolean): string {
     if (key === 'jsonArrayItems') throw NOT_PLAIN;
     const item = record[key];
     if (item === undefined) continue;
-    if (!first) out += ',';
+    if (!first) out += python ? ', ' : ',';
     first = false;
     out += JSON.stringify(key);
-    out += ':';
-    out += writePlain(item, sortKeys);
+    out += python ? ': ' : ':';
+    out += writePlain(item, sortKeys, python);
   }
   return `${out}}`;
 }
 
 /**
- * The JSON text of a plain, finite value (canonical when `sortKeys`, else compact in insertion order), or undefined
- * when the value holds anything else (NaN or Infinity included), which the general writer ({@link stringifyJsonFull}) writes.
+ * The JSON text of a plain, finite value (canonical when `sortKeys`, else in insertion order; compact, or with
+ * Python's `, ` and `: ` when `separators` is `python`), or undefined when the value holds anything else (NaN or Infinity included), which the general writer ({@link stringifyJsonFull}) writes.
  */
-export function plainJson(value: unknown, options: { sortKeys: boolean }): string | undefined {
+export function plainJson(
+  value: unknown,
+  options: { sortKeys: boolean; separators?: JsonSeparators | undefined },
+): string | undefined {
   try {
-    return writePlain(value, options.sortKeys);
+    return writePlain(value, options.sortKeys, options.separators === 'python');
   } catch (err) {
     if (err === NOT_PLAIN) return undefined;
     throw err;

@@ -12,7 +12,7 @@ import type { ParsedCall } from '../parse/types.js';
 import type { FunctionDefinition } from '../schemas/function-def.js';
 import type { ChatMessage } from '../schemas/messages.js';
 import type { ToolCall } from '../schemas/tool-call.js';
-import { Sample, type Target } from '../schemas/sample.js';
+import { isSharedToolList, Sample, type Target } from '../schemas/sample.js';
 import { toolsFromJson } from './openai-chat.js';
 import {
   IM_END,
@@ -135,10 +135,31 @@ export function loopToolToSample(record: JsonValue): Converted<Sample> {
 export function renderInstruction(sample: Sample): string {
   const first = sample.messages[0];
   const system = first?.role === 'system' ? first.content : '';
+  if (!isSharedToolList(sample.tools)) return instructionWith(system, sample.tools);
+  let bySystem = renderedInstructions.get(sample.tools);
+  if (!bySystem) renderedInstructions.set(sample.tools, (bySystem = new Map()));
+  let instruction = bySystem.get(system);
+  if (instruction === undefined) {
+    instruction = instructionWith(system, sample.tools);
+    if (bySystem.size < MAX_SYSTEMS_PER_TOOL_LIST) bySystem.set(system, instruction);
+  }
+  return instruction;
+}
+
+/**
+ * Instructions of shared tool lists (frozen: core/schemas/sample.ts shareToolList) by system text, each rendered once:
+ * the samples of a toolset (an export's, a probe's) mostly share their system text too, and then share one string, the
+ * longest of their prompt (a parquet writer finds it repeated by identity, not by reading it).
+ */
+const renderedInstructions = new WeakMap<readonly FunctionDefinition[], Map<string, string>>();
+/** Distinct system texts kept per tool list; past them an instruction is rendered each time. */
+const MAX_SYSTEMS_PER_TOOL_LIST = 16;
+
+function instructionWith(system: string, tools: readonly FunctionDefinition[]): string {
   // A function, so a `$&` or `$$` in a tool description is copied, not read as a replacement pattern.
-  if (system.includes(TOOLS_SLOT)) return system.replace(TOOLS_SLOT, () => renderToolsBlock(sample.tools));
-  if (sample.tools.length === 0) return system;
-  return system ? `${system}\n\n${renderToolsSection(sample.tools)}` : renderToolsSection(sample.tools);
+  if (system.includes(TOOLS_SLOT)) return system.replace(TOOLS_SLOT, () => renderToolsBlock(tools));
+  if (tools.length === 0) return system;
+  return system ? `${system}\n\n${renderToolsSection(tools)}` : renderToolsSection(tools);
 }
 
 /** The history as LoopTool stores it: template turns without the outermost `<|im_start|>user\n` and final `<|im_end|>\n`. */

@@ -12,6 +12,8 @@ import {
 // write exactly what the general writer (stringifyJsonFull) writes.
 const fullCanonicalJson = (value: unknown) => stringifyJsonFull(value, { sortKeys: true });
 const fullStringifyJson = (value: unknown) => stringifyJsonFull(value);
+// Python's `json.dumps` spacing (core/formats/qwen.ts writes tool calls with it), sorted and not.
+const PYTHON = [{ separators: 'python' }, { separators: 'python', sortKeys: true }] as const;
 
 /** A tuple as the Python-call parser makes them: written as an array by core/json.ts. */
 class Tuple {
@@ -66,6 +68,7 @@ describe('the plain JSON writer writes what the general writer writes', () => {
   test.each(VALUES.map((value, index) => [index, value]))('value %i', (_, value) => {
     expect(canonicalJson(value)).toBe(fullCanonicalJson(value));
     expect(stringifyJson(value)).toBe(fullStringifyJson(value));
+    for (const options of PYTHON) expect(stringifyJson(value, options)).toBe(stringifyJsonFull(value, options));
   });
 
   test('values core/json.ts refuses are refused with the same error', () => {
@@ -92,6 +95,9 @@ describe('the plain JSON writer writes what the general writer writes', () => {
     expect(plainJson([new JsonFloat(Number.POSITIVE_INFINITY)], { sortKeys: false })).toBeUndefined();
     expect(plainJson(1e21, { sortKeys: false })).toBeUndefined();
     expect(plainJson({ b: [new JsonFloat(1)], a: 1 }, { sortKeys: true })).toBe('{"a":1,"b":[1.0]}');
+    expect(plainJson({ b: [new JsonFloat(1), 'x'], a: 1 }, { sortKeys: false, separators: 'python' })).toBe(
+      '{"b": [1.0, "x"], "a": 1}',
+    );
   });
 
   test('random nested values agree', () => {
@@ -112,6 +118,7 @@ describe('the plain JSON writer writes what the general writer writes', () => {
       const value = make(0);
       expect(canonicalJson(value)).toBe(fullCanonicalJson(value));
       expect(stringifyJson(value)).toBe(fullStringifyJson(value));
+      for (const options of PYTHON) expect(stringifyJson(value, options)).toBe(stringifyJsonFull(value, options));
     }
   });
 });

@@ -15,7 +15,7 @@ import {
 } from '../../../core/formats/index.js';
 import { JsonFloat, parseJson, type JsonValue } from '../../../core/json.js';
 import type { FunctionDefinition } from '../../../core/schemas/function-def.js';
-import type { Sample } from '../../../core/schemas/sample.js';
+import { shareToolList, type Sample } from '../../../core/schemas/sample.js';
 
 function ok<T>(result: Converted<T>): T {
   if (!result.ok) throw new Error(`${result.rejection.field}: ${result.rejection.reason}`);
@@ -156,6 +156,19 @@ describe('policyPrompt', () => {
     expect(policyPrompt(sample)[0]!.content).toBe(
       `A <tools>\n{"type": "function", "function": {"name": "price", "description": "Costs $$5, see $& and $'"}}\n</tools> B`,
     );
+  });
+
+  test('a shared tool list renders what an unshared one does, for each of many system texts, the slot included', () => {
+    const systems = ['', 'Be brief.', 'A <tools>\n</tools> B', ...Array.from({ length: 20 }, (_, i) => `System ${i}.`)];
+    const shared = shareToolList(structuredClone(OPENAI_WITH_SYSTEM.tools));
+    for (const round of [1, 2]) {
+      for (const system of systems) {
+        const messages = OPENAI_WITH_SYSTEM.messages.slice(1);
+        const sample: Sample = { ...OPENAI_WITH_SYSTEM, messages: [{ role: 'system', content: system }, ...messages] };
+        const expected = policyPrompt(sample);
+        expect(policyPrompt({ ...sample, tools: shared }), `${system} (round ${round})`).toEqual(expected);
+      }
+    }
   });
 
   test('has no system message only when there is neither system text nor a tool', () => {
