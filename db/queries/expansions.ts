@@ -1,7 +1,7 @@
 import type { Queryable } from '../tx.js';
 import type { ErrorVerdict, ExpansionStatus } from '../../core/vocabulary.js';
 import type { SeqRange } from '../../core/inputs.js';
-import { type BatchItem, insertStageRows, type ProducedBy, type StageKey } from './stage-batches.js';
+import { type BatchItem, insertStageRows, type ProducedBy, stageRowsOf, type StageKey } from './stage-batches.js';
 
 export interface ExpansionSeed extends BatchItem {
   verdict: ErrorVerdict;
@@ -31,10 +31,9 @@ export async function pendingExpansionSeeds(
     `SELECT s.seq, j.sample_id, j.verdict, j.error_analysis, j.corrected_sample_id, p.parsed_calls::text AS parsed_calls, p.raw_output,
             coalesce((SELECT array_agg(e.k ORDER BY e.k) FROM expansions e
                       WHERE e.loop_name = j.loop_name AND e.iteration = j.iteration AND e.seed_sample_id = j.sample_id), '{}') AS done_k
-     FROM judgements j JOIN samples s ON s.id = j.sample_id
-     JOIN probe_results p ON p.loop_name = j.loop_name AND p.iteration = j.iteration AND p.sample_id = j.sample_id
-     WHERE j.loop_name = $1::text AND j.iteration = $2::int AND j.verdict IN ('pred_wrong', 'label_wrong') AND j.consensus
-       AND s.seq > $3::bigint AND s.seq <= $4::bigint
+     FROM samples s ${stageRowsOf('judgements', 'j', 'sample_id', 's.id')}
+     ${stageRowsOf('probe_results', 'p', 'sample_id', 's.id')}
+     WHERE s.seq > $3::bigint AND s.seq <= $4::bigint AND j.verdict IN ('pred_wrong', 'label_wrong') AND j.consensus
        AND (SELECT count(*) FROM expansions e WHERE e.loop_name = j.loop_name AND e.iteration = j.iteration AND e.seed_sample_id = j.sample_id) < $5::int
      ORDER BY s.seq LIMIT $6::int`,
     [input.loopName, input.iteration, input.afterSeq, input.lastSeq, input.k, input.limit],

@@ -5,7 +5,9 @@ import {
   type BatchItem,
   insertStageRows,
   JUDGEABLE_PROBE_RESULT,
+  ONE_LOOKUP_PER_ROW,
   type ProducedBy,
+  stageRowsOf,
   type StageKey,
 } from './stage-batches.js';
 
@@ -30,10 +32,11 @@ export async function pendingJudgeItems(
     error: string | null;
   }>(
     `SELECT s.seq, p.sample_id, p.outcome, p.parsed_calls::text AS parsed_calls, p.raw_output, p.error
-     FROM probe_results p JOIN samples s ON s.id = p.sample_id
-     WHERE p.loop_name = $1::text AND p.iteration = $2::int AND ${JUDGEABLE_PROBE_RESULT}
-       AND s.seq > $3::bigint AND s.seq <= $4::bigint
-       AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.loop_name = p.loop_name AND j.iteration = p.iteration AND j.sample_id = p.sample_id)
+     FROM samples s ${stageRowsOf('probe_results', 'p', 'sample_id', 's.id')}
+     WHERE s.seq > $3::bigint AND s.seq <= $4::bigint AND ${JUDGEABLE_PROBE_RESULT}
+       AND NOT EXISTS (SELECT 1 FROM judgements j
+                       WHERE j.loop_name = p.loop_name AND j.iteration = p.iteration AND j.sample_id = p.sample_id
+                       ${ONE_LOOKUP_PER_ROW})
      ORDER BY s.seq LIMIT $5::int`,
     [input.loopName, input.iteration, input.afterSeq, input.lastSeq, input.limit],
   );

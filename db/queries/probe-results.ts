@@ -2,7 +2,13 @@ import type { Queryable } from '../tx.js';
 import type { ProbeOutcome } from '../../core/vocabulary.js';
 import type { SeqRange } from '../../core/inputs.js';
 import type { ModelCallRow } from './model-calls.js';
-import { type BatchItem, insertStageRows, type ProducedBy, type StageKey } from './stage-batches.js';
+import {
+  type BatchItem,
+  insertStageRows,
+  ONE_LOOKUP_PER_ROW,
+  type ProducedBy,
+  type StageKey,
+} from './stage-batches.js';
 import { insertRowsStatement } from './unnest.js';
 
 /**
@@ -18,7 +24,8 @@ export async function pendingProbeItems(
     `SELECT m.sample_seq AS seq, s.id AS sample_id
      FROM dataset_members m JOIN samples s ON s.seq = m.sample_seq
      WHERE m.version_id = $1::bigint AND m.sample_seq > $2::bigint AND m.sample_seq <= $3::bigint
-       AND NOT EXISTS (SELECT 1 FROM probe_results p WHERE p.loop_name = $4::text AND p.iteration = $5::int AND p.sample_id = s.id)
+       AND NOT EXISTS (SELECT 1 FROM probe_results p
+                       WHERE p.loop_name = $4::text AND p.iteration = $5::int AND p.sample_id = s.id ${ONE_LOOKUP_PER_ROW})
      ORDER BY m.sample_seq LIMIT $6::int`,
     [input.versionId, input.afterSeq, input.lastSeq, input.loopName, input.iteration, input.limit],
   );

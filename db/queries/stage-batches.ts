@@ -75,6 +75,28 @@ export const JUDGEABLE_PROBE_RESULT = `p.outcome IN ('mismatch', 'parse_error')
   AND p.error_type IS DISTINCT FROM 'invalid_response' AND p.error_type IS DISTINCT FROM 'request_rejected'`;
 
 /**
+ * Ends a stage's "not done yet" subquery (`NOT EXISTS (SELECT 1 FROM <results> WHERE <key> = <row's key> …)`) so that
+ * it stays one primary-key lookup per candidate row. Without it the planner may turn the subquery into an anti-join,
+ * and while a stage runs its results table grows far past the statistics last gathered (none, on a new loop): it then
+ * reckoned on one result and, for every page, read all of them and compared each with each candidate, 0.3 s a page
+ * at 5,000 results and growing with every page written (`npm run bench -- stages`). `OFFSET 0` keeps the subquery
+ * from being pulled up into a join, so it runs per row, with every key column in its index condition.
+ */
+export const ONE_LOOKUP_PER_ROW = 'OFFSET 0';
+
+/**
+ * `JOIN LATERAL (…) <alias> ON true`: a stage table's rows of this loop iteration (`$1` loop name, `$2` iteration)
+ * whose `key` column is `sampleId`, looked up by key for each row of the query ({@link ONE_LOOKUP_PER_ROW}). A batch's
+ * queries start from its samples (a seq range, by index) and look up each one's rows this way: starting from the
+ * stage table instead reads every row of the loop's iteration for every page, which the planner chose whenever the
+ * table had grown past its statistics.
+ */
+export const stageRowsOf = (table: string, alias: string, key: string, sampleId: string, columns = '*'): string =>
+  `JOIN LATERAL (SELECT ${columns} FROM ${table} ${alias}
+     WHERE ${alias}.loop_name = $1::text AND ${alias}.iteration = $2::int AND ${alias}.${key} = ${sampleId}
+     ${ONE_LOOKUP_PER_ROW}) ${alias} ON true`;
+
+/**
  * Splits the rows a stage will work through into batches of about `size`, as seq ranges: the workflow then fans out
  * over batch numbers and boundaries, never over sample ids, so its history stays small at a million samples.
  * `source` picks the rows: a version's members (probe), or this iteration's mismatches (judge) or error seeds (expand).
@@ -160,19 +182,17 @@ export async function batchCounts(
   q: Queryable,
   input: StageKey & SeqRange & { stage: BatchedStage },
 ): Promise<Record<string, number>> {
+  // Each from the batch's samples, each sample's rows looked up by key (stageRowsOf).
+  const inRange = (join: string) => `FROM samples s ${join} WHERE s.seq > $3::bigint AND s.seq <= $4::bigint`;
+  const probed = inRange(stageRowsOf('probe_results', 'p', 'sample_id', 's.id', 'outcome'));
+  const judged = inRange(stageRowsOf('judgements', 'j', 'sample_id', 's.id', 'verdict, corrected_sample_id'));
+  const expanded = inRange(stageRowsOf('expansions', 'e', 'seed_sample_id', 's.id', 'status, seed_sample_id'));
   const sql = {
-    probe: `SELECT p.outcome AS key, count(*)::int AS n FROM probe_results p JOIN samples s ON s.id = p.sample_id
-            WHERE p.loop_name = $1::text AND p.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint GROUP BY 1`,
-    judge: `SELECT j.verdict AS key, count(*)::int AS n FROM judgements j JOIN samples s ON s.id = j.sample_id
-            WHERE j.loop_name = $1::text AND j.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint GROUP BY 1
-            UNION ALL
-            SELECT 'relabeled', count(*)::int FROM judgements j JOIN samples s ON s.id = j.sample_id
-            WHERE j.loop_name = $1::text AND j.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint AND j.corrected_sample_id IS NOT NULL`,
-    expand: `SELECT e.status AS key, count(*)::int AS n FROM expansions e JOIN samples s ON s.id = e.seed_sample_id
-             WHERE e.loop_name = $1::text AND e.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint GROUP BY 1
-             UNION ALL
-             SELECT 'seeds', count(DISTINCT e.seed_sample_id)::int FROM expansions e JOIN samples s ON s.id = e.seed_sample_id
-             WHERE e.loop_name = $1::text AND e.iteration = $2::int AND s.seq > $3::bigint AND s.seq <= $4::bigint`,
+    probe: `SELECT p.outcome AS key, count(*)::int AS n ${probed} GROUP BY 1`,
+    judge: `SELECT j.verdict AS key, count(*)::int AS n ${judged} GROUP BY 1
+            UNION ALL SELECT 'relabeled', count(*)::int ${judged} AND j.corrected_sample_id IS NOT NULL`,
+    expand: `SELECT e.status AS key, count(*)::int AS n ${expanded} GROUP BY 1
+             UNION ALL SELECT 'seeds', count(DISTINCT e.seed_sample_id)::int ${expanded}`,
   }[input.stage];
   // In key order, so a batch's result (and the stage's totals folded from it) reads the same on every run.
   const { rows } = await q.query<{ key: string; n: number }>(
