@@ -553,12 +553,18 @@ export function plainJson(
  * kinds of key never meet.
  */
 export function contentKey(value: unknown): string | undefined {
-  if (isNativeJson(value)) return `n${JSON.stringify(value)}`;
+  if (isJsonTree(value, false)) return `n${JSON.stringify(value)}`;
   const plain = plainJson(value, { sortKeys: false });
   return plain === undefined ? undefined : `p${plain}`;
 }
 
-function isNativeJson(value: unknown): boolean {
+/**
+ * Whether a value is a tree of JSON values: plain objects and arrays, strings, finite numbers, booleans, null, and
+ * (with `floats`) JsonFloat; at most 1,000 levels deep. Without `floats` it is what `JSON.parse` gives, which
+ * `JSON.stringify` writes back exactly. (core/schemas/json-value.ts `isJsonValue` is this with floats.)
+ */
+export function isJsonTree(value: unknown, floats: boolean, depth = 0): boolean {
+  if (depth > MAX_DEPTH) return false;
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -572,12 +578,13 @@ function isNativeJson(value: unknown): boolean {
       return false;
   }
   if (value === null) return true;
+  if (value instanceof JsonFloat) return floats;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) if (!isNativeJson(value[i])) return false;
+    for (let i = 0; i < value.length; i++) if (!isJsonTree(value[i], floats, depth + 1)) return false;
     return true;
   }
   if (Object.getPrototypeOf(value) !== Object.prototype) return false;
-  for (const key in value) if (!isNativeJson((value as Record<string, unknown>)[key])) return false;
+  for (const key in value) if (!isJsonTree((value as Record<string, unknown>)[key], floats, depth + 1)) return false;
   return true;
 }
 

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { canonicalJson, JsonFloat, jsonArrayElementTexts, parseJson, plainJson, type JsonValue } from '../core/json.js';
 import { FunctionDefinition } from '../core/schemas/function-def.js';
 import {
-  isSharedToolList,
+  keptPerSharedToolList,
   Sample,
   shareTool,
   shareToolList,
@@ -49,15 +49,8 @@ export function encodeSample(sample: Sample): StoredSample {
 
 const CANONICAL = { sortKeys: true } as const;
 
-/** Toolset ids of shared tool lists (core/schemas/sample.ts shareToolList), hashed once per list. */
-const sharedToolsetIds = new WeakMap<readonly unknown[], string>();
-
-function toolsetIdOf(tools: Sample['tools'], toolsJson: string): string {
-  if (!isSharedToolList(tools)) return sha256(toolsJson);
-  let id = sharedToolsetIds.get(tools);
-  if (id === undefined) sharedToolsetIds.set(tools, (id = sha256(toolsJson)));
-  return id;
-}
+/** A tool list's toolset id, the hash of its canonical JSON: kept per shared list (core/schemas/sample.ts). */
+const toolsetIdOf = keptPerSharedToolList((_tools, toolsJson: string) => sha256(toolsJson));
 
 /** {@link encodeSample} for samples with non-finite or otherwise unusual numbers: core/json.ts writes them. */
 function encodeGeneral(sample: Sample): StoredSample {

@@ -646,14 +646,15 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
 
   /**
    * The fault rule this request draws, if any. Faults that replace the answer (429, 500, an HTML page, no answer) are
-   * sent here, and `answered` is true; a latency fault is waited out. `closed()`: the client has gone.
+   * sent here, and `answered` is true; a latency fault is waited out, and `answered` is then true when the client has
+   * gone meanwhile (nothing is left to answer).
    */
   const drawFault = async (
     res: ServerResponse,
     role: ModelRole,
     model: string,
     conversations: number,
-  ): Promise<{ fault: FaultRule | undefined; answered: boolean; closed(): boolean }> => {
+  ): Promise<{ fault: FaultRule | undefined; answered: boolean }> => {
     stats.requests.total += conversations;
     stats.requests.byRole[role] += conversations;
     stats.requests.byModel[model] = (stats.requests.byModel[model] ?? 0) + conversations;
@@ -663,11 +664,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       if (!res.writableFinished) stats.requests.aborted++;
     });
     const fault = faults.take(role, model);
-    const answered = (): { fault: FaultRule | undefined; answered: boolean; closed(): boolean } => ({
-      fault,
-      answered: true,
-      closed: () => closed,
-    });
+    const answered = (): { fault: FaultRule | undefined; answered: boolean } => ({ fault, answered: true });
     if (fault?.kind === 'rate_limit') {
       const seconds = fault.retryAfterSeconds ?? 1;
       sendError(res, 429, 'Rate limit exceeded (sim fault)', 'RateLimitError', null, {
@@ -694,7 +691,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       return answered();
     }
     if (fault?.kind === 'latency') await wait(fault.latencyMs ?? 1000, res);
-    return { fault, answered: closed, closed: () => closed };
+    return { fault, answered: closed };
   };
 
   /** One conversation's answer, after vLLM's checks of it (streaming refused, prompt and reply within the context). */

@@ -6,7 +6,7 @@
 import { isJsonObject, parseJson, stringifyJson, type JsonObject, type JsonValue } from '../json.js';
 import { FunctionDefinition } from '../schemas/function-def.js';
 import { ChatMessage, type AssistantMessage } from '../schemas/messages.js';
-import { isSharedToolList, Sample, type Target } from '../schemas/sample.js';
+import { keptPerSharedToolList, Sample, type Target } from '../schemas/sample.js';
 import type { SplitMode } from '../vocabulary.js';
 import { accept, parseWith, reject, type Converted } from './rejection.js';
 
@@ -235,15 +235,8 @@ export function sampleToOpenAiChat(sample: Sample): Converted<JsonValue> {
   return chatRecord(sample, true);
 }
 
-/** The wrapped tools' JSON text of shared tool lists (frozen, so the text cannot go stale), each written once. */
-const openAiToolsTexts = new WeakMap<readonly FunctionDefinition[], string>();
-
-function openAiToolsText(tools: readonly FunctionDefinition[]): string {
-  if (!isSharedToolList(tools)) return stringifyJson(openAiTools(tools));
-  let text = openAiToolsTexts.get(tools);
-  if (text === undefined) openAiToolsTexts.set(tools, (text = stringifyJson(openAiTools(tools))));
-  return text;
-}
+/** The wrapped tools' JSON text, kept per shared tool list. */
+const openAiToolsText = keptPerSharedToolList((tools) => stringifyJson(openAiTools(tools)));
 
 /**
  * {@link sampleToOpenAiChat}'s record as the JSON text `stringifyJson` writes of it (a JSONL export's line), the

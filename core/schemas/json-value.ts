@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import {
   isJsonObject,
-  JsonFloat,
+  isJsonTree,
   type JsonObject as JsonObjectValue,
   type JsonValue as JsonValueType,
 } from '../json.js';
@@ -10,25 +10,8 @@ import {
  * Checks the lossless JSON value model (see core/json.ts) by hand: zod cannot infer a recursive union, and a custom
  * check is much faster than a recursive zod union on large argument trees.
  */
-export function isJsonValue(value: unknown, depth = 0): value is JsonValueType {
-  if (depth > 1000) return false;
-  if (value === null) return true;
-  switch (typeof value) {
-    case 'boolean':
-    case 'string':
-      return true;
-    case 'number':
-      return Number.isFinite(value);
-    case 'object':
-      break;
-    default:
-      return false;
-  }
-  if (value instanceof JsonFloat) return true;
-  if (Array.isArray(value)) return value.every((item) => isJsonValue(item, depth + 1));
-  if (!isJsonObject(value)) return false;
-  for (const key in value) if (!isJsonValue(value[key], depth + 1)) return false;
-  return true;
+export function isJsonValue(value: unknown): value is JsonValueType {
+  return isJsonTree(value, true);
 }
 
 /** Any JSON value, with floats tagged (`JsonFloat`) so that `5.0` stays distinct from `5`. */

@@ -113,19 +113,28 @@ export function toolListJson(tools: readonly FunctionDefinition[]): string | und
   return sharedToolLists.has(tools) ? sharedToolLists.get(tools) : plainJson(tools, CANONICAL);
 }
 
-/** Shared tool lists' JSON as written, keys in their order (what `stringifyJson(tools)` writes), each written once. */
-const sharedToolListTexts = new WeakMap<readonly FunctionDefinition[], string>();
+/**
+ * `compute` kept per shared tool list ({@link shareToolList}: frozen, so what was computed from it cannot go stale),
+ * computed each time for any other list. For what many samples of one toolset need alike (its texts, its hash).
+ */
+export function keptPerSharedToolList<A extends unknown[], T>(
+  compute: (tools: readonly FunctionDefinition[], ...rest: A) => T,
+): (tools: readonly FunctionDefinition[], ...rest: A) => T {
+  const kept = new WeakMap<readonly FunctionDefinition[], T>();
+  return (tools, ...rest) => {
+    if (!sharedToolLists.has(tools)) return compute(tools, ...rest);
+    if (kept.has(tools)) return kept.get(tools) as T;
+    const value = compute(tools, ...rest);
+    kept.set(tools, value);
+    return value;
+  };
+}
 
 /**
- * A tool list's JSON text, keys in their order, as `stringifyJson(tools)` writes it: written once for a shared list
- * (frozen, so the text cannot go stale), which every exported verl row of its samples carries.
+ * A tool list's JSON text, keys in their order, as `stringifyJson(tools)` writes it; kept for a shared list, which
+ * every exported verl row of its samples carries.
  */
-export function toolListText(tools: readonly FunctionDefinition[]): string {
-  if (!sharedToolLists.has(tools)) return stringifyJson(tools);
-  let text = sharedToolListTexts.get(tools);
-  if (text === undefined) sharedToolListTexts.set(tools, (text = stringifyJson(tools)));
-  return text;
-}
+export const toolListText = keptPerSharedToolList((tools) => stringifyJson(tools));
 
 /** A tool list's canonical JSON, NaN and all (what `canonicalJson(tools)` writes). */
 export function toolListCanonicalJson(tools: readonly FunctionDefinition[]): string {
