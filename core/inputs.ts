@@ -70,8 +70,14 @@ export const ProbeBatchInput = z.object({
    * sees exactly what training and evaluation see.
    */
   systemPromptVersion: z.string().min(1).nullable().default(null),
-  /** Samples per database round trip (and per settled group of requests). */
-  pageSize: positiveInt.default(128),
+  /**
+   * Samples per database round trip (and per settled group of requests). 256: a default batch (`probe.batchSize`, 200)
+   * is one page, its samples read in one query and its results written in one statement; at 128 a batch took two
+   * pages, each settled and written before the next was (probe at zero model latency 4,832–4,880 → 5,122–5,200
+   * samples/s in `npm run bench -- stages`, the same rows). A crash loses at most a page's calls; the retry makes them
+   * again.
+   */
+  pageSize: positiveInt.default(256),
   /** Samples per request to the policy server (`probe.conversationsPerRequest`); 1 for inputs written before it. */
   conversationsPerRequest: ProbeConfig.shape.conversationsPerRequest.default(1),
 });

@@ -151,6 +151,22 @@ const NON_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
 
 /** Python's `repr(str)`: single quotes unless the text has a `'` and no `"`, with Python's escapes. */
 export function pyStrRepr(s: string): string {
+  // Printable ASCII without a backslash (names, most values in the checker's messages) needs no escape but the quote:
+  // one pass over the code units instead of a regular expression per character.
+  let single = false;
+  let double = false;
+  let plain = true;
+  for (let i = 0; i < s.length; i++) {
+    const code = s.charCodeAt(i);
+    if (code < 0x20 || code > 0x7e || code === 0x5c) {
+      plain = false;
+      break;
+    }
+    if (code === 0x27) single = true;
+    else if (code === 0x22) double = true;
+  }
+  if (plain && !single) return `'${s}'`;
+  if (plain && !double) return `"${s}"`;
   const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
   let out = quote;
   for (const ch of s) {
@@ -168,19 +184,66 @@ export function pyStrRepr(s: string): string {
   return out + quote;
 }
 
-// The characters Python's str.isspace() accepts, which is what a bare str.strip() removes.
-const PY_WHITESPACE = new Set(
-  '\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000',
-);
+/**
+ * Whether a UTF-16 code unit is a character Python's `str.isspace()` accepts, which is what a bare `str.strip()` removes:
+ * \t \n \v \f \r, \x1c–\x1f, space, \x85, \xa0, U+1680, U+2000–U+200A, U+2028, U+2029, U+202F, U+205F, U+3000 (all in the
+ * Basic Multilingual Plane).
+ */
+function isPyWhitespaceCode(code: number): boolean {
+  if (code <= 0x20) return (code >= 0x09 && code <= 0x0d) || code >= 0x1c;
+  return (
+    code === 0x85 ||
+    code === 0xa0 ||
+    code === 0x1680 ||
+    (code >= 0x2000 && code <= 0x200a) ||
+    code === 0x2028 ||
+    code === 0x2029 ||
+    code === 0x202f ||
+    code === 0x205f ||
+    code === 0x3000
+  );
+}
 
-/** Python's `s.strip(chars)`: with no `chars`, Python's own whitespace set (not JavaScript's `trim()` set). */
+const HAS_SURROGATE = /[\ud800-\udfff]/;
+
+/** Whether `chars` holds the code unit `code`. */
+function hasCode(chars: string, code: number): boolean {
+  for (let k = 0; k < chars.length; k++) if (chars.charCodeAt(k) === code) return true;
+  return false;
+}
+
+/**
+ * Python's `s.strip(chars)`: with no `chars`, Python's own whitespace set (not JavaScript's `trim()` set). Works on
+ * code units, comparing numbers (the scorer strips every prediction: no set or one-character string per call); with
+ * `chars` outside the Basic Multilingual Plane, on code points, as Python does.
+ */
 export function pyStrip(s: string, chars?: string): string {
-  const set = chars === undefined ? PY_WHITESPACE : new Set(chars);
   let start = 0;
   let end = s.length;
-  while (start < end && set.has(s[start] as string)) start++;
-  while (end > start && set.has(s[end - 1] as string)) end--;
-  return s.slice(start, end);
+  if (chars === undefined) {
+    while (start < end && isPyWhitespaceCode(s.charCodeAt(start))) start++;
+    while (end > start && isPyWhitespaceCode(s.charCodeAt(end - 1))) end--;
+  } else if (!HAS_SURROGATE.test(chars)) {
+    while (start < end && hasCode(chars, s.charCodeAt(start))) start++;
+    while (end > start && hasCode(chars, s.charCodeAt(end - 1))) end--;
+  } else {
+    // Python strips code points: a surrogate pair is one character.
+    const set = new Set(chars);
+    for (;;) {
+      const head = start < end ? String.fromCodePoint(s.codePointAt(start) as number) : '';
+      if (head === '' || start + head.length > end || !set.has(head)) break;
+      start += head.length;
+    }
+    for (;;) {
+      if (end <= start) break;
+      const low = s.charCodeAt(end - 1);
+      const pair = low >= 0xdc00 && low <= 0xdfff && end - 2 >= start && (s.charCodeAt(end - 2) & 0xfc00) === 0xd800;
+      const tail = s.slice(pair ? end - 2 : end - 1, end);
+      if (!set.has(tail)) break;
+      end -= tail.length;
+    }
+  }
+  return start === 0 && end === s.length ? s : s.slice(start, end);
 }
 
 /** A plain Python dict (not a list, tuple, float or opaque value). */

@@ -125,6 +125,8 @@ export interface CompiledExpectedCall {
   name: string;
   fn: CompiledFunction;
   args: Map<string, CompiledAlternatives>;
+  /** The answer's parameters that are not optional, in its order: a call must give each (`args`' last check). */
+  notOptional: string[];
 }
 
 /** A question prepared for checking: which checker, and the expected calls with their function docs. */
@@ -280,7 +282,8 @@ export function compileBfclQuestion(input: {
     const args = new Map<string, CompiledAlternatives>();
     for (const [param, alternatives] of Object.entries(call.arguments))
       args.set(param, compileAlternatives(alternatives, fn.params.get(param)));
-    expected.push({ name: call.name, fn, args });
+    const notOptional = [...args].flatMap(([param, alternatives]) => (alternatives.optional ? [] : [param]));
+    expected.push({ name: call.name, fn, args, notOptional });
   }
   return { ok: true, question: { kind, expected } };
 }
@@ -380,8 +383,8 @@ function simpleFunctionCheck(want: CompiledExpectedCall, call: ParsedCall): Verd
     const verdict = checkParam(param, modelParams[param] as PyValue, details, alternatives);
     if (!verdict.valid) return verdict;
   }
-  for (const [param, alternatives] of want.args) {
-    if (!Object.hasOwn(modelParams, param) && !alternatives.optional) {
+  for (const param of want.notOptional) {
+    if (!Object.hasOwn(modelParams, param)) {
       return fail(
         BFCL_ERROR.missingOptional,
         `Optional parameter ${pyRepr(param)} not provided and not marked as optional.`,

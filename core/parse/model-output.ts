@@ -21,6 +21,8 @@ const CALL_CLOSE = '</tool_call>';
  * thinking) leaves no answer at all. Tool-call tags inside the reasoning are therefore never read as calls.
  */
 export function stripThinking(text: string): { content: string; reasoning: string } {
+  // Most replies have no tag at all: one scan for `<` settles it (the scorer strips every prediction).
+  if (!text.includes('<')) return { content: text, reasoning: '' };
   const close = text.lastIndexOf(THINK_CLOSE);
   if (close >= 0) {
     const before = text.slice(0, close);

@@ -50,4 +50,42 @@ describe('Python value semantics', () => {
     expect(pyStrip('\ufeffx')).toBe('\ufeffx');
     expect(pyStrip('``` [f()]\n```', '`\n ')).toBe('[f()]');
   });
+
+  test('repr(str) of printable ASCII takes the quote Python takes and escapes only what Python escapes', () => {
+    expect(pyRepr('plain name_1')).toBe("'plain name_1'");
+    expect(pyRepr('')).toBe("''");
+    expect(pyRepr("it's")).toBe('"it\'s"');
+    expect(pyRepr('say "hi"')).toBe('\'say "hi"\'');
+    expect(pyRepr(`both ' and "`)).toBe(`'both \\' and "'`);
+    expect(pyRepr('back\\slash')).toBe("'back\\\\slash'");
+    expect(pyRepr('~ !#$%&()*+,-./:;<=>?@[]^_`{|}')).toBe("'~ !#$%&()*+,-./:;<=>?@[]^_`{|}'");
+    expect(pyRepr('del\x7f')).toBe("'del\\x7f'");
+  });
+
+  test('strip() removes exactly the code units Python 3.11 calls whitespace', () => {
+    // `[chr(c) for c in range(0x10000) if chr(c).isspace()]` in CPython 3.11.
+    const python = new Set([
+      0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003,
+      0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000,
+    ]);
+    const stripped: number[] = [];
+    for (let code = 0; code < 0x10000; code++) {
+      const one = String.fromCharCode(code);
+      if (pyStrip(`${one}x${one}`) === 'x') stripped.push(code);
+      else expect(pyStrip(`${one}x${one}`)).toBe(`${one}x${one}`);
+    }
+    expect(stripped).toEqual([...python]);
+  });
+
+  test('strip(chars) strips any of the characters at both ends, astral ones whole', () => {
+    expect(pyStrip("''[f()]'", "'")).toBe('[f()]');
+    expect(pyStrip('ab', 'ab')).toBe('');
+    expect(pyStrip('xaybx', 'x')).toBe('ayb');
+    expect(pyStrip('  x  ', '')).toBe('  x  ');
+    const unchanged = 'same';
+    expect(pyStrip(unchanged, 'q')).toBe(unchanged);
+    // An astral character in `chars` strips that character, not a lone half of another.
+    expect(pyStrip('😀x😀', '😀')).toBe('x');
+    expect(pyStrip('\ud83dx', '😀')).toBe('\ud83dx');
+  });
 });
