@@ -124,8 +124,8 @@ export class IdIndex {
   }
 
   private grow(): void {
-    // Four times larger: every id is inserted again on each growth, and growing by halves rehashed each of a 100,000-id
-    // file's ids about twice (2% of reading its questions).
+    // Four times larger: every id is inserted again on each growth, and doubling rehashed each of a 100,000-id file's
+    // ids about twice in all (2% of reading its questions).
     const slots = new Int32Array(this.slots.length * 4);
     const mask = slots.length - 1;
     for (let index = 0; index < this.starts.length; index++) {
