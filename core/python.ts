@@ -229,19 +229,12 @@ export function pyStrip(s: string, chars?: string): string {
   } else {
     // Python strips code points: a surrogate pair is one character.
     const set = new Set(chars);
-    for (;;) {
-      const head = start < end ? String.fromCodePoint(s.codePointAt(start) as number) : '';
-      if (head === '' || start + head.length > end || !set.has(head)) break;
-      start += head.length;
-    }
-    for (;;) {
-      if (end <= start) break;
-      const low = s.charCodeAt(end - 1);
-      const pair = low >= 0xdc00 && low <= 0xdfff && end - 2 >= start && (s.charCodeAt(end - 2) & 0xfc00) === 0xd800;
-      const tail = s.slice(pair ? end - 2 : end - 1, end);
-      if (!set.has(tail)) break;
-      end -= tail.length;
-    }
+    const points = Array.from(s);
+    let first = 0;
+    let last = points.length;
+    while (first < last && set.has(points[first] as string)) first++;
+    while (last > first && set.has(points[last - 1] as string)) last--;
+    return points.slice(first, last).join('');
   }
   return start === 0 && end === s.length ? s : s.slice(start, end);
 }

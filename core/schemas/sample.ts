@@ -123,9 +123,8 @@ export function keptPerSharedToolList<A extends unknown[], T>(
   const kept = new WeakMap<readonly FunctionDefinition[], T>();
   return (tools, ...rest) => {
     if (!sharedToolLists.has(tools)) return compute(tools, ...rest);
-    if (kept.has(tools)) return kept.get(tools) as T;
-    const value = compute(tools, ...rest);
-    kept.set(tools, value);
+    let value = kept.get(tools);
+    if (value === undefined) kept.set(tools, (value = compute(tools, ...rest)));
     return value;
   };
 }
