@@ -390,6 +390,77 @@ export function jsonArrayElementTexts(text: string): string[] | undefined {
   return undefined;
 }
 
+/**
+ * Where the value of the top-level member `key` of a JSON object's text lies, `[start, end)` without the whitespace
+ * around it; undefined when the text is not one object, has no such member, names it twice, or has a top-level key
+ * with an escape (which could spell `key`). Like {@link jsonArrayElementTexts}, nothing is parsed or checked: the text
+ * is JSON only if it parses. An importer whose records repeat one tool list under many conversations looks the list up
+ * by its text instead of parsing and keying it again (datasets/openai-import.ts).
+ */
+export function jsonMemberSpan(text: string, key: string): { start: number; end: number } | undefined {
+  const end = text.length;
+  let pos = 0;
+  while (pos < end && isJsonWhitespace(text.charCodeAt(pos))) pos++;
+  if (text.charCodeAt(pos) !== 0x7b) return undefined;
+  /** Nesting below the object's own members (0: between them). */
+  let depth = 0;
+  /** At depth 0: the next string is a key (after `{` or `,`), not a value. */
+  let atKey = true;
+  /** The member just read is `key`; its value starts at `start` (-1 until the colon). */
+  let inMember = false;
+  let start = -1;
+  let found: { start: number; end: number } | undefined;
+  const close = (stop: number): boolean => {
+    if (!inMember) return true;
+    let to = stop;
+    while (to > start && isJsonWhitespace(text.charCodeAt(to - 1))) to--;
+    if (start < 0 || to === start || found) return false;
+    found = { start, end: to };
+    inMember = false;
+    return true;
+  };
+  for (pos++; pos < end; pos++) {
+    const c = text.charCodeAt(pos);
+    if (c === 0x22) {
+      const open = pos;
+      let escaped = false;
+      for (pos++; pos < end; pos++) {
+        const d = text.charCodeAt(pos);
+        if (d === 0x5c) {
+          escaped = true;
+          pos++;
+        } else if (d === 0x22) break;
+      }
+      if (pos >= end) return undefined;
+      if (depth === 0 && atKey) {
+        if (escaped) return undefined;
+        atKey = false;
+        if (pos - open - 1 === key.length && text.startsWith(key, open + 1)) {
+          if (found) return undefined;
+          inMember = true;
+        }
+      }
+    } else if (c === 0x3a && depth === 0 && inMember && start < 0) {
+      start = pos + 1;
+      while (start < end && isJsonWhitespace(text.charCodeAt(start))) start++;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) {
+      if (depth > 0) {
+        depth--;
+        continue;
+      }
+      if (c !== 0x7d || !close(pos)) return undefined;
+      for (pos++; pos < end; pos++) if (!isJsonWhitespace(text.charCodeAt(pos))) return undefined;
+      return found;
+    } else if (c === 0x2c && depth === 0) {
+      if (!close(pos)) return undefined;
+      start = -1;
+      atKey = true;
+    }
+  }
+  return undefined;
+}
+
 /** Converts an offset into a 1-based line and column (columns count UTF-16 code units). */
 export function positionAt(text: string, offset: number): TextPosition {
   let line = 1;

@@ -12,7 +12,6 @@ import {
   type LocatedRejection,
   locate,
   loopToolToSample,
-  openAiChatToSamples,
   shareGptToSamples,
 } from '../core/formats/index.js';
 import { stagingBatchId } from '../core/inputs.js';
@@ -41,8 +40,8 @@ import {
   latestVersion,
 } from '../db/queries/versions.js';
 import { encodeSample } from '../db/sample-codec.js';
-import { createToolListReader } from './openai-import.js';
-import { readRecords } from './read-records.js';
+import { createOpenAiLineConverter } from './openai-import.js';
+import { parseJsonLine, readLines, readRecords } from './read-records.js';
 import { expireAbandonedBatches, type ExpiredBatch, thisLoader } from './staging.js';
 
 /** Lines longer than this are rejected unread: LoopTool-23k's longest sample is about 73k characters. */
@@ -242,12 +241,12 @@ async function loadBatch(
   };
 
   try {
-    for await (const item of readRecords(input.file, { maxLineChars: input.maxLineChars ?? DEFAULT_MAX_LINE_CHARS })) {
+    for await (const item of readLines(input.file, { maxLineChars: input.maxLineChars ?? DEFAULT_MAX_LINE_CHARS })) {
       summary.lines++;
       if (item.kind === 'rejection') {
         rejectLine(item.rejection);
       } else {
-        const converted = convert(item.value);
+        const converted = convert(item.text);
         if (!converted.ok) {
           rejectLine(locate(converted.rejection, item));
         } else {
@@ -299,17 +298,27 @@ async function assertReadableFile(file: string): Promise<void> {
   }
 }
 
-type Converter = (record: JsonValue) => Converted<Sample[]>;
+/** A line of the file (JSON text) to its samples, or the rejection of the line (not JSON included). */
+type LineConverter = (text: string) => Converted<Sample[]>;
 
 function converterFor(
   format: ImportFormat,
   options: { split: SplitMode; answers?: Map<string, BfclAnswer> },
-): Converter {
+): LineConverter {
+  // OpenAI chat lines repeat a few tool lists, which its converter finds in the text before parsing.
+  if (format === 'openai') return createOpenAiLineConverter({ split: options.split });
+  const convert = recordConverterFor(format, options);
+  return (text) => {
+    const record = parseJsonLine(text);
+    return record.ok ? convert(record.value) : record;
+  };
+}
+
+function recordConverterFor(
+  format: Exclude<ImportFormat, 'openai'>,
+  options: { split: SplitMode; answers?: Map<string, BfclAnswer> },
+): (record: JsonValue) => Converted<Sample[]> {
   switch (format) {
-    case 'openai': {
-      const toolsOf = createToolListReader();
-      return (record) => openAiChatToSamples(record, { split: options.split, toolsOf });
-    }
     case 'sharegpt':
       return (record) => shareGptToSamples(record, { split: options.split });
     case 'looptool':

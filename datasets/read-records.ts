@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createReadStream, readFileSync } from 'node:fs';
 import { parseJson, type JsonValue } from '../core/json.js';
-import type { LocatedRejection } from '../core/formats/rejection.js';
+import type { Converted, LocatedRejection } from '../core/formats/rejection.js';
 
 /** One JSON record read from a line of a JSONL file. */
 export interface RecordItem {
@@ -19,6 +19,16 @@ export interface RejectedItem {
 
 export type ReadItem = RecordItem | RejectedItem;
 
+/** One non-blank line of a JSONL file as text (UTF-8 checked, without its newline, a trailing `\r` or a BOM). */
+export interface LineItem {
+  kind: 'line';
+  file: string;
+  line: number;
+  text: string;
+}
+
+export type ReadLineItem = LineItem | RejectedItem;
+
 export interface ReadRecordsOptions {
   /** Lines longer than this many characters are rejected without being held in memory. Defaults to 64 MiB. */
   maxLineChars?: number;
@@ -30,13 +40,41 @@ const DEFAULT_MAX_LINE_CHARS = 64 * 1024 * 1024;
  * Streams a JSONL file record by record: memory stays flat however large the file, blank lines are skipped, and every
  * line that is not a JSON value comes back as a located rejection (file, line, reason with column) instead of ending
  * the stream. Numbers keep Python's int/float distinction (core/json.ts). A file that cannot be opened throws.
+ */
+export async function* readRecords(file: string, options: ReadRecordsOptions = {}): AsyncGenerator<ReadItem> {
+  for await (const item of readLines(file, options)) yield item.kind === 'line' ? recordOf(item) : item;
+}
+
+/** A line's record, or the located rejection of a line that is not JSON (what {@link readRecords} gives for it). */
+export function recordOf(item: LineItem): RecordItem | RejectedItem {
+  const parsed = parseJsonLine(item.text);
+  return parsed.ok
+    ? { kind: 'record', file: item.file, line: item.line, value: parsed.value }
+    : { kind: 'rejection', rejection: { file: item.file, line: item.line, ...parsed.rejection } };
+}
+
+/** A line's JSON value, or the rejection (no file or line yet) of a line that is not JSON. */
+export function parseJsonLine(text: string): Converted<JsonValue> {
+  const parsed = parseJson(text);
+  if (parsed.ok) return parsed;
+  return {
+    ok: false,
+    rejection: { field: '', reason: `invalid JSON: ${parsed.error.message} (column ${parsed.error.column})` },
+  };
+}
+
+/**
+ * The lines of a JSONL file as text, for readers that look at a line before parsing it ({@link readRecords} parses
+ * each; an OpenAI import finds a record's tool list in its text first: datasets/openai-import.ts). Memory stays flat
+ * however large the file, blank lines are skipped, and a line that is too long or not UTF-8 comes back as a located
+ * rejection instead of ending the stream. A file that cannot be opened throws.
  *
  * Lines are split as bytes and each is checked to be UTF-8 before it is decoded: a decoder would silently turn bad
  * bytes into U+FFFD and the sample would be stored with text its author never wrote. A line that is not UTF-8 is
  * rejected with the offset of its first bad byte, in the line and in the file (both counted from 0, as `xxd -s` and
  * `dd skip=` count), so the person can find it.
  */
-export async function* readRecords(file: string, options: ReadRecordsOptions = {}): AsyncGenerator<ReadItem> {
+export async function* readLines(file: string, options: ReadRecordsOptions = {}): AsyncGenerator<ReadLineItem> {
   const maxLineChars = options.maxLineChars ?? DEFAULT_MAX_LINE_CHARS;
   const stream = createReadStream(file, { highWaterMark: 1 << 16 });
   /** The bytes of the line read so far, when it spans chunks. */
@@ -50,24 +88,22 @@ export async function* readRecords(file: string, options: ReadRecordsOptions = {
   let lineStart = 0;
   let chunkStart = 0;
 
-  const rejection = (reason: string): ReadItem => ({
+  const rejection = (reason: string): RejectedItem => ({
     kind: 'rejection',
     rejection: { file, line: lineNumber, field: '', reason },
   });
 
   /** A line's text once its bytes are known to be UTF-8. */
-  const finishText = (text: string): ReadItem | undefined => {
+  const finishText = (text: string): ReadLineItem | undefined => {
     if (text.length > maxLineChars) return rejection(`line is longer than ${maxLineChars} characters`);
     let line = text.endsWith('\r') ? text.slice(0, -1) : text;
     if (lineNumber === 1 && line.startsWith('\uFEFF')) line = line.slice(1);
     if (line.trim() === '') return undefined;
-    const parsed = parseJson(line);
-    if (parsed.ok) return { kind: 'record', file, line: lineNumber, value: parsed.value };
-    return rejection(`invalid JSON: ${parsed.error.message} (column ${parsed.error.column})`);
+    return { kind: 'line', file, line: lineNumber, text: line };
   };
 
   /** A line's bytes (undefined: too long, dropped unread), `start` being its offset in the file. */
-  const finish = (bytes: Buffer | undefined, start: number): ReadItem | undefined => {
+  const finish = (bytes: Buffer | undefined, start: number): ReadLineItem | undefined => {
     lineNumber++;
     if (bytes === undefined) return rejection(`line is longer than ${maxLineChars} characters`);
     if (!isUtf8(bytes)) {
@@ -94,7 +130,7 @@ export async function* readRecords(file: string, options: ReadRecordsOptions = {
   };
 
   /** Whole lines `region` holds (each ended by a newline), one by one: for regions that are not all UTF-8. */
-  function* lineByLine(region: Buffer, regionStart: number): Generator<ReadItem> {
+  function* lineByLine(region: Buffer, regionStart: number): Generator<ReadLineItem> {
     let start = 0;
     for (;;) {
       const newline = region.indexOf(0x0a, start);

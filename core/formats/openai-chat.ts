@@ -117,12 +117,19 @@ export function targetFromAssistant(message: AssistantMessage): Target {
   return message.content ? { kind: 'text', text: message.content } : { kind: 'text' };
 }
 
-/** Builds samples from a full conversation: the last turn, or every assistant turn after at least one message. */
+/**
+ * Builds samples from a full conversation: the last turn, or every assistant turn after at least one message. Each
+ * sample is checked with the `Sample` schema, unless `checked` says each message was parsed with `ChatMessage` already
+ * (OpenAI records, message by message): then nothing is left for the schema to find (the tools were checked by their
+ * reader, a tool call's target is made of a checked assistant message's calls), and checking and copying every
+ * message a second time was a tenth of an import's conversion.
+ */
 export function samplesFromConversation(input: {
   tools: FunctionDefinition[];
   messages: ChatMessage[];
   split: SplitMode;
   field?: string;
+  checked?: boolean;
 }): Converted<Sample[]> {
   const { tools, messages, split } = input;
   const field = input.field ?? 'messages';
@@ -141,6 +148,10 @@ export function samplesFromConversation(input: {
   const samples: Sample[] = [];
   for (const index of indices) {
     const target = targetFromAssistant(messages[index] as AssistantMessage);
+    if (input.checked) {
+      samples.push({ tools, messages: messages.slice(0, index), target });
+      continue;
+    }
     const parsed = parseWith(Sample, { tools, messages: messages.slice(0, index), target });
     if (!parsed.ok) return parsed;
     samples.push(parsed.value);
@@ -171,13 +182,9 @@ export function openAiChatToSamples(
     if (!message.ok) return message;
     messages.push(message.value);
   }
-  // The conversation is split and checked without its tools (checked above: the schema would only copy them), and
-  // each sample then takes the list itself, so samples of one record (or of one shared list) hold one object.
-  const samples = samplesFromConversation({ tools: [], messages, split: options.split ?? 'last' });
-  if (!samples.ok) return samples;
-  return accept(
-    samples.value.map((sample) => ({ tools: tools.value, messages: sample.messages, target: sample.target })),
-  );
+  // Tools and messages were checked above, so the samples are not checked again, and each takes the list itself:
+  // samples of one record (or of one shared list) hold one object.
+  return samplesFromConversation({ tools: tools.value, messages, split: options.split ?? 'last', checked: true });
 }
 
 /** The target as the final assistant message; undefined for `acceptable` targets, which chat formats cannot express. */

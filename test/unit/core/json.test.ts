@@ -7,6 +7,7 @@ import {
   isJsonInt,
   JsonFloat,
   jsonArrayElementTexts,
+  jsonMemberSpan,
   parseJson,
   stringifyJson,
   type JsonValue,
@@ -198,6 +199,90 @@ describe('jsonArrayElementTexts', () => {
       }
     }
     expect(arrays).toBeGreaterThan(300);
+  });
+});
+
+describe('jsonMemberSpan', () => {
+  // Objects made of members that stress the scanner: the key nested, inside strings, escaped, repeated; values holding
+  // brackets, quotes, escapes and colons; whitespace JSON allows. Then broken ones, cut and trimmed.
+  const values = [
+    '[1, 2]',
+    '5.0',
+    '"tools"',
+    '"a\\"b"',
+    '"\\\\"',
+    '{"tools": [3]}',
+    '[{"x": "}]"}, []]',
+    'null',
+    '{}',
+    '"é 😀"',
+    '-7',
+  ];
+  const keys = ['"tools"', '"messages"', '"tool"', '"toolsx"', '"to\\u006fls"', '"a:b"'];
+  const spaces = ['', ' ', '\n\t '];
+  const texts: string[] = [
+    '{}',
+    '{"tools": [1]}',
+    '{"tools":[1],"tools":[2]}',
+    ' {"tools" : {"a": 1} } ',
+    '[{"tools": 1}]',
+  ];
+  for (let i = 0; i < 600; i++) {
+    const pick = <T>(list: readonly T[], n: number): T => list[(i * 5 + n * 11 + Math.floor(i / 7)) % list.length]!;
+    const count = 1 + (i % 4);
+    const members = Array.from(
+      { length: count },
+      (_, n) =>
+        `${pick(spaces, n)}${pick(keys, n + i)}${pick(spaces, n + 2)}:${pick(spaces, n + 1)}${pick(values, n * 3 + i)}`,
+    );
+    texts.push(`${pick(spaces, 4)}{${members.join(',')}${pick(spaces, 3)}}`);
+  }
+  const broken = texts.flatMap((text) => [
+    text.slice(0, -1),
+    text.slice(1),
+    text.replace(':', ''),
+    text.replace('"', ''),
+  ]);
+
+  const parsesTo = (text: string): { ok: true; value: unknown } | { ok: false } => {
+    try {
+      return { ok: true, value: JSON.parse(text) as unknown };
+    } catch {
+      return { ok: false };
+    }
+  };
+
+  test("the span is the member's value exactly; a text it finds nothing in has no single plain `tools` member", () => {
+    let found = 0;
+    for (const text of [...texts, ...broken]) {
+      const whole = parsesTo(text);
+      const span = jsonMemberSpan(text, 'tools');
+      const isObject =
+        whole.ok && typeof whole.value === 'object' && whole.value !== null && !Array.isArray(whole.value);
+      if (span === undefined) {
+        // Found nothing in an object that has the member: then it is named twice or by a key with an escape.
+        if (isObject && Object.hasOwn(whole.value as object, 'tools'))
+          expect((text.match(/"tools"/g) ?? []).length > 1 || text.includes('\\u'), text).toBe(true);
+        continue;
+      }
+      const valueText = text.slice(span.start, span.end);
+      expect(valueText, text).toBe(valueText.trim());
+      if (!isObject) {
+        // Not an object, yet a span: then the text with the span replaced is not an object whose member reads null,
+        // so a reader that checks that (datasets/openai-import.ts) never takes it for the member.
+        const rest = parsesTo(`${text.slice(0, span.start)}null${text.slice(span.end)}`);
+        const parts = parsesTo(valueText);
+        expect(!rest.ok || !parts.ok || (rest.value as { tools?: unknown } | null)?.tools !== null, text).toBe(true);
+        continue;
+      }
+      found++;
+      expect(JSON.parse(valueText), text).toEqual((whole.value as { tools: unknown }).tools);
+      expect(JSON.parse(`${text.slice(0, span.start)}null${text.slice(span.end)}`), text).toEqual({
+        ...(whole.value as object),
+        tools: null,
+      });
+    }
+    expect(found).toBeGreaterThan(150);
   });
 });
 

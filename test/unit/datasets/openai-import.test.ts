@@ -3,7 +3,8 @@ import { openAiChatToSamples } from '../../../core/formats/index.js';
 import { contentHash } from '../../../core/hash.js';
 import { parseJson, type JsonValue } from '../../../core/json.js';
 import { isSharedToolList, Sample, sampleId } from '../../../core/schemas/sample.js';
-import { createToolListReader } from '../../../datasets/openai-import.js';
+import { createOpenAiLineConverter, createToolListReader } from '../../../datasets/openai-import.js';
+import { parseJsonLine } from '../../../datasets/read-records.js';
 import { encodeSample } from '../../../db/sample-codec.js';
 
 const tool = (name: string, extra: Record<string, unknown> = {}) => ({
@@ -131,5 +132,60 @@ describe('the import converter for OpenAI chat files', () => {
     expect(int!.toolsJson).toContain('"default":5,');
     expect(float!.toolsJson).toContain('"default":5.0,');
     expect(int!.toolsetId).not.toBe(float!.toolsetId);
+  });
+});
+
+describe('the import converter of OpenAI chat lines', () => {
+  const a = tool('a');
+  const b = tool('b');
+  const question = { role: 'user', content: 'q' };
+  const answer = call('a', '{"city": "Lima"}');
+  /** Lines whose tool list is where a text scan could go wrong: after the messages, twice, under an escaped key. */
+  const tricky = [
+    JSON.stringify({ messages: [question, answer], tools: [a, b] }),
+    `{"tools": ${JSON.stringify([a])}, "messages": ${JSON.stringify([question, answer])}, "tools": ${JSON.stringify([b])}}`,
+    `{"tools": ${JSON.stringify([a])}, "messages": ${JSON.stringify([question, answer])}, "tool\\u0073": []}`,
+    `{"tool\\u0073": ${JSON.stringify([b])}, "tools": ${JSON.stringify([a])}, "messages": ${JSON.stringify([question, answer])}}`,
+    `{"tools": ${JSON.stringify([a])}, "messages": ${JSON.stringify([question, answer])}, "tools": null}`,
+    `{"tools": null, "messages": ${JSON.stringify([question, answer])}}`,
+    `{"tools": "${JSON.stringify([a]).replaceAll('"', '\\"')}", "messages": ${JSON.stringify([question, answer])}}`,
+    `  {"messages" : ${JSON.stringify([{ role: 'user', content: '"tools": [] }' }, answer])} ,\t"tools":${JSON.stringify([a])} }  `,
+    `{"tools": ${JSON.stringify([a])}, "messages": [{"role": "user", "content": "n"}, {"role": "assistant", "content": "5.0 \\u00e9"}]}`,
+    `{"tools": ${JSON.stringify([a])}, "messages": []} trailing`,
+    `{"tools": [${JSON.stringify(a)},], "messages": ${JSON.stringify([question, answer])}}`,
+  ];
+  const lines = [...LINES, ...tricky];
+  // Broken lines: cut at the end and at the start, and with the first colon gone.
+  const broken = lines.flatMap((line) => [line.slice(0, -2), line.slice(1), line.replace(':', '')]);
+
+  for (const split of ['last', 'each'] as const)
+    test(`gives what parsing the line and converting the record gives, rejections included (split ${split})`, () => {
+      const convertLine = createOpenAiLineConverter({ split, maxToolLists: 3 });
+      const toolsOf = createToolListReader();
+      const reference = (text: string) => {
+        const record = parseJsonLine(text);
+        return record.ok ? openAiChatToSamples(record.value, { split, toolsOf }) : record;
+      };
+      let accepted = 0;
+      // Twice over: the second pass meets tool lists cached by their text (or evicted and read again).
+      for (const text of [...lines, ...broken, ...lines]) {
+        const expected = reference(text);
+        if (expected.ok) accepted++;
+        const actual = convertLine(text);
+        expect(actual, text).toEqual(expected);
+        expect(stored(actual), text).toEqual(stored(expected));
+      }
+      expect(accepted).toBeGreaterThan(20);
+    });
+
+  test('lines that repeat a tool list share one list; the later of two `tools` members is the one read', () => {
+    const convertLine = createOpenAiLineConverter({ split: 'last' });
+    const first = convertLine(LINES[0]!);
+    const second = convertLine(LINES[1]!);
+    if (!first.ok || !second.ok) throw new Error('test input');
+    expect(second.value[0]!.tools).toBe(first.value[0]!.tools);
+    const twice = convertLine(tricky[1]!);
+    if (!twice.ok) throw new Error(twice.rejection.reason);
+    expect(twice.value[0]!.tools.map((t) => t.name)).toEqual(['b']);
   });
 });
