@@ -395,7 +395,8 @@ function textPrediction(
   if (!lead) return undefined;
   let i = lead.rest;
   while (bytes[i] === 0x20) i++;
-  if (bytes.compare(RESULT_KEY, 0, RESULT_KEY.length, i, i + RESULT_KEY.length) !== 0) return undefined;
+  // Byte by byte: `Buffer#compare` checks its four offsets in JavaScript and calls into C++, more than eight bytes cost.
+  for (let k = 0; k < RESULT_KEY.length; k++) if (bytes[i + k] !== RESULT_KEY[k]) return undefined;
   i += RESULT_KEY.length;
   while (bytes[i] === 0x20) i++;
   if (bytes[i++] !== 0x3a) return undefined;
