@@ -41,7 +41,7 @@ const DEFAULT_MAX_TOOL_LISTS = 1_000;
  * with {@link createToolListReader} gives, rejections included, but a tool list met before is neither parsed nor keyed
  * again. The list's text is found in the line without parsing it (core/json.ts jsonMemberSpan), the line is parsed
  * with `null` in its place, and the converted list is looked up by that text. Parsing the list and writing its content
- * key had been a third of an import's CPU when every record repeats one of a few lists.
+ * key had been nearly a third of an import's CPU when every record repeats one of a few lists.
  *
  * Exact: equal texts parse to equal lists, and the record with `null` for its tools is the record, whose `tools` is
  * then the list the text parses to (checked: the member still reads `null`). Anything else (no `tools` member, a line

@@ -46,7 +46,7 @@ export async function* readRecords(file: string, options: ReadRecordsOptions = {
 }
 
 /** A line's record, or the located rejection of a line that is not JSON (what {@link readRecords} gives for it). */
-export function recordOf(item: LineItem): RecordItem | RejectedItem {
+function recordOf(item: LineItem): RecordItem | RejectedItem {
   const parsed = parseJsonLine(item.text);
   return parsed.ok
     ? { kind: 'record', file: item.file, line: item.line, value: parsed.value }
