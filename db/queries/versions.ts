@@ -422,6 +422,16 @@ export async function countStagedNotIn(
   q: Queryable,
   input: { batchId: string; versionId: number | null },
 ): Promise<number> {
+  if (input.versionId === null) {
+    // No version to compare with (a dataset's first import): every member counts, read from the batch's primary-key
+    // range alone. The join below looked up each member's sample for its seq (0.5 s of a 100,000-sample import);
+    // the sample is there, since a member's reference is checked when it is written (0010_cheaper_import_checks.sql).
+    const { rows } = await q.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM staging_members WHERE batch_id = $1::text',
+      [input.batchId],
+    );
+    return rows[0]?.n ?? 0;
+  }
   const { rows } = await q.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM staging_members sm JOIN samples s ON s.id = sm.sample_id
      WHERE sm.batch_id = $1::text
