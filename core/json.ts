@@ -411,6 +411,7 @@ export function jsonMemberSpan(text: string, key: string): { start: number; end:
   let inMember = false;
   let start = -1;
   let found: { start: number; end: number } | undefined;
+  const quotedKey = `"${key}"`;
   const close = (stop: number): boolean => {
     if (!inMember) return true;
     let to = stop;
@@ -457,7 +458,7 @@ export function jsonMemberSpan(text: string, key: string): { start: number; end:
       if (!close(pos)) return undefined;
       // Found, and the rest names no key that could be `key` (spelled plainly or with a `\u` escape): the member
       // is not named again. The rest is left unscanned; a reader parses the text anyway.
-      if (found && text.indexOf(`"${key}"`, pos) < 0 && text.indexOf('\\u', pos) < 0) return found;
+      if (found && text.indexOf(quotedKey, pos) < 0 && text.indexOf('\\u', pos) < 0) return found;
       start = -1;
       atKey = true;
     }

@@ -13,6 +13,25 @@ import {
   type JsonValue,
 } from '../../../core/json.js';
 
+/** What `JSON.parse` makes of a text, or that it refuses it. */
+function parsesTo(text: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/** Broken variants of each text: cut at the end and at the start, without its first `separator`, without its first quote. */
+function brokenVariants(texts: readonly string[], separator: string): string[] {
+  return texts.flatMap((text) => [
+    text.slice(0, -1),
+    text.slice(1),
+    text.replace(separator, ''),
+    text.replace('"', ''),
+  ]);
+}
+
 function parsed(text: string): JsonValue {
   const result = parseJson(text);
   if (!result.ok) throw new Error(result.error.message);
@@ -164,20 +183,7 @@ describe('jsonArrayElementTexts', () => {
     );
     texts.push(`${pick(spaces, 3)}[${parts.join(',')}]${pick(spaces, 2)}`);
   }
-  const broken = texts.flatMap((text) => [
-    text.slice(0, -1),
-    text.slice(1),
-    text.replace(',', ''),
-    text.replace('"', ''),
-  ]);
-
-  const parsesTo = (text: string): { ok: true; value: unknown } | { ok: false } => {
-    try {
-      return { ok: true, value: JSON.parse(text) as unknown };
-    } catch {
-      return { ok: false };
-    }
-  };
+  const broken = brokenVariants(texts, ',');
 
   test('an array is cut into its elements exactly; what is not an array never comes back as one', () => {
     let arrays = 0;
@@ -237,20 +243,7 @@ describe('jsonMemberSpan', () => {
     );
     texts.push(`${pick(spaces, 4)}{${members.join(',')}${pick(spaces, 3)}}`);
   }
-  const broken = texts.flatMap((text) => [
-    text.slice(0, -1),
-    text.slice(1),
-    text.replace(':', ''),
-    text.replace('"', ''),
-  ]);
-
-  const parsesTo = (text: string): { ok: true; value: unknown } | { ok: false } => {
-    try {
-      return { ok: true, value: JSON.parse(text) as unknown };
-    } catch {
-      return { ok: false };
-    }
-  };
+  const broken = brokenVariants(texts, ':');
 
   test("the span is the member's value exactly; a text it finds nothing in has no single plain `tools` member", () => {
     let found = 0;
