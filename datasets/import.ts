@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
-import path from 'node:path';
 import type pg from 'pg';
 import {
   bfclAnswerFromRecord,
@@ -200,8 +199,6 @@ async function loadBatch(
   };
   let pending: { stored: StoredSample; line: number }[] = [];
   let pendingRejections: LocatedRejection[] = [];
-  const source = path.basename(input.file);
-  const kind = input.purpose === 'import' ? ('seed_import' as const) : ('injection' as const);
   /**
    * The page being written while the next one is read: the database works on one page while this process parses and
    * hashes the next, instead of each waiting for the other. One page at most is in flight, so memory stays two pages.
@@ -219,8 +216,6 @@ async function loadBatch(
     writing = (async () => {
       const written = await writeImportPage(input.pool, {
         batchId,
-        kind,
-        file: source,
         samples: rows,
         rejections: rejected.map((r) => ({ line: r.line, field: r.field || null, reason: r.reason })),
       });

@@ -1,14 +1,9 @@
-import type { OriginKind } from '../../core/vocabulary.js';
 import type { Queryable } from '../tx.js';
 import type { StoredSample } from './samples.js';
 
 /** One page of an import: the samples it accepted, each with the line it came from, and the lines it rejected. */
 export interface ImportPage {
   batchId: string;
-  /** The origin each sample is recorded with: `seed_import` or `injection`. */
-  kind: OriginKind;
-  /** The file's name, recorded in each origin's detail with the batch and the line. */
-  file: string;
   /** Accepted samples in file order; a sample may repeat (the same content on two lines). */
   samples: readonly { stored: StoredSample; line: number }[];
   rejections: readonly { line: number; field: string | null; reason: string }[];
@@ -16,12 +11,13 @@ export interface ImportPage {
 
 /**
  * Writes one page of an import in one statement, so atomic without a transaction and one round trip: the tool lists
- * and samples (content-addressed, existing ones skipped), the staging members with their lines, the samples' origins
- * (`{batch, file, line}`), the rejected lines, and the batch's proof of life (`updated_at`). Foreign keys between these
- * rows are checked at the end of the statement, so the sibling inserts see each other's rows.
+ * and samples (content-addressed, existing ones skipped), the staging members with their lines, the rejected lines,
+ * and the batch's proof of life (`updated_at`). A member is also its sample's origin (`all_sample_origins`,
+ * db/migrations/0012_import_origins_from_members.sql). References between these rows are checked at the end of the
+ * statement, so the sibling inserts see each other's rows.
  *
- * What it stores is what the separate writers stored (db/queries/samples.ts insertSamples, origins.ts recordOrigins,
- * staging.ts addStagingMembers, addStagingRejections and touchStagingBatch): a sample repeated within the page is
+ * What it stores is what the separate writers stored (db/queries/samples.ts insertSamples, staging.ts
+ * addStagingMembers, addStagingRejections and touchStagingBatch): a sample repeated within the page is
  * written once, with its first line, as their ON CONFLICT DO NOTHING kept the first; across pages and imports the
  * natural keys skip what is there. Rows go in sample id order, so concurrent imports of the same content lock them in
  * one order and cannot deadlock.
@@ -50,41 +46,33 @@ export async function writeImportPage(q: Queryable, page: ImportPage): Promise<{
     `WITH new_toolsets AS (
        INSERT INTO toolsets (id, tools, n_tools)
        SELECT id, tools::json, n_tools
-       FROM unnest(string_to_array($4::text, E'\\n'), string_to_array($5::text, E'\\n'), $6::int[]) AS u(id, tools, n_tools)
+       FROM unnest(string_to_array($2::text, E'\\n'), string_to_array($3::text, E'\\n'), $4::int[]) AS u(id, tools, n_tools)
        ON CONFLICT (id) DO NOTHING
      ),
      new_samples AS (
        INSERT INTO samples (id, toolset_id, messages, target)
        SELECT id, toolset_id, messages::json, target::json
-       FROM unnest(string_to_array($7::text, E'\\n'), string_to_array($8::text, E'\\n'), string_to_array($9::text, E'\\n'),
-                   string_to_array($10::text, E'\\n')) AS u(id, toolset_id, messages, target)
+       FROM unnest(string_to_array($5::text, E'\\n'), string_to_array($6::text, E'\\n'), string_to_array($7::text, E'\\n'),
+                   string_to_array($8::text, E'\\n')) AS u(id, toolset_id, messages, target)
        ON CONFLICT (id) DO NOTHING
        RETURNING 1
      ),
-     page AS (SELECT * FROM unnest(string_to_array($7::text, E'\\n'), $11::int[]) AS u(sample_id, line)),
+     page AS (SELECT * FROM unnest(string_to_array($5::text, E'\\n'), $9::int[]) AS u(sample_id, line)),
      members AS (
        INSERT INTO staging_members (batch_id, sample_id, line)
        SELECT $1::text, sample_id, line FROM page
        ON CONFLICT (batch_id, sample_id) DO NOTHING
        RETURNING 1
      ),
-     origins AS (
-       INSERT INTO sample_origins (sample_id, kind, detail)
-       SELECT sample_id, $2::text, jsonb_build_object('batch', $1::text, 'file', $3::text, 'line', line) FROM page
-       ON CONFLICT (sample_id, kind, coalesce(parent_sample_id, ''), coalesce(loop_name, ''), coalesce(iteration, -1))
-       DO NOTHING
-     ),
      rejections AS (
        INSERT INTO staging_rejections (batch_id, line, field, reason)
-       SELECT $1::text, line, field, reason FROM unnest($12::int[], $13::text[], $14::text[]) AS u(line, field, reason)
+       SELECT $1::text, line, field, reason FROM unnest($10::int[], $11::text[], $12::text[]) AS u(line, field, reason)
        ON CONFLICT (batch_id, line) DO NOTHING
      ),
      touched AS (UPDATE staging_batches SET updated_at = now() WHERE id = $1::text AND status = 'loading')
      SELECT (SELECT count(*) FROM new_samples)::int AS new_to_store, (SELECT count(*) FROM members)::int AS staged`,
     [
       page.batchId,
-      page.kind,
-      page.file,
       lines(sortedToolsets.map((s) => s.toolsetId)),
       lines(sortedToolsets.map((s) => s.toolsJson)),
       sortedToolsets.map((s) => s.nTools),

@@ -73,16 +73,22 @@ const toEdge = (row: EdgeRow): LineageEdge => ({
   depth: row.depth,
 });
 
-/** Walks lineage both ways from one sample with recursive queries (bounded depth, so a cycle cannot loop forever). */
+/**
+ * A sample's origins (imports and injections included: `all_sample_origins`, one per staging batch that read it) and
+ * its lineage both ways, walked with recursive queries (bounded depth, so a cycle cannot loop forever). Parents are
+ * recorded in sample_origins only: an import has none.
+ */
 export async function getLineage(q: Queryable, sampleId: string, maxDepth = 50): Promise<Lineage> {
   const origins = await q.query<{
     kind: OriginKind;
     loop_name: string | null;
     iteration: number | null;
     detail: Record<string, unknown>;
-  }>('SELECT kind, loop_name, iteration, detail FROM sample_origins WHERE sample_id = $1::text ORDER BY id', [
-    sampleId,
-  ]);
+  }>(
+    `SELECT kind, loop_name, iteration, detail FROM all_sample_origins WHERE sample_id = $1::text
+     ORDER BY recorded_at, id NULLS FIRST`,
+    [sampleId],
+  );
   const ancestors = await q.query<EdgeRow>(
     `WITH RECURSIVE up AS (
        SELECT sample_id, parent_sample_id, kind, loop_name, iteration, detail, 1 AS depth

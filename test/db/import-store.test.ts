@@ -90,7 +90,7 @@ describe('import and versions on a real PostgreSQL', () => {
     );
     expect(new Map(members.rows.map((r) => [r.sample_id, r.line]))).toEqual(expected);
     const origins = await db.pool.query<{ sample_id: string; kind: string; detail: unknown }>(
-      'SELECT sample_id, kind, detail FROM sample_origins WHERE sample_id = ANY($1::text[]) ORDER BY id',
+      'SELECT sample_id, kind, detail FROM all_sample_origins WHERE sample_id = ANY($1::text[]) ORDER BY sample_id',
       [[...expected.keys()]],
     );
     expect(origins.rows).toHaveLength(4);

@@ -3,7 +3,11 @@ import { openAiChatToSamples } from '../../../core/formats/index.js';
 import { contentHash } from '../../../core/hash.js';
 import { parseJson, type JsonValue } from '../../../core/json.js';
 import { isSharedToolList, Sample, sampleId } from '../../../core/schemas/sample.js';
-import { createOpenAiLineConverter, createToolListReader } from '../../../datasets/openai-import.js';
+import {
+  createLeadingListFinder,
+  createOpenAiLineConverter,
+  createToolListReader,
+} from '../../../datasets/openai-import.js';
 import { parseJsonLine } from '../../../datasets/read-records.js';
 import { encodeSample } from '../../../db/sample-codec.js';
 
@@ -153,6 +157,10 @@ describe('the import converter of OpenAI chat lines', () => {
     `{"tools": ${JSON.stringify([a])}, "messages": [{"role": "user", "content": "n"}, {"role": "assistant", "content": "5.0 \\u00e9"}]}`,
     `{"tools": ${JSON.stringify([a])}, "messages": []} trailing`,
     `{"tools": [${JSON.stringify(a)},], "messages": ${JSON.stringify([question, answer])}}`,
+    // A known list opening the line, found by its lead: spaced out, followed by what breaks the line, before an escape.
+    `{ "tools"\t:  ${JSON.stringify([a])} , "messages": ${JSON.stringify([question, answer])}}`,
+    `{"tools":${JSON.stringify([a])}]], "messages": ${JSON.stringify([question, answer])}}`,
+    `{"tools":${JSON.stringify([a, b])}, "messages": ${JSON.stringify([question, answer])}, "note": "caf\u00e9"}`,
   ];
   const lines = [...LINES, ...tricky];
   // Broken lines: cut at the end and at the start, and with the first colon gone.
@@ -187,5 +195,44 @@ describe('the import converter of OpenAI chat lines', () => {
     const twice = convertLine(tricky[1]!);
     if (!twice.ok) throw new Error(twice.rejection.reason);
     expect(twice.value[0]!.tools.map((t) => t.name)).toEqual(['b']);
+  });
+});
+
+describe('the finder of a known tool list that opens a line', () => {
+  const list = JSON.stringify([tool('a'), tool('b')]);
+  const other = JSON.stringify([tool('a'), tool('c')]);
+  const messages = JSON.stringify([{ role: 'user', content: 'q' }]);
+
+  test('finds a remembered list in place, whatever the spacing around its key', () => {
+    const finder = createLeadingListFinder();
+    const line = `{"tools":${list},"messages":${messages}}`;
+    expect(finder.find(line)).toBeUndefined();
+    finder.remember(list);
+    finder.remember(other);
+    expect(finder.find(line)).toEqual({ start: 9, end: 9 + list.length });
+    const spaced = ` {\n "tools" :\t${other} , "messages": ${messages}}`;
+    const start = spaced.indexOf('[');
+    expect(finder.find(spaced)).toEqual({ start, end: start + other.length });
+    expect(spaced.slice(start, start + other.length)).toBe(other);
+  });
+
+  test('leaves to the scan what it cannot be sure of', () => {
+    const finder = createLeadingListFinder();
+    finder.remember(list);
+    const cases = [
+      `{"messages":${messages},"tools":${list}}`, // not the first member
+      `{"tools":${JSON.stringify([tool('a')])},"messages":${messages}}`, // a list not remembered, of the same lead
+      `{"tools":${list},"messages":${messages},"tools":null}`, // named again
+      `{"tools":${list},"messages":${messages},"tool\\u0073":null}`, // maybe named again, escaped
+      `{"tool\\u0073":${list},"messages":${messages}}`, // an escaped key
+      `["tools",${list}]`, // not an object
+    ];
+    for (const line of cases) expect(finder.find(line), line).toBeUndefined();
+    // A list shorter than its lead is not remembered: what follows it in a line would be part of the lead.
+    const short = JSON.stringify([{ type: 'function' }]);
+    finder.remember(short);
+    expect(finder.find(`{"tools":${short},"messages":${messages}}`)).toBeUndefined();
+    finder.clear();
+    expect(finder.find(`{"tools":${list},"messages":${messages}}`)).toBeUndefined();
   });
 });
