@@ -123,8 +123,9 @@ export function createLeadingListFinder(): {
       const lists = byLead.get(text.slice(start, start + LEAD_CHARS));
       if (lists === undefined) return undefined;
       for (const list of lists) {
-        if (!text.startsWith(list, start)) continue;
         const end = start + list.length;
+        // Compared as a slice: `startsWith` at an offset goes character by character, 10–50 times slower here.
+        if (text.slice(start, end) !== list) continue;
         // A later member named `tools` (plainly or with a `\u` escape) would be the one that counts, and may read
         // `null` too: such a line is left to the scan, which finds every key.
         return text.indexOf('"tools"', end) < 0 && text.indexOf('\\u', end) < 0 ? { start, end } : undefined;
