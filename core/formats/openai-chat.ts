@@ -91,6 +91,10 @@ export function messageFromJson(value: JsonValue, field: string): Converted<Chat
     if (typeof value.name === 'string') message.name = value.name;
     return parseWith(ChatMessage, message, field);
   }
+  // A system or user message is its role and its text, which is what their schemas accept (core/schemas/messages.ts):
+  // built here, it needs no second look (the schema's pass was a tenth of an import's conversion). Any other role is
+  // left to the schema, which words the rejection.
+  if (role === 'user' || role === 'system') return accept({ role, content: content.value ?? '' });
   return parseWith(ChatMessage, { role, content: content.value ?? '' }, field);
 }
 
