@@ -7,6 +7,7 @@ import { REWARD_SCORE_PATH, type RewardItem, type RewardResponse } from '../core
 import type { RewardMode } from '../core/vocabulary.js';
 import { formatTable } from '../client/format.js';
 import { perSecond as rate, type Figure } from './lib/figures.js';
+import { processCpuSeconds } from './lib/process-cpu.js';
 import { projectPath } from '../services/paths.js';
 import { parseRewardRequest, scoreRewardRequest } from '../services/reward-server.js';
 import { bfclRewardCases } from '../test/helpers/reward-cases.js';
@@ -66,17 +67,6 @@ interface ServerProcess {
   /** CPU seconds the server process has used so far (user + system) where the OS tells (Linux), else undefined. */
   cpuSeconds(): number | undefined;
   stop(): Promise<void>;
-}
-
-// utime and stime: fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 a second on Linux).
-function processCpuSeconds(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
 }
 
 async function startServer(scratch: string): Promise<ServerProcess> {

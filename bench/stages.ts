@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { getEventListeners, once } from 'node:events';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Session } from 'node:inspector/promises';
@@ -23,6 +23,7 @@ import { startSimServer } from '../sim/server.js';
 import { type Figure, perSecond } from './lib/figures.js';
 import { startSim, stopChild } from './lib/stack.js';
 import { measurePhase as phase } from './lib/measure.js';
+import { processCpuSeconds } from './lib/process-cpu.js';
 
 /**
  * `stages` section: probe throughput (GCP) against the simulated model server with zero latency, on a fresh embedded
@@ -429,25 +430,14 @@ interface SimHandle {
 /** The shared child-process sim (bench/lib/stack.ts), as a handle. */
 async function startChildSim(): Promise<SimHandle> {
   const { url, child } = await startSim();
-  return { baseURL: `${url}/v1`, cpuMs: () => processCpuMs(child.pid!), close: () => stopChild(child) };
+  return {
+    baseURL: `${url}/v1`,
+    cpuMs: () => (processCpuSeconds(child.pid!) ?? Number.NaN) * 1000,
+    close: () => stopChild(child),
+  };
 }
 
 async function inProcessSim(): Promise<SimHandle> {
   const server = await startSimServer({ port: 0, seed: 7 });
   return { baseURL: server.baseURL, cpuMs: () => Number.NaN, close: () => server.close() };
 }
-
-/** A process's CPU time so far (user + system, from /proc/<pid>/stat), in milliseconds; NaN where /proc is not. */
-function processCpuMs(pid: number): number {
-  try {
-    // Fields after the command's closing parenthesis: state is field 3, utime 14 and stime 15 (proc(5)).
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** USER_HZ: 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS_PER_SECOND = 100;

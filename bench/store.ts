@@ -1,4 +1,4 @@
-import { chmodSync, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import { openDatabase } from '../db/open.js';
 import { addMembers, createVersion, freezeVersion, inheritMembers, removeMembers } from '../db/queries/versions.js';
 import { type Figure, perSecond } from './lib/figures.js';
 import { measurePhase as phase } from './lib/measure.js';
+import { processTreeCpuSeconds } from './lib/process-cpu.js';
 
 /**
  * `store` section, on a fresh embedded PostgreSQL: import rate of generated OpenAI-format files (20k and 100k distinct
@@ -29,6 +30,8 @@ export async function run(): Promise<Figure[]> {
     database: 'bench',
   });
   const pool = await openDatabase({ url: server.url, applicationName: 'looptool-bench', max: 4 });
+  // The server's first process, whose children are the backends doing the import's work (postmaster.pid, line 1).
+  const postmasterPid = Number(readFileSync(path.join(server.pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const rows: (string | number)[][] = [];
   const figures: Figure[] = [];
   const peakRss: string[] = [];
@@ -36,6 +39,7 @@ export async function run(): Promise<Figure[]> {
     for (const size of [20_000, 100_000]) {
       const file = path.join(scratch, `openai-${size}.jsonl`);
       const expected = await writeOpenAiFile(file, size);
+      const cpuBefore = { node: process.cpuUsage(), postgres: processTreeCpuSeconds(postmasterPid) };
       const { result, seconds, peakRssMb } = await phase(async () => {
         const staged = await stageFile({ pool, file, format: 'openai', purpose: 'import', target: `bench-${size}` });
         await versionFromImport(pool, { dataset: `bench-${size}`, batchId: staged.batchId });
@@ -54,7 +58,7 @@ export async function run(): Promise<Figure[]> {
         peakRssMb,
       ]);
       peakRss.push(`${peakRssMb} MB (${size / 1000}k)`);
-      if (size === 100_000)
+      if (size === 100_000) {
         figures.push({
           section: 'store',
           figure: 'import samples/s (100,000 OpenAI-format, 5% repeats, 1% bad lines)',
@@ -62,6 +66,21 @@ export async function run(): Promise<Figure[]> {
           target: '≥ 20,000/s',
           met: result.staged / seconds >= 20_000,
         });
+        // Where the import's time goes: the two sides work on 2 cores at once, so the larger one bounds the rate.
+        const node = process.cpuUsage(cpuBefore.node);
+        const postgresAfter = processTreeCpuSeconds(postmasterPid);
+        const perSample = (cpuSeconds: number) => `${((cpuSeconds * 1e6) / result.staged).toFixed(0)} µs`;
+        figures.push({
+          section: 'store',
+          figure: 'import CPU per sample: this process / PostgreSQL',
+          value: `${perSample((node.user + node.system) / 1e6)} / ${
+            cpuBefore.postgres === undefined || postgresAfter === undefined
+              ? '?'
+              : perSample(postgresAfter - cpuBefore.postgres)
+          }`,
+          target: 'for information',
+        });
+      }
     }
     for (const format of ['openai-jsonl', 'verl-parquet'] as const) {
       const out = path.join(scratch, `export.${format}`);
