@@ -23,7 +23,7 @@ import { startSimServer } from '../sim/server.js';
 import { type Figure, perSecond } from './lib/figures.js';
 import { startSim, stopChild } from './lib/stack.js';
 import { measurePhase as phase } from './lib/measure.js';
-import { processCpuSeconds } from './lib/process-cpu.js';
+import { postmasterPid, processCpuSeconds, processTreeCpuSeconds } from './lib/process-cpu.js';
 
 /**
  * `stages` section: probe throughput (GCP) against the simulated model server with zero latency, on a fresh embedded
@@ -34,6 +34,8 @@ import { processCpuSeconds } from './lib/process-cpu.js';
  * flight, one shared endpoint pool. Each run has its own loop name and a fresh sim server (no warm caches); this
  * process's RSS is sampled every 20 ms. The sim server runs in a child process (its own core, and RSS is the worker
  * side's alone); one run puts it in this process for comparison, and one runs 20,000 samples as a single activity.
+ * Each run's CPU per sample is shown for the three processes sharing the 2 cores: this one (the worker's side), the
+ * sim's, and PostgreSQL's (postmaster and backends; the pool's connections stay open across a run, so none is lost).
  *
  * The 1,000,000-sample run probes a version made by SQL, not by the CLI (generating and importing a million samples
  * takes about 15 minutes): the 100,000 imported samples are copied nine times under new ids (sha256 of the original id
@@ -95,6 +97,7 @@ export async function run(): Promise<Figure[]> {
     database: 'bench',
   });
   const pool = await openDatabase({ url: server.url, applicationName: 'looptool-bench', max: 8 });
+  const postgresPid = postmasterPid(server.pgdata);
   const results: RunResult[] = [];
   try {
     const setupStart = performance.now();
@@ -143,7 +146,7 @@ export async function run(): Promise<Figure[]> {
       },
     ];
     for (const [index, spec] of runs.slice(0, RUNS).entries())
-      results.push(await probeRun(pool, spec, index === 0 ? PROFILE_DIR : undefined));
+      results.push(await probeRun(pool, postgresPid, spec, index === 0 ? PROFILE_DIR : undefined));
   } finally {
     await pool.end();
     await stopEmbeddedPostgres(stateDir);
@@ -162,6 +165,7 @@ export async function run(): Promise<Figure[]> {
         'DB query s (summed)',
         'worker CPU µs/sample',
         'sim CPU µs/sample',
+        'PostgreSQL CPU µs/sample',
         'RSS before MB',
         'peak RSS MB',
         'abort listeners left per activity',
@@ -258,7 +262,7 @@ async function copiedVersion(pool: pg.Pool, fromVersion: number, count: number, 
  * overlap, so this is load, not a share of the run) and counts the abort listeners each activity's cancellation
  * signal still holds when it returns.
  */
-async function probeRun(pool: pg.Pool, spec: Run, profileDir?: string): Promise<RunResult> {
+async function probeRun(pool: pg.Pool, postgresPid: number, spec: Run, profileDir?: string): Promise<RunResult> {
   const loopName = `bench-${spec.size}-${spec.sim}-${spec.batch}`;
   await pool.query(
     `INSERT INTO loops (name, config, config_hash, workflow_id) VALUES ($1::text, '{}', 'bench', $2::text)`,
@@ -295,6 +299,7 @@ async function probeRun(pool: pg.Pool, spec: Run, profileDir?: string): Promise<
     }
     const cpuBefore = process.cpuUsage();
     const simCpuBefore = sim.cpuMs();
+    const postgresCpuBefore = processTreeCpuSeconds(postgresPid);
     const { result, seconds, peakRssMb } = await phase(async () => {
       let probed = 0;
       let next = 0;
@@ -324,6 +329,7 @@ async function probeRun(pool: pg.Pool, spec: Run, profileDir?: string): Promise<
     });
     const cpu = process.cpuUsage(cpuBefore);
     const simCpuMs = sim.cpuMs() - simCpuBefore;
+    const postgresCpuAfter = processTreeCpuSeconds(postgresPid);
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
       const file = path.join(profileDir!, `probe-${spec.size}-${Date.now()}.cpuprofile`);
@@ -346,6 +352,9 @@ async function probeRun(pool: pg.Pool, spec: Run, profileDir?: string): Promise<
         Number((db.queryMs() / 1000).toFixed(1)),
         Math.round((cpu.user + cpu.system) / result),
         Number.isNaN(simCpuMs) ? '-' : Math.round((simCpuMs * 1000) / result),
+        postgresCpuBefore === undefined || postgresCpuAfter === undefined
+          ? '-'
+          : Math.round(((postgresCpuAfter - postgresCpuBefore) * 1e6) / result),
         baseline,
         peakRssMb,
         listeners,

@@ -1,4 +1,4 @@
-import { chmodSync, createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { openDatabase } from '../db/open.js';
 import { addMembers, createVersion, freezeVersion, inheritMembers, removeMembers } from '../db/queries/versions.js';
 import { type Figure, perSecond } from './lib/figures.js';
 import { measurePhase as phase } from './lib/measure.js';
-import { processTreeCpuSeconds } from './lib/process-cpu.js';
+import { postmasterPid, processTreeCpuSeconds } from './lib/process-cpu.js';
 
 /**
  * `store` section, on a fresh embedded PostgreSQL: import rate of generated OpenAI-format files (20k and 100k distinct
@@ -30,8 +30,7 @@ export async function run(): Promise<Figure[]> {
     database: 'bench',
   });
   const pool = await openDatabase({ url: server.url, applicationName: 'looptool-bench', max: 4 });
-  // The server's first process, whose children are the backends doing the import's work (postmaster.pid, line 1).
-  const postmasterPid = Number(readFileSync(path.join(server.pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const postgresPid = postmasterPid(server.pgdata);
   const rows: (string | number)[][] = [];
   const figures: Figure[] = [];
   const peakRss: string[] = [];
@@ -39,7 +38,7 @@ export async function run(): Promise<Figure[]> {
     for (const size of [20_000, 100_000]) {
       const file = path.join(scratch, `openai-${size}.jsonl`);
       const expected = await writeOpenAiFile(file, size);
-      const cpuBefore = { node: process.cpuUsage(), postgres: processTreeCpuSeconds(postmasterPid) };
+      const cpuBefore = { node: process.cpuUsage(), postgres: processTreeCpuSeconds(postgresPid) };
       const { result, seconds, peakRssMb } = await phase(async () => {
         const staged = await stageFile({ pool, file, format: 'openai', purpose: 'import', target: `bench-${size}` });
         await versionFromImport(pool, { dataset: `bench-${size}`, batchId: staged.batchId });
@@ -68,7 +67,7 @@ export async function run(): Promise<Figure[]> {
         });
         // Where the import's time goes: the two sides work on 2 cores at once, so the larger one bounds the rate.
         const node = process.cpuUsage(cpuBefore.node);
-        const postgresAfter = processTreeCpuSeconds(postmasterPid);
+        const postgresAfter = processTreeCpuSeconds(postgresPid);
         const perSample = (cpuSeconds: number) => `${((cpuSeconds * 1e6) / result.staged).toFixed(0)} µs`;
         figures.push({
           section: 'store',

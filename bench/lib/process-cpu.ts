@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -38,4 +39,9 @@ export function processTreeCpuSeconds(rootPid: number): number | undefined {
       total += (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
   }
   return total;
+}
+
+/** A PostgreSQL cluster's first process, whose children are the backends doing the work (postmaster.pid, line 1). */
+export function postmasterPid(pgdata: string): number {
+  return Number(readFileSync(path.join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
 }

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type ModelCallRow, recordModelCalls } from '../../db/queries/model-calls.js';
 import { getLineage, recordOrigins } from '../../db/queries/origins.js';
+import { insertProbePage, type ProbeResultRow } from '../../db/queries/probe-results.js';
 import { getSamples, insertSamples, resolveSampleId } from '../../db/queries/samples.js';
 import {
   addStagingMembers,
@@ -330,6 +332,89 @@ describe('dataset store on a real PostgreSQL', () => {
           sample!.toolsetId,
         ]),
       ).rejects.toThrow(/samples_id_check/);
+  });
+
+  test('references a probe page writes are checked per statement: a missing loop or sample is refused, and a named loop stays', async () => {
+    const [sample] = [storedSample(71_000)];
+    await insertSamples(db.pool, [sample!]);
+    await db.pool.query(
+      `INSERT INTO loops (name, config, config_hash, workflow_id) VALUES ('probed', '{}', 'h', 'loop/probed'),
+         ('ledgered', '{}', 'h', 'loop/ledgered'), ('unnamed', '{}', 'h', 'loop/unnamed')`,
+    );
+    const result = (sampleId: string): ProbeResultRow => ({
+      sampleId,
+      model: 'm',
+      promptVersion: 'none',
+      outcome: 'match',
+      rawOutput: '[]',
+      parsedCalls: '[]',
+      errorType: null,
+      error: null,
+      meanLogprob: -0.1,
+      perplexity: 1.1,
+      promptTokens: 10,
+      completionTokens: 2,
+      latencyMs: 1,
+    });
+    const call = (loopName: string | null, callKey: string): ModelCallRow => ({
+      callKey,
+      loopName,
+      iteration: loopName === null ? null : 1,
+      stage: 'probe',
+      role: 'policy',
+      model: 'm',
+      endpoint: 'http://sim',
+      promptTokens: 10,
+      completionTokens: 2,
+      latencyMs: 1,
+      ok: true,
+    });
+    const refusal = (write: Promise<unknown>) =>
+      write.then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; message: string },
+      );
+    const missing = 'e'.repeat(64);
+    const probed = { loopName: 'probed', iteration: 1 };
+    // A page naming a sample that is not there writes nothing, its ledger rows included (one statement).
+    const noSample = await refusal(
+      insertProbePage(db.pool, probed, [result(sample!.id), result(missing)], [call('probed', 'probed:missing')]),
+    );
+    expect(noSample?.code).toBe('23503');
+    expect(noSample?.message).toMatch(/probe_results.*"samples".*sample_id = e{64}/);
+    const noLoop = await refusal(insertProbePage(db.pool, { loopName: 'no-such-loop', iteration: 1 }, [], []));
+    expect(noLoop).toBeUndefined(); // nothing written, nothing checked
+    expect(
+      (await refusal(insertProbePage(db.pool, { loopName: 'no-such-loop', iteration: 1 }, [result(sample!.id)], [])))
+        ?.code,
+    ).toBe('23503');
+    expect((await refusal(recordModelCalls(db.pool, [call('no-such-loop', 'nsl:1')])))?.message).toMatch(
+      /model_calls.*"loops".*loop_name = no-such-loop/,
+    );
+    expect(
+      (await db.pool.query(`SELECT count(*)::int AS n FROM model_calls WHERE call_key = 'probed:missing'`)).rows[0].n,
+    ).toBe(0);
+    // Valid rows are written; a ledger row without a loop (a CLI call) needs none.
+    expect(await insertProbePage(db.pool, probed, [result(sample!.id)], [call('probed', 'probed:1')])).toBe(1);
+    await recordModelCalls(db.pool, [call('ledgered', 'ledgered:1'), call(null, 'no-loop:1')]);
+    await expect(
+      db.pool.query(`UPDATE probe_results SET sample_id = $1 WHERE loop_name = 'probed'`, [missing]),
+    ).rejects.toMatchObject({ code: '23503' });
+    // A loop that results or ledger rows name can be neither deleted nor renamed; one they do not name can.
+    for (const name of ['probed', 'ledgered']) {
+      expect((await refusal(db.pool.query(`DELETE FROM loops WHERE name = $1`, [name])))?.message).toMatch(
+        new RegExp(`"loops" leaves (probe_results|model_calls)\\.loop_name = ${name} without its row`),
+      );
+      expect(
+        (await refusal(db.pool.query(`UPDATE loops SET name = $1 WHERE name = $2`, [`${name}-2`, name])))?.code,
+      ).toBe('23503');
+    }
+    await db.pool.query(`UPDATE loops SET updated_at = now() WHERE name IN ('probed', 'ledgered')`);
+    await db.pool.query(`UPDATE loops SET name = 'unnamed-2' WHERE name = 'unnamed'`);
+    await db.pool.query(`DELETE FROM loops WHERE name = 'unnamed-2'`);
+    expect(
+      (await db.pool.query(`SELECT count(*)::int AS n FROM loops WHERE name IN ('probed', 'ledgered')`)).rows[0].n,
+    ).toBe(2);
   });
 
   test('a staging batch is consumed by one version only, however often it is retried', async () => {
