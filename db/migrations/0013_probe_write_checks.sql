@@ -3,13 +3,16 @@
 -- ledger row naming its loop. A foreign key checks each row on its own: a lookup that also locks the referenced row
 -- (FOR KEY SHARE), so the pages that four activities write at once each lock the same loops row, over and over, and a
 -- sample's row is dirtied by the lock. Those checks were about a fifth of PostgreSQL's CPU per probed sample
--- (`npm run bench -- stages`, 60,000 samples, alternated: 79-85 → 63-70 µs a sample, with no checks at all).
+-- (`npm run bench -- stages`, 60,000 samples, runs alternated: 79-85 µs a sample with the foreign keys, 63-70 with no
+-- checks at all, 61-73 with the checks below).
 --
 -- The statement-level checks (0010's looptool_check_references) refuse the same rows with the same error code. What the
 -- foreign keys guarded on the referenced side stays guarded: samples can be neither updated nor deleted (their
 -- immutability trigger) nor truncated (judgements and expansions still reference them by foreign key), loops cannot be
 -- truncated (their other referencing tables' foreign keys), and deleting or renaming a loop that probe results or
--- ledger rows still name is refused at the end of the statement, as NO ACTION did.
+-- ledger rows still name is refused at the end of the statement, as NO ACTION did. What no check here replaces is the
+-- foreign key's row lock: a loop deleted by hand while its probe is writing could leave that page's rows behind
+-- (looptool never deletes or renames a loop; samples cannot be deleted at all).
 ALTER TABLE probe_results DROP CONSTRAINT probe_results_loop_name_fkey;
 ALTER TABLE probe_results DROP CONSTRAINT probe_results_sample_id_fkey;
 ALTER TABLE model_calls DROP CONSTRAINT model_calls_loop_name_fkey;
