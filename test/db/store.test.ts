@@ -36,6 +36,12 @@ describe('dataset store on a real PostgreSQL', () => {
 
   const count = async (table: string) =>
     (await db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
+  /** The error a write failed with, or undefined when it succeeded. */
+  const refusalOf = (write: Promise<unknown>) =>
+    write.then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message: string },
+    );
 
   test('a retried batch write adds nothing, and shared tool lists are stored once', async () => {
     const batch = Array.from({ length: 50 }, (_, i) => storedSample(10_000 + i));
@@ -296,10 +302,7 @@ describe('dataset store on a real PostgreSQL', () => {
     });
     const missing = 'e'.repeat(64);
     const refused = async (sql: string, params: unknown[]) => {
-      const err = await db.pool.query(sql, params).then(
-        () => undefined,
-        (e: unknown) => e as { code?: string; message: string },
-      );
+      const err = await refusalOf(db.pool.query(sql, params));
       expect(err?.code).toBe('23503');
       return err!.message;
     };
@@ -369,26 +372,21 @@ describe('dataset store on a real PostgreSQL', () => {
       latencyMs: 1,
       ok: true,
     });
-    const refusal = (write: Promise<unknown>) =>
-      write.then(
-        () => undefined,
-        (e: unknown) => e as { code?: string; message: string },
-      );
     const missing = 'e'.repeat(64);
     const probed = { loopName: 'probed', iteration: 1 };
     // A page naming a sample that is not there writes nothing, its ledger rows included (one statement).
-    const noSample = await refusal(
+    const noSample = await refusalOf(
       insertProbePage(db.pool, probed, [result(sample!.id), result(missing)], [call('probed', 'probed:missing')]),
     );
     expect(noSample?.code).toBe('23503');
     expect(noSample?.message).toMatch(/probe_results.*"samples".*sample_id = e{64}/);
-    const noLoop = await refusal(insertProbePage(db.pool, { loopName: 'no-such-loop', iteration: 1 }, [], []));
+    const noLoop = await refusalOf(insertProbePage(db.pool, { loopName: 'no-such-loop', iteration: 1 }, [], []));
     expect(noLoop).toBeUndefined(); // nothing written, nothing checked
     expect(
-      (await refusal(insertProbePage(db.pool, { loopName: 'no-such-loop', iteration: 1 }, [result(sample!.id)], [])))
+      (await refusalOf(insertProbePage(db.pool, { loopName: 'no-such-loop', iteration: 1 }, [result(sample!.id)], [])))
         ?.code,
     ).toBe('23503');
-    expect((await refusal(recordModelCalls(db.pool, [call('no-such-loop', 'nsl:1')])))?.message).toMatch(
+    expect((await refusalOf(recordModelCalls(db.pool, [call('no-such-loop', 'nsl:1')])))?.message).toMatch(
       /model_calls.*"loops".*loop_name = no-such-loop/,
     );
     expect(
@@ -402,11 +400,11 @@ describe('dataset store on a real PostgreSQL', () => {
     ).rejects.toMatchObject({ code: '23503' });
     // A loop that results or ledger rows name can be neither deleted nor renamed; one they do not name can.
     for (const name of ['probed', 'ledgered']) {
-      expect((await refusal(db.pool.query(`DELETE FROM loops WHERE name = $1`, [name])))?.message).toMatch(
+      expect((await refusalOf(db.pool.query(`DELETE FROM loops WHERE name = $1`, [name])))?.message).toMatch(
         new RegExp(`"loops" leaves (probe_results|model_calls)\\.loop_name = ${name} without its row`),
       );
       expect(
-        (await refusal(db.pool.query(`UPDATE loops SET name = $1 WHERE name = $2`, [`${name}-2`, name])))?.code,
+        (await refusalOf(db.pool.query(`UPDATE loops SET name = $1 WHERE name = $2`, [`${name}-2`, name])))?.code,
       ).toBe('23503');
     }
     await db.pool.query(`UPDATE loops SET updated_at = now() WHERE name IN ('probed', 'ledgered')`);
